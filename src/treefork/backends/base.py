@@ -1,0 +1,82 @@
+"""The backend interface. Every backend is one module with a class that satisfies `Backend`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from treefork.config import Config
+from treefork.state import Registry
+
+CLONE = "clone"  # reflink: copy-on-write, near-zero time and disk
+COPY = "copy"  # a full in-kernel copy
+EMPTY = "empty"  # the root, created empty
+IMPORT = "import"  # the root, filled by pg_dump | pg_restore
+NEON = "neon"  # a Neon copy-on-write branch
+
+
+@dataclass(frozen=True)
+class DbBranch:
+    """A database branch as the backend knows it."""
+
+    name: str  # database name (local) or Neon branch name
+    id: str  # the backend's id (the database name for local; br-... for Neon)
+    workspace: str | None = None  # the owner marker: which workspace of which repo made it
+    clone_method: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str
+    direct_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend may know about the repo it serves."""
+
+    repo_id: str
+    repo_name: str
+    config: Config
+    registry: Registry
+    settings: dict[str, Any]
+    progress: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    terminate_blockers: bool = False
+    ttl_seconds: int | None = None
+    git_branch: str | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def ensure_ready(self) -> None:
+        """Make the backend usable (start the server, check credentials), or raise FatalError."""
+
+    def create_root(self, *, import_url: str | None) -> DbBranch:
+        """The root branch, idempotently: empty, or filled from an existing database once."""
+
+    def root(self) -> DbBranch:
+        """The root branch recorded at init."""
+
+    def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
+        """A copy-on-write child of parent, marked as made by treefork for this repo. Idempotent."""
+
+    def find_branch_or_none(self, workspace: str) -> DbBranch | None:
+        """The branch treefork made for this workspace, if it exists."""
+
+    def delete_branch(self, branch: DbBranch) -> None:
+        """Drop a branch treefork made. Already gone is success. Refuses anything not ours."""
+
+    def list_branches(self) -> list[DbBranch]:
+        """Every branch treefork made for this repo (not the root)."""
+
+    def connection(self, branch: DbBranch) -> Connection:
+        """The URLs an application uses for this branch (the branch's own credentials)."""
+
+    def status(self) -> dict[str, Any]:
+        """What `doctor` and `server status` show (no secrets)."""

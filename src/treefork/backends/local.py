@@ -1,0 +1,254 @@
+"""The local backend: database branches are `CREATE DATABASE child TEMPLATE parent STRATEGY FILE_COPY`
+with file_copy_method = clone (a reflink on XFS, btrfs and APFS; an in-kernel copy elsewhere).
+
+It runs against the embedded server (the default) or a server the user already runs (`--server-url`).
+Each repo gets its own login role, `tf_<repo_id>`, which owns the repo's databases; the superuser
+password never leaves treefork. Every database carries the comment `treefork:<repo_id>:<workspace>`,
+and nothing without that mark is ever dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+from treefork import proc
+from treefork.backends import pgserver
+from treefork.backends.base import CLONE, COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.errors import BackendError, FatalError, ParentBusyError
+from treefork.names import db_name, db_prefix, root_db_name
+from treefork.redact import register
+
+ROOT_MARK = "<root>"
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, ctx: BackendContext) -> None:
+        self.ctx = ctx
+        self._server: pgserver.ServerInfo | None = None
+        self.external = bool(ctx.settings.get("external"))
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        self.server()
+
+    def server(self) -> pgserver.ServerInfo:
+        if self._server is None:
+            self._server = self._external_server() if self.external else pgserver.EmbeddedServer().ensure_running()
+        return self._server
+
+    def _external_server(self) -> pgserver.ServerInfo:
+        url = self.ctx.registry.secret("admin_url")
+        if not url:
+            raise FatalError("the admin URL of your PostgreSQL server is missing", hint="run `treefork init --server-url postgresql://admin:PASSWORD@HOST/postgres` again")
+        register(url)
+        parts = urlsplit(url)
+        register(parts.password)
+        info = pgserver.ServerInfo(host=parts.hostname or "127.0.0.1", port=parts.port or 5432, user=parts.username or "postgres",
+                                   password=parts.password or "", dbname=(parts.path.lstrip("/") or "postgres"))
+        try:
+            with psycopg.connect(**info.conninfo(), connect_timeout=5):
+                pass
+        except psycopg.OperationalError as e:
+            raise BackendError(f"cannot connect to {info.host}:{info.port} as {info.user}: {_first_line(e)}", hint="check the server is up and the admin URL given to `treefork init --server-url`") from None
+        return info
+
+    @contextlib.contextmanager
+    def admin(self) -> Iterator[psycopg.Connection]:
+        info = self.server()
+        with psycopg.connect(**info.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork") as conn:
+            yield conn
+
+    # ---- the repo's role ----------------------------------------------------------------------
+    @property
+    def role(self) -> str:
+        return f"tf_{self.ctx.repo_id}"
+
+    def _role_password(self) -> str:
+        password = self.ctx.registry.secret("role_password", create=True)
+        assert password
+        register(password)
+        return password
+
+    def _ensure_role(self, conn: psycopg.Connection) -> None:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(self.role), sql.Literal(self._role_password())))
+
+    # ---- branches -----------------------------------------------------------------------------
+    def root(self) -> DbBranch:
+        name = root_db_name(self.ctx.repo_id)
+        return DbBranch(name=name, id=name, workspace=ROOT_MARK, clone_method=self.ctx.settings.get("root_method", EMPTY))
+
+    def create_root(self, *, import_url: str | None) -> DbBranch:
+        root = self.root()
+        with self.admin() as conn:
+            self._ensure_role(conn)
+            if not self._exists(conn, root.name):
+                self._create_marked(conn, root.name, ROOT_MARK, template=None)
+                if import_url:
+                    try:
+                        self._import(import_url, root)
+                    except BaseException:
+                        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(root.name)))
+                        raise
+        method = IMPORT if import_url else EMPTY
+        return DbBranch(name=root.name, id=root.name, workspace=ROOT_MARK, clone_method=method)
+
+    def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
+        name = db_name(self.ctx.repo_id, workspace)
+        with self.admin() as conn:
+            existing = self._mark_of(conn, name)
+            if existing is not None:
+                if existing != self._mark(workspace):
+                    raise BackendError(f"database {name} exists but was not made by treefork for {workspace!r}", hint="drop or rename it yourself; treefork never touches databases it did not create")
+                return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+            if not self._exists(conn, parent.name):
+                raise BackendError(f"the parent database {parent.name} does not exist", hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace")
+            self._ensure_role(conn)
+            with self._parent_quiet(conn, parent.name, terminate=options.terminate_blockers):
+                self._create_marked(conn, name, workspace, template=parent.name)
+        return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+
+    def find_branch_or_none(self, workspace: str) -> DbBranch | None:
+        name = db_name(self.ctx.repo_id, workspace)
+        with self.admin() as conn:
+            if self._mark_of(conn, name) == self._mark(workspace):
+                return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+        return None
+
+    def delete_branch(self, branch: DbBranch) -> None:
+        if branch.workspace in (None, ROOT_MARK) or branch.name == self.root().name:
+            raise BackendError(f"refusing to drop {branch.name}: it is the root", hint="the root database is never dropped by treefork")
+        with self.admin() as conn:
+            mark = self._mark_of(conn, branch.name)
+            if mark is None and not self._exists(conn, branch.name):
+                return  # already gone
+            if mark != self._mark(branch.workspace):
+                raise BackendError(f"refusing to drop {branch.name}: treefork did not create it", hint="drop it yourself if you are sure")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(branch.name)))
+
+    def list_branches(self) -> list[DbBranch]:
+        prefix = self._mark("")
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(shobj_description(oid, 'pg_database'), %s)",
+                (prefix,),
+            ).fetchall()
+        return [DbBranch(name=n, id=n, workspace=c[len(prefix):], clone_method=self.clone_method()) for n, c in rows if c[len(prefix):] != ROOT_MARK]
+
+    def connection(self, branch: DbBranch) -> Connection:
+        info = self.server()
+        url = f"postgresql://{quote(self.role, safe='')}:{quote(self._role_password(), safe='')}@{info.host}:{info.port}/{quote(branch.name, safe='')}"
+        return Connection(url=url, direct_url=url)
+
+    def clone_method(self) -> str:
+        if self.external:
+            return self.ctx.settings.get("clone_method", COPY)
+        return pgserver.EmbeddedServer().status().get("clone_method") or COPY
+
+    def status(self) -> dict[str, Any]:
+        if self.external:
+            info = self.server()
+            return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
+        return {"backend": "local", "server": "embedded", **pgserver.EmbeddedServer().status()}
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _mark(self, workspace: str) -> str:
+        return f"treefork:{self.ctx.repo_id}:{workspace}"
+
+    def _exists(self, conn: psycopg.Connection, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    def _mark_of(self, conn: psycopg.Connection, name: str) -> str | None:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _create_marked(self, conn: psycopg.Connection, name: str, workspace: str, *, template: str | None) -> None:
+        """CREATE, then mark and lock down; if marking fails the new database is dropped again."""
+        ident = sql.Identifier(name)
+        if template is None:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(self.role)))
+        else:
+            if not self.external:
+                conn.execute("SET file_copy_method = clone")
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY").format(ident, sql.Identifier(template), sql.Identifier(self.role)))
+            except psycopg.errors.ObjectInUse as e:
+                raise self._busy_error(conn, template) from e
+            except psycopg.errors.DuplicateDatabase:
+                raise BackendError(f"database {name} already exists", hint="another treefork command is creating it; retry") from None
+        try:
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(self._mark(workspace))))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+            conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(ident, sql.Identifier(self.role)))
+        except BaseException:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            raise
+
+    def _blockers(self, conn: psycopg.Connection, parent: str) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT pid, coalesce(application_name, ''), coalesce(usename, ''), coalesce(client_addr::text, '') FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (parent,),
+        ).fetchall()
+        return [{"pid": p, "application_name": a, "user": u, "client_addr": c} for p, a, u, c in rows]
+
+    def _busy_error(self, conn: psycopg.Connection, parent: str) -> ParentBusyError:
+        blockers = self._blockers(conn, parent)
+        who = ", ".join(f"pid {b['pid']} ({b['application_name'] or 'no application_name'})" for b in blockers) or "a client that just left"
+        return ParentBusyError(
+            f"cannot branch {parent}: it has live connections: {who}",
+            hint="stop those clients, or pass --terminate-blockers to disconnect them just for the clone",
+            blockers=blockers,
+        )
+
+    @contextlib.contextmanager
+    def _parent_quiet(self, conn: psycopg.Connection, parent: str, *, terminate: bool) -> Iterator[None]:
+        """A template must have no connections. Either say who is connected, or (explicitly) cut them off
+        for the few milliseconds of the clone, refusing new ones meanwhile."""
+        blockers = self._blockers(conn, parent)
+        if not blockers:
+            yield
+            return
+        if not terminate:
+            raise self._busy_error(conn, parent)
+        ident = sql.Identifier(parent)
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+        try:
+            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (parent,))
+            yield
+        finally:
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
+
+    def _import(self, url: str, root: DbBranch) -> None:
+        """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role."""
+        register(url)
+        self.ctx.progress(f"importing {_safe(url)} into {root.name} (pg_dump | pg_restore)")
+        bin_dir = pgserver.wheel_bin_dir()
+        target = self.connection(root).url
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
+        try:
+            proc.pipe(
+                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={url}"],
+                [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
+                env=env,
+            )
+        except FatalError as e:
+            raise BackendError(f"import from {_safe(url)} failed: {e.message}", hint="check the URL (`treefork init --import URL`) and that the server is reachable") from None
+
+
+def _safe(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,21 @@
+"""`treefork gc`: drop database branches whose workspace is provably gone."""
+
+from __future__ import annotations
+
+from treefork import output, reconcile
+from treefork.context import Context
+
+
+def run(*, dry_run: bool, as_json: bool) -> int:
+    ctx = Context.open()
+    actions = reconcile.gc(ctx, dry_run=dry_run)
+    if as_json:
+        output.emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
+        return 0
+    if not actions:
+        output.info("nothing to collect: every database branch has its workspace")
+        return 0
+    verb = "would drop" if dry_run else "dropped"
+    output.table(["workspace", "database", "action", "reason"],
+                 ([a.workspace, a.db_branch or "", (verb if a.db_branch else "would forget" if dry_run else "forgot") if (dry_run or a.done) else "skipped", a.reason] for a in actions))
+    return 0

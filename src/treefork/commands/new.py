@@ -1,0 +1,36 @@
+"""`treefork new NAME`: a worktree, a git branch, a database branch and an env file, in one command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from treefork import output, workspace
+from treefork.backends.base import CreateOptions
+from treefork.context import Context
+from treefork.names import WorkspaceName
+from treefork.ttl import parse_ttl
+
+
+def run(name: str, *, parent: str | None, branch: str | None, path: str | None, terminate_blockers: bool, ttl: str | None, as_json: bool) -> int:
+    ws_name = WorkspaceName.of(name)
+    if branch is not None:
+        WorkspaceName.of(branch)
+    ctx = Context.open()
+    started = time.perf_counter()
+    req = workspace.NewRequest(
+        name=ws_name,
+        parent=parent,
+        branch=branch,
+        path=Path(path).absolute() if path else None,
+        options=CreateOptions(terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)),
+    )
+    ws = workspace.create(ctx, req)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file), "seconds": round(elapsed, 3)})
+    else:
+        output.info(f"workspace {ws.name}: {ws.path} on branch {ws.branch}, database {ws.db_branch} "
+                    f"({ws.clone_method}) forked from {ws.parent or 'root'} in {elapsed:.2f}s")
+        output.result(ws.path)
+    return 0

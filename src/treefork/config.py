@@ -1,0 +1,130 @@
+"""treefork.toml at the main worktree's root. Every key has a default, so the file is optional.
+
+Each value remembers where it came from (`default` or `treefork.toml`), for `doctor` and error messages.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from treefork.errors import FatalError
+
+CONFIG_FILE = "treefork.toml"
+
+DEFAULTS: dict[str, Any] = {
+    "env_file": ".env",
+    "env_example": ".env.example",
+    "url_var": "DATABASE_URL",
+    "direct_url_var": "",
+    "secret_keys": ["NEON_API_KEY"],
+    "copy_files": [],
+    "setup": [],
+    "worktree_dir": "../{repo}.worktrees",
+}
+NEON_DEFAULTS: dict[str, Any] = {
+    "project_id": "",
+    "branch_name_template": "{branch}",
+    "pooled": True,
+    "database": "",
+    "role": "",
+    "ttl": "",
+}
+DOCS: dict[str, str] = {
+    "env_file": "the env file written into each worktree",
+    "env_example": "the template used when the main worktree has no env file",
+    "url_var": "the variable that gets the workspace's database URL",
+    "direct_url_var": "a second variable for the unpooled URL (Neon), e.g. DIRECT_URL; empty = none",
+    "secret_keys": "keys never copied into a worktree's env file (agents can read those files)",
+    "copy_files": "extra files copied from the main worktree into each new worktree",
+    "setup": "commands run in a new worktree with its env loaded, e.g. 'npm ci'",
+    "worktree_dir": "where new worktrees go, relative to the main worktree; {repo} is its directory name",
+    "neon.project_id": "the Neon project (also settable by `init --project-id`)",
+    "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
+    "neon.pooled": "write the pooled (pgbouncer) URL into url_var",
+    "neon.database": "database name on each branch (default: the only one)",
+    "neon.role": "role name on each branch (default: the database's owner)",
+    "neon.ttl": "default --ttl for new branches, e.g. 7d (at most 30d)",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    env_file: str
+    env_example: str
+    url_var: str
+    direct_url_var: str
+    secret_keys: tuple[str, ...]
+    copy_files: tuple[str, ...]
+    setup: tuple[tuple[str, ...], ...]
+    worktree_dir: str
+    neon: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def our_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.url_var, self.direct_url_var) if k)
+
+    def worktree_path(self, main_root: Path, dir_name: str) -> Path:
+        base = Path(self.worktree_dir.replace("{repo}", main_root.name))
+        if not base.is_absolute():
+            base = main_root / base
+        return Path(_normpath(base)) / dir_name
+
+
+def _normpath(p: Path) -> str:
+    import os
+
+    return os.path.normpath(str(p))
+
+
+def load(main_root: Path) -> Config:
+    path = main_root / CONFIG_FILE
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise FatalError(f"{path} is not valid TOML: {e}", hint="fix the file or remove it to use the defaults") from None
+    unknown = set(raw) - set(DEFAULTS) - {"neon"}
+    if unknown:
+        raise FatalError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}", hint=f"known keys: {', '.join(DEFAULTS)}, [neon]")
+    values = {k: raw.get(k, v) for k, v in DEFAULTS.items()}
+    sources = {k: ("treefork.toml" if k in raw else "default") for k in DEFAULTS}
+    neon_raw = raw.get("neon", {})
+    if not isinstance(neon_raw, dict) or set(neon_raw) - set(NEON_DEFAULTS):
+        raise FatalError(f"{path}: bad [neon] table", hint=f"known keys: {', '.join(NEON_DEFAULTS)}")
+    _check_types(path, values)
+    return Config(
+        env_file=values["env_file"],
+        env_example=values["env_example"],
+        url_var=values["url_var"],
+        direct_url_var=values["direct_url_var"],
+        secret_keys=tuple(values["secret_keys"]),
+        copy_files=tuple(values["copy_files"]),
+        setup=tuple(_command(c) for c in values["setup"]),
+        worktree_dir=values["worktree_dir"],
+        neon={**NEON_DEFAULTS, **neon_raw},
+        sources=sources,
+    )
+
+
+def _check_types(path: Path, values: dict[str, Any]) -> None:
+    for key, default in DEFAULTS.items():
+        if not isinstance(values[key], type(default)):
+            raise FatalError(f"{path}: {key} must be a {type(default).__name__}", hint=f"{key} = {default!r}")
+    for key in ("env_file", "env_example"):
+        if "/" in values[key] or values[key] in ("", ".", ".."):
+            raise FatalError(f"{path}: {key} must be a plain file name", hint=f"{key} = {DEFAULTS[key]!r}")
+
+
+def _command(spec: Any) -> tuple[str, ...]:
+    """A setup command: a string is split like a shell would (no shell runs it), a list is taken as is."""
+    if isinstance(spec, str):
+        return tuple(shlex.split(spec))
+    if isinstance(spec, list) and all(isinstance(a, str) for a in spec):
+        return tuple(spec)
+    raise FatalError(f"bad setup command {spec!r}", hint="write it as a string 'npm ci' or a list ['npm', 'ci']")

@@ -1,0 +1,110 @@
+"""Env files: read with python-dotenv's own parser; rewrite only our keys, byte for byte elsewhere.
+
+python-dotenv's parse_stream() splits a file into bindings whose original texts concatenate back to
+the whole file. We replace the value inside our keys' bindings (keeping `export`, spacing, quoting
+style, trailing comments and line endings), delete the bindings of keys that must not be copied,
+and append keys that are missing. Every other byte stays as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Mapping
+
+from dotenv.parser import parse_stream
+
+from treefork.errors import FatalError
+from treefork.fsutil import atomic_write_text
+
+BOM = "\ufeff"
+DQ = '"'
+# A value that fails loudly instead of silently reaching someone else's database.
+UNPROVISIONED_URL = "postgresql://unprovisioned.treefork.invalid/run_treefork_sync_to_provision_this_worktree"
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_@%+:,./-]*$")
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError:
+        raise FatalError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
+    except OSError as e:
+        raise FatalError(f"cannot read {path}: {e.strerror}", hint=f"check its permissions (chmod 600 {path})") from None
+
+
+def values(text: str) -> dict[str, str | None]:
+    """Key -> value, last definition wins (python-dotenv's rule)."""
+    return {b.key: b.value for b in parse_stream(io.StringIO(text.removeprefix(BOM))) if b.key is not None}
+
+
+def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
+    """Set each key to its value (None deletes the key). Every other byte is kept."""
+    bom = BOM if text.startswith(BOM) else ""
+    body = text.removeprefix(bom)
+    newline = "\r\n" if "\r\n" in body else "\n"
+    pieces: list[str] = []
+    seen: set[str] = set()
+    for binding in parse_stream(io.StringIO(body)):
+        original = binding.original.string
+        if binding.key is None or binding.key not in updates:
+            pieces.append(original)
+            continue
+        seen.add(binding.key)
+        new_value = updates[binding.key]
+        if new_value is None:
+            pieces.append(_leading_space(original))  # the binding goes, its own line ending too
+        else:
+            pieces.append(_replace_value(original, binding.key, new_value, newline))
+    out = "".join(pieces)
+    missing = [(k, v) for k, v in updates.items() if v is not None and k not in seen]
+    if missing:
+        if out and not out.endswith(("\n", "\r")):
+            out += newline
+        out += "".join(k + "=" + _quote(v, style=DQ) + newline for k, v in missing)
+    return bom + out
+
+
+def write(path: Path, text: str) -> bool:
+    """Atomically, mode 0600. Returns False when the file already had this content."""
+    try:
+        return atomic_write_text(path, text, mode=0o600)
+    except OSError as e:
+        raise FatalError(f"cannot write {path}: {e.strerror}", hint="free some disk space or fix the directory's permissions; the old file is untouched") from None
+
+
+_VALUE = re.compile(
+    r"""(?P<pre>^\s*(?:export[ \t]+)?(?P<key>[^\s=]+)[ \t]*=[ \t]*)"""
+    r"""(?P<val>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^\r\n]*?)"""
+    r"""(?P<post>(?:[ \t]+\#[^\r\n]*)?[ \t]*(?:\r\n|\n|\r)?)$""",
+    re.DOTALL,
+)
+
+
+def _replace_value(original: str, key: str, value: str, newline: str) -> str:
+    m = _VALUE.match(original)
+    if not m or m.group("key").strip("'\"") != key:
+        ending = original[len(original.rstrip("\r\n")) :] or ""
+        return key + "=" + _quote(value, style=DQ) + ending
+    old = m.group("val")
+    style = old[0] if old[:1] in ("'", '"') else ""
+    return m.group("pre") + _quote(value, style=style) + m.group("post")
+
+
+def _leading_space(original: str) -> str:
+    """Blank lines that dotenv's parser attached to a binding belong to the file, not to the key."""
+    leading = original[: len(original) - len(original.lstrip())]
+    last_break = max(leading.rfind("\n"), leading.rfind("\r"))
+    return leading[: last_break + 1]
+
+
+def _quote(value: str, *, style: str) -> str:
+    if style == "'" and "'" not in value and "\n" not in value:
+        return f"'{value}'"
+    if style == "" and _SHELL_SAFE.match(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

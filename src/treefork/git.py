@@ -1,0 +1,193 @@
+"""Typed git queries and operations, all through proc.run."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from treefork import proc
+from treefork.errors import FatalError, ProcError
+
+ZERO_SHA = "0" * 40
+MIN_GIT = (2, 28)
+
+
+def no_git_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without GIT_DIR and friends, so git finds the repo from cwd (as pre-commit does)."""
+    env = dict(os.environ if base is None else base)
+    for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY"):
+        env.pop(key, None)
+    return env
+
+
+def git(*args: str, cwd: Path, check: bool = True) -> proc.Result:
+    return proc.run("git", *args, cwd=cwd, env=no_git_env(), check=check)
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None  # short name, None when detached
+    bare: bool = False
+    prunable: bool = False
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A git repository seen from one of its worktrees."""
+
+    cwd: Path
+    toplevel: Path  # this worktree's root
+    git_dir: Path
+    common_dir: Path
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> "Repo":
+        cwd = (cwd or Path.cwd()).absolute()
+        _check_git_version()
+        r = git("rev-parse", "--is-bare-repository", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", cwd=cwd, check=False)
+        if r.rc != 0:
+            raise FatalError(f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first")
+        lines = r.out.splitlines()
+        if lines[0] == "true" or len(lines) < 4:
+            raise FatalError("this is a bare repository; treefork needs a main worktree", hint="clone it without --bare")
+        toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
+        if not common.is_absolute():
+            common = (cwd / common).resolve()
+        return cls(cwd=cwd, toplevel=toplevel, git_dir=git_dir, common_dir=common.resolve())
+
+    @property
+    def is_linked_worktree(self) -> bool:
+        return self.git_dir.resolve() != self.common_dir
+
+    @property
+    def main_root(self) -> Path:
+        """The main worktree's root: the first entry of `git worktree list`."""
+        return self.worktrees()[0].path
+
+    @property
+    def name(self) -> str:
+        return self.main_root.name
+
+    def worktrees(self) -> list[Worktree]:
+        out = git("worktree", "list", "--porcelain", cwd=self.toplevel).out
+        return _parse_worktrees(out)
+
+    def has_commits(self) -> bool:
+        return git("rev-parse", "--verify", "-q", "HEAD", cwd=self.toplevel, check=False).rc == 0
+
+    def branch_exists(self, branch: str) -> bool:
+        return git("show-ref", "--verify", "-q", f"refs/heads/{branch}", cwd=self.toplevel, check=False).rc == 0
+
+    def rev(self, ref: str) -> str | None:
+        r = git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=self.toplevel, check=False)
+        return r.out.strip() or None
+
+    def head_of(self, path: Path) -> str | None:
+        r = git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False)
+        return r.out.strip() or None
+
+    def current_branch(self, path: Path) -> str | None:
+        r = git("symbolic-ref", "-q", "--short", "HEAD", cwd=path, check=False)
+        return r.out.strip() or None
+
+    def add_worktree(self, path: Path, branch: str, *, create_from: str | None) -> None:
+        """`git worktree add`, retrying git's own race under parallel adds (git 2.39 'commondir: Success')."""
+        args = ["worktree", "add"]
+        args += ["-b", branch, str(path), create_from] if create_from else [str(path), branch]
+        for attempt in range(6):
+            r = git(*args, cwd=self.main_root, check=False)
+            if r.rc == 0:
+                return
+            if not _is_transient_worktree_race(r.err) or attempt == 5:
+                raise ProcError(("git", *args), r.rc, r.out, r.err)
+            _cleanup_failed_add(self, path, branch, created=create_from is not None)
+            time.sleep(0.05 + random.random() * 0.2)
+
+    def remove_worktree(self, path: Path, *, force: bool) -> None:
+        git("worktree", "remove", *(["--force", "--force"] if force else []), str(path), cwd=self.main_root)
+
+    def prune_worktrees(self) -> None:
+        git("worktree", "prune", cwd=self.main_root, check=False)
+
+    def is_dirty(self, path: Path) -> bool:
+        """Uncommitted or untracked changes, ignoring files that git ignores."""
+        r = git("status", "--porcelain", "--untracked-files=normal", cwd=path)
+        return bool(r.out.strip())
+
+    def is_merged(self, branch: str, *, into: str) -> bool:
+        r = git("merge-base", "--is-ancestor", f"refs/heads/{branch}", into, cwd=self.main_root, check=False)
+        return r.rc == 0
+
+    def delete_branch(self, branch: str) -> None:
+        git("branch", "-D", branch, cwd=self.main_root)
+
+    def is_ignored(self, path: Path, worktree: Path) -> bool:
+        return git("check-ignore", "-q", "--no-index", str(path), cwd=worktree, check=False).rc == 0
+
+    def is_tracked(self, rel: str, worktree: Path) -> bool:
+        return git("ls-files", "--error-unmatch", "--", rel, cwd=worktree, check=False).rc == 0
+
+
+def _parse_worktrees(out: str) -> list[Worktree]:
+    trees: list[Worktree] = []
+    for record in out.split("\n\n"):
+        fields = [f for f in record.split("\n") if f]
+        if not fields or not fields[0].startswith("worktree "):
+            continue
+        attrs: dict[str, str] = {}
+        for f in fields:
+            key, _, value = f.partition(" ")
+            attrs[key] = value
+        branch = attrs.get("branch")
+        trees.append(
+            Worktree(
+                path=Path(attrs["worktree"]),
+                head=attrs.get("HEAD"),
+                branch=branch.removeprefix("refs/heads/") if branch else None,
+                bare="bare" in attrs,
+                prunable="prunable" in attrs,
+                locked="locked" in attrs,
+            )
+        )
+    return trees
+
+
+def _is_transient_worktree_race(err: str) -> bool:
+    return "commondir" in err or "gitdir" in err and "failed to read" in err or "could not lock" in err.lower()
+
+
+def _cleanup_failed_add(repo: Repo, path: Path, branch: str, *, created: bool) -> None:
+    """Undo what a failed parallel `git worktree add` left, so the retry starts clean."""
+    repo.prune_worktrees()
+    if path.exists() and not (path / ".git").exists():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    if created and repo.branch_exists(branch):
+        in_use = any(w.branch == branch for w in repo.worktrees())
+        if not in_use:
+            git("branch", "-D", branch, cwd=repo.main_root, check=False)
+
+
+_version_checked = False
+
+
+def _check_git_version() -> None:
+    global _version_checked
+    if _version_checked:
+        return
+    out = proc.run("git", "--version", hint="install git 2.28 or newer").out
+    parts = out.split()[2].split(".") if len(out.split()) > 2 else []
+    try:
+        version = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        raise FatalError(f"cannot read the git version from {out.strip()!r}", hint="install git 2.28 or newer") from None
+    if version < MIN_GIT:
+        raise FatalError(f"git {'.'.join(parts)} is too old", hint="install git 2.28 or newer (treefork needs worktree --porcelain -z and reference-transaction)")
+    _version_checked = True

@@ -1,0 +1,102 @@
+"""The one funnel for subprocesses. Argument lists only, never a shell string."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from treefork.errors import FatalError, ProcError
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    rc: int
+    out: str
+    err: str
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """An unprivileged OS user to run a command as (used when treefork runs as root)."""
+
+    uid: int
+    gid: int
+
+
+
+def run(
+    *args: str,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    check: bool = True,
+    run_as: RunAs | None = None,
+    timeout: float | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run a command, capture its output, raise ProcError on failure when check is set."""
+    try:
+        cp = subprocess.run(
+            list(args),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            **_identity(run_as),
+        )
+    except FileNotFoundError:
+        raise FatalError(f"`{args[0]}` was not found", hint=f"install {os.path.basename(args[0])} or put it on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise FatalError(f"`{' '.join(args[:3])}` did not finish within {timeout:.0f}s") from None
+    result = Result(tuple(args), cp.returncode, cp.stdout, cp.stderr)
+    if check and cp.returncode != 0:
+        raise ProcError(result.args, result.rc, result.out, result.err, hint=hint)
+    return result
+
+
+def run_visible(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> int:
+    """Run a user's command (a setup step) with its output shown on stderr. Returns the exit code."""
+    try:
+        return subprocess.run(list(args), cwd=cwd, env=dict(env), stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL).returncode
+    except FileNotFoundError:
+        return 127
+
+
+def pipe(first: Sequence[str], second: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
+    """Run `first | second`, raising ProcError if either fails."""
+    p1 = subprocess.Popen(list(first), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=dict(env) if env else None)
+    p2 = subprocess.Popen(list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env else None)
+    assert p1.stdout is not None
+    p1.stdout.close()
+    out2, err2 = p2.communicate()
+    _, err1 = p1.communicate()
+    if p1.returncode != 0:
+        raise ProcError(tuple(first), p1.returncode, "", err1.decode(errors="replace"))
+    if p2.returncode != 0:
+        raise ProcError(tuple(second), p2.returncode, out2.decode(errors="replace"), err2.decode(errors="replace"))
+
+
+def spawn_detached(*args: str, run_as: RunAs | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Start a long-lived process in its own session (the database server)."""
+    subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(env) if env is not None else None,
+        **_identity(run_as),
+    )
+
+
+def _identity(run_as: RunAs | None) -> dict[str, object]:
+    if run_as is None:
+        return {}
+    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}

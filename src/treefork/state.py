@@ -1,0 +1,205 @@
+"""The per-repo registry: one JSON file in the common git dir, shared by every worktree, under a file lock.
+
+It holds no secrets (those live in secrets.json beside it, mode 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets as pysecrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import filelock
+
+from treefork.errors import FatalError
+from treefork.fsutil import atomic_write_text
+
+VERSION = 1
+
+# Workspace statuses
+CREATING = "creating"  # intent recorded, not finished (a crash leaves this; a re-run or gc finishes it)
+READY = "ready"
+UNPROVISIONED = "unprovisioned"  # the worktree exists but its database could not be made
+REMOVING = "removing"
+
+
+@dataclass
+class Workspace:
+    name: str
+    branch: str | None
+    path: str
+    parent: str | None  # parent workspace name; None = the root
+    db_branch: str | None = None  # backend name of the database branch
+    db_id: str | None = None  # backend id (Neon branch id); None for local
+    clone_method: str | None = None
+    status: str = CREATING
+    origin: str = "new"  # new | post-checkout | claude
+    created_worktree: bool = False
+    created_branch: bool = False
+    created_at: float = field(default_factory=time.time)
+    pid: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Workspace":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class State:
+    repo_id: str | None = None
+    backend: str | None = None
+    backend_settings: dict[str, Any] = field(default_factory=dict)
+    root_db_branch: str | None = None
+    root_db_id: str | None = None
+    root_clone_method: str | None = None
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+
+    @property
+    def initialized(self) -> bool:
+        return self.repo_id is not None and self.backend is not None and self.root_db_branch is not None
+
+    def expect_initialized(self) -> None:
+        if not self.initialized:
+            raise FatalError("treefork is not initialised in this repository", hint="run `treefork init` first")
+
+    def expect_workspace(self, name: str) -> Workspace:
+        ws = self.workspaces.get(name)
+        if ws is None:
+            raise FatalError(f"no workspace named {name!r}", hint="`treefork ls` lists them")
+        return ws
+
+    def workspace_by_path_or_none(self, path: Path) -> Workspace | None:
+        for ws in self.workspaces.values():
+            if Path(ws.path) == path:
+                return ws
+        return None
+
+    def workspace_by_branch_or_none(self, branch: str) -> Workspace | None:
+        for ws in self.workspaces.values():
+            if ws.branch == branch:
+                return ws
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["version"] = VERSION
+        data["workspaces"] = {k: v.to_json() for k, v in sorted(self.workspaces.items())}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "State":
+        spaces = {k: Workspace.from_json(v) for k, v in data.get("workspaces", {}).items()}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "workspaces"}
+        return cls(**fields, workspaces=spaces)
+
+
+class Registry:
+    def __init__(self, common_dir: Path) -> None:
+        self.dir = common_dir / "treefork"
+        self.file = self.dir / "registry.json"
+        self.secrets_file = self.dir / "secrets.json"
+        self._lock = filelock.FileLock(str(self.dir / "registry.lock"), timeout=60)
+        self._git_lock = filelock.FileLock(str(self.dir / "git.lock"), timeout=300)
+
+    def read(self) -> State:
+        """A consistent snapshot (writes are atomic renames, so no lock is needed to read)."""
+        return self._load()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[State]:
+        """Lock, load, let the caller change the state, save it if it changed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._locked(self._lock, "registry"):
+            state = self._load()
+            before = json.dumps(state.to_json(), sort_keys=True)
+            yield state
+            after = state.to_json()
+            if json.dumps(after, sort_keys=True) != before:
+                atomic_write_text(self.file, json.dumps(after, indent=2, sort_keys=True) + "\n", mode=0o644)
+
+    @contextlib.contextmanager
+    def git_lock(self) -> Iterator[None]:
+        """Serialises this repo's worktree add/remove steps (git races with itself)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._locked(self._git_lock, "git"):
+            yield
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _locked(lock: filelock.FileLock, what: str) -> Iterator[None]:
+        try:
+            with lock:
+                yield
+        except filelock.Timeout:
+            raise FatalError(f"timed out waiting for the {what} lock {lock.lock_file}", hint="another treefork command is running; retry when it ends") from None
+
+    def _load(self) -> State:
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return State()
+        except OSError as e:
+            raise FatalError(f"cannot read the registry {self.file}: {e.strerror}", hint="check its permissions") from None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("version") != VERSION:
+                raise ValueError("unknown format")
+            return State.from_json(data)
+        except (ValueError, TypeError, KeyError) as e:
+            raise FatalError(
+                f"the registry {self.file} is corrupted ({e})",
+                hint=f"move it aside (mv {self.file} {self.file}.broken) and run `treefork gc --adopt` to rebuild it from the backend",
+            ) from None
+
+    # secrets: per-repo values that must never enter the registry, a worktree or the output
+    def secret(self, key: str, *, create: bool = False) -> str | None:
+        with self._lock:
+            data = self._load_secrets()
+            if key not in data and create:
+                data[key] = pysecrets.token_hex(16)
+                self._save_secrets(data)
+            return data.get(key)
+
+    def set_secret(self, key: str, value: str) -> None:
+        with self._lock:
+            data = self._load_secrets()
+            data[key] = value
+            self._save_secrets(data)
+
+    def _load_secrets(self) -> dict[str, str]:
+        try:
+            return json.loads(self.secrets_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise FatalError(f"cannot read {self.secrets_file}: {e}", hint="remove it and run `treefork init` again") from None
+
+    def _save_secrets(self, data: dict[str, str]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.secrets_file, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
+
+
+def new_repo_id() -> str:
+    return pysecrets.token_hex(3)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
