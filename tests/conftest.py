@@ -1,0 +1,106 @@
+"""Shared fixtures: real git repos in tmp dirs, one real embedded PostgreSQL server per test session.
+
+Tests drive the real CLI in a subprocess (`tf(...)`), exactly as agents and git hooks do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ENV_SAMPLE = (
+    "# app settings\r\n"
+    "export APP_MODE=dev\r\n"
+    'SECRET_TOKEN="abc#def=ghi"  # keep me\r\n'
+    "DATABASE_URL='postgresql://me:pw@localhost:5432/app_dev'\r\n"
+    "NEON_API_KEY=napi_test_secret_never_copy\r\n"
+)
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_tf(cwd: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None, check: bool = True, timeout: float = 180) -> Run:
+    full_env = {**os.environ, **(env or {})}
+    cp = subprocess.run([sys.executable, "-m", "treefork", *args], cwd=cwd, env=full_env, input=input,
+                        capture_output=True, text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    result = Run(cp.returncode, cp.stdout, cp.stderr)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"treefork {' '.join(args)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
+    return result
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    cp = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {cp.stderr}")
+    return cp
+
+
+@pytest.fixture(scope="session", autouse=True)
+def treefork_home() -> Path:
+    """One PostgreSQL server for the whole session, in a home of its own (never the user's)."""
+    home = Path(tempfile.mkdtemp(prefix="treefork-test-home-"))
+    fake_user_home = Path(tempfile.mkdtemp(prefix="treefork-test-user-"))
+    saved = {k: os.environ.get(k) for k in ("TREEFORK_HOME", "HOME", "XDG_CONFIG_HOME", "NEON_API_KEY", "NEON_API_HOST")}
+    os.environ["TREEFORK_HOME"] = str(home)
+    os.environ["HOME"] = str(fake_user_home)  # nothing may write into the real home directory
+    os.environ.pop("XDG_CONFIG_HOME", None)
+    os.environ.pop("NEON_API_KEY", None)
+    os.environ.pop("NEON_API_HOST", None)
+    (fake_user_home / ".gitconfig").write_text("[user]\n\tname = t\n\temail = t@example.invalid\n[init]\n\tdefaultBranch = main\n")
+    yield home
+    subprocess.run([sys.executable, "-m", "treefork", "server", "stop"], capture_output=True, cwd="/")
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(fake_user_home, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repo with one commit and a main-worktree .env (CRLF, export, quotes, a secret key)."""
+    root = tmp_path / "app"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "README.md").write_text("hello\n")
+    (root / ".gitignore").write_text(".env\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "init")
+    (root / ".env").write_bytes(ENV_SAMPLE.encode())
+    return root
+
+
+@pytest.fixture
+def tf_repo(repo: Path) -> Path:
+    """A repo where `treefork init` (local backend) has run."""
+    run_tf(repo, "init")
+    return repo
+
+
+def db_url(worktree: Path, var: str = "DATABASE_URL") -> str:
+    from dotenv import dotenv_values
+
+    value = dotenv_values(worktree / ".env").get(var)
+    assert value, f"{var} missing in {worktree / '.env'}"
+    return value
