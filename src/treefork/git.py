@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -65,7 +66,7 @@ class Repo:
     def is_linked_worktree(self) -> bool:
         return self.git_dir.resolve() != self.common_dir
 
-    @property
+    @functools.cached_property
     def main_root(self) -> Path:
         """The main worktree's root: the first entry of `git worktree list`."""
         return self.worktrees()[0].path

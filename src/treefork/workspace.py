@@ -47,6 +47,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     state = ctx.state()
     state.expect_initialized()
     ws = _record_intent(ctx, req)
+    was_ready = ws.status == READY
     created = {"worktree": False, "branch": False, "db": False}
     try:
         parent = parent_db(ctx, state, req.parent)
@@ -62,7 +63,8 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     except BaseException as e:
         _undo_create(ctx, ws, req, created, e)
         raise
-    _run_setup(ctx, ws)
+    if not was_ready:
+        _run_setup(ctx, ws)
     with ctx.registry.transaction() as st:
         final = st.workspaces[ws.name]
         final.status, final.pid, final.error = READY, None, None
@@ -233,10 +235,10 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     with ctx.registry.transaction() as st:
         st.workspaces[name].status = REMOVING
     debug.crash_point("rm:after-intent")
+    worktree_removed = _remove_worktree(ctx, ws, force=force)  # git's own dirty check is the last gate
+    debug.crash_point("rm:after-worktree")
     db_dropped = _drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
-    worktree_removed = _remove_worktree(ctx, ws, force=force)
-    debug.crash_point("rm:after-worktree")
     deleted, reason = _maybe_delete_branch(ctx, state, ws, force_delete=delete_branch)
     with ctx.registry.transaction() as st:
         st.workspaces.pop(name, None)
@@ -271,15 +273,9 @@ def _remove_worktree(ctx: Context, ws: Workspace, *, force: bool) -> bool:
         if path.resolve() not in listed:
             ctx.repo.prune_worktrees()
             return False
-        # the env file is ours and ignored; git refuses to remove a worktree with untracked files only
-        # when they are not ignored, so nothing of the user's is lost without --force.
-        ctx.repo.remove_worktree(path, force=True if force else _only_ignored_changes(ctx, path))
+        # ignored files (our env file, build output) do not stop git; modified or untracked ones do
+        ctx.repo.remove_worktree(path, force=force)
     return True
-
-
-def _only_ignored_changes(ctx: Context, path: Path) -> bool:
-    """True when the worktree is clean apart from ignored files (our env file, build output)."""
-    return not ctx.repo.is_dirty(path)
 
 
 def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_delete: bool) -> tuple[bool, str | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
@@ -214,6 +215,11 @@ class LocalBackend:
         """A template must have no connections. Either say who is connected, or (explicitly) cut them off
         for the few milliseconds of the clone, refusing new ones meanwhile."""
         blockers = self._blockers(conn, parent)
+        for _ in range(20):  # a client that just disconnected is still leaving for a few milliseconds
+            if not blockers or terminate:
+                break
+            time.sleep(0.05)
+            blockers = self._blockers(conn, parent)
         if not blockers:
             yield
             return
