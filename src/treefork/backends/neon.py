@@ -1,9 +1,29 @@
-"""Neon backend (placeholder until the Neon issue lands)."""
+"""The Neon backend: each workspace gets a copy-on-write Neon branch with its own read_write compute.
+
+Every branch treefork creates carries the annotation {treefork: "1", treefork_repo, treefork_workspace};
+nothing without that mark is ever deleted. Passwords are never stored: they come from the create
+response, or from `reveal_password` of the branch's own role (a protected parent gives children new ones).
+"""
 
 from __future__ import annotations
 
-from treefork.backends.base import BackendContext
-from treefork.errors import FatalError
+import os
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
+from treefork.backends.neon_auth import resolve_key
+from treefork.errors import BackendError, FatalError
+from treefork.redact import register
+
+ROOT_MARK = "<root>"
+PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
+DONE, FAILED = {"finished", "skipped"}, {"failed", "error", "cancelled"}
 
 
 class NeonBackend:
@@ -11,4 +31,260 @@ class NeonBackend:
     leaf_delete_only = True
 
     def __init__(self, ctx: BackendContext) -> None:
-        raise FatalError("the neon backend is not available yet", hint="use the local backend: treefork init")
+        self.ctx = ctx
+        self.project_id = str(ctx.settings.get("project_id") or ctx.config.neon.get("project_id") or "")
+        if not self.project_id:
+            raise FatalError("no Neon project id", hint="treefork init --backend neon --project-id <id>, or set project_id in the [neon] table of treefork.toml")
+        self._api: NeonApi | None = None
+        self._branches: list[dict[str, Any]] | None = None  # the last full listing
+        self._annotations: dict[str, dict[str, str]] = {}
+        self._connections: dict[str, Connection] = {}
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    @property
+    def api(self) -> NeonApi:
+        if self._api is None:
+            self._api = NeonApi(resolve_key(_main_root(self.ctx), self.ctx.config.env_file))
+        return self._api
+
+    @property
+    def _base(self) -> str:
+        return f"/projects/{self.project_id}"
+
+    def _mine(self, annotation: dict[str, str] | None, workspace: str | None = None) -> bool:
+        a = annotation or {}
+        return a.get("treefork") == "1" and a.get("treefork_repo") == self.ctx.repo_id and (workspace is None or a.get("treefork_workspace") == workspace)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        self._list_all()
+
+    def root(self) -> DbBranch:
+        rid, rname = self.ctx.settings.get("root_branch_id"), self.ctx.settings.get("root_branch_name")
+        if not rid:
+            default = next((b for b in self._list_all() if b.get("default")), None)
+            if default is None:
+                raise BackendError(f"Neon project {self.project_id} has no default branch", hint="set one in the Neon console")
+            rid, rname = default["id"], default["name"]
+        return DbBranch(name=str(rname), id=str(rid), workspace=ROOT_MARK, clone_method=NEON)
+
+    def create_root(self, *, import_url: str | None) -> DbBranch:
+        if import_url:
+            raise FatalError("--import is not supported by the neon backend", hint="import into the project's default branch with pg_restore, then run init without --import")
+        self.ctx.settings.pop("root_branch_id", None)
+        root = self.root()
+        with self.ctx.registry.transaction() as st:
+            st.backend_settings["root_branch_id"], st.backend_settings["root_branch_name"] = root.id, root.name
+        self.ctx.settings.update(root_branch_id=root.id, root_branch_name=root.name)
+        return root
+
+    # ---- branches -------------------------------------------------------------------------------
+    def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
+        name = self._branch_name(workspace, options.git_branch)
+        self._check_parent(parent)
+        body: dict[str, Any] = {"branch": {"name": name, "parent_id": parent.id}, "endpoints": [{"type": "read_write"}],
+                                "annotation_value": {"treefork": "1", "treefork_repo": self.ctx.repo_id, "treefork_workspace": workspace}}
+        if options.ttl_seconds:
+            expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
+            body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
+        self.ctx.progress(f"creating Neon branch {name} from {parent.name}")
+        try:
+            created = self.api.post(f"{self._base}/branches", body)
+        except NeonApiError as e:
+            if e.status == 409:
+                return self._adopt(name, workspace)
+            if e.code == "BRANCHES_LIMIT_EXCEEDED" or e.status == 422 and "limit" in e.message.lower():
+                raise self._limit_error() from None
+            raise
+        branch = created["branch"]
+        self._wait_operations(created.get("operations", []), what=f"branch {name}")
+        conn = _connection_from_create(created, pooled=self._pooled, database=self._database, role=self._role)
+        if conn is not None:
+            self._connections[branch["id"]] = conn
+        self._branches = None
+        return DbBranch(name=branch["name"], id=branch["id"], workspace=workspace, clone_method=NEON, extra={"parent_id": branch.get("parent_id")})
+
+    def find_branch_or_none(self, workspace: str) -> DbBranch | None:
+        for b in self.list_branches():
+            if b.workspace == workspace:
+                return b
+        return None
+
+    def delete_branch(self, branch: DbBranch) -> None:
+        if branch.workspace == ROOT_MARK or branch.id == self.ctx.settings.get("root_branch_id"):
+            raise BackendError(f"refusing to delete Neon branch {branch.name}: it is the root", hint="the root branch is never deleted by treefork")
+        try:
+            data = self.api.get(f"{self._base}/branches/{branch.id}")
+        except NeonApiError as e:
+            if e.status == 404:
+                return  # already gone
+            raise
+        info, annotation = data["branch"], (data.get("annotation") or {}).get("value")
+        if info.get("default") or info.get("protected"):
+            kind = "the default branch" if info.get("default") else "protected"
+            raise BackendError(f"refusing to delete Neon branch {info['name']}: it is {kind}", hint="delete it in the Neon console if you really mean to")
+        if not self._mine(annotation, None if branch.workspace is None else branch.workspace):
+            raise BackendError(f"refusing to delete Neon branch {info['name']} ({branch.id}): treefork did not create it for this repository",
+                               hint="delete it yourself (neonctl branches delete) if you are sure")
+        self.ctx.progress(f"deleting Neon branch {info['name']}")
+        try:
+            result = self.api.delete(f"{self._base}/branches/{branch.id}")
+        except NeonApiError as e:
+            if e.status == 404:
+                return
+            children = [b["name"] for b in self._list_all() if b.get("parent_id") == branch.id]
+            if children:
+                raise BackendError(f"Neon branch {info['name']} has child branches: {', '.join(sorted(children))}",
+                                   hint="delete its children first (treefork rm <child>)") from None
+            raise
+        self._branches = None
+        self._connections.pop(branch.id, None)
+        if result:
+            self._wait_operations(result.get("operations", []), what=f"deleting {info['name']}")
+
+    def list_branches(self) -> list[DbBranch]:
+        out = []
+        for b in self._list_all():
+            ann = self._annotations.get(b["id"])
+            if not b.get("default") and self._mine(ann):
+                out.append(DbBranch(name=b["name"], id=b["id"], workspace=(ann or {}).get("treefork_workspace"), clone_method=NEON,
+                                    extra={"parent_id": b.get("parent_id"), "expires_at": b.get("expires_at")}))
+        return out
+
+    def connection(self, branch: DbBranch) -> Connection:
+        if branch.id not in self._connections:
+            self._connections[branch.id] = self._fetch_connection(branch)
+        return self._connections[branch.id]
+
+    def status(self) -> dict[str, Any]:
+        count = self.api.get(f"{self._base}/branches/count").get("count")
+        return {"backend": "neon", "project_id": self.project_id, "api_host": api_host(), "api_key_source": self.api.key.source, "branch_count": count}
+
+    # ---- helpers --------------------------------------------------------------------------------
+    @property
+    def _pooled(self) -> bool:
+        return bool(self.ctx.config.neon.get("pooled", True))
+
+    @property
+    def _database(self) -> str:
+        return str(self.ctx.config.neon.get("database") or "")
+
+    @property
+    def _role(self) -> str:
+        return str(self.ctx.config.neon.get("role") or "")
+
+    def _branch_name(self, workspace: str, git_branch: str | None) -> str:
+        template = str(self.ctx.config.neon.get("branch_name_template") or "{branch}")
+        raw = template.replace("{branch}", git_branch or workspace).replace("{workspace}", workspace)
+        name = re.sub(r"[\s\x00-\x1f\x7f]+", "-", raw).strip("-")[:256]
+        return name or f"treefork-{self.ctx.repo_id}-{workspace}"[:256]
+
+    def _list_all(self) -> list[dict[str, Any]]:
+        if self._branches is not None:
+            return self._branches
+        branches: list[dict[str, Any]] = []
+        annotations: dict[str, dict[str, str]] = {}
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            page = self.api.get(f"{self._base}/branches", params)
+            branches += page.get("branches", [])
+            annotations.update({k: (v or {}).get("value") or {} for k, v in (page.get("annotations") or {}).items()})
+            cursor = (page.get("pagination") or {}).get("next")
+            if not cursor or not page.get("branches"):
+                break
+        self._branches, self._annotations = branches, annotations
+        return branches
+
+    def _check_parent(self, parent: DbBranch) -> None:
+        info = next((b for b in self._branches or [] if b["id"] == parent.id), None)
+        if info is None and parent.workspace != ROOT_MARK:
+            info = self.api.get(f"{self._base}/branches/{parent.id}")["branch"]
+        if info is not None and info.get("expires_at"):
+            raise FatalError(f"Neon branch {parent.name} expires ({info['expires_at']}); Neon does not allow children of an expiring branch",
+                             hint=f"fork from another workspace, or recreate {parent.name} without --ttl")
+
+    def _adopt(self, name: str, workspace: str) -> DbBranch:
+        page = self.api.get(f"{self._base}/branches", {"search": name, "limit": 100})
+        match = next((b for b in page.get("branches", []) if b["name"] == name), None)
+        ann = ((page.get("annotations") or {}).get(match["id"]) or {}).get("value") if match else None
+        if match is None or not self._mine(ann, workspace):
+            raise BackendError(f"a Neon branch named {name} already exists and treefork did not create it",
+                               hint="rename or delete it in Neon, or set [neon].branch_name_template in treefork.toml (e.g. 'tf-{workspace}')")
+        self.ctx.progress(f"adopting the existing Neon branch {name} (made by treefork for {workspace})")
+        return DbBranch(name=match["name"], id=match["id"], workspace=workspace, clone_method=NEON, extra={"parent_id": match.get("parent_id")})
+
+    def _limit_error(self) -> BackendError:
+        try:
+            count: Any = self.api.get(f"{self._base}/branches/count").get("count")
+        except FatalError:
+            count = "unknown"
+        return BackendError(f"Neon project {self.project_id} is at its branch limit ({count} branches; {PLAN_LIMITS})",
+                            hint="run `treefork gc` to delete branches of removed workspaces, or delete branches in the Neon console")
+
+    def _wait_operations(self, operations: list[dict[str, Any]], *, what: str) -> None:
+        pending = [op["id"] for op in operations if op.get("status") not in DONE]
+        interval = float(os.environ.get("TREEFORK_NEON_POLL_SECONDS") or 0.5)
+        give_up_at = time.monotonic() + 300
+        shown = False
+        while pending:
+            if time.monotonic() > give_up_at:
+                raise BackendError(f"Neon operations for {what} did not finish within 300 s", hint="check the project's operations in the Neon console, then retry")
+            if not shown:
+                self.ctx.progress(f"waiting for Neon to finish {what}")
+                shown = True
+            time.sleep(interval)
+            still = []
+            for op_id in pending:
+                op = self.api.get(f"{self._base}/operations/{op_id}")["operation"]
+                if op.get("status") in FAILED:
+                    raise BackendError(f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
+                                       hint="see the operation in the Neon console; retry the command")
+                if op.get("status") not in DONE:
+                    still.append(op_id)
+            pending = still
+
+    def _fetch_connection(self, branch: DbBranch) -> Connection:
+        base = f"{self._base}/branches/{branch.id}"
+        endpoint = next((e for e in self.api.get(f"{base}/endpoints").get("endpoints", []) if e.get("type") == "read_write"), None)
+        if endpoint is None:
+            raise BackendError(f"Neon branch {branch.name} has no read_write compute", hint="add a compute to the branch in the Neon console")
+        databases = self.api.get(f"{base}/databases").get("databases", [])
+        db = next((d for d in databases if d["name"] == self._database), None) if self._database else (databases[0] if len(databases) == 1 else None)
+        if db is None:
+            names = ", ".join(d["name"] for d in databases) or "none"
+            raise BackendError(f"cannot choose a database on Neon branch {branch.name} (found: {names})", hint="set database = '...' in the [neon] table of treefork.toml")
+        role = self._role or db["owner_name"]
+        password = self.api.get(f"{base}/roles/{quote(role, safe='')}/reveal_password")["password"]
+        host = endpoint["host"]
+        pooler = host.replace(endpoint["id"], endpoint["id"] + "-pooler", 1)
+        return _make_connection(role, password, db["name"], host, pooler, pooled=self._pooled)
+
+
+def _connection_from_create(created: dict[str, Any], *, pooled: bool, database: str, role: str) -> Connection | None:
+    for uri in created.get("connection_uris") or []:
+        p = uri.get("connection_parameters") or {}
+        if (database and p.get("database") != database) or (role and p.get("role") != role):
+            continue
+        return _make_connection(p["role"], p["password"], p["database"], p["host"], p.get("pooler_host") or p["host"], pooled=pooled)
+    return None
+
+
+def _make_connection(role: str, password: str, database: str, host: str, pooler_host: str, *, pooled: bool) -> Connection:
+    register(password)
+    auth = f"{quote(role, safe='')}:{quote(password, safe='')}"
+    direct = f"postgresql://{auth}@{host}/{quote(database, safe='')}?sslmode=require"
+    pooled_url = f"postgresql://{auth}@{pooler_host}/{quote(database, safe='')}?sslmode=require"
+    return Connection(url=pooled_url if pooled else direct, direct_url=direct)
+
+
+def _main_root(ctx: BackendContext) -> Path | None:
+    common = ctx.registry.dir.parent
+    if common.name == ".git":
+        return common.parent
+    try:
+        from treefork.git import Repo
+
+        return Repo.discover().main_root
+    except FatalError:
+        return None

@@ -1,0 +1,144 @@
+"""The one HTTP seam to Neon API v2: auth header, bounded retries of 423/429/503, errors as BackendError.
+
+Retries follow Neon's own SDK: full-jitter exponential backoff (250 ms base, 10 s cap), `Retry-After`
+honoured up to 10 s, a bounded number of attempts and a total deadline. Only GETs are retried after a
+network error; POST and DELETE are retried only on the statuses Neon documents as safe (423, 503, 429).
+The API key never appears in a message: it is registered with treefork.redact as soon as it is known.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httpx
+
+from treefork.errors import BackendError
+from treefork.redact import register
+
+DEFAULT_HOST = "https://console.neon.tech/api/v2"
+RETRY_STATUSES = frozenset({423, 429, 503})
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 10.0
+_PROJECT_PATH = re.compile(r"^/projects/([^/]+)(/branches)?$")
+
+
+@dataclass(frozen=True)
+class NeonKey:
+    value: str
+    source: str  # e.g. "the NEON_API_KEY environment variable"
+
+    def __repr__(self) -> str:
+        return f"NeonKey(source={self.source!r})"
+
+
+class NeonApiError(BackendError):
+    """A Neon API call failed with a status the caller may want to handle (404, 409, 422...)."""
+
+    def __init__(self, message: str, *, hint: str | None, status: int, code: str) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+
+
+def api_host() -> str:
+    return (os.environ.get("NEON_API_HOST") or DEFAULT_HOST).rstrip("/")
+
+
+class NeonApi:
+    def __init__(self, key: NeonKey, *, base_url: str | None = None, max_attempts: int = 6, deadline: float = 120.0,
+                 timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        register(key.value)
+        self.key = key
+        self.base_url = (base_url or api_host()).rstrip("/")
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.requests = 0  # every HTTP request sent, retries included
+        self.retries = 0
+        self._sleep = sleep
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers={
+            "Authorization": f"Bearer {key.value}", "Accept": "application/json", "User-Agent": "treefork"})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params=params).json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", path, body=body).json()
+
+    def delete(self, path: str) -> dict[str, Any] | None:
+        """None when Neon answers 204 (the branch does not exist or is already deleted)."""
+        response = self.request("DELETE", path)
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> httpx.Response:
+        give_up_at = time.monotonic() + self.deadline
+        for attempt in range(self.max_attempts):
+            last = attempt == self.max_attempts - 1
+            try:
+                self.requests += 1
+                response = self._client.request(method, path, params=params, json=body)
+            except httpx.TransportError as e:
+                if method != "GET" or last or not self._wait(attempt, None, give_up_at):
+                    raise BackendError(f"cannot reach the Neon API at {self.base_url}: {type(e).__name__}",
+                                       hint="check your network, or NEON_API_HOST if you set it") from None
+                continue
+            if response.status_code not in RETRY_STATUSES:
+                if response.status_code >= 400:
+                    raise self._error(response, method, path)
+                return response
+            if last or not self._wait(attempt, response.headers.get("Retry-After"), give_up_at):
+                raise self._error(response, method, path, gave_up=attempt + 1)
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int, retry_after: str | None, give_up_at: float) -> bool:
+        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+        if retry_after is not None:
+            try:
+                delay = min(BACKOFF_CAP, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        if time.monotonic() + delay > give_up_at:
+            return False
+        self.retries += 1
+        self._sleep(delay)
+        return True
+
+    def _error(self, response: httpx.Response, method: str, path: str, *, gave_up: int = 0) -> NeonApiError:
+        status = response.status_code
+        code, text = _general_error(response)
+        where = f"{method} {path}"
+        if status == 401:
+            return NeonApiError(f"{self.key.source} was rejected by Neon (401)", status=status, code=code,
+                                hint="create a new API key in the Neon console (Account settings > API keys) and put it there")
+        if status == 403:
+            return NeonApiError(f"{self.key.source} is not allowed to do this (403): {text}", status=status, code=code,
+                                hint="use a key of the organisation that owns the project")
+        match = _PROJECT_PATH.match(path)
+        if status == 404 and match:
+            return NeonApiError(f"Neon project {match.group(1)} not found", status=status, code=code,
+                                hint="check the project id (treefork init --backend neon --project-id ...) and that the key can see it")
+        if gave_up:
+            return NeonApiError(f"Neon kept answering {status} to {where} after {gave_up} attempts: {text}", status=status, code=code,
+                                hint="Neon is busy or rate-limiting (700 requests/min); wait a minute and retry")
+        return NeonApiError(f"Neon API error {status} on {where}: {text}", status=status, code=code,
+                            hint="see the message; retry if it looks transient")
+
+
+def _general_error(response: httpx.Response) -> tuple[str, str]:
+    """GeneralError {code, message, request_id}; anything else is reported by its first line."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "message" in data:
+        message = " ".join(str(data.get("message") or "").split())
+        return str(data.get("code") or ""), message or response.reason_phrase
+    first = (response.text or response.reason_phrase or "").strip().splitlines()
+    return "", (first[0][:200] if first else "")
