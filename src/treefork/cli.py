@@ -110,6 +110,64 @@ def demo(workspaces: int, keep: bool, as_json: bool) -> None:
     _exit(cmd.run(count=workspaces, keep=keep, as_json=as_json))
 
 
+@cli.command()
+@click.option("--claude", "claude_code", is_flag=True, help="Also add the Claude Code WorktreeCreate/WorktreeRemove hooks to .claude/settings.json.")
+@JSON
+def install(claude_code: bool, as_json: bool) -> None:
+    """Install the git hooks that provision every new worktree (post-checkout, reference-transaction)."""
+    from treefork.commands import install as cmd
+
+    _exit(cmd.run(claude_code=claude_code, as_json=as_json))
+
+
+@cli.command()
+@click.option("--claude", "claude_code", is_flag=True, help="Also remove treefork's Claude Code hooks from .claude/settings.json.")
+@JSON
+def uninstall(claude_code: bool, as_json: bool) -> None:
+    """Remove treefork's git hooks and restore any hook they had chained."""
+    from treefork.commands import uninstall as cmd
+
+    _exit(cmd.run(claude_code=claude_code, as_json=as_json))
+
+
+@cli.command(name="claude-hook")
+@click.argument("verb", type=click.Choice(["create", "remove"]))
+def claude_hook(verb: str) -> None:
+    """Claude Code WorktreeCreate/WorktreeRemove hook (reads the event JSON on stdin)."""
+    from treefork.commands import claude_hook as cmd
+
+    _exit(cmd.run(verb))
+
+
+@cli.command(hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("hook_name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def hook(hook_name: str, args: tuple[str, ...]) -> None:
+    """Entry point for the installed git hook scripts."""
+    from treefork.commands import hook as cmd
+
+    _exit(cmd.run(hook_name, args))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@JSON
+def sync(name: str | None, as_json: bool) -> None:
+    """Finish provisioning a workspace whose worktree git made (default: the current worktree's)."""
+    from treefork.commands import sync as cmd
+
+    _exit(cmd.run(name, as_json=as_json))
+
+
+@cli.command()
+@JSON
+def doctor(as_json: bool) -> None:
+    """Check hooks, Claude Code settings, the backend, and that the registry agrees with git."""
+    from treefork.commands import doctor as cmd
+
+    _exit(cmd.run(as_json=as_json))
+
+
 def _exit(code: int) -> None:
     if code:
         raise SystemExit(code)

@@ -15,7 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # httpx costs ~100 ms to import; only Neon commands pay it
+    import httpx
 
 from treefork.errors import BackendError
 from treefork.redact import register
@@ -60,6 +63,9 @@ class NeonApi:
         self.requests = 0  # every HTTP request sent, retries included
         self.retries = 0
         self._sleep = sleep
+        import httpx
+
+        self._transport_error = httpx.TransportError
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers={
             "Authorization": f"Bearer {key.value}", "Accept": "application/json", "User-Agent": "treefork"})
 
@@ -84,7 +90,7 @@ class NeonApi:
             try:
                 self.requests += 1
                 response = self._client.request(method, path, params=params, json=body)
-            except httpx.TransportError as e:
+            except self._transport_error as e:
                 if method != "GET" or last or not self._wait(attempt, None, give_up_at):
                     raise BackendError(f"cannot reach the Neon API at {self.base_url}: {type(e).__name__}",
                                        hint="check your network, or NEON_API_HOST if you set it") from None

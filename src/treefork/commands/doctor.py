@@ -1,0 +1,98 @@
+"""`treefork doctor [--json]`: is automatic provisioning set up, and do the registry and git agree?
+
+Exit 1 when a check fails (a warning alone does not fail). Each finding carries the command that fixes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from treefork import output, reconcile
+from treefork.context import Context
+from treefork.errors import FatalError
+from treefork.git import git
+from treefork.hooks import claude, git_hooks
+from treefork.state import UNPROVISIONED
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass
+class Check:
+    name: str
+    level: str
+    message: str
+    hint: str | None = None
+    data: Any = None
+
+
+def run(*, as_json: bool) -> int:
+    ctx = Context.open()
+    checks = [*_hook_checks(ctx), _claude_check(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
+    failed = any(c.level == FAIL for c in checks)
+    if as_json:
+        output.emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        for c in checks:
+            output.info(f"[{c.level:>4}] {c.name}: {c.message}" + (f" (fix: {c.hint})" if c.hint else ""))
+    return 1 if failed else 0
+
+
+def _hook_checks(ctx: Context) -> list[Check]:
+    configured = git("config", "--get", "core.hooksPath", cwd=ctx.repo.toplevel, check=False).out.strip()
+    try:
+        statuses = git_hooks.status(ctx.repo)
+    except FatalError as e:
+        return [Check("core.hooksPath", FAIL, e.message, e.hint)]
+    checks = [Check("core.hooksPath", OK, f"absolute: {configured}" if configured else "not set (hooks live in the common git dir)")]
+    for s in statuses:
+        if s.current:
+            checks.append(Check(f"hook {s.hook}", OK, f"installed and current{', chaining a legacy hook' if s.legacy else ''}", data=s.to_json()))
+        elif s.installed:
+            checks.append(Check(f"hook {s.hook}", FAIL, f"installed by another treefork version or interpreter ({s.path})", "treefork install", s.to_json()))
+        elif s.foreign:
+            checks.append(Check(f"hook {s.hook}", WARN, f"a foreign hook is installed ({s.path}); worktrees are not provisioned automatically", "treefork install (keeps it as .legacy)", s.to_json()))
+        else:
+            checks.append(Check(f"hook {s.hook}", WARN, "not installed; `git worktree add` will not provision databases", "treefork install", s.to_json()))
+    return checks
+
+
+def _claude_check(ctx: Context) -> Check:
+    try:
+        installed = claude.settings_installed(ctx)
+    except FatalError as e:
+        return Check("claude settings", FAIL, e.message, e.hint)
+    path = claude.settings_path(ctx)
+    if installed:
+        return Check("claude settings", OK, f"WorktreeCreate/WorktreeRemove hooks in {path}")
+    return Check("claude settings", WARN, f"no treefork WorktreeCreate/WorktreeRemove hooks in {path}", "treefork install --claude")
+
+
+def _worktreeinclude_check(ctx: Context) -> Check:
+    path = ctx.repo.main_root / ".worktreeinclude"
+    env = ctx.config.env_file
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    if any(line.strip().lstrip("/") == env for line in lines):
+        return Check(".worktreeinclude", WARN, f"it lists {env}: Claude Code's built-in worktree flow copies it over the {env} "
+                     "that post-checkout wrote (the main worktree's DATABASE_URL!)", f"remove {env} from {path}, or `treefork install --claude`")
+    return Check(".worktreeinclude", OK, f"does not list {env}")
+
+
+def _state_checks(ctx: Context) -> list[Check]:
+    state = ctx.state()
+    if not state.initialized:
+        return [Check("treefork", FAIL, "not initialised in this repository", "treefork init")]
+    checks = []
+    try:
+        ctx.backend(state).ensure_ready()
+        checks.append(Check("backend", OK, f"{state.backend} is reachable"))
+    except FatalError as e:
+        return [*checks, Check("backend", FAIL, e.message, e.hint)]
+    orphans = reconcile.plan(ctx)
+    checks.append(Check("orphans", FAIL if orphans else OK, f"{len(orphans)} database branch(es) or workspace(s) whose worktree is gone" if orphans else "none",
+                        "treefork gc" if orphans else None, [a.to_json() for a in orphans]))
+    unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
+    checks.append(Check("unprovisioned", FAIL if unprov else OK, f"workspaces without a database: {', '.join(unprov)}" if unprov else "none",
+                        f"treefork sync {unprov[0]}" if unprov else None, unprov))
+    return checks
