@@ -1,0 +1,40 @@
+"""Docs kept honest by test: the CLI reference embeds every command's --help, every config key is documented."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from treefork import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _render() -> str:
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render()
+
+
+def test_cli_reference_is_current() -> None:
+    current = (ROOT / "docs" / "cli.md").read_text()
+    assert current == _render(), "docs/cli.md is stale: run `python scripts/gen_cli_docs.py`"
+
+
+def test_every_config_key_is_documented() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    keys = list(config.DEFAULTS) + [f"neon.{k}" for k in config.NEON_DEFAULTS]
+    missing = [k for k in keys if f"`{k}`" not in text]
+    assert not missing, f"undocumented treefork.toml keys: {missing}"
+    assert set(config.DOCS) == set(keys), "config.DOCS must describe exactly the known keys"
+
+
+def test_readme_opens_with_the_two_commands_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text().splitlines()
+    block = readme[readme.index("```bash") + 1 : readme.index("```bash") + 3]
+    assert block[0].startswith("pip install . && treefork demo")
+    test_command = block[1].split("#")[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().splitlines()[-1].strip() == test_command
