@@ -64,7 +64,12 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
     if missing:
         if out and not out.endswith(("\n", "\r")):
             out += newline
-        out += "".join(k + "=" + _quote(v, style=DQ) + newline for k, v in missing)
+        out += "".join(k + "=" + _quote(v, style="") + newline for k, v in missing)
+    parsed = values(out)
+    for key, value in updates.items():  # e.g. an unterminated quote earlier in the file can swallow our line
+        if value is not None and parsed.get(key) != value:
+            raise FatalError(f"cannot set {key} in the env file: python-dotenv cannot parse the text around it",
+                             hint="fix the env file's unterminated quote or malformed line (python-dotenv warns which), then retry")
     return bom + out
 
 
@@ -102,7 +107,7 @@ def _leading_space(original: str) -> str:
 
 
 def _quote(value: str, *, style: str) -> str:
-    if style == "'" and "'" not in value and "\n" not in value:
+    if style == "'" and "'" not in value and "\n" not in value and "\\" not in value:
         return f"'{value}'"
     if style == "" and _SHELL_SAFE.match(value):
         return value

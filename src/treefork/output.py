@@ -10,26 +10,38 @@ import json
 import sys
 from typing import Any, Iterable, Sequence
 
-from rich.console import Console
-from rich.table import Table
+import functools
+from typing import TYPE_CHECKING
 
 from treefork.redact import redact
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:  # rich costs ~50 ms to import; plain messages do not need it
+    from rich.console import Console
+
+
+@functools.cache
+def _console(*, stderr: bool) -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
     """A progress line on stderr."""
-    _err.print(redact(message), markup=False)
+    _to_stderr(redact(message))
 
 
 def warn(message: str) -> None:
-    _err.print(f"[yellow]warning:[/yellow] {_escape(redact(message))}")
+    _to_stderr(f"warning: {redact(message)}")
 
 
 def error(message: str) -> None:
-    _err.print(f"[bold red]treefork: error:[/bold red] {_escape(redact(message))}")
+    _to_stderr(f"treefork: error: {redact(message)}")
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def result(text: str) -> None:
@@ -51,12 +63,14 @@ def emit_json(data: Any, *, redacted: bool = True) -> None:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    from rich.table import Table
+
     t = Table(title=title, show_edge=False, header_style="bold")
     for col in columns:
         t.add_column(col)
     for row in rows:
         t.add_row(*(_escape(redact("" if cell is None else str(cell))) for cell in row))
-    _out.print(t)
+    _console(stderr=False).print(t)
 
 
 def _escape(text: str) -> str:

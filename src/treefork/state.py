@@ -158,7 +158,7 @@ class Registry:
         except (ValueError, TypeError, KeyError) as e:
             raise FatalError(
                 f"the registry {self.file} is corrupted ({e})",
-                hint=f"move it aside (mv {self.file} {self.file}.broken) and run `treefork gc --adopt` to rebuild it from the backend",
+                hint=f"restore it from a backup, or move it aside (mv {self.file} {self.file}.broken) and run `treefork init` to start a new registry (existing worktrees and databases are then not tracked)",
             ) from None
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output

@@ -61,7 +61,8 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
     except BaseException as e:
-        _undo_create(ctx, ws, req, created, e)
+        if not was_ready:  # a failed re-run of a finished workspace must not tear it (and its data) down
+            _undo_create(ctx, ws, req, created, e)
         raise
     if not was_ready:
         _run_setup(ctx, ws)

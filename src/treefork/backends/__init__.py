@@ -1,20 +1,26 @@
-"""The backend registry: a plain dict from name to class, as pre-commit's all_languages."""
+"""The backend registry: a plain dict from name to the class that implements it (as pre-commit's
+all_languages). Modules are imported on first use, so a command pays only for the backend it uses."""
 
 from __future__ import annotations
 
-from treefork.backends import local, neon
+import importlib
+
 from treefork.backends.base import Backend, BackendContext
 from treefork.errors import FatalError
 
 BACKENDS = {
-    "local": local.LocalBackend,
-    "neon": neon.NeonBackend,
+    "local": "treefork.backends.local:LocalBackend",
+    "neon": "treefork.backends.neon:NeonBackend",
 }
 
 
-def open_backend(name: str, ctx: BackendContext) -> Backend:
+def backend_class(name: str) -> type:
     try:
-        cls = BACKENDS[name]
+        module, _, cls = BACKENDS[name].partition(":")
     except KeyError:
         raise FatalError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}") from None
-    return cls(ctx)
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_backend(name: str, ctx: BackendContext) -> Backend:
+    return backend_class(name)(ctx)

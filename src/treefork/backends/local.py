@@ -34,6 +34,7 @@ class LocalBackend:
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
         self._server: pgserver.ServerInfo | None = None
+        self._admin: psycopg.Connection | None = None
         self.external = bool(ctx.settings.get("external"))
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -63,9 +64,21 @@ class LocalBackend:
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[psycopg.Connection]:
+        """One superuser connection per process, reused by every step of a command."""
+        if self._admin is None or self._admin.closed:
+            self._admin = self._connect_admin()
+        yield self._admin
+
+    def _connect_admin(self) -> psycopg.Connection:
+        known = None if self.external else pgserver.EmbeddedServer().known_info_or_none()
+        if known is not None:  # the common case: the server is up; no separate liveness check
+            try:
+                self._server = known
+                return psycopg.connect(**known.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork")
+            except psycopg.OperationalError:
+                self._server = None  # dead or moved: start it below
         info = self.server()
-        with psycopg.connect(**info.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork") as conn:
-            yield conn
+        return psycopg.connect(**info.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork")
 
     # ---- the repo's role ----------------------------------------------------------------------
     @property
@@ -79,9 +92,13 @@ class LocalBackend:
         return password
 
     def _ensure_role(self, conn: psycopg.Connection) -> None:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(self.role), sql.Literal(self._role_password())))
+        # Parallel `treefork new` all do this: two concurrent ALTER ROLEs of the same role fail with
+        # "tuple concurrently updated", so serialise them with a lock held until the change commits.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("treefork-role:" + self.role,))
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(self.role), sql.Literal(self._role_password())))
 
     # ---- branches -----------------------------------------------------------------------------
     def root(self) -> DbBranch:
@@ -111,6 +128,8 @@ class LocalBackend:
                 if existing != self._mark(workspace):
                     raise BackendError(f"database {name} exists but was not made by treefork for {workspace!r}", hint="drop or rename it yourself; treefork never touches databases it did not create")
                 return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+            if self._drop_unmarked_leftover(conn, name):
+                self.ctx.progress(f"dropped {name}: an interrupted create left it without its mark")
             if not self._exists(conn, parent.name):
                 raise BackendError(f"the parent database {parent.name} does not exist", hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace")
             self._ensure_role(conn)
@@ -121,8 +140,12 @@ class LocalBackend:
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         name = db_name(self.ctx.repo_id, workspace)
         with self.admin() as conn:
-            if self._mark_of(conn, name) == self._mark(workspace):
+            mark = self._mark_of(conn, name)
+            if mark == self._mark(workspace):
                 return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+            if mark is None and self._drop_unmarked_leftover(conn, name, workspace=workspace):
+                # killed between CREATE DATABASE and COMMENT: both callers (new, rm) want it gone
+                self.ctx.progress(f"dropped {name}: an interrupted create left it without its mark")
         return None
 
     def delete_branch(self, branch: DbBranch) -> None:
@@ -132,6 +155,8 @@ class LocalBackend:
             mark = self._mark_of(conn, branch.name)
             if mark is None and not self._exists(conn, branch.name):
                 return  # already gone
+            if mark is None and self._drop_unmarked_leftover(conn, branch.name, workspace=branch.workspace):
+                return
             if mark != self._mark(branch.workspace):
                 raise BackendError(f"refusing to drop {branch.name}: treefork did not create it", hint="drop it yourself if you are sure")
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(branch.name)))
@@ -153,7 +178,7 @@ class LocalBackend:
     def clone_method(self) -> str:
         if self.external:
             return self.ctx.settings.get("clone_method", COPY)
-        return pgserver.EmbeddedServer().status().get("clone_method") or COPY
+        return pgserver.EmbeddedServer().recorded_clone_method() or COPY
 
     def status(self) -> dict[str, Any]:
         if self.external:
@@ -172,6 +197,18 @@ class LocalBackend:
         row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return row[0] if row else None
 
+    def _drop_unmarked_leftover(self, conn: psycopg.Connection, name: str, *, workspace: str | None = None) -> bool:
+        """Drop a database that an interrupted create (SIGKILL between CREATE DATABASE and COMMENT) left
+        without its mark. Only our own derived names qualify: tf_<this repo's random id>_<slug>_<hash>."""
+        if not name.startswith(db_prefix(self.ctx.repo_id)) or name == self.root().name:
+            return False
+        if workspace is not None and name != db_name(self.ctx.repo_id, workspace):
+            return False
+        if self._mark_of(conn, name) is not None or not self._exists(conn, name):
+            return False
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        return True
+
     def _create_marked(self, conn: psycopg.Connection, name: str, workspace: str, *, template: str | None) -> None:
         """CREATE, then mark and lock down; if marking fails the new database is dropped again."""
         ident = sql.Identifier(name)
@@ -184,7 +221,7 @@ class LocalBackend:
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY").format(ident, sql.Identifier(template), sql.Identifier(self.role)))
             except psycopg.errors.ObjectInUse as e:
                 raise self._busy_error(conn, template) from e
-            except psycopg.errors.DuplicateDatabase:
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):  # a killed create still finishing
                 raise BackendError(f"database {name} already exists", hint="another treefork command is creating it; retry") from None
         try:
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(self._mark(workspace))))

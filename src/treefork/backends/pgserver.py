@@ -75,6 +75,16 @@ class EmbeddedServer:
                 return self._info(state)
             return self._info(self._start(state))
 
+    def known_info_or_none(self) -> ServerInfo | None:
+        """Where the server was last started (server.json), without checking that it is up."""
+        state = self._read_state()
+        if not state or not state.get("port") or not state.get("password"):
+            return None
+        return self._info(state)
+
+    def recorded_clone_method(self) -> str | None:
+        return (self._read_state() or {}).get("clone_method")
+
     def stop(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
@@ -307,6 +317,10 @@ def _check_reachable(home: Path) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as PostgreSQL binds: connections in TIME_WAIT (after the server died or was stopped) do not
+        # make the port taken; without this a restart moved the server to a new port and broke every
+        # worktree's DATABASE_URL
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from treefork import envbuild, envfile, output
-from treefork.backends import BACKENDS
+from treefork.backends import BACKENDS, open_backend
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.redact import register
@@ -75,8 +75,6 @@ def _record_backend(ctx: Context, backend: str, server_url: str | None, options:
 
 
 def _backend_for_init(ctx: Context):
-    from treefork.backends import open_backend
-
     state = ctx.state()
     assert state.backend and state.repo_id
     return open_backend(state.backend, ctx.backend_context(state))
@@ -85,8 +83,11 @@ def _backend_for_init(ctx: Context):
 def _main_env(ctx: Context, root_url: str, *, overwrite: bool) -> str:
     """The main worktree's env file gets the root's URL only if it has none (or with --overwrite-env)."""
     path = ctx.repo.main_root / ctx.config.env_file
-    text = envfile.read(path)
-    current = envfile.values(text).get(ctx.config.url_var)
+    exists = path.exists()
+    # No env file yet: start it from the example, as worktrees do, so it is not a one-line file that
+    # every new worktree would then copy instead of the example (losing the example's other keys).
+    text = envfile.read(path) if exists else envbuild.template_text(ctx.repo, ctx.config)
+    current = envfile.values(text).get(ctx.config.url_var) if exists else None
     if current and not overwrite:
         return f"{ctx.config.env_file} keeps its own {ctx.config.url_var} (pass --overwrite-env to point it at the root)"
     envfile.write(path, envfile.rewrite(text, {ctx.config.url_var: root_url}))
