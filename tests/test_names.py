@@ -1,0 +1,119 @@
+"""Workspace names: bad ones are refused with one line and leave nothing; odd but valid ones work,
+and every database name is a valid, unique PostgreSQL identifier of at most 63 bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import db_url, run_tf
+from tf_helpers import (assert_one_line_error, branches, db_exists, gc_dry, ls, new, registry, repo_id, worktree_paths,
+                        worktrees_dir)
+from treefork.errors import FatalError
+from treefork.names import PG_MAX_IDENT_BYTES, WorkspaceName, db_name, root_db_name
+
+BAD_NAMES = ["has space", "a..b", "", "$(touch x)", "`touch x`", "a;b", "x" * 250, "a|b", "tab\tname", "new\nline",
+             "/abs", "trailing/", "a//b", "x.lock", ".hidden", "q'uote", "semi;rm -rf ~", "@"]
+
+
+@pytest.mark.parametrize("raw", BAD_NAMES + ["-x", "--", "-"])
+def test_bad_names_are_refused_in_process(raw: str) -> None:
+    with pytest.raises(FatalError) as e:
+        WorkspaceName.of(raw)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_names_on_the_cli_create_nothing(tf_repo: Path) -> None:
+    rid = repo_id(tf_repo)
+    before_dbs = _our_dbs(rid)
+    for raw in BAD_NAMES:
+        r = run_tf(tf_repo, "new", raw, check=False)
+        assert r.rc == 1, (raw, r)
+        assert_one_line_error(r.err, "invalid workspace name")
+    for raw in ("has space", "$(touch x)", "a..b"):  # --branch is checked the same way
+        r = run_tf(tf_repo, "new", "ok-name", "--branch", raw, check=False)
+        assert r.rc == 1, (raw, r)
+        assert_one_line_error(r.err, "invalid workspace name")
+    # a leading '-' is an option to the parser; after `--` it is a name, and refused as one
+    r = run_tf(tf_repo, "new", "--", "-x", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "starts with '-'")
+    r = run_tf(tf_repo, "new", "-x", check=False)
+    assert r.rc != 0 and "Traceback" not in r.err
+    # nothing was created: no worktree dir, no registry entry, no branch, no database, no file from `$(touch x)`
+    assert not worktrees_dir(tf_repo).exists()
+    assert not (tf_repo / "x").exists() and not (tf_repo.parent / "x").exists()
+    assert registry(tf_repo)["workspaces"] == {}
+    assert branches(tf_repo) == {"main"}
+    assert len(worktree_paths(tf_repo)) == 1
+    assert _our_dbs(rid) == before_dbs
+    assert gc_dry(tf_repo) == []
+
+
+def _our_dbs(rid: str) -> set[str]:
+    from tf_helpers import dbs_with_prefix
+
+    return dbs_with_prefix(f"tf_{rid}_")
+
+
+def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_repo: Path) -> None:
+    rid = repo_id(tf_repo)
+    long_name = "l" * 190 + "/" + "m" * 9  # 200 characters
+    assert len(long_name) == 200
+    names = ["función/ñ", long_name, "feature/auth", "feature-auth", "feature_auth"]
+    paths = {}
+    for name in names:
+        paths[name] = new(tf_repo, name)
+    rows = ls(tf_repo)
+    dbs = {name: rows[name]["db_branch"] for name in names}
+    assert len(set(dbs.values())) == len(names)  # names that slug alike get different databases
+    for name in names:
+        assert rows[name]["branch"] == name and name in branches(tf_repo)
+        assert paths[name].name == name.replace("/", "+")
+        assert dbs[name] == db_name(rid, name)
+        assert len(dbs[name].encode()) <= PG_MAX_IDENT_BYTES
+        assert db_exists(dbs[name])
+        assert run_tf(tf_repo, "url", name).out.strip() == db_url(paths[name])
+    # and their databases are isolated from one another
+    with psycopg.connect(db_url(paths["feature/auth"]), autocommit=True) as conn:
+        conn.execute("CREATE TABLE only_here (x int)")
+    for other in ("feature-auth", "feature_auth"):
+        with psycopg.connect(db_url(paths[other])) as conn:
+            assert conn.execute("SELECT to_regclass('only_here')").fetchone() == (None,)
+    out = json.loads(run_tf(tf_repo, "rm", *names, "--json").out)
+    assert all(r["db_dropped"] and r["worktree_removed"] and r["branch_deleted"] for r in out)
+    assert not any(db_exists(d) for d in dbs.values())
+    assert set(ls(tf_repo)) == {"root"} and gc_dry(tf_repo) == []
+
+
+_valid_chars = st.characters(blacklist_categories=("C", "Z"), blacklist_characters="$`;|&<>'\"\\()!{}#%*?[]~^:,=")
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.text(_valid_chars, min_size=1, max_size=200), rid=st.from_regex(r"[0-9a-f]{6}", fullmatch=True))
+def test_db_names_are_short_valid_and_deterministic(a: str, rid: str) -> None:
+    name = db_name(rid, a)
+    assert len(name.encode("utf-8")) <= PG_MAX_IDENT_BYTES
+    assert name.startswith(f"tf_{rid}_")
+    assert name == db_name(rid, a)
+    assert all(c.isascii() and (c.islower() or c.isdigit() or c == "_") for c in name)
+    assert name != root_db_name(rid)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.text(_valid_chars, min_size=1, max_size=60), b=st.text(_valid_chars, min_size=1, max_size=60))
+def test_different_names_get_different_db_names(a: str, b: str) -> None:
+    if a != b:
+        assert db_name("abc123", a) != db_name("abc123", b)
+
+
+def test_slug_alike_names_differ_and_the_root_cannot_collide() -> None:
+    assert db_name("abc123", "feature/auth") != db_name("abc123", "feature-auth")
+    assert db_name("abc123", "root") != root_db_name("abc123")
+    assert db_name("abc123", "ñ").startswith("tf_abc123_n_")
+    assert db_name("abc123", "日本").startswith("tf_abc123_ws_")
