@@ -180,9 +180,12 @@ def main() -> None:
 
 def _run() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="treefork", standalone_mode=False)
     except click.exceptions.Abort:
         raise KeyboardInterrupt from None
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # usage errors: one line with the fix, like every other error
+        from treefork import output
+
+        where = f"{e.ctx.command_path} --help" if getattr(e, "ctx", None) else "treefork --help"
+        output.error(f"{e.format_message()} (hint: see `{where}`)")
         raise SystemExit(e.exit_code) from None

@@ -50,6 +50,9 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
     seen: set[str] = set()
     for binding in parse_stream(io.StringIO(body)):
         original = binding.original.string
+        if binding.key is None and _defines_removed_key(original, updates):
+            pieces.append(_leading_space(original))  # a secret on a line dotenv cannot parse still goes
+            continue
         if binding.key is None or binding.key not in updates:
             pieces.append(original)
             continue
@@ -97,6 +100,11 @@ def _replace_value(original: str, key: str, value: str, newline: str) -> str:
     old = m.group("val")
     style = old[0] if old[:1] in ("'", '"') else ""
     return m.group("pre") + _quote(value, style=style) + m.group("post")
+
+
+def _defines_removed_key(original: str, updates: Mapping[str, str | None]) -> bool:
+    m = re.match(r"""\s*(?:export[ \t]+)?["']?([A-Za-z_][A-Za-z0-9_.]*)["']?[ \t]*=""", original)
+    return bool(m) and m.group(1) in updates and updates[m.group(1)] is None
 
 
 def _leading_space(original: str) -> str:
