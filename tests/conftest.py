@@ -79,8 +79,11 @@ def treefork_home() -> Path:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "app")
+
+
+def make_repo(root: Path) -> Path:
     """A git repo with one commit and a main-worktree .env (CRLF, export, quotes, a secret key)."""
-    root = tmp_path / "app"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     (root / "README.md").write_text("hello\n")

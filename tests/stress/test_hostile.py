@@ -19,7 +19,7 @@ import pytest
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from conftest import ENV_SAMPLE, git, run_tf
+from conftest import ENV_SAMPLE, git, make_repo, run_tf
 
 from .conftest import (assert_clear_error, assert_consistent, assert_empty, git_worktrees, ls_json, marked_databases,
                        registry_file, server_state, unmarked_databases)
@@ -30,15 +30,7 @@ pytestmark = pytest.mark.stress
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Path:
     """One initialised repo for the many cheap cases (each case leaves it as it found it)."""
-    base = tmp_path_factory.mktemp("hostile")
-    root = base / "app"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    (root / "README.md").write_text("hello\n")
-    (root / ".gitignore").write_text(".env\n")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "init")
-    (root / ".env").write_bytes(ENV_SAMPLE.encode())
+    root = make_repo(tmp_path_factory.mktemp("hostile") / "app")
     run_tf(root, "init")
     return root
 
