@@ -82,26 +82,37 @@ def plan(ctx: Context) -> list[GcAction]:
     return actions
 
 
+def drop_if_gone(ctx: Context, name: str) -> Workspace | None:
+    """Under the lock, re-check that the workspace is provably gone; if so drop its database and forget it."""
+    with ctx.registry.transaction() as st:
+        ws = st.workspaces.get(name)
+        if ws is None or not _is_gone(ws, listed_worktrees(ctx)):
+            return None
+        if ws.db_branch:
+            ctx.backend().delete_branch(DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name))
+        return st.forget(name)
+
+
 def gc(ctx: Context, *, dry_run: bool) -> list[GcAction]:
     actions = plan(ctx)
     if dry_run:
         return actions
-    backend = ctx.backend()
     for act in actions:
-        with ctx.registry.transaction() as st:  # re-check under the lock: a `new` may have started meanwhile
-            ws = st.workspaces.get(act.workspace)
-            if ws is not None and (ws.db_branch != act.db_branch or not _is_gone(ws, listed_worktrees(ctx))):
-                continue
-            if ws is None and act.reason.startswith("its worktree"):
-                continue
-            if act.db_branch:
-                backend.delete_branch(DbBranch(name=act.db_branch, id=act.db_id or act.db_branch, workspace=act.workspace))
-            st.workspaces.pop(act.workspace, None)
-            for child in st.workspaces.values():
-                if ws is not None and child.parent == act.workspace:
-                    child.parent = ws.parent
-            act.done = True
+        if act.reason.startswith("its worktree"):
+            act.done = drop_if_gone(ctx, act.workspace) is not None
+        else:
+            act.done = _drop_orphan(ctx, act)
+        if act.done:
             output.info(f"{'dropped ' + act.db_branch if act.db_branch else 'forgot'} ({act.workspace}): {act.reason}")
     if any(a.done for a in actions):
         ctx.repo.prune_worktrees()
     return actions
+
+
+def _drop_orphan(ctx: Context, act: GcAction) -> bool:
+    """A marked database no registry entry owns; re-checked under the lock (a `new` may have just recorded it)."""
+    with ctx.registry.transaction() as st:
+        if act.workspace in st.workspaces or not act.db_branch:
+            return False
+        ctx.backend().delete_branch(DbBranch(name=act.db_branch, id=act.db_id or act.db_branch, workspace=act.workspace))
+        return True

@@ -90,6 +90,15 @@ class State:
                 return ws
         return None
 
+    def forget(self, name: str) -> Workspace | None:
+        """Remove a workspace from the registry; its children now hang off its parent."""
+        ws = self.workspaces.pop(name, None)
+        if ws is not None:
+            for child in self.workspaces.values():
+                if child.parent == name:
+                    child.parent = ws.parent
+        return ws
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["version"] = VERSION

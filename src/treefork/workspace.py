@@ -242,10 +242,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     debug.crash_point("rm:after-db")
     deleted, reason = _maybe_delete_branch(ctx, state, ws, force_delete=delete_branch)
     with ctx.registry.transaction() as st:
-        st.workspaces.pop(name, None)
-        for child in st.workspaces.values():
-            if child.parent == name:
-                child.parent = ws.parent
+        st.forget(name)
     return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
 
 

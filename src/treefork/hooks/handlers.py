@@ -163,20 +163,11 @@ def _follow_rename(ctx: Context, name: str, new_branch: str) -> None:
 
 
 def _drop(ctx: Context, name: str) -> None:
-    """Drop one workspace's database and forget it, re-checking under the lock that it is still gone."""
     from treefork import reconcile
-    from treefork.backends.base import DbBranch
 
-    with ctx.registry.transaction() as st:
-        ws = st.workspaces.get(name)
-        if ws is None or reconcile.worktree_state(ws, reconcile.listed_worktrees(ctx)) == "present":
-            return
-        if ws.db_branch:
-            ctx.backend().delete_branch(DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name))
-        st.workspaces.pop(name)
-        for child in st.workspaces.values():
-            if child.parent == name:
-                child.parent = ws.parent
+    ws = reconcile.drop_if_gone(ctx, name)
+    if ws is None:
+        return
     ctx.repo.prune_worktrees()
     output.info(f"treefork: branch {ws.branch} and worktree of workspace {name} are gone: "
                 f"{'dropped database ' + ws.db_branch if ws.db_branch else 'forgot it'}")
