@@ -10,7 +10,7 @@ from pathlib import Path
 from treefork import output, workspace
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.hooks import parent as parent_rule
+from treefork.hooks import handlers
 from treefork.names import WorkspaceName
 
 
@@ -40,6 +40,4 @@ def _request(ctx: Context, name: str | None) -> workspace.NewRequest:
     if branch is None:
         raise FatalError(f"{ctx.repo.toplevel} is on a detached HEAD", hint="give it a branch first: git switch -c NAME, then `treefork sync`")
     head = ctx.repo.head_of(ctx.repo.toplevel) or ""
-    parent = parent_rule.choose(ctx, state, branch=branch, new_head=head, invoker=None)
-    return workspace.NewRequest(name=WorkspaceName.of(branch), branch=branch, path=ctx.repo.toplevel, parent=parent,
-                                origin="post-checkout", adopt_worktree=True)
+    return handlers.adoption_request(ctx, ctx.repo.toplevel, branch=branch, new_head=head, invoker=None)

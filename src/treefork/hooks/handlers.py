@@ -56,16 +56,24 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     if busy is not None and busy.status in (CREATING, REMOVING) and busy.pid != os.getpid() and pid_alive(busy.pid):
         return  # `treefork new` or `treefork claude-hook create` is making this very worktree
     try:
+        req = adoption_request(ctx, root, branch=branch, new_head=new_head, invoker=parent_rule.invoking_worktree())
+    except FatalError:
+        _fail_loud_env(ctx, root)
+        raise
+    output.info(f"treefork: provisioning workspace {req.name} for {root} (parent: {req.parent or 'root'})")
+    ws = workspace.create(ctx, req)
+    output.info(f"treefork: workspace {ws.name} is ready: database {ws.db_branch} ({ws.clone_method}), env file {root / ctx.config.env_file}")
+
+
+def adoption_request(ctx: Context, root: Path, *, branch: str, new_head: str, invoker: Path | None) -> workspace.NewRequest:
+    """Provisioning for a worktree git already made: named after its branch, parent by the documented rule."""
+    try:
         name = WorkspaceName.of(branch)
     except FatalError as e:
-        _fail_loud_env(ctx, root)
         raise FatalError(f"branch {branch!r} cannot name a workspace ({e.message})",
                          hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}") from None
-    parent = parent_rule.choose(ctx, state, branch=branch, new_head=new_head, invoker=parent_rule.invoking_worktree())
-    output.info(f"treefork: provisioning workspace {name} for {root} (parent: {parent or 'root'})")
-    ws = workspace.create(ctx, workspace.NewRequest(name=name, branch=branch, path=root, parent=parent,
-                                                    origin="post-checkout", adopt_worktree=True))
-    output.info(f"treefork: workspace {ws.name} is ready: database {ws.db_branch} ({ws.clone_method}), env file {root / ctx.config.env_file}")
+    parent = parent_rule.choose(ctx, ctx.state(), branch=branch, new_head=new_head, invoker=invoker)
+    return workspace.NewRequest(name=name, branch=branch, path=root, parent=parent, origin="post-checkout", adopt_worktree=True)
 
 
 def _fail_loud_env(ctx: Context, root: Path) -> None:
