@@ -59,16 +59,8 @@ def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
 
 def exclude_from_git(repo: Repo, worktree: Path, name: str) -> None:
     """Add `/<name>` to the shared info/exclude unless git already ignores the file."""
-    if repo.is_ignored(worktree / name, worktree):
-        return
-    exclude = repo.common_dir / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    line = f"/{name}"
-    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    if line in text.splitlines():
-        return
-    with exclude.open("a", encoding="utf-8") as f:
-        f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: env files hold database passwords\n{line}\n")
+    if not repo.is_ignored(worktree / name, worktree):
+        repo.add_exclude(f"/{name}", why="env files hold database passwords")
 
 
 def load_env(path: Path) -> dict[str, str]:

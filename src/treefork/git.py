@@ -131,6 +131,16 @@ class Repo:
     def is_ignored(self, path: Path, worktree: Path) -> bool:
         return git("check-ignore", "-q", "--no-index", str(path), cwd=worktree, check=False).rc == 0
 
+    def add_exclude(self, pattern: str, *, why: str) -> None:
+        """Append a pattern to the shared info/exclude (every worktree reads it), once."""
+        exclude = self.common_dir / "info" / "exclude"
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if pattern in text.splitlines():
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a", encoding="utf-8") as f:
+            f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: {why}\n{pattern}\n")
+
     def is_tracked(self, rel: str, worktree: Path) -> bool:
         return git("ls-files", "--error-unmatch", "--", rel, cwd=worktree, check=False).rc == 0
 

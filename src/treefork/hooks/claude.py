@@ -152,14 +152,7 @@ def _cwd_workspace(ctx: Context) -> str | None:
 
 
 def _exclude_worktrees_dir(ctx: Context) -> None:
-    exclude = ctx.repo.common_dir / "info" / "exclude"
-    line = f"/{WORKTREES_DIR}/"
-    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    if line in text.splitlines():
-        return
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    with exclude.open("a", encoding="utf-8") as f:
-        f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: Claude Code worktrees\n{line}\n")
+    ctx.repo.add_exclude(f"/{WORKTREES_DIR}/", why="Claude Code worktrees")
 
 
 def remove(payload: dict[str, Any]) -> str:
