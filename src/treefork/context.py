@@ -42,6 +42,7 @@ class Context:
         return BackendContext(
             repo_id=state.repo_id,
             repo_name=self.repo.name,
+            main_root=self.repo.main_root,
             config=self.config,
             registry=self.registry,
             settings=state.backend_settings,

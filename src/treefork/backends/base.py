@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from treefork.config import Config
@@ -38,6 +39,7 @@ class BackendContext:
 
     repo_id: str
     repo_name: str
+    main_root: Path  # the main worktree (its env file is one place the Neon key may live)
     config: Config
     registry: Registry
     settings: dict[str, Any]

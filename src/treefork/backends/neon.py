@@ -11,7 +11,6 @@ import os
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -44,7 +43,7 @@ class NeonBackend:
     @property
     def api(self) -> NeonApi:
         if self._api is None:
-            self._api = NeonApi(resolve_key(_main_root(self.ctx), self.ctx.config.env_file))
+            self._api = NeonApi(resolve_key(self.ctx.main_root, self.ctx.config.env_file))
         return self._api
 
     @property
@@ -276,15 +275,3 @@ def _make_connection(role: str, password: str, database: str, host: str, pooler_
     direct = f"postgresql://{auth}@{host}/{quote(database, safe='')}?sslmode=require"
     pooled_url = f"postgresql://{auth}@{pooler_host}/{quote(database, safe='')}?sslmode=require"
     return Connection(url=pooled_url if pooled else direct, direct_url=direct)
-
-
-def _main_root(ctx: BackendContext) -> Path | None:
-    common = ctx.registry.dir.parent
-    if common.name == ".git":
-        return common.parent
-    try:
-        from treefork.git import Repo
-
-        return Repo.discover().main_root
-    except FatalError:
-        return None
