@@ -1,7 +1,9 @@
 """The one HTTP seam to Neon API v2: auth header, bounded retries of 423/429/503, errors as BackendError.
 
 Retries follow Neon's own SDK: full-jitter exponential backoff (250 ms base, 10 s cap), `Retry-After`
-honoured up to 10 s, a bounded number of attempts and a total deadline. Only GETs are retried after a
+honoured up to 10 s, at most 10 attempts and a 120 s deadline. The SDK's default of 3 attempts is too few
+when several agents branch one project at once: Neon answers 423 to every request that meets a running
+operation, so a busy project can refuse a request several times in a row. Only GETs are retried after a
 network error; POST and DELETE are retried only on the statuses Neon documents as safe (423, 503, 429).
 The API key never appears in a message: it is registered with treefork.redact as soon as it is known.
 """
@@ -53,7 +55,7 @@ def api_host() -> str:
 
 
 class NeonApi:
-    def __init__(self, key: NeonKey, *, base_url: str | None = None, max_attempts: int = 6, deadline: float = 120.0,
+    def __init__(self, key: NeonKey, *, base_url: str | None = None, max_attempts: int = 10, deadline: float = 120.0,
                  timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
         register(key.value)
         self.key = key
