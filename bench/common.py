@@ -91,6 +91,8 @@ def bench_env(home: Path, user_home: Path) -> dict[str, str]:
                GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.invalid")
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("NEON_API_KEY", None)
+    # Users' Python caches bytecode; without it every run would recompile treefork (tens of ms).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     src = os.environ.get("TREEFORK_BENCH_SRC")  # benchmark another checkout of treefork (e.g. a `git archive` snapshot)
     if src:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -128,6 +130,9 @@ class Site:
 
     # setup / teardown
     def setup(self) -> None:
+        # an installed treefork has its bytecode compiled; so does the one measured here
+        run([sys.executable, "-c", "import compileall, os, treefork; compileall.compile_dir(os.path.dirname(treefork.__file__), quiet=1)"],
+            self.workdir, self.env)
         self.home.mkdir(parents=True, exist_ok=True)
         self.user_home.mkdir(parents=True, exist_ok=True)
         (self.user_home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n")

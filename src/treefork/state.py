@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets as pysecrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -175,7 +174,7 @@ class Registry:
         with self._lock:
             data = self._load_secrets()
             if key not in data and create:
-                data[key] = pysecrets.token_hex(16)
+                data[key] = os.urandom(16).hex()  # what secrets.token_hex does, without its imports
                 self._save_secrets(data)
             return data.get(key)
 
@@ -199,7 +198,7 @@ class Registry:
 
 
 def new_repo_id() -> str:
-    return pysecrets.token_hex(3)
+    return os.urandom(3).hex()
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -10,16 +10,15 @@ and nothing without that mark is ever dropped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
-import psycopg
-from psycopg import sql
-
 from treefork import proc
-from treefork.backends import pgdist, pgserver
+from treefork.backends import libpq, pgdist, pgserver
+from treefork.backends.libpq import SQL, Ident, Literal
 from treefork.backends.base import COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.errors import BackendError, FatalError, ParentBusyError
 from treefork.names import db_name, db_prefix, root_db_name
@@ -34,7 +33,7 @@ class LocalBackend:
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
         self._server: pgserver.ServerInfo | None = None
-        self._admin: psycopg.Connection | None = None
+        self._admin: libpq.Connection | None = None
         self.external = bool(ctx.settings.get("external"))
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -56,29 +55,28 @@ class LocalBackend:
         info = pgserver.ServerInfo(host=parts.hostname or "127.0.0.1", port=parts.port or 5432, user=parts.username or "postgres",
                                    password=parts.password or "", dbname=(parts.path.lstrip("/") or "postgres"))
         try:
-            with psycopg.connect(**info.conninfo(), connect_timeout=5):
-                pass
-        except psycopg.OperationalError as e:
-            raise BackendError(f"cannot connect to {info.host}:{info.port} as {info.user}: {_first_line(e)}", hint="check the server is up and the admin URL given to `treefork init --server-url`") from None
+            libpq.connect(**info.conninfo(), connect_timeout=5).close()
+        except libpq.PgConnectError as e:
+            raise BackendError(e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`") from None
         return info
 
     @contextlib.contextmanager
-    def admin(self) -> Iterator[psycopg.Connection]:
+    def admin(self) -> Iterator[libpq.Connection]:
         """One superuser connection per process, reused by every step of a command."""
         if self._admin is None or self._admin.closed:
             self._admin = self._connect_admin()
         yield self._admin
 
-    def _connect_admin(self) -> psycopg.Connection:
+    def _connect_admin(self) -> libpq.Connection:
         known = None if self.external else pgserver.EmbeddedServer().known_info_or_none()
         if known is not None:  # the common case: the server is up; no separate liveness check
             try:
                 self._server = known
-                return psycopg.connect(**known.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork")
-            except psycopg.OperationalError:
+                return libpq.connect(**known.conninfo())
+            except libpq.PgConnectError:
                 self._server = None  # dead or moved: start it below
         info = self.server()
-        return psycopg.connect(**info.conninfo(), autocommit=True, connect_timeout=10, application_name="treefork")
+        return libpq.connect(**info.conninfo())
 
     # ---- the repo's role ----------------------------------------------------------------------
     @property
@@ -91,14 +89,24 @@ class LocalBackend:
         register(password)
         return password
 
-    def _ensure_role(self, conn: psycopg.Connection) -> None:
-        # Parallel `treefork new` all do this: two concurrent ALTER ROLEs of the same role fail with
-        # "tuple concurrently updated", so serialise them with a lock held until the change commits.
+    def _ensure_role(self, conn: libpq.Connection) -> None:
+        """The repo's role exists with the password in secrets.json. The role's comment holds a digest of that
+        password, so the usual case is one read, not an ALTER ROLE (a catalog write and a WAL flush) per command."""
+        password = self._role_password()
+        mark = "treefork:password-sha256:" + hashlib.sha256(password.encode()).hexdigest()[:16]
+        if self._role_mark(conn) == mark:
+            return
+        # Parallel `treefork new` all get here on a fresh repo: two concurrent ALTER ROLEs of the same role
+        # fail with "tuple concurrently updated", so serialise them with a lock held until the change commits.
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("treefork-role:" + self.role,))
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(self.role), sql.Literal(self._role_password())))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ("treefork-role:" + self.role,))
+            verb = "ALTER" if conn.one("SELECT 1 FROM pg_roles WHERE rolname = $1", (self.role,)) else "CREATE"
+            conn.execute(SQL.of(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}", Ident(self.role), Literal(password)))
+            conn.execute(SQL.of("COMMENT ON ROLE {} IS {}", Ident(self.role), Literal(mark)))
+
+    def _role_mark(self, conn: libpq.Connection) -> str | None:
+        row = conn.one("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", (self.role,))
+        return row[0] if row else None
 
     # ---- branches -----------------------------------------------------------------------------
     def root(self) -> DbBranch:
@@ -115,7 +123,7 @@ class LocalBackend:
                     try:
                         self._import(import_url, root)
                     except BaseException:
-                        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(root.name)))
+                        conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(root.name)))
                         raise
         method = IMPORT if import_url else EMPTY
         return DbBranch(name=root.name, id=root.name, workspace=ROOT_MARK, clone_method=method)
@@ -159,16 +167,23 @@ class LocalBackend:
                 return
             if mark != self._mark(branch.workspace):
                 raise BackendError(f"refusing to drop {branch.name}: treefork did not create it", hint="drop it yourself if you are sure")
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(branch.name)))
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(branch.name)))
+
+    def drop_throwaway_repo(self) -> None:
+        """Drop the root database and the repo's role. Only `treefork demo` calls this, for the repo it made."""
+        with self.admin() as conn:
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(self.root().name)))
+            conn.execute(SQL.of("DROP ROLE IF EXISTS {}", Ident(self.role)))
 
     def list_branches(self) -> list[DbBranch]:
         prefix = self._mark("")
         with self.admin() as conn:
             rows = conn.execute(
-                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(shobj_description(oid, 'pg_database'), %s)",
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(shobj_description(oid, 'pg_database'), $1)",
                 (prefix,),
-            ).fetchall()
-        return [DbBranch(name=n, id=n, workspace=c[len(prefix):], clone_method=self.clone_method()) for n, c in rows if c[len(prefix):] != ROOT_MARK]
+            )
+        return [DbBranch(name=n, id=n, workspace=c[len(prefix):], clone_method=self.clone_method()) for n, c in rows
+                if n is not None and c is not None and c[len(prefix):] != ROOT_MARK]
 
     def connection(self, branch: DbBranch) -> Connection:
         info = self.server()
@@ -190,14 +205,14 @@ class LocalBackend:
     def _mark(self, workspace: str) -> str:
         return f"treefork:{self.ctx.repo_id}:{workspace}"
 
-    def _exists(self, conn: psycopg.Connection, name: str) -> bool:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    def _exists(self, conn: libpq.Connection, name: str) -> bool:
+        return conn.one("SELECT 1 FROM pg_database WHERE datname = $1", (name,)) is not None
 
-    def _mark_of(self, conn: psycopg.Connection, name: str) -> str | None:
-        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    def _mark_of(self, conn: libpq.Connection, name: str) -> str | None:
+        row = conn.one("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", (name,))
         return row[0] if row else None
 
-    def _drop_unmarked_leftover(self, conn: psycopg.Connection, name: str, *, workspace: str | None = None) -> bool:
+    def _drop_unmarked_leftover(self, conn: libpq.Connection, name: str, *, workspace: str | None = None) -> bool:
         """Drop a database that an interrupted create (SIGKILL between CREATE DATABASE and COMMENT) left
         without its mark. Only our own derived names qualify: tf_<this repo's random id>_<slug>_<hash>."""
         if not name.startswith(db_prefix(self.ctx.repo_id)) or name == self.root().name:
@@ -206,39 +221,42 @@ class LocalBackend:
             return False
         if self._mark_of(conn, name) is not None or not self._exists(conn, name):
             return False
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
         return True
 
-    def _create_marked(self, conn: psycopg.Connection, name: str, workspace: str, *, template: str | None) -> None:
+    def _create_marked(self, conn: libpq.Connection, name: str, workspace: str, *, template: str | None) -> None:
         """CREATE, then mark and lock down; if marking fails the new database is dropped again."""
-        ident = sql.Identifier(name)
+        ident, owner = Ident(name), Ident(self.role)
         if template is None:
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(self.role)))
+            conn.execute(SQL.of("CREATE DATABASE {} OWNER {}", ident, owner))
         else:
             if not self.external:
                 conn.execute("SET file_copy_method = clone")
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY").format(ident, sql.Identifier(template), sql.Identifier(self.role)))
-            except psycopg.errors.ObjectInUse as e:
-                raise self._busy_error(conn, template) from e
-            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):  # a killed create still finishing
-                raise BackendError(f"database {name} already exists", hint="another treefork command is creating it; retry") from None
+                conn.execute(SQL.of("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY", ident, Ident(template), owner))
+            except libpq.PgError as e:
+                if e.sqlstate == libpq.OBJECT_IN_USE:
+                    raise self._busy_error(conn, template) from e
+                if e.sqlstate in (libpq.DUPLICATE_DATABASE, libpq.UNIQUE_VIOLATION):  # a killed create still finishing
+                    raise BackendError(f"database {name} already exists", hint="another treefork command is creating it; retry") from None
+                raise
         try:
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(self._mark(workspace))))
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
-            conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(ident, sql.Identifier(self.role)))
+            with conn.transaction():  # one commit (one WAL flush) for the mark and the grants
+                conn.execute(SQL.of("COMMENT ON DATABASE {} IS {}", ident, Literal(self._mark(workspace))))
+                conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident))
+                conn.execute(SQL.of("GRANT ALL ON DATABASE {} TO {}", ident, owner))
         except BaseException:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident))
             raise
 
-    def _blockers(self, conn: psycopg.Connection, parent: str) -> list[dict[str, Any]]:
+    def _blockers(self, conn: libpq.Connection, parent: str) -> list[dict[str, Any]]:
         rows = conn.execute(
-            "SELECT pid, coalesce(application_name, ''), coalesce(usename, ''), coalesce(client_addr::text, '') FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pid, coalesce(application_name, ''), coalesce(usename, ''), coalesce(client_addr::text, '') FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             (parent,),
-        ).fetchall()
-        return [{"pid": p, "application_name": a, "user": u, "client_addr": c} for p, a, u, c in rows]
+        )
+        return [{"pid": int(p or 0), "application_name": a, "user": u, "client_addr": c} for p, a, u, c in rows]
 
-    def _busy_error(self, conn: psycopg.Connection, parent: str) -> ParentBusyError:
+    def _busy_error(self, conn: libpq.Connection, parent: str) -> ParentBusyError:
         blockers = self._blockers(conn, parent)
         who = ", ".join(f"pid {b['pid']} ({b['application_name'] or 'no application_name'})" for b in blockers) or "a client that just left"
         return ParentBusyError(
@@ -248,7 +266,7 @@ class LocalBackend:
         )
 
     @contextlib.contextmanager
-    def _parent_quiet(self, conn: psycopg.Connection, parent: str, *, terminate: bool) -> Iterator[None]:
+    def _parent_quiet(self, conn: libpq.Connection, parent: str, *, terminate: bool) -> Iterator[None]:
         """A template must have no connections. Either say who is connected, or (explicitly) cut them off
         for the few milliseconds of the clone, refusing new ones meanwhile."""
         blockers = self._blockers(conn, parent)
@@ -262,13 +280,13 @@ class LocalBackend:
             return
         if not terminate:
             raise self._busy_error(conn, parent)
-        ident = sql.Identifier(parent)
-        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+        ident = Ident(parent)
+        conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS false", ident))
         try:
-            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (parent,))
+            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", (parent,))
             yield
         finally:
-            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
+            conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident))
 
     def _import(self, url: str, root: DbBranch) -> None:
         """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role."""
@@ -291,7 +309,3 @@ def _safe(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

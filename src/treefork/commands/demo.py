@@ -10,8 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+import psycopg  # the demo's stand-in for an app: it reads and writes rows like one
 
 from treefork import envbuild, output, proc
 from treefork.context import Context
@@ -101,10 +100,11 @@ def _cleanup(repo: Path) -> None:
         if names:
             _treefork(repo, "rm", "--force", "--delete-branch", *names)
         if state.initialized and state.backend == "local":
+            from treefork.backends.local import LocalBackend
+
             backend = ctx.backend(state)
-            with backend.admin() as conn:  # the demo made this root; a real root is never dropped
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(state.root_db_branch)))
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(backend.role)))
+            assert isinstance(backend, LocalBackend)
+            backend.drop_throwaway_repo()  # the demo made this root; a real root is never dropped
     except FatalError as e:
         output.warn(f"demo clean-up: {e}")
     shutil.rmtree(repo.parent, ignore_errors=True)
