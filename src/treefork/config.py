@@ -6,7 +6,6 @@ Each value remembers where it came from (`default` or `treefork.toml`), for `doc
 from __future__ import annotations
 
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +84,8 @@ def load(main_root: Path) -> Config:
     path = main_root / CONFIG_FILE
     raw: dict[str, Any] = {}
     if path.exists():
+        import tomllib  # only repos with a treefork.toml pay for the parser
+
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 ROOT_HOME = Path("/var/lib/treefork")
 
 
@@ -21,4 +19,6 @@ def treefork_home() -> Path:
         return Path(env).expanduser().absolute()
     if is_root():
         return ROOT_HOME
+    import platformdirs  # imported here: TREEFORK_HOME and root never need it
+
     return Path(platformdirs.user_data_dir("treefork", appauthor=False))

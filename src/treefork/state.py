@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,7 +45,7 @@ class Workspace:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # every field is a scalar, so a shallow copy is a full one
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Workspace":
@@ -99,10 +99,14 @@ class State:
         return ws
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {k: v for k, v in vars(self).items() if k != "workspaces"}
+        data["backend_settings"] = dict(self.backend_settings)
         data["version"] = VERSION
         data["workspaces"] = {k: v.to_json() for k, v in sorted(self.workspaces.items())}
         return data
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "State":
@@ -128,12 +132,12 @@ class Registry:
         """Lock, load, let the caller change the state, save it if it changed."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._locked(self._lock, "registry"):
-            state = self._load()
-            before = json.dumps(state.to_json(), sort_keys=True)
+            before = self._read_text()
+            state = self._parse(before)
             yield state
-            after = state.to_json()
-            if json.dumps(after, sort_keys=True) != before:
-                atomic_write_text(self.file, json.dumps(after, indent=2, sort_keys=True) + "\n", mode=0o644)
+            after = state.to_text()
+            if after != (State().to_text() if before is None else before):
+                atomic_write_text(self.file, after, mode=0o644)
 
     @contextlib.contextmanager
     def git_lock(self) -> Iterator[None]:
@@ -152,12 +156,19 @@ class Registry:
             raise FatalError(f"timed out waiting for the {what} lock {lock.lock_file}", hint="another treefork command is running; retry when it ends") from None
 
     def _load(self) -> State:
+        return self._parse(self._read_text())
+
+    def _read_text(self) -> str | None:
         try:
-            text = self.file.read_text(encoding="utf-8")
+            return self.file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return State()
+            return None
         except OSError as e:
             raise FatalError(f"cannot read the registry {self.file}: {e.strerror}", hint="check its permissions") from None
+
+    def _parse(self, text: str | None) -> State:
+        if text is None:
+            return State()
         try:
             data = json.loads(text)
             if not isinstance(data, dict) or data.get("version") != VERSION:
