@@ -153,8 +153,11 @@ def bench_site(site: Site, sizes_mb: list[int], repeats: int, parallel: list[int
     for size_mb in sizes_mb:
         real = fill_database(site, root, size_mb * MB, progress=log)
         reps = repeats if size_mb < 1000 else max(1, min(repeats, 2))
-        new = [measure_treefork_new(site, measure_disk=True) for _ in range(reps)]
-        floor = [measure_floor(site, root) for _ in range(reps)]
+        new, floor = [], []
+        for _ in range(reps):  # interleaved, each after a CHECKPOINT: a pair sees the same machine and disk
+            new.append(measure_treefork_new(site, measure_disk=True))
+            settle_disk(site)
+            floor.append(measure_floor(site, root))
         dump_reps = reps if size_mb < 1000 else 1
         dump = Samples([measure_dump_restore(site, root) for _ in range(dump_reps)])
         med = lambda rows, k: Samples([r[k] for r in rows if r.get(k) is not None]).median  # noqa: E731
@@ -163,6 +166,7 @@ def bench_site(site: Site, sizes_mb: list[int], repeats: int, parallel: list[int
             "new": med(new, "seconds"), "new_internal": med(new, "internal_seconds"),
             "floor": med(floor, "seconds"), "floor_git": med(floor, "git"), "floor_create_db": med(floor, "create_db"),
             "floor_db_with_connect": med(floor, "db_with_connect"),
+            "overhead": Samples([n["seconds"] - f["seconds"] for n, f in zip(new, floor)]).median,
             "dump_restore": dump.median, "dump_repeats": dump_reps,
             "free_delta": med(new, "free_delta"), "apparent": med(new, "apparent"), "allocated": med(new, "allocated"),
             "raw": {"new": new, "floor": floor, "dump": dump.values},
@@ -244,7 +248,7 @@ def render(results: list[dict], machine: dict, xfs_error: str | None, args: argp
     add("")
 
     add("## Overhead and targets\n")
-    add(f"Overhead = treefork new − floor (median). Target: ≤ {OVERHEAD_TARGET_MS} ms. "
+    add(f"Overhead = the median of (treefork new − floor) over interleaved pairs. Target: ≤ {OVERHEAD_TARGET_MS} ms. "
         f"Reflink target: a 1 GB branch in ≤ {REFLINK_1GB_TARGET_MS} ms with ≤ 1 MB extra disk.\n")
     add("| filesystem | DB size | treefork new | floor | overhead | of which CLI start | target ≤ 150 ms |")
     add("|---|---|---|---|---|---|---|")
@@ -252,7 +256,7 @@ def render(results: list[dict], machine: dict, xfs_error: str | None, args: argp
     for r in results:
         startup = (r.get("small") or {}).get("cli_startup", float("nan"))
         for s in r["sizes"]:
-            over = s["new"] - s["floor"]
+            over = s.get("overhead", s["new"] - s["floor"])
             ok = over * 1000 <= OVERHEAD_TARGET_MS
             verdicts.append(ok)
             add(f"| {r['label']} | {fmt_bytes(s['real_bytes'])} | {fmt_ms(s['new'])} | {fmt_ms(s['floor'])} | {fmt_ms(over)} | {fmt_ms(startup)} | {'met' if ok else '**not met**'} |")

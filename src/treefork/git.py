@@ -50,11 +50,12 @@ class Repo:
     @classmethod
     def discover(cls, cwd: Path | None = None) -> "Repo":
         cwd = (cwd or Path.cwd()).absolute()
-        _check_git_version()
         r = git("rev-parse", "--is-bare-repository", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", cwd=cwd, check=False)
+        lines = r.out.splitlines()
+        if r.rc != 0 or len(lines) < 4:
+            check_version()  # an old git is the likelier cause of an odd answer; say so if it is
         if r.rc != 0:
             raise FatalError(f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first")
-        lines = r.out.splitlines()
         if lines[0] == "true" or len(lines) < 4:
             raise FatalError("this is a bare repository; treefork needs a main worktree", hint="clone it without --bare")
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
@@ -186,13 +187,9 @@ def _cleanup_failed_add(repo: Repo, path: Path, branch: str, *, created: bool) -
             git("branch", "-D", branch, cwd=repo.main_root, check=False)
 
 
-_version_checked = False
-
-
-def _check_git_version() -> None:
-    global _version_checked
-    if _version_checked:
-        return
+def check_version() -> None:
+    """git 2.28 or newer. Checked by the commands that set a repo up (init, install, doctor) and when git
+    answers oddly, not by every command: it is one more process on the path of `new`, whose cost is measured."""
     out = proc.run("git", "--version", hint="install git 2.28 or newer").out
     parts = out.split()[2].split(".") if len(out.split()) > 2 else []
     try:
@@ -201,4 +198,3 @@ def _check_git_version() -> None:
         raise FatalError(f"cannot read the git version from {out.strip()!r}", hint="install git 2.28 or newer") from None
     if version < MIN_GIT:
         raise FatalError(f"git {'.'.join(parts)} is too old", hint="install git 2.28 or newer (treefork needs worktree --porcelain -z and reference-transaction)")
-    _version_checked = True

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import filelock
-
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
+from treefork.locks import FileLock
 
 VERSION = 1
 
@@ -120,8 +119,8 @@ class Registry:
         self.dir = common_dir / "treefork"
         self.file = self.dir / "registry.json"
         self.secrets_file = self.dir / "secrets.json"
-        self._lock = filelock.FileLock(str(self.dir / "registry.lock"), timeout=60)
-        self._git_lock = filelock.FileLock(str(self.dir / "git.lock"), timeout=300)
+        self._lock = FileLock(self.dir / "registry.lock", timeout=60, what="registry")
+        self._git_lock = FileLock(self.dir / "git.lock", timeout=300, what="git")
 
     def read(self) -> State:
         """A consistent snapshot (writes are atomic renames, so no lock is needed to read)."""
@@ -131,7 +130,7 @@ class Registry:
     def transaction(self) -> Iterator[State]:
         """Lock, load, let the caller change the state, save it if it changed."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with self._locked(self._lock, "registry"):
+        with self._lock.held():
             before = self._read_text()
             state = self._parse(before)
             yield state
@@ -143,17 +142,8 @@ class Registry:
     def git_lock(self) -> Iterator[None]:
         """Serialises this repo's worktree add/remove steps (git races with itself)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with self._locked(self._git_lock, "git"):
+        with self._git_lock.held():
             yield
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _locked(lock: filelock.FileLock, what: str) -> Iterator[None]:
-        try:
-            with lock:
-                yield
-        except filelock.Timeout:
-            raise FatalError(f"timed out waiting for the {what} lock {lock.lock_file}", hint="another treefork command is running; retry when it ends") from None
 
     def _load(self) -> State:
         return self._parse(self._read_text())
@@ -182,7 +172,7 @@ class Registry:
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output
     def secret(self, key: str, *, create: bool = False) -> str | None:
-        with self._lock:
+        with self._lock.held():
             data = self._load_secrets()
             if key not in data and create:
                 data[key] = os.urandom(16).hex()  # what secrets.token_hex does, without its imports
@@ -190,7 +180,7 @@ class Registry:
             return data.get(key)
 
     def set_secret(self, key: str, value: str) -> None:
-        with self._lock:
+        with self._lock.held():
             data = self._load_secrets()
             data[key] = value
             self._save_secrets(data)

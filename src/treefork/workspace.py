@@ -7,8 +7,10 @@ the same command (or `treefork gc`) can finish or undo what a crash left.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from treefork import debug, envbuild, output, proc
 from treefork.backends.base import CreateOptions, DbBranch
@@ -16,6 +18,8 @@ from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.names import WorkspaceName
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace, pid_alive
+
+T = TypeVar("T")
 
 RESERVED = {"root"}
 
@@ -51,9 +55,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     created = {"worktree": False, "branch": False, "db": False}
     try:
         parent = parent_db(ctx, state, req.parent)
-        _ensure_worktree(ctx, ws, req, created)
-        debug.crash_point("new:after-worktree")
-        db = _ensure_db(ctx, ws, req, parent, created)
+        db = _alongside(lambda: _ensure_worktree(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
@@ -127,6 +129,7 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
     with ctx.registry.transaction() as st:
         st.workspaces[ws.name].created_worktree = True
         st.workspaces[ws.name].created_branch = base is not None
+    debug.crash_point("new:after-worktree")
 
 
 def _parent_head(ctx: Context, parent: str | None) -> str:
@@ -151,6 +154,30 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
         rec.db_branch, rec.db_id, rec.clone_method = db.name, db.id, db.clone_method
     ws.db_branch, ws.db_id, ws.clone_method = db.name, db.id, db.clone_method
     return db
+
+
+def _alongside(checkout: Callable[[], None], clone: Callable[[], T]) -> T:
+    """Run the checkout (git worktree add) in a thread while the database is cloned here: the two are
+    independent, and both spend their time outside Python (git, the server), so `new` takes about as
+    long as the slower one. Waits for both before returning or raising, so a rollback never races git;
+    when both fail, the checkout's error is the one raised."""
+    failure: list[BaseException] = []
+
+    def run_checkout() -> None:
+        try:
+            checkout()
+        except BaseException as e:  # handed to the caller's thread below
+            failure.append(e)
+
+    thread = threading.Thread(target=run_checkout, name="treefork-checkout")
+    thread.start()
+    try:
+        result = clone()
+    finally:
+        thread.join()
+        if failure:
+            raise failure[0]
+    return result
 
 
 def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool], error: BaseException) -> None:

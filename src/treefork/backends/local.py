@@ -25,6 +25,11 @@ from treefork.names import db_name, db_prefix, root_db_name
 from treefork.redact import register
 
 ROOT_MARK = "<root>"
+LEFTOVER_WAIT_SECONDS = 60.0
+
+
+class _StillBeingCreated(Exception):
+    """CREATE DATABASE met a database of the same name that a killed command's statement is still making."""
 
 
 class LocalBackend:
@@ -131,19 +136,33 @@ class LocalBackend:
     def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
         name = db_name(self.ctx.repo_id, workspace)
         with self.admin() as conn:
-            existing = self._mark_of(conn, name)
-            if existing is not None:
-                if existing != self._mark(workspace):
-                    raise BackendError(f"database {name} exists but was not made by treefork for {workspace!r}", hint="drop or rename it yourself; treefork never touches databases it did not create")
-                return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
-            if self._drop_unmarked_leftover(conn, name):
-                self.ctx.progress(f"dropped {name}: an interrupted create left it without its mark")
-            if not self._exists(conn, parent.name):
-                raise BackendError(f"the parent database {parent.name} does not exist", hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace")
-            self._ensure_role(conn)
-            with self._parent_quiet(conn, parent.name, terminate=options.terminate_blockers):
-                self._create_marked(conn, name, workspace, template=parent.name)
+            give_up_at = time.monotonic() + LEFTOVER_WAIT_SECONDS
+            while True:
+                try:
+                    self._create_or_adopt(conn, name, workspace, parent, options)
+                    break
+                except _StillBeingCreated:
+                    # only a killed `new` can own this name now (a live one holds the workspace), and its
+                    # CREATE DATABASE runs on in the server until it ends: wait, then drop what it left
+                    if time.monotonic() > give_up_at:
+                        raise BackendError(f"database {name} is still being created by an interrupted command",
+                                           hint="retry in a minute, or see `treefork server status`") from None
+                    time.sleep(0.2)
         return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+
+    def _create_or_adopt(self, conn: libpq.Connection, name: str, workspace: str, parent: DbBranch, options: CreateOptions) -> None:
+        existing = self._mark_of(conn, name)
+        if existing is not None:
+            if existing != self._mark(workspace):
+                raise BackendError(f"database {name} exists but was not made by treefork for {workspace!r}", hint="drop or rename it yourself; treefork never touches databases it did not create")
+            return
+        if self._drop_unmarked_leftover(conn, name):
+            self.ctx.progress(f"dropped {name}: an interrupted create left it without its mark")
+        if not self._exists(conn, parent.name):
+            raise BackendError(f"the parent database {parent.name} does not exist", hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace")
+        self._ensure_role(conn)
+        with self._parent_quiet(conn, parent.name, terminate=options.terminate_blockers):
+            self._create_marked(conn, name, workspace, template=parent.name)
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         name = db_name(self.ctx.repo_id, workspace)
@@ -238,7 +257,7 @@ class LocalBackend:
                 if e.sqlstate == libpq.OBJECT_IN_USE:
                     raise self._busy_error(conn, template) from e
                 if e.sqlstate in (libpq.DUPLICATE_DATABASE, libpq.UNIQUE_VIOLATION):  # a killed create still finishing
-                    raise BackendError(f"database {name} already exists", hint="another treefork command is creating it; retry") from None
+                    raise _StillBeingCreated(name) from None
                 raise
         try:
             with conn.transaction():  # one commit (one WAL flush) for the mark and the grants

@@ -20,15 +20,14 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
 
 from treefork import paths, proc
+from treefork.locks import FileLock
 from treefork.backends import libpq
 from treefork.backends.pgdist import linked_copy, run_as_name, server_user, wheel_bin_dir, wheel_version
 from treefork.errors import BackendError, FatalError
@@ -59,7 +58,7 @@ class EmbeddedServer:
         self.pg_dir = self.home / "pg"
         self.data_dir = self.pg_dir / "data"
         self.log_file = self.pg_dir / "server.log"
-        self._lock = filelock.FileLock(str(self.home / "server.lock"), timeout=120)
+        self._lock = FileLock(self.home / "server.lock", timeout=120, what="server")
 
     # ---- public API -------------------------------------------------------------------------
     def ensure_running(self) -> ServerInfo:
@@ -67,7 +66,7 @@ class EmbeddedServer:
         if state and self._accepts(state):
             return self._info(state)
         self._prepare_home()
-        with self._lock:
+        with self._lock.held():
             state = self._read_state()
             if state and self._accepts(state):
                 return self._info(state)
@@ -86,7 +85,7 @@ class EmbeddedServer:
     def stop(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        with self._lock:
+        with self._lock.held():
             if not self._postmaster_pid():
                 return False
             self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop")
@@ -249,6 +248,8 @@ def _check_reachable(home: Path) -> None:
 
 
 def _port_free(port: int) -> bool:
+    import socket  # only starting the server needs it
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         # as PostgreSQL binds: connections in TIME_WAIT (after the server died or was stopped) do not
         # make the port taken; without this a restart moved the server to a new port and broke every
@@ -262,6 +263,8 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port() -> int:
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]

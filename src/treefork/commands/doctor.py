@@ -11,6 +11,7 @@ from typing import Any
 from treefork import output, reconcile
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork import git as gitmod
 from treefork.git import git
 from treefork.hooks import claude, git_hooks
 from treefork.state import UNPROVISIONED
@@ -28,6 +29,7 @@ class Check:
 
 
 def run(*, as_json: bool) -> int:
+    gitmod.check_version()
     ctx = Context.open()
     checks = [*_hook_checks(ctx), _claude_check(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
     failed = any(c.level == FAIL for c in checks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from treefork import envbuild, envfile, output
+from treefork import envbuild, envfile, git, output
 from treefork.backends import BACKENDS, open_backend
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -21,6 +21,7 @@ def run(
     backend_options: dict[str, Any],
     as_json: bool,
 ) -> int:
+    git.check_version()
     ctx = Context.open()
     if backend not in BACKENDS:
         raise FatalError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

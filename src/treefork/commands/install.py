@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import git, output
 from treefork.context import Context
 from treefork.hooks import claude, git_hooks
 
 
 def run(*, claude_code: bool, as_json: bool) -> int:
+    git.check_version()
     ctx = Context.open()
     done = git_hooks.install(ctx.repo)
     if claude_code:
