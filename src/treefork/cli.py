@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import NoReturn
+
 import click
 
 from treefork import __version__
@@ -173,9 +177,25 @@ def _exit(code: int) -> None:
         raise SystemExit(code)
 
 
-def main() -> None:
-    with error_handler():
-        _run()
+def main() -> NoReturn:
+    try:
+        with error_handler():
+            _run()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown, which spends 10-20 ms freeing modules one by one. By now
+    every file treefork wrote is closed (atomic writes), every thread joined and every child reaped."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`treefork ls | head`): nothing more can be said
+            pass
+    os._exit(code)
 
 
 def _run() -> None:

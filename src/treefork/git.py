@@ -77,8 +77,16 @@ class Repo:
         return self.main_root.name
 
     def worktrees(self) -> list[Worktree]:
-        out = git("worktree", "list", "--porcelain", cwd=self.toplevel).out
-        return _parse_worktrees(out)
+        """`git worktree list`, retrying the race it loses to a concurrent `git worktree add` (git 2.39 reads a
+        half-made .git/worktrees/<name>/ and fails with 'commondir: Success')."""
+        for attempt in range(6):
+            r = git("worktree", "list", "--porcelain", cwd=self.toplevel, check=False)
+            if r.rc == 0:
+                return _parse_worktrees(r.out)
+            if not _is_transient_worktree_race(r.err) or attempt == 5:
+                raise ProcError(("git", "worktree", "list", "--porcelain"), r.rc, r.out, r.err)
+            time.sleep(0.01 + random.random() * 0.05)
+        raise AssertionError("unreachable")
 
     def has_commits(self) -> bool:
         return git("rev-parse", "--verify", "-q", "HEAD", cwd=self.toplevel, check=False).rc == 0

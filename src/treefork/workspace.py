@@ -6,13 +6,14 @@ the same command (or `treefork gc`) can finish or undo what a crash left.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from treefork import debug, envbuild, output, proc
+from treefork import debug, output, proc
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -55,8 +56,14 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     created = {"worktree": False, "branch": False, "db": False}
     try:
         parent = parent_db(ctx, state, req.parent)
-        db = _alongside(lambda: _ensure_worktree(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
+        def checkout() -> None:
+            _ensure_worktree(ctx, ws, req, created)
+            importlib.import_module("treefork.envbuild")  # the next step's modules (python-dotenv...), loaded while the database clones
+
+        db = _alongside(checkout, lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
+        from treefork import envbuild
+
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
             envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn)
@@ -186,6 +193,8 @@ def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str
     if req.adopt_worktree:
         if created["db"]:
             _quietly(lambda: _drop_db(ctx, ws))
+        from treefork import envbuild
+
         _quietly(lambda: envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), None))
         with ctx.registry.transaction() as st:
             rec = st.workspaces.get(ws.name)
@@ -222,6 +231,8 @@ def _quiet_dirty(ctx: Context, path: Path) -> bool:
 def _run_setup(ctx: Context, ws: Workspace) -> None:
     if not ctx.config.setup:
         return
+    from treefork import envbuild
+
     env = {**os.environ, **envbuild.load_env(Path(ws.path) / ctx.config.env_file)}
     for command in ctx.config.setup:
         output.info(f"setup: {' '.join(command)}")
