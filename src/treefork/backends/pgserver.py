@@ -18,8 +18,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +107,7 @@ class EmbeddedServer:
     # ---- starting ---------------------------------------------------------------------------
     def _start(self, state: dict[str, Any] | None) -> dict[str, Any]:
         state = dict(state or {})
-        state.setdefault("password", secrets.token_hex(24))
+        state.setdefault("password", os.urandom(24).hex())  # secrets.token_hex, without its imports
         register(state["password"])
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(state["password"])
@@ -137,6 +135,8 @@ class EmbeddedServer:
 
     def _initdb(self, password: str) -> None:
         if self.data_dir.exists():
+            import shutil
+
             shutil.rmtree(self.data_dir)  # a half-made data dir from an interrupted initdb
         self.data_dir.mkdir(mode=0o700)
         self._give_to_server_user(self.data_dir)
