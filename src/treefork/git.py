@@ -68,7 +68,11 @@ class Repo:
 
     @functools.cached_property
     def main_root(self) -> Path:
-        """The main worktree's root: the first entry of `git worktree list`."""
+        """The main worktree's root: the first entry of `git worktree list`. git computes that entry as the
+        real path of the common dir without its trailing `/.git` (worktree.c, get_main_worktree), so when
+        the common dir is a `.git` treefork does the same and spares a process."""
+        if self.common_dir.name == ".git":
+            return self.common_dir.parent
         return self.worktrees()[0].path
 
     @property

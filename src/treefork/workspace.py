@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from treefork import debug, output, proc
+from treefork.background import Background
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -51,6 +51,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         raise FatalError(f"{req.name!r} is reserved for the root workspace", hint="pick another name")
     state = ctx.state()
     state.expect_initialized()
+    ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
     created = {"worktree": False, "branch": False, "db": False}
@@ -165,26 +166,13 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
 
 def _alongside(checkout: Callable[[], None], clone: Callable[[], T]) -> T:
     """Run the checkout (git worktree add) in a thread while the database is cloned here: the two are
-    independent, and both spend their time outside Python (git, the server), so `new` takes about as
-    long as the slower one. Waits for both before returning or raising, so a rollback never races git;
-    when both fail, the checkout's error is the one raised."""
-    failure: list[BaseException] = []
-
-    def run_checkout() -> None:
-        try:
-            checkout()
-        except BaseException as e:  # handed to the caller's thread below
-            failure.append(e)
-
-    thread = threading.Thread(target=run_checkout, name="treefork-checkout")
-    thread.start()
+    independent, so `new` takes about as long as the slower one. Waits for both before returning or
+    raising, so a rollback never races git; when both fail, the checkout's error is the one raised."""
+    checking_out = Background(checkout, name="checkout")
     try:
-        result = clone()
+        return clone()
     finally:
-        thread.join()
-        if failure:
-            raise failure[0]
-    return result
+        checking_out.result()
 
 
 def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool], error: BaseException) -> None:

@@ -59,6 +59,10 @@ class Backend(Protocol):
     def ensure_ready(self) -> None:
         """Make the backend usable (start the server, check credentials), or raise FatalError."""
 
+    def prepare(self) -> None:
+        """Start, in the background, what the next calls will need (a connection, a client), so that it
+        overlaps the caller's own work. Errors surface at that next call."""
+
     def create_root(self, *, import_url: str | None) -> DbBranch:
         """The root branch, idempotently: empty, or filled from an existing database once."""
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
 from treefork import proc
+from treefork.background import Background
 from treefork.backends import libpq, pgdist, pgserver
 from treefork.backends.libpq import SQL, Ident, Literal
 from treefork.backends.base import COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
@@ -39,6 +40,7 @@ class LocalBackend:
         self.ctx = ctx
         self._server: pgserver.ServerInfo | None = None
         self._admin: libpq.Connection | None = None
+        self._connecting: Background[libpq.Connection] | None = None
         self.external = bool(ctx.settings.get("external"))
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -65,9 +67,16 @@ class LocalBackend:
             raise BackendError(e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`") from None
         return info
 
+    def prepare(self) -> None:
+        if self._admin is None and self._connecting is None:
+            self._connecting = Background(self._connect_admin, name="connect")
+
     @contextlib.contextmanager
     def admin(self) -> Iterator[libpq.Connection]:
         """One superuser connection per process, reused by every step of a command."""
+        if self._connecting is not None:
+            job, self._connecting = self._connecting, None
+            self._admin = job.result()
         if self._admin is None or self._admin.closed:
             self._admin = self._connect_admin()
         yield self._admin

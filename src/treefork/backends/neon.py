@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from treefork.background import Background
 from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon_auth import resolve_key
@@ -38,13 +39,24 @@ class NeonBackend:
         self._branches: list[dict[str, Any]] | None = None  # the last full listing
         self._annotations: dict[str, dict[str, str]] = {}
         self._connections: dict[str, Connection] = {}
+        self._api_job: Background[NeonApi] | None = None
 
     # ---- plumbing -------------------------------------------------------------------------------
     @property
     def api(self) -> NeonApi:
+        if self._api_job is not None:
+            job, self._api_job = self._api_job, None
+            self._api = job.result()
         if self._api is None:
-            self._api = NeonApi(resolve_key(self.ctx.main_root, self.ctx.config.env_file))
+            self._api = self._new_api()
         return self._api
+
+    def prepare(self) -> None:
+        if self._api is None and self._api_job is None:  # importing httpx alone takes about 100 ms
+            self._api_job = Background(self._new_api, name="neon-client")
+
+    def _new_api(self) -> NeonApi:
+        return NeonApi(resolve_key(self.ctx.main_root, self.ctx.config.env_file))
 
     @property
     def _base(self) -> str:
