@@ -33,12 +33,14 @@ def url_updates(config: Config, conn: Connection | None) -> dict[str, str | None
     return updates
 
 
-def write_worktree_env(repo: Repo, config: Config, worktree: Path, conn: Connection | None) -> Path:
-    """Write <worktree>/<env_file>: the template with our keys set and secrets left out. Atomic, 0600."""
+def write_worktree_env(repo: Repo, config: Config, worktree: Path, conn: Connection | None, *, excluded: bool = False) -> Path:
+    """Write <worktree>/<env_file>: the template with our keys set and secrets left out. Atomic, 0600.
+    Also keeps it out of git, unless the caller says it already did (`excluded`)."""
     target = worktree / config.env_file
     base = envfile.read(target) if target.exists() else template_text(repo, config)
     envfile.write(target, envfile.rewrite(base, url_updates(config, conn)))
-    exclude_from_git(repo, worktree, config.env_file)
+    if not excluded:
+        exclude_from_git(repo, worktree, config.env_file)
     return target
 
 

@@ -6,7 +6,6 @@ the same command (or `treefork gc`) can finish or undo what a crash left.
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +56,13 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     created = {"worktree": False, "branch": False, "db": False}
     try:
         parent = parent_db(ctx, state, req.parent)
-        def checkout() -> None:
-            _ensure_worktree(ctx, ws, req, created)
-            importlib.import_module("treefork.envbuild")  # the next step's modules (python-dotenv...), loaded while the database clones
-
-        db = _alongside(checkout, lambda: _ensure_db(ctx, ws, req, parent, created))
+        db = _alongside(lambda: _checkout(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
         from treefork import envbuild
 
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
-            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn)
+            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
     except BaseException as e:
@@ -120,6 +115,15 @@ def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspac
 def _check_path_free(path: Path) -> None:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FatalError(f"{path} already exists", hint="remove it, or choose another name or --path")
+
+
+def _checkout(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
+    """The worktree, with its env file kept out of git before the file exists. Runs while the database
+    clones, so the env-file modules (python-dotenv...) are loaded here too."""
+    _ensure_worktree(ctx, ws, req, created)
+    from treefork import envbuild
+
+    envbuild.exclude_from_git(ctx.repo, Path(ws.path), ctx.config.env_file)
 
 
 def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
