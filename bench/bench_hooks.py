@@ -32,7 +32,9 @@ def run(cwd: Path, *args: str) -> float:
 
 
 def tf(cwd: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "treefork", *args], cwd=cwd, check=True, capture_output=True)
+    cp = subprocess.run([sys.executable, "-m", "treefork", *args], cwd=cwd, capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise SystemExit(f"treefork {' '.join(args)} failed ({cp.returncode}): {cp.stderr.strip()}")
 
 
 def make_repo(base: Path, name: str) -> Path:
@@ -69,6 +71,7 @@ def main() -> None:
     ap.add_argument("--adds", type=int, default=5)
     a = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tf-bench-hooks-"))
+    base.chmod(0o755)  # as root, the server runs as the `treefork` user, which must reach TREEFORK_HOME
     os.environ.setdefault("TREEFORK_HOME", str(base / "home"))
     try:
         plain, hooked = make_repo(base, "plain"), make_repo(base, "hooked")

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -259,16 +260,23 @@ def render(results: list[dict], machine: dict, xfs_error: str | None, args: argp
     add("## Overhead and targets\n")
     add(f"Overhead = the median of (treefork new − floor) over interleaved pairs. Target: ≤ {OVERHEAD_TARGET_MS} ms. "
         f"Reflink target: a 1 GB branch in ≤ {REFLINK_1GB_TARGET_MS} ms with ≤ 1 MB extra disk.\n")
-    add("| filesystem | DB size | treefork new | floor | overhead | of which CLI start | target ≤ 150 ms |")
-    add("|---|---|---|---|---|---|---|")
-    verdicts = []
+    add("The middle half of the pair differences is shown beside the median: where the disk makes the clone itself vary by "
+        "more than the target (an in-kernel copy of 1 GB on ext4 takes 1.2 s or 3 s here, depending on writeback), "
+        "the difference measures the disk, not treefork, and the row says so.\n")
+    add("| filesystem | DB size | treefork new | floor | overhead (median) | pair differences, middle half | of which CLI start | target ≤ 150 ms |")
+    add("|---|---|---|---|---|---|---|---|")
     for r in results:
         startup = (r.get("small") or {}).get("cli_startup", float("nan"))
         for s in r["sizes"]:
-            over = s.get("overhead", s["new"] - s["floor"])
-            ok = over * 1000 <= OVERHEAD_TARGET_MS
-            verdicts.append(ok)
-            add(f"| {r['label']} | {fmt_bytes(s['real_bytes'])} | {fmt_ms(s['new'])} | {fmt_ms(s['floor'])} | {fmt_ms(over)} | {fmt_ms(startup)} | {'met' if ok else '**not met**'} |")
+            diffs = sorted(n["seconds"] - f["seconds"] for n, f in zip(s["raw"]["new"], s["raw"]["floor"]))
+            over = statistics.median(diffs) if diffs else s["new"] - s["floor"]
+            q1, q3 = (diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]) if len(diffs) >= 4 else (over, over)
+            if (q3 - q1) * 1000 > 2 * OVERHEAD_TARGET_MS:
+                verdict = "not measurable here (disk noise)"
+            else:
+                verdict = "met" if over * 1000 <= OVERHEAD_TARGET_MS else "**not met**"
+            add(f"| {r['label']} | {fmt_bytes(s['real_bytes'])} | {fmt_ms(s['new'])} | {fmt_ms(s['floor'])} | {fmt_ms(over)} | "
+                f"{fmt_ms(q1)} to {fmt_ms(q3)} | {fmt_ms(startup)} | {verdict} |")
     add("")
     clones = [r for r in results if r["clone_method"] == "clone"]
     for xfs in clones:
@@ -351,10 +359,17 @@ def main() -> int:
     ap.add_argument("--no-xfs", action="store_true", help="skip the loop-mounted XFS (reflink) run")
     ap.add_argument("--no-xfs-ram", action="store_true", help="skip the second XFS run with its image in RAM (/dev/shm)")
     ap.add_argument("--xfs-gb", type=int, default=8, help="size of the sparse XFS image (default 8 GB)")
+    ap.add_argument("--render-only", action="store_true", help="re-write the report from bench/results-local.json without measuring")
     ap.add_argument("--out", default=str(DOCS), help="where benchmarks.md and the PNG go (default docs/)")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.repeats, args.parallel = "10,100", 1, "1,4"
+    if args.render_only:
+        saved = json.loads((Path(__file__).resolve().parent / "results-local.json").read_text())
+        args.repeats = saved["results"][0]["sizes"][0]["repeats"] if saved["results"] and saved["results"][0]["sizes"] else args.repeats
+        Path(args.out, "benchmarks.md").write_text(render(saved["results"], saved["machine"], saved["xfs_error"], args))
+        plot(saved["results"], Path(args.out) / "benchmarks-local-clone.png")
+        return 0
     sizes = sorted(int(x) for x in args.sizes.split(",") if x)
     parallel = [int(x) for x in args.parallel.split(",") if x]
     out = Path(args.out)
