@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    MB, Samples, Site, XfsLoop, db_dir, db_size, dir_usage, fill_database, fmt_bytes, fmt_ms, free_bytes, fs_type, git,
+    MB, Samples, Site, XfsLoop, db_dir, dir_usage, fill_database, fmt_bytes, fmt_ms, free_bytes, fs_type, git,
     machine_description, make_workdir, ratio, settle_disk, tf_cmd, timed,
 )
 from psycopg import sql  # noqa: E402
@@ -348,6 +348,16 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def measure_site(site: Site, sizes: list[int], repeats: int, parallel: list[int], results: list[dict]) -> None:
+    """bench_site, its result appended; a failure is printed, the other sites still run."""
+    try:
+        results.append(bench_site(site, sizes, repeats, parallel))
+    except Exception:
+        traceback.print_exc()
+    finally:
+        site.teardown()
+
+
 # ---- main ---------------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -384,13 +394,7 @@ def main() -> int:
     # 1. ext4 (or whatever /tmp is): the copy path
     wd = make_workdir("/tmp/tfbench-ext4-")
     workdirs.append(wd)
-    site = Site("default fs", wd / "home", wd)
-    try:
-        results.append(bench_site(site, sizes, args.repeats, parallel))
-    except Exception:
-        traceback.print_exc()
-    finally:
-        site.teardown()
+    measure_site(Site("default fs", wd / "home", wd), sizes, args.repeats, parallel, results)
 
     # 2. XFS with reflink on a loop device: the clone path. Twice: with the image on this machine's disk,
     #    where every fsync PostgreSQL makes goes through the loop device to the (virtual) disk, and with the
@@ -411,13 +415,9 @@ def main() -> int:
                     xfs_error = loop.error
                     log(f"{label} run skipped: {xfs_error}")
                     continue
-                site = Site(label, loop.mountpoint / "home", xfs_wd)
                 try:
-                    results.append(bench_site(site, sizes, args.repeats, parallel))
-                except Exception:
-                    traceback.print_exc()
+                    measure_site(Site(label, loop.mountpoint / "home", xfs_wd), sizes, args.repeats, parallel, results)
                 finally:
-                    site.teardown()
                     loop.cleanup()
 
     machine = machine_description(None)
