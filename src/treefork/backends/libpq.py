@@ -135,7 +135,8 @@ class Connection:
         fn = self._lib.PQescapeIdentifier if isinstance(part, Ident) else self._lib.PQescapeLiteral
         out = fn(self._handle(), raw, len(raw))
         if not out:
-            raise BackendError(f"cannot quote {part!r}: {self._error_message()}", hint="use a name without NUL bytes or invalid UTF-8")
+            what = f"the name {part.name!r}" if isinstance(part, Ident) else "a literal"  # a literal may be a password
+            raise BackendError(f"cannot quote {what}: {self._error_message()}", hint="use a name without NUL bytes or invalid UTF-8")
         try:
             return ctypes.string_at(out).decode()
         finally:
