@@ -15,22 +15,19 @@ from treefork.cli import cli  # noqa: E402
 
 def render() -> str:
     parts = ["# Command reference\n", "Generated from each command's `--help` by `python scripts/gen_cli_docs.py`.\n"]
-    ctx = click.Context(cli, info_name="treefork")
-    parts.append(f"## treefork\n\n```\n{cli.get_help(ctx)}\n```\n")
-    for name in sorted(cli.list_commands(ctx)):
-        command = cli.get_command(ctx, name)
-        if command is None or command.hidden:
-            continue
-        sub = click.Context(command, info_name=f"treefork {name}", parent=ctx)
-        parts.append(f"## treefork {name}\n\n```\n{command.get_help(sub)}\n```\n")
-        if isinstance(command, click.Group):
-            for subname in sorted(command.list_commands(sub)):
-                subcommand = command.get_command(sub, subname)
-                if subcommand is None or subcommand.hidden:
-                    continue
-                subsub = click.Context(subcommand, info_name=f"treefork {name} {subname}", parent=sub)
-                parts.append(f"### treefork {name} {subname}\n\n```\n{subcommand.get_help(subsub)}\n```\n")
+    _add(parts, cli, click.Context(cli, info_name="treefork"), level=2)
     return "\n".join(parts)
+
+
+def _add(parts: list[str], command: click.Command, ctx: click.Context, *, level: int) -> None:
+    """This command's help, then its subcommands' one heading level down (the root and its commands share ##)."""
+    parts.append(f"{'#' * level} {ctx.info_name}\n\n```\n{command.get_help(ctx)}\n```\n")
+    if not isinstance(command, click.Group):
+        return
+    for name in sorted(command.list_commands(ctx)):
+        sub = command.get_command(ctx, name)
+        if sub is not None and not sub.hidden:
+            _add(parts, sub, click.Context(sub, info_name=f"{ctx.info_name} {name}", parent=ctx), level=level + (ctx.parent is not None))
 
 
 if __name__ == "__main__":
