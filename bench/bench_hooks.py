@@ -58,7 +58,9 @@ def checkouts(root: Path, n: int) -> list[float]:
 
 
 def worktree_adds(root: Path, n: int, tag: str) -> list[float]:
-    return [run(root, "git", "worktree", "add", "-q", "-b", f"{tag}{i}", str(root.parent / f"{tag}{i}")) for i in range(n)]
+    return [
+        run(root, "git", "worktree", "add", "-q", "-b", f"{tag}{i}", str(root.parent / f"{tag}{i}")) for i in range(n)
+    ]
 
 
 def ms(samples: list[float]) -> float:
@@ -78,9 +80,24 @@ def main() -> None:
         tf(hooked, "init")
         tf(hooked, "install")
         rows = [
-            ("commit (reference-transaction)", ms(commits(plain, a.commits)), ms(commits(hooked, a.commits)), a.commits),
-            ("plain checkout (post-checkout)", ms(checkouts(plain, a.commits)), ms(checkouts(hooked, a.commits)), a.commits),
-            ("git worktree add (full provisioning)", ms(worktree_adds(plain, a.adds, "p")), ms(worktree_adds(hooked, a.adds, "h")), a.adds),
+            (
+                "commit (reference-transaction)",
+                ms(commits(plain, a.commits)),
+                ms(commits(hooked, a.commits)),
+                a.commits,
+            ),
+            (
+                "plain checkout (post-checkout)",
+                ms(checkouts(plain, a.commits)),
+                ms(checkouts(hooked, a.commits)),
+                a.commits,
+            ),
+            (
+                "git worktree add (full provisioning)",
+                ms(worktree_adds(plain, a.adds, "p")),
+                ms(worktree_adds(hooked, a.adds, "h")),
+                a.adds,
+            ),
         ]
         write(rows)
     finally:
@@ -90,14 +107,22 @@ def main() -> None:
 
 def write(rows: list[tuple[str, float, float, int]]) -> None:
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    lines = ["## Git hook overhead", "",
-             f"`python bench/bench_hooks.py` on {git_version}, local backend (embedded PostgreSQL), median of n runs.", "",
-             "| operation | without hooks (ms) | with treefork hooks (ms) | overhead (ms) | n |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "## Git hook overhead",
+        "",
+        f"`python bench/bench_hooks.py` on {git_version}, local backend (embedded PostgreSQL), median of n runs.",
+        "",
+        "| operation | without hooks (ms) | with treefork hooks (ms) | overhead (ms) | n |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, without, with_, n in rows:
         lines.append(f"| {name} | {without:.1f} | {with_:.1f} | {with_ - without:+.1f} | {n} |")
-    lines += ["", "A commit or plain checkout never starts Python: the sh scripts exit before it. "
-              "`git worktree add` includes forking the database and writing `.env`.", ""]
+    lines += [
+        "",
+        "A commit or plain checkout never starts Python: the sh scripts exit before it. "
+        "`git worktree add` includes forking the database and writing `.env`.",
+        "",
+    ]
     text = "\n".join(lines)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)

@@ -30,7 +30,13 @@ def _run(cwd: Path, env: dict[str, str], *args: str) -> None:
 def _repo(tmp: Path, env: dict[str, str]) -> Path:
     repo = tmp / "app"
     repo.mkdir()
-    genv = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
+    genv = {
+        **env,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@x",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@x",
+    }
     _run(repo, genv, "git", "init", "-q", "-b", "main")
     (repo / "README.md").write_text("x\n")
     _run(repo, genv, "git", "add", ".")
@@ -72,21 +78,30 @@ def neonctl_startup() -> float | None:
 def main() -> None:
     rows = [(lat, *bench_new(lat)) for lat in (0.0, 0.1)]
     startup = neonctl_startup()
-    lines = ["## Neon backend: `treefork new` against the fake Neon API", "",
-             f"Median of {RUNS} runs of `treefork new` (git worktree + Neon branch + operation polling at 0.05 s + .env), "
-             "end to end in a subprocess, against `tests/neon_fake.py` (operations finish after 2 polls).", "",
-             "| per-request latency | wall time | HTTP requests |", "|---|---|---|"]
+    lines = [
+        "## Neon backend: `treefork new` against the fake Neon API",
+        "",
+        f"Median of {RUNS} runs of `treefork new` (git worktree + Neon branch + operation polling at 0.05 s + .env), "
+        "end to end in a subprocess, against `tests/neon_fake.py` (operations finish after 2 polls).",
+        "",
+        "| per-request latency | wall time | HTTP requests |",
+        "|---|---|---|",
+    ]
     lines += [f"| {lat * 1000:.0f} ms | {t:.2f} s | {n} |" for lat, t, n in rows]
     lines.append("")
     if startup is None:
-        lines.append("Seed hook minimum: neonctl is not installed here, so its start-up was not measured; the hook makes "
-                     "at least 4 sequential neonctl calls, each a Node start-up plus its requests.")
+        lines.append(
+            "Seed hook minimum: neonctl is not installed here, so its start-up was not measured; the hook makes "
+            "at least 4 sequential neonctl calls, each a Node start-up plus its requests."
+        )
     else:
         seed_min = 4 * startup
-        lines.append(f"Seed hook minimum: `neonctl --version` starts in {startup:.2f} s (median), so its >= 4 sequential neonctl calls "
-                     f"cost >= {seed_min:.2f} s in Node start-ups alone, before any request; each also lists branches first "
-                     f"(create: 2 requests, get: 2, connection-string: 5 each), i.e. >= 14 sequential requests "
-                     f"(>= {seed_min + 1.4:.2f} s at 100 ms/request), and it never waits for the branch to be ready.")
+        lines.append(
+            f"Seed hook minimum: `neonctl --version` starts in {startup:.2f} s (median), so its >= 4 sequential neonctl calls "
+            f"cost >= {seed_min:.2f} s in Node start-ups alone, before any request; each also lists branches first "
+            f"(create: 2 requests, get: 2, connection-string: 5 each), i.e. >= 14 sequential requests "
+            f"(>= {seed_min + 1.4:.2f} s at 100 ms/request), and it never waits for the branch to be ready."
+        )
     lines.append("")
     out = ROOT / "docs" / "benchmarks-neon.md"
     out.parent.mkdir(exist_ok=True)

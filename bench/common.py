@@ -27,6 +27,7 @@ MB = 1024 * 1024
 
 # ---- timing -------------------------------------------------------------------------------------
 
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     t0 = time.perf_counter()
     result = fn()
@@ -85,10 +86,17 @@ def ratio(a: float, b: float) -> str:
 
 # ---- processes ----------------------------------------------------------------------------------
 
+
 def bench_env(home: Path, user_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(TREEFORK_HOME=str(home), HOME=str(user_home), GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
-               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.invalid")
+    env.update(
+        TREEFORK_HOME=str(home),
+        HOME=str(user_home),
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("NEON_API_KEY", None)
     # Users' Python caches bytecode; without it every run would recompile treefork (tens of ms).
@@ -99,8 +107,12 @@ def bench_env(home: Path, user_home: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    cp = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    cp = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if check and cp.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
     return cp
@@ -115,6 +127,7 @@ def git(cwd: Path, env: dict[str, str], *args: str, check: bool = True) -> subpr
 
 
 # ---- a benchmark site: one treefork home (one embedded server) + one git repo --------------------
+
 
 class Site:
     """A treefork home with its own embedded server, and one initialised git repo using it."""
@@ -131,11 +144,20 @@ class Site:
     # setup / teardown
     def setup(self) -> None:
         # an installed treefork has its bytecode compiled; so does the one measured here
-        run([sys.executable, "-c", "import compileall, os, treefork; compileall.compile_dir(os.path.dirname(treefork.__file__), quiet=1)"],
-            self.workdir, self.env)
+        run(
+            [
+                sys.executable,
+                "-c",
+                "import compileall, os, treefork; compileall.compile_dir(os.path.dirname(treefork.__file__), quiet=1)",
+            ],
+            self.workdir,
+            self.env,
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         self.user_home.mkdir(parents=True, exist_ok=True)
-        (self.user_home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n")
+        (self.user_home / ".gitconfig").write_text(
+            "[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n"
+        )
         self.repo.mkdir(parents=True)
         git(self.repo, self.env, "init", "-q", "-b", "main")
         # a small but not empty tree, so `git worktree add` does some real checkout work
@@ -148,7 +170,11 @@ class Site:
 
     def teardown(self) -> None:
         try:
-            names = [w["name"] for w in json.loads(self.tf("ls", "--json").stdout or "[]") if isinstance(w, dict) and w.get("name") not in (None, "root")]
+            names = [
+                w["name"]
+                for w in json.loads(self.tf("ls", "--json").stdout or "[]")
+                if isinstance(w, dict) and w.get("name") not in (None, "root")
+            ]
         except Exception:
             names = []
         if names:
@@ -171,7 +197,13 @@ class Site:
 
     def admin_conninfo(self, dbname: str = "postgres") -> dict:
         st = self.server_state()
-        return {"host": "127.0.0.1", "port": int(st["port"]), "user": "postgres", "password": st["password"], "dbname": dbname}
+        return {
+            "host": "127.0.0.1",
+            "port": int(st["port"]),
+            "user": "postgres",
+            "password": st["password"],
+            "dbname": dbname,
+        }
 
     @contextmanager
     def admin(self, dbname: str = "postgres") -> Iterator[psycopg.Connection]:
@@ -199,6 +231,7 @@ class Site:
 
 # ---- filling the root database --------------------------------------------------------------------
 
+
 def db_size(conn: psycopg.Connection, name: str) -> int:
     return conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()[0]
 
@@ -210,8 +243,12 @@ def fill_database(site: Site, dbname: str, target_bytes: int, progress: Callable
     row_bytes = 1100  # ~960 chars of text + tuple header + index entry, measured
     with site.admin(dbname) as conn:
         conn.execute("SET synchronous_commit = off")
-        conn.execute("CREATE TABLE IF NOT EXISTS bench_rows (id bigint PRIMARY KEY, pad text, n int, created timestamptz DEFAULT now())")
-        conn.execute("ALTER TABLE bench_rows ALTER COLUMN pad SET STORAGE EXTERNAL")  # no compression: bytes on disk are real
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_rows (id bigint PRIMARY KEY, pad text, n int, created timestamptz DEFAULT now())"
+        )
+        conn.execute(
+            "ALTER TABLE bench_rows ALTER COLUMN pad SET STORAGE EXTERNAL"
+        )  # no compression: bytes on disk are real
         start = conn.execute("SELECT coalesce(max(id), 0) FROM bench_rows").fetchone()[0]
         for _ in range(4):
             size = db_size(conn, dbname)
@@ -222,7 +259,10 @@ def fill_database(site: Site, dbname: str, target_bytes: int, progress: Callable
             step = 200_000
             for lo in range(start + 1, start + rows + 1, step):
                 hi = min(lo + step - 1, start + rows)
-                conn.execute("INSERT INTO bench_rows (id, pad, n) SELECT g, repeat(md5(g::text), 30), g %% 1000 FROM generate_series(%s::bigint, %s::bigint) g", (lo, hi))
+                conn.execute(
+                    "INSERT INTO bench_rows (id, pad, n) SELECT g, repeat(md5(g::text), 30), g %% 1000 FROM generate_series(%s::bigint, %s::bigint) g",
+                    (lo, hi),
+                )
             start += rows
         conn.execute("VACUUM (ANALYZE) bench_rows")
         size = db_size(conn, dbname)
@@ -233,6 +273,7 @@ def fill_database(site: Site, dbname: str, target_bytes: int, progress: Callable
 
 
 # ---- disk usage --------------------------------------------------------------------------------------
+
 
 def free_bytes(path: Path) -> int:
     st = os.statvfs(path)
@@ -266,6 +307,7 @@ def db_dir(site: Site, dbname: str) -> Path:
 
 
 # ---- loop-mounted XFS with reflink ---------------------------------------------------------------------
+
 
 class XfsLoop:
     """A sparse image file formatted XFS with reflink=1, loop-mounted. Root only."""
@@ -329,7 +371,11 @@ def machine_description(site: Site | None) -> dict[str, str]:
     except Exception:
         pass
     try:
-        info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
+        info["cpu"] = next(
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        )
     except Exception:
         pass
     if site is not None:
@@ -339,7 +385,9 @@ def machine_description(site: Site | None) -> dict[str, str]:
         except Exception:
             pass
     try:
-        info["load average (1/5/15 min, at the end of the run)"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        info["load average (1/5/15 min, at the end of the run)"] = " ".join(
+            Path("/proc/loadavg").read_text().split()[:3]
+        )
     except OSError:
         pass
     info["git"] = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()

@@ -27,7 +27,12 @@ def _add(parts: list[str], command: click.Command, ctx: click.Context, *, level:
     for name in sorted(command.list_commands(ctx)):
         sub = command.get_command(ctx, name)
         if sub is not None and not sub.hidden:
-            _add(parts, sub, click.Context(sub, info_name=f"{ctx.info_name} {name}", parent=ctx), level=level + (ctx.parent is not None))
+            _add(
+                parts,
+                sub,
+                click.Context(sub, info_name=f"{ctx.info_name} {name}", parent=ctx),
+                level=level + (ctx.parent is not None),
+            )
 
 
 if __name__ == "__main__":

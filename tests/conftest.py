@@ -35,19 +35,41 @@ class Run:
         return self.out + self.err
 
 
-def run_tf(cwd: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None, check: bool = True, timeout: float = 180) -> Run:
+def run_tf(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 180,
+) -> Run:
     full_env = {**os.environ, **(env or {})}
-    cp = subprocess.run([sys.executable, "-m", "treefork", *args], cwd=cwd, env=full_env, input=input,
-                        capture_output=True, text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    cp = subprocess.run(
+        [sys.executable, "-m", "treefork", *args],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
     result = Run(cp.returncode, cp.stdout, cp.stderr)
     if check and cp.returncode != 0:
-        raise AssertionError(f"treefork {' '.join(args)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
+        raise AssertionError(
+            f"treefork {' '.join(args)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+        )
     return result
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+    )
     cp = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if check and cp.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {cp.stderr}")
@@ -59,13 +81,17 @@ def treefork_home() -> Path:
     """One PostgreSQL server for the whole session, in a home of its own (never the user's)."""
     home = Path(tempfile.mkdtemp(prefix="treefork-test-home-"))
     fake_user_home = Path(tempfile.mkdtemp(prefix="treefork-test-user-"))
-    saved = {k: os.environ.get(k) for k in ("TREEFORK_HOME", "HOME", "XDG_CONFIG_HOME", "NEON_API_KEY", "NEON_API_HOST")}
+    saved = {
+        k: os.environ.get(k) for k in ("TREEFORK_HOME", "HOME", "XDG_CONFIG_HOME", "NEON_API_KEY", "NEON_API_HOST")
+    }
     os.environ["TREEFORK_HOME"] = str(home)
     os.environ["HOME"] = str(fake_user_home)  # nothing may write into the real home directory
     os.environ.pop("XDG_CONFIG_HOME", None)
     os.environ.pop("NEON_API_KEY", None)
     os.environ.pop("NEON_API_HOST", None)
-    (fake_user_home / ".gitconfig").write_text("[user]\n\tname = t\n\temail = t@example.invalid\n[init]\n\tdefaultBranch = main\n")
+    (fake_user_home / ".gitconfig").write_text(
+        "[user]\n\tname = t\n\temail = t@example.invalid\n[init]\n\tdefaultBranch = main\n"
+    )
     yield home
     subprocess.run([sys.executable, "-m", "treefork", "server", "stop"], capture_output=True, cwd="/")
     for k, v in saved.items():

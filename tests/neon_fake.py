@@ -53,7 +53,9 @@ class Project:
 
 
 class FakeNeon:
-    def __init__(self, *, api_key: str = "napi_fake_test_key_0123456789", project_ids: tuple[str, ...] = ("fancy-proj-123456",)) -> None:
+    def __init__(
+        self, *, api_key: str = "napi_fake_test_key_0123456789", project_ids: tuple[str, ...] = ("fancy-proj-123456",)
+    ) -> None:
         self.api_key = api_key
         self.projects: dict[str, Project] = {}
         self.latency = 0.0
@@ -97,7 +99,9 @@ class FakeNeon:
         with self.lock:
             return next(b for b in self.projects[pid].branches.values() if b["name"] == name)
 
-    def add_foreign_branch(self, pid: str, name: str, *, annotation: dict[str, str] | None = None, protected: bool = False) -> dict[str, Any]:
+    def add_foreign_branch(
+        self, pid: str, name: str, *, annotation: dict[str, str] | None = None, protected: bool = False
+    ) -> dict[str, Any]:
         with self.lock:
             project = self.projects[pid]
             default = next(b for b in project.branches.values() if b["default"])
@@ -107,29 +111,79 @@ class FakeNeon:
             return branch
 
     # ---- model ----------------------------------------------------------------------------------
-    def _new_branch(self, project: Project, name: str, *, parent: str | None, default: bool = False, protected: bool = False,
-                    expires_at: str | None = None) -> dict[str, Any]:
+    def _new_branch(
+        self,
+        project: Project,
+        name: str,
+        *,
+        parent: str | None,
+        default: bool = False,
+        protected: bool = False,
+        expires_at: str | None = None,
+    ) -> dict[str, Any]:
         bid = _haiku("br")
         now = _now()
-        branch = {"id": bid, "project_id": project.id, "parent_id": parent, "name": name, "current_state": "ready", "state_changed_at": now,
-                  "creation_source": "console", "default": default, "protected": protected, "cpu_used_sec": 0, "compute_time_seconds": 0,
-                  "active_time_seconds": 0, "written_data_bytes": 0, "data_transfer_bytes": 0, "created_at": now, "updated_at": now, "init_source": "parent-data"}
+        branch = {
+            "id": bid,
+            "project_id": project.id,
+            "parent_id": parent,
+            "name": name,
+            "current_state": "ready",
+            "state_changed_at": now,
+            "creation_source": "console",
+            "default": default,
+            "protected": protected,
+            "cpu_used_sec": 0,
+            "compute_time_seconds": 0,
+            "active_time_seconds": 0,
+            "written_data_bytes": 0,
+            "data_transfer_bytes": 0,
+            "created_at": now,
+            "updated_at": now,
+            "init_source": "parent-data",
+        }
         if parent is None:
             branch.pop("parent_id")
         if expires_at:
             branch["expires_at"] = expires_at
         eid = _haiku("ep")
         project.branches[bid] = branch
-        project.endpoints[bid] = {"id": eid, "host": f"{eid}.us-east-2.aws.neon.tech", "branch_id": bid, "project_id": project.id, "type": "read_write",
-                                  "current_state": "active", "region_id": "aws-us-east-2", "autoscaling_limit_min_cu": 0.25, "autoscaling_limit_max_cu": 0.25,
-                                  "pooler_enabled": False, "pooler_mode": "transaction", "disabled": False, "passwordless_access": True,
-                                  "created_at": now, "updated_at": now, "settings": {}, "proxy_host": "us-east-2.aws.neon.tech", "suspend_timeout_seconds": 0, "provisioner": "k8s-neonvm"}
+        project.endpoints[bid] = {
+            "id": eid,
+            "host": f"{eid}.us-east-2.aws.neon.tech",
+            "branch_id": bid,
+            "project_id": project.id,
+            "type": "read_write",
+            "current_state": "active",
+            "region_id": "aws-us-east-2",
+            "autoscaling_limit_min_cu": 0.25,
+            "autoscaling_limit_max_cu": 0.25,
+            "pooler_enabled": False,
+            "pooler_mode": "transaction",
+            "disabled": False,
+            "passwordless_access": True,
+            "created_at": now,
+            "updated_at": now,
+            "settings": {},
+            "proxy_host": "us-east-2.aws.neon.tech",
+            "suspend_timeout_seconds": 0,
+            "provisioner": "k8s-neonvm",
+        }
         project.passwords[bid] = "npg_" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
         return branch
 
     def _operation(self, project: Project, branch_id: str, action: str) -> dict[str, Any]:
-        op = {"id": str(uuid.uuid4()), "project_id": project.id, "branch_id": branch_id, "action": action, "status": "running",
-              "failures_count": 0, "created_at": _now(), "updated_at": _now(), "total_duration_ms": 0}
+        op = {
+            "id": str(uuid.uuid4()),
+            "project_id": project.id,
+            "branch_id": branch_id,
+            "action": action,
+            "status": "running",
+            "failures_count": 0,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "total_duration_ms": 0,
+        }
         project.operations[op["id"]] = {**op, "_polls_left": self.op_polls}
         return op
 
@@ -147,12 +201,22 @@ class FakeNeon:
         return {bid: self._annotation(project, bid) for bid in ids if bid in project.annotations}
 
     def _annotation(self, project: Project, bid: str) -> dict[str, Any]:
-        return {"object": {"type": "console/branch", "id": bid}, "value": project.annotations[bid], "created_at": _now(), "updated_at": _now()}
+        return {
+            "object": {"type": "console/branch", "id": bid},
+            "value": project.annotations[bid],
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
 
     def connection_params(self, project: Project, bid: str) -> dict[str, str]:
         ep = project.endpoints[bid]
-        return {"database": "neondb", "password": project.passwords[bid], "role": "neondb_owner", "host": ep["host"],
-                "pooler_host": ep["host"].replace(ep["id"], ep["id"] + "-pooler", 1)}
+        return {
+            "database": "neondb",
+            "password": project.passwords[bid],
+            "role": "neondb_owner",
+            "host": ep["host"],
+            "pooler_host": ep["host"].replace(ep["id"], ep["id"] + "-pooler", 1),
+        }
 
     # ---- routes ---------------------------------------------------------------------------------
     def list_branches(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
@@ -161,11 +225,18 @@ class FakeNeon:
             items = [b for b in items if q["search"] in b["name"] or q["search"] in b["id"]]
         start = int(q["cursor"]) if q.get("cursor", "").isdigit() else 0
         limit = int(q.get("limit") or 10000)
-        page = items[start:start + limit]
-        pagination: dict[str, Any] = {"sort_by": q.get("sort_by", "updated_at"), "sort_order": q.get("sort_order", "desc")}
+        page = items[start : start + limit]
+        pagination: dict[str, Any] = {
+            "sort_by": q.get("sort_by", "updated_at"),
+            "sort_order": q.get("sort_order", "desc"),
+        }
         if start + limit < len(items):
             pagination["next"] = str(start + limit)
-        return {"branches": page, "annotations": self.annotations_map(project, [b["id"] for b in page]), "pagination": pagination}
+        return {
+            "branches": page,
+            "annotations": self.annotations_map(project, [b["id"] for b in page]),
+            "pagination": pagination,
+        }
 
     def create_branch(self, project: Project, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         spec = body.get("branch") or {}
@@ -180,12 +251,20 @@ class FakeNeon:
             raise ApiError(422, f"branches limit exceeded; limit is {self.branch_limit}", "BRANCHES_LIMIT_EXCEEDED")
         if parent.get("expires_at"):
             raise ApiError(400, "cannot create a child of a branch with an expiration time")
-        branch = self._new_branch(project, name, parent=parent["id"], expires_at=spec.get("expires_at"), protected=bool(spec.get("protected")))
+        branch = self._new_branch(
+            project, name, parent=parent["id"], expires_at=spec.get("expires_at"), protected=bool(spec.get("protected"))
+        )
         branch["current_state"] = "init"
         if body.get("annotation_value"):
             project.annotations[branch["id"]] = dict(body["annotation_value"])
         ops = [self._operation(project, branch["id"], "create_branch")]
-        out: dict[str, Any] = {"branch": branch, "operations": ops, "roles": [self.role(project, branch["id"])], "databases": [self.database(project, branch["id"])], "endpoints": []}
+        out: dict[str, Any] = {
+            "branch": branch,
+            "operations": ops,
+            "roles": [self.role(project, branch["id"])],
+            "databases": [self.database(project, branch["id"])],
+            "endpoints": [],
+        }
         if body.get("endpoints"):
             ops.append(self._operation(project, branch["id"], "start_compute"))
             out["endpoints"] = [project.endpoints[branch["id"]]]
@@ -212,10 +291,23 @@ class FakeNeon:
         return 200, {"branch": branch, "operations": [self._operation(project, bid, "delete_timeline")]}
 
     def role(self, project: Project, bid: str) -> dict[str, Any]:
-        return {"branch_id": bid, "name": "neondb_owner", "protected": False, "created_at": _now(), "updated_at": _now()}
+        return {
+            "branch_id": bid,
+            "name": "neondb_owner",
+            "protected": False,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
 
     def database(self, project: Project, bid: str) -> dict[str, Any]:
-        return {"id": 1, "branch_id": bid, "name": "neondb", "owner_name": "neondb_owner", "created_at": _now(), "updated_at": _now()}
+        return {
+            "id": 1,
+            "branch_id": bid,
+            "name": "neondb",
+            "owner_name": "neondb_owner",
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
 
     def get_operation(self, project: Project, op_id: str) -> dict[str, Any]:
         if op_id not in project.operations:
@@ -244,7 +336,9 @@ class FakeNeon:
             raise ApiError(404, f"no route {method} {path}")
         project, rest = self.project(m.group(1)), m.group(2) or ""
         if method == "GET" and rest == "":
-            return 200, {"project": {"id": project.id, "name": project.id, "region_id": "aws-us-east-2", "pg_version": 17}}
+            return 200, {
+                "project": {"id": project.id, "name": project.id, "region_id": "aws-us-east-2", "pg_version": 17}
+            }
         if method == "GET" and rest == "/branches":
             return 200, self.list_branches(project, q)
         if method == "GET" and rest == "/branches/count":
@@ -305,12 +399,17 @@ def _handler(fake: FakeNeon) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.log.append((method, parts.path))
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    return self._send(401, {"code": "", "message": "authentication required", "request_id": str(uuid.uuid4())})
+                    return self._send(
+                        401, {"code": "", "message": "authentication required", "request_id": str(uuid.uuid4())}
+                    )
                 fault = fake.fault_or_none()
                 if fault:
                     status, retry_after = fault
-                    return self._send(status, {"code": "", "message": f"fake fault {status}", "request_id": str(uuid.uuid4())},
-                                      {"Retry-After": retry_after} if retry_after is not None else {})
+                    return self._send(
+                        status,
+                        {"code": "", "message": f"fake fault {status}", "request_id": str(uuid.uuid4())},
+                        {"Retry-After": retry_after} if retry_after is not None else {},
+                    )
                 try:
                     body = json.loads(raw) if raw else {}
                     status, data = fake.route(method, parts.path, q, body)

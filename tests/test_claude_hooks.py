@@ -17,7 +17,9 @@ def _create(repo: Path, name: str):
 
 
 def _remove(repo: Path, path: str):
-    return run_tf(repo, "claude-hook", "remove", input=_payload(repo, hook_event_name="WorktreeRemove", worktree_path=path))
+    return run_tf(
+        repo, "claude-hook", "remove", input=_payload(repo, hook_event_name="WorktreeRemove", worktree_path=path)
+    )
 
 
 def test_create_and_remove(tf_repo: Path) -> None:
@@ -52,9 +54,13 @@ def test_create_accepts_worktree_name_and_fails_loudly(tf_repo: Path) -> None:
 def test_settings_merge_keeps_other_keys_and_is_idempotent(tf_repo: Path) -> None:
     settings = tf_repo / ".claude" / "settings.json"
     settings.parent.mkdir()
-    other = {"permissions": {"allow": ["Bash(ls)"]},
-             "hooks": {"WorktreeCreate": [{"hooks": [{"type": "command", "command": "echo other"}]}],
-                       "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}]}}
+    other = {
+        "permissions": {"allow": ["Bash(ls)"]},
+        "hooks": {
+            "WorktreeCreate": [{"hooks": [{"type": "command", "command": "echo other"}]}],
+            "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}],
+        },
+    }
     settings.write_text(json.dumps(other))
     run_tf(tf_repo, "install", "--claude")
     once = settings.read_text()

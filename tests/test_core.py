@@ -9,8 +9,19 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import (assert_nothing_left, assert_one_line_error, branches, can_connect, db_exists, gc_dry, ls, new,
-                        registry, root_db, worktree_paths)
+from tf_helpers import (
+    assert_nothing_left,
+    assert_one_line_error,
+    branches,
+    can_connect,
+    db_exists,
+    gc_dry,
+    ls,
+    new,
+    registry,
+    root_db,
+    worktree_paths,
+)
 
 LS_FIELDS = {"name", "branch", "path", "parent", "backend", "db_branch", "clone_method"}
 
@@ -111,7 +122,15 @@ def test_rm_dirty_force_drop_and_branch_rules(tf_repo: Path) -> None:
     # --force removes it: worktree, database (the old URL no longer connects), registry entry;
     # the branch had no commits of its own, so it is merged into its parent and deleted
     out = json.loads(run_tf(tf_repo, "rm", "dirty", "--force", "--json").out)
-    assert out == [{"name": "dirty", "db_dropped": True, "worktree_removed": True, "branch_deleted": True, "branch_kept_reason": None}]
+    assert out == [
+        {
+            "name": "dirty",
+            "db_dropped": True,
+            "worktree_removed": True,
+            "branch_deleted": True,
+            "branch_kept_reason": None,
+        }
+    ]
     assert not d.exists() and d.resolve() not in worktree_paths(tf_repo)
     assert not can_connect(d_url)
     assert not db_exists(d_db)
@@ -163,8 +182,16 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
     git(tf_repo, "worktree", "remove", str(gone))  # behind treefork's back
     assert not gone.exists()
     actions = gc_dry(tf_repo)
-    assert actions == [{"workspace": "gone", "db_branch": gone_db, "action": "drop", "reason": actions[0]["reason"],
-                        "db_id": gone_db, "done": False}]
+    assert actions == [
+        {
+            "workspace": "gone",
+            "db_branch": gone_db,
+            "action": "drop",
+            "reason": actions[0]["reason"],
+            "db_id": gone_db,
+            "done": False,
+        }
+    ]
     assert "gone" in actions[0]["reason"]
     assert can_connect(gone_url) and "gone" in ls(tf_repo)  # a dry run drops nothing
     assert ls(tf_repo)["gone"]["worktree"] == "missing"
@@ -185,6 +212,7 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
     shutil_gone = new(tf_repo, "rmrf")
     rmrf_url = db_url(shutil_gone)
     import shutil
+
     shutil.rmtree(shutil_gone)
     assert [a["workspace"] for a in gc_dry(tf_repo)] == ["rmrf"]
     run_tf(tf_repo, "gc")

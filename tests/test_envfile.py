@@ -73,8 +73,11 @@ def env_texts(draw) -> str:
 
 
 new_urls = st.one_of(
-    st.builds(lambda pw, db: f"postgresql://tf_ab12cd:{pw}@127.0.0.1:5432/{db}",
-              st.text(alphabet="0123456789abcdef", min_size=8, max_size=32), st.from_regex(r"tf_ab12cd_[a-z0-9_]{1,20}", fullmatch=True)),
+    st.builds(
+        lambda pw, db: f"postgresql://tf_ab12cd:{pw}@127.0.0.1:5432/{db}",
+        st.text(alphabet="0123456789abcdef", min_size=8, max_size=32),
+        st.from_regex(r"tf_ab12cd_[a-z0-9_]{1,20}", fullmatch=True),
+    ),
     st.text(alphabet="abcxyz0189:/@?&=#% '\"$-\\", min_size=1, max_size=30),
 )
 
@@ -122,7 +125,7 @@ def test_rewrite_changes_only_database_url(text: str, url: str) -> None:
         # appended at the end, after a line break added only if the file lacked one
         sep = "" if not body or body.endswith(("\n", "\r")) else ("\r\n" if "\r\n" in body else "\n")
         assert out.startswith(text + sep)
-        appended = out[len(text) + len(sep):]
+        appended = out[len(text) + len(sep) :]
         assert appended.startswith(KEY + "=") and appended.endswith(("\n", "\r\n"))
     # 2. it parses to the new URL, and every other key keeps its value
     old_values, new_values = _values(text), _values(out)
@@ -146,13 +149,17 @@ def test_rewrite_drops_secret_keys_and_keeps_the_rest(text: str, url: str) -> No
     assert "NEON_API_KEY" not in new_values
     assert not _has_key(out, "NEON_API_KEY")
     assert new_values[KEY] == url
-    assert {k: v for k, v in new_values.items() if k not in (KEY, "NEON_API_KEY")} == \
-        {k: v for k, v in old_values.items() if k not in (KEY, "NEON_API_KEY")}
+    assert {k: v for k, v in new_values.items() if k not in (KEY, "NEON_API_KEY")} == {
+        k: v for k, v in old_values.items() if k not in (KEY, "NEON_API_KEY")
+    }
 
 
 def test_rewrite_keeps_quote_style_export_and_trailing_comment() -> None:
     text = "export DATABASE_URL='old'  # local db\r\nA=1\r\n"
-    assert envfile.rewrite(text, {KEY: "postgresql://u:p@h:5/d"}) == "export DATABASE_URL='postgresql://u:p@h:5/d'  # local db\r\nA=1\r\n"
+    assert (
+        envfile.rewrite(text, {KEY: "postgresql://u:p@h:5/d"})
+        == "export DATABASE_URL='postgresql://u:p@h:5/d'  # local db\r\nA=1\r\n"
+    )
     text = 'DATABASE_URL="old"\nA=1'
     assert envfile.rewrite(text, {KEY: "postgresql://u:p@h/d"}) == 'DATABASE_URL="postgresql://u:p@h/d"\nA=1'
     text = "DATABASE_URL=old\n"
@@ -176,12 +183,10 @@ def test_rewrite_refuses_rather_than_write_a_url_that_does_not_parse() -> None:
 
 # ---- the worktree's env file, through the real CLI -----------------------------------------------
 
+
 def _expected_worktree_env(url: str) -> bytes:
     return (
-        "# app settings\r\n"
-        "export APP_MODE=dev\r\n"
-        'SECRET_TOKEN="abc#def=ghi"  # keep me\r\n'
-        f"DATABASE_URL='{url}'\r\n"
+        f"# app settings\r\nexport APP_MODE=dev\r\nSECRET_TOKEN=\"abc#def=ghi\"  # keep me\r\nDATABASE_URL='{url}'\r\n"
     ).encode()
 
 
@@ -234,7 +239,7 @@ def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path) -> None:
 
 def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Path) -> None:
     (repo / ".env").unlink()
-    example = "# copy me\nexport APP_MODE=dev\nDATABASE_URL=\"postgresql://localhost/app_dev\"  # yours\nNEON_API_KEY=napi_example\nLAST=1\n"
+    example = '# copy me\nexport APP_MODE=dev\nDATABASE_URL="postgresql://localhost/app_dev"  # yours\nNEON_API_KEY=napi_example\nLAST=1\n'
     (repo / ".env.example").write_text(example)
     git(repo, "add", ".env.example")
     git(repo, "commit", "-q", "-m", "example")
@@ -246,7 +251,10 @@ def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Pat
     wt = new(repo, "from-example")
     url = run_tf(repo, "url", "from-example").out.strip()
     text = (wt / ".env").read_text()
-    assert text == example.replace("postgresql://localhost/app_dev", url).replace("NEON_API_KEY=napi_example\n", ""), (main_env, text)
+    assert text == example.replace("postgresql://localhost/app_dev", url).replace("NEON_API_KEY=napi_example\n", ""), (
+        main_env,
+        text,
+    )
     assert git(wt, "status", "--porcelain", "--untracked-files=all").stdout == ""
     assert (repo / ".env.example").read_text() == example
     run_tf(repo, "rm", "from-example")

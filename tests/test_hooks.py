@@ -112,8 +112,8 @@ def test_parent_is_the_invoking_workspace(tf_repo: Path) -> None:
 
 def test_foreign_hooks_are_chained_and_restored(tf_repo: Path) -> None:
     hooks = tf_repo / ".git" / "hooks"
-    pc = b"#!/bin/sh\necho \"$@\" >> \"$TF_MARK\"\nexit 0\n"
-    rt = b"#!/bin/sh\ncat >> \"$TF_MARK.rt\"\n"
+    pc = b'#!/bin/sh\necho "$@" >> "$TF_MARK"\nexit 0\n'
+    rt = b'#!/bin/sh\ncat >> "$TF_MARK.rt"\n'
     (hooks / "post-checkout").write_bytes(pc)
     (hooks / "reference-transaction").write_bytes(rt)
     for h in ("post-checkout", "reference-transaction"):

@@ -45,7 +45,11 @@ def test_init_import_copies_an_existing_database_into_the_root(repo: Path) -> No
 def test_init_import_with_a_bad_url_is_one_line_and_leaves_no_root(repo: Path) -> None:
     r = run_tf(repo, "init", "--import", "postgresql://nobody:wrong@127.0.0.1:1/nothing", check=False)
     assert r.rc == 1
-    assert r.err.strip().splitlines()[-1].startswith("treefork: error: import from postgresql://127.0.0.1:1/nothing failed")
+    assert (
+        r.err.strip()
+        .splitlines()[-1]
+        .startswith("treefork: error: import from postgresql://127.0.0.1:1/nothing failed")
+    )
     assert "wrong" not in r.text, "the password in the URL is never shown"
     reg = json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
     assert reg["root_db_branch"] is None
@@ -60,7 +64,7 @@ def test_server_url_branches_on_an_existing_server(repo: Path) -> None:
         conn.execute("CREATE TABLE only_in_a (x int)")
     with psycopg.connect(db_url(b)) as conn:
         assert conn.execute("SELECT to_regclass('only_in_a')").fetchone() == (None,)
-    secrets = (repo / ".git" / "treefork" / "secrets.json")
+    secrets = repo / ".git" / "treefork" / "secrets.json"
     assert secrets.stat().st_mode & 0o777 == 0o600
     password = json.loads((home() / "server.json").read_text())["password"]
     assert password not in (a / ".env").read_text(), "the admin password never reaches a worktree"

@@ -25,7 +25,9 @@ def test_identifiers_and_literals_round_trip(tf_repo: Path) -> None:
         for i, name in enumerate(NASTY):
             conn.execute(SQL.of("CREATE TEMP TABLE {} (x int)", Ident(name)))
             conn.execute(SQL.of("COMMENT ON TABLE {} IS {}", Ident(name), Literal(name)))
-            assert conn.one("SELECT obj_description(oid, 'pg_class') FROM pg_class WHERE relname = $1", (name,)) == (name,), i
+            assert conn.one("SELECT obj_description(oid, 'pg_class') FROM pg_class WHERE relname = $1", (name,)) == (
+                name,
+            ), i
         assert conn.one("SELECT $1::text, $2::int, $3::text", ("a'b", 7, None)) == ("a'b", "7", None)
 
 
@@ -45,7 +47,9 @@ def test_errors_carry_the_sqlstate_and_notices_stay_quiet(tf_repo: Path, capfd: 
 def test_a_wrong_password_is_a_connect_error_without_the_password(tf_repo: Path) -> None:
     st = json.loads((Path(os.environ["TREEFORK_HOME"]) / "server.json").read_text())
     with pytest.raises(libpq.PgConnectError) as err:
-        libpq.connect(host="127.0.0.1", port=st["port"], user="postgres", password="wrong-secret-123", dbname="postgres")
+        libpq.connect(
+            host="127.0.0.1", port=st["port"], user="postgres", password="wrong-secret-123", dbname="postgres"
+        )
     assert "password authentication failed" in err.value.message and "wrong-secret-123" not in str(err.value)
     with admin_conn() as conn:  # psycopg, independently: the server is fine
         assert conn.execute("SELECT 1").fetchone() == (1,)

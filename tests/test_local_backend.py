@@ -13,8 +13,22 @@ import pytest
 from psycopg import sql
 
 from conftest import db_url, git, run_tf
-from tf_helpers import (admin_conn, assert_nothing_left, assert_one_line_error, branches, can_connect, db_exists, gc_dry, ls,
-                        new, registry, repo_id, root_db, worktree_paths, worktrees_dir)
+from tf_helpers import (
+    admin_conn,
+    assert_nothing_left,
+    assert_one_line_error,
+    branches,
+    can_connect,
+    db_exists,
+    gc_dry,
+    ls,
+    new,
+    registry,
+    repo_id,
+    root_db,
+    worktree_paths,
+    worktrees_dir,
+)
 from treefork.names import db_name
 
 
@@ -194,7 +208,8 @@ def test_workspace_databases_belong_to_the_repo_role_not_the_superuser(tf_repo: 
     with admin_conn() as conn:
         owner, mark = conn.execute(
             "SELECT pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            (db_name(rid, "owned"),)).fetchone()
+            (db_name(rid, "owned"),),
+        ).fetchone()
     assert owner == f"tf_{rid}" and mark == f"treefork:{rid}:owned"
     # the superuser password is nowhere in the worktree's env file or treefork's output
     password = json.loads((Path(__import__("os").environ["TREEFORK_HOME"]) / "server.json").read_text())["password"]

@@ -12,13 +12,41 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import db_url, run_tf
-from tf_helpers import (assert_one_line_error, branches, db_exists, gc_dry, ls, new, registry, repo_id, worktree_paths,
-                        worktrees_dir)
+from tf_helpers import (
+    assert_one_line_error,
+    branches,
+    db_exists,
+    gc_dry,
+    ls,
+    new,
+    registry,
+    repo_id,
+    worktree_paths,
+    worktrees_dir,
+)
 from treefork.errors import FatalError
 from treefork.names import PG_MAX_IDENT_BYTES, WorkspaceName, db_name, root_db_name
 
-BAD_NAMES = ["has space", "a..b", "", "$(touch x)", "`touch x`", "a;b", "x" * 250, "a|b", "tab\tname", "new\nline",
-             "/abs", "trailing/", "a//b", "x.lock", ".hidden", "q'uote", "semi;rm -rf ~", "@"]
+BAD_NAMES = [
+    "has space",
+    "a..b",
+    "",
+    "$(touch x)",
+    "`touch x`",
+    "a;b",
+    "x" * 250,
+    "a|b",
+    "tab\tname",
+    "new\nline",
+    "/abs",
+    "trailing/",
+    "a//b",
+    "x.lock",
+    ".hidden",
+    "q'uote",
+    "semi;rm -rf ~",
+    "@",
+]
 
 
 @pytest.mark.parametrize("raw", BAD_NAMES + ["-x", "--", "-"])

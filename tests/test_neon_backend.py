@@ -57,7 +57,9 @@ def test_retry_storms_leave_nothing_orphaned(neon_repo: Path, tf_neon, fake_neon
 
 def test_409_adopts_our_branch_and_refuses_a_foreign_one(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
     repo_id = _registry(neon_repo)["repo_id"]
-    ours = fake_neon.add_foreign_branch(PROJECT, "mine", annotation={"treefork": "1", "treefork_repo": repo_id, "treefork_workspace": "mine"})
+    ours = fake_neon.add_foreign_branch(
+        PROJECT, "mine", annotation={"treefork": "1", "treefork_repo": repo_id, "treefork_workspace": "mine"}
+    )
     # the registry does not know it (a crash after the POST): find_branch_or_none adopts it, no second branch
     tf_neon(neon_repo, "new", "mine")
     assert _registry(neon_repo)["workspaces"]["mine"]["db_id"] == ours["id"]
@@ -71,7 +73,9 @@ def test_409_adopts_our_branch_and_refuses_a_foreign_one(neon_repo: Path, tf_neo
 
 def test_409_adopt_path_when_listing_misses_it(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
     """Another repo's branch with our workspace name: the 409 path must refuse (annotation names another repo)."""
-    fake_neon.add_foreign_branch(PROJECT, "x", annotation={"treefork": "1", "treefork_repo": "ffffff", "treefork_workspace": "x"})
+    fake_neon.add_foreign_branch(
+        PROJECT, "x", annotation={"treefork": "1", "treefork_repo": "ffffff", "treefork_workspace": "x"}
+    )
     r = tf_neon(neon_repo, "new", "x", check=False)
     assert r.rc == 1 and "treefork did not create it" in r.err
 
@@ -132,8 +136,20 @@ def test_api_key_from_main_env_file_and_401_names_source(repo: Path, fake_neon: 
     env = {"NEON_API_HOST": fake_neon.url, "TREEFORK_NEON_POLL_SECONDS": "0.05"}
     r = run_tf(repo, "init", "--backend", "neon", "--project-id", PROJECT, env=env, check=False)
     assert r.rc == 1 and "was rejected by Neon (401)" in r.err and ".env" in r.err  # the sample key in .env
-    r = run_tf(repo, "init", "--backend", "neon", "--project-id", PROJECT, env={**env, "NEON_API_KEY": "napi_wrong_key_xyz"}, check=False)
-    assert "the NEON_API_KEY environment variable was rejected by Neon (401)" in r.err and "napi_wrong_key_xyz" not in r.text
+    r = run_tf(
+        repo,
+        "init",
+        "--backend",
+        "neon",
+        "--project-id",
+        PROJECT,
+        env={**env, "NEON_API_KEY": "napi_wrong_key_xyz"},
+        check=False,
+    )
+    assert (
+        "the NEON_API_KEY environment variable was rejected by Neon (401)" in r.err
+        and "napi_wrong_key_xyz" not in r.text
+    )
 
 
 def test_unknown_project_and_missing_key(repo: Path, fake_neon: FakeNeon) -> None:

@@ -27,16 +27,31 @@ def neonctl_bin() -> Path:
     if npm is None or shutil.which("node") is None:
         pytest.skip("npm/node not installed: cannot run neonctl")
     NPM_CACHE.mkdir(parents=True, exist_ok=True)
-    cp = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_CACHE), "neonctl@5.0.1"],
-                        capture_output=True, text=True, timeout=300)
+    cp = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_CACHE), "neonctl@5.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if cp.returncode != 0 or not binary.exists():
-        pytest.skip(f"npm install neonctl@5.0.1 failed (no network?): {(cp.stderr or cp.stdout).strip().splitlines()[-1:]}")
+        pytest.skip(
+            f"npm install neonctl@5.0.1 failed (no network?): {(cp.stderr or cp.stdout).strip().splitlines()[-1:]}"
+        )
     return binary
 
 
 def neonctl(fake: FakeNeon, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(neonctl_bin()), "--api-host", fake.url, "--no-analytics", "--api-key", fake.api_key,
-           "--config-dir", str(tmp_path / "neonconfig"), *args]
+    cmd = [
+        str(neonctl_bin()),
+        "--api-host",
+        fake.url,
+        "--no-analytics",
+        "--api-key",
+        fake.api_key,
+        "--config-dir",
+        str(tmp_path / "neonconfig"),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
@@ -71,9 +86,26 @@ def test_neonctl_round_trip(fake_neon: FakeNeon, tmp_path: Path) -> None:
 
 
 def test_neonctl_sees_auth_errors_and_default_branch_refusal(fake_neon: FakeNeon, tmp_path: Path) -> None:
-    bad = subprocess.run([str(neonctl_bin()), "--api-host", fake_neon.url, "--no-analytics", "--api-key", "wrong",
-                          "--config-dir", str(tmp_path / "c"), "branches", "list", "--project-id", PROJECT],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    bad = subprocess.run(
+        [
+            str(neonctl_bin()),
+            "--api-host",
+            fake_neon.url,
+            "--no-analytics",
+            "--api-key",
+            "wrong",
+            "--config-dir",
+            str(tmp_path / "c"),
+            "branches",
+            "list",
+            "--project-id",
+            PROJECT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1 and "rejected the API key" in bad.stderr
     refused = neonctl(fake_neon, tmp_path, "branches", "delete", "main", "--project-id", PROJECT)
     assert refused.returncode == 1 and "default branch" in refused.stderr

@@ -18,8 +18,15 @@ def home() -> Path:
 
 def admin_conn() -> psycopg.Connection:
     st = json.loads((home() / "server.json").read_text())
-    return psycopg.connect(host="127.0.0.1", port=st["port"], user="postgres", password=st["password"], dbname="postgres",
-                           autocommit=True, connect_timeout=10)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=st["port"],
+        user="postgres",
+        password=st["password"],
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=10,
+    )
 
 
 def db_exists(name: str) -> bool:

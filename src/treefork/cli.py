@@ -22,33 +22,83 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--backend", default="local", show_default=True, help="local (embedded PostgreSQL 18) or neon.")
-@click.option("--server-url", help="Branch on a PostgreSQL server you already run (an admin URL) instead of the embedded one.")
-@click.option("--import", "import_url", is_flag=False, flag_value="", default=None, metavar="[URL]",
-              help="Copy an existing database into the root once (default URL: the main worktree's DATABASE_URL).")
-@click.option("--overwrite-env", is_flag=True, help="Point the main worktree's DATABASE_URL at the root even if it has one.")
+@click.option(
+    "--server-url", help="Branch on a PostgreSQL server you already run (an admin URL) instead of the embedded one."
+)
+@click.option(
+    "--import",
+    "import_url",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[URL]",
+    help="Copy an existing database into the root once (default URL: the main worktree's DATABASE_URL).",
+)
+@click.option(
+    "--overwrite-env", is_flag=True, help="Point the main worktree's DATABASE_URL at the root even if it has one."
+)
 @click.option("--project-id", help="Neon: the project to branch in.")
 @JSON
-def init(backend: str, server_url: str | None, import_url: str | None, overwrite_env: bool, project_id: str | None, as_json: bool) -> None:
+def init(
+    backend: str,
+    server_url: str | None,
+    import_url: str | None,
+    overwrite_env: bool,
+    project_id: str | None,
+    as_json: bool,
+) -> None:
     """Choose the backend and create the root database branch (once per repository)."""
     from treefork.commands import init as cmd
 
-    _exit(cmd.run(backend=backend, server_url=server_url, import_url=import_url, overwrite_env=overwrite_env,
-                  backend_options={"project_id": project_id}, as_json=as_json))
+    _exit(
+        cmd.run(
+            backend=backend,
+            server_url=server_url,
+            import_url=import_url,
+            overwrite_env=overwrite_env,
+            backend_options={"project_id": project_id},
+            as_json=as_json,
+        )
+    )
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--from", "parent", metavar="WORKSPACE", help="Fork from this workspace's database instead of the root's.")
+@click.option(
+    "--from", "parent", metavar="WORKSPACE", help="Fork from this workspace's database instead of the root's."
+)
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
-@click.option("--terminate-blockers", is_flag=True, help="Disconnect clients of the parent database for the clone (they are named otherwise).")
+@click.option(
+    "--terminate-blockers",
+    is_flag=True,
+    help="Disconnect clients of the parent database for the clone (they are named otherwise).",
+)
 @click.option("--ttl", help="Neon: expire the branch after this long (e.g. 7d; at most 30d).")
 @JSON
-def new(name: str, parent: str | None, branch: str | None, path: str | None, terminate_blockers: bool, ttl: str | None, as_json: bool) -> None:
+def new(
+    name: str,
+    parent: str | None,
+    branch: str | None,
+    path: str | None,
+    terminate_blockers: bool,
+    ttl: str | None,
+    as_json: bool,
+) -> None:
     """Create (or finish creating) workspace NAME: worktree, branch, database branch and env file."""
     from treefork.commands import new as cmd
 
-    _exit(cmd.run(name, parent=parent, branch=branch, path=path, terminate_blockers=terminate_blockers, ttl=ttl, as_json=as_json))
+    _exit(
+        cmd.run(
+            name,
+            parent=parent,
+            branch=branch,
+            path=path,
+            terminate_blockers=terminate_blockers,
+            ttl=ttl,
+            as_json=as_json,
+        )
+    )
 
 
 @cli.command(name="ls")
@@ -115,7 +165,12 @@ def demo(workspaces: int, keep: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--claude", "claude_code", is_flag=True, help="Also add the Claude Code WorktreeCreate/WorktreeRemove hooks to .claude/settings.json.")
+@click.option(
+    "--claude",
+    "claude_code",
+    is_flag=True,
+    help="Also add the Claude Code WorktreeCreate/WorktreeRemove hooks to .claude/settings.json.",
+)
 @JSON
 def install(claude_code: bool, as_json: bool) -> None:
     """Install the git hooks that provision every new worktree (post-checkout, reference-transaction)."""
@@ -125,7 +180,9 @@ def install(claude_code: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--claude", "claude_code", is_flag=True, help="Also remove treefork's Claude Code hooks from .claude/settings.json.")
+@click.option(
+    "--claude", "claude_code", is_flag=True, help="Also remove treefork's Claude Code hooks from .claude/settings.json."
+)
 @JSON
 def uninstall(claude_code: bool, as_json: bool) -> None:
     """Remove treefork's git hooks and restore any hook they had chained."""

@@ -89,10 +89,14 @@ def load(main_root: Path) -> Config:
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise FatalError(f"{path} is not valid TOML: {e}", hint="fix the file or remove it to use the defaults") from None
+            raise FatalError(
+                f"{path} is not valid TOML: {e}", hint="fix the file or remove it to use the defaults"
+            ) from None
     unknown = set(raw) - set(DEFAULTS) - {"neon"}
     if unknown:
-        raise FatalError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}", hint=f"known keys: {', '.join(DEFAULTS)}, [neon]")
+        raise FatalError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}", hint=f"known keys: {', '.join(DEFAULTS)}, [neon]"
+        )
     values = {k: raw.get(k, v) for k, v in DEFAULTS.items()}
     sources = {k: ("treefork.toml" if k in raw else "default") for k in DEFAULTS}
     neon_raw = raw.get("neon", {})

@@ -33,7 +33,9 @@ def url_updates(config: Config, conn: Connection | None) -> dict[str, str | None
     return updates
 
 
-def write_worktree_env(repo: Repo, config: Config, worktree: Path, conn: Connection | None, *, excluded: bool = False) -> Path:
+def write_worktree_env(
+    repo: Repo, config: Config, worktree: Path, conn: Connection | None, *, excluded: bool = False
+) -> Path:
     """Write <worktree>/<env_file>: the template with our keys set and secrets left out. Atomic, 0600.
     Also keeps it out of git, unless the caller says it already did (`excluded`)."""
     target = worktree / config.env_file
@@ -48,7 +50,9 @@ def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
     for rel in config.copy_files:
         src = (repo.main_root / rel).resolve()
         if repo.main_root.resolve() not in src.parents:
-            raise FatalError(f"copy_files entry {rel!r} points outside the repository", hint="use paths relative to the repo root")
+            raise FatalError(
+                f"copy_files entry {rel!r} points outside the repository", hint="use paths relative to the repo root"
+            )
         if not src.exists():
             continue
         dst = worktree / rel

@@ -33,7 +33,9 @@ def read(path: Path) -> str:
     except UnicodeDecodeError:
         raise FatalError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
     except OSError as e:
-        raise FatalError(f"cannot read {path}: {e.strerror}", hint=f"check its permissions (chmod 600 {path})") from None
+        raise FatalError(
+            f"cannot read {path}: {e.strerror}", hint=f"check its permissions (chmod 600 {path})"
+        ) from None
 
 
 def values(text: str) -> dict[str, str | None]:
@@ -71,8 +73,10 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
     parsed = values(out)
     for key, value in updates.items():  # e.g. an unterminated quote earlier in the file can swallow our line
         if value is not None and parsed.get(key) != value:
-            raise FatalError(f"cannot set {key} in the env file: python-dotenv cannot parse the text around it",
-                             hint="fix the env file's unterminated quote or malformed line (python-dotenv warns which), then retry")
+            raise FatalError(
+                f"cannot set {key} in the env file: python-dotenv cannot parse the text around it",
+                hint="fix the env file's unterminated quote or malformed line (python-dotenv warns which), then retry",
+            )
     return bom + out
 
 
@@ -81,7 +85,10 @@ def write(path: Path, text: str) -> bool:
     try:
         return atomic_write_text(path, text, mode=0o600)
     except OSError as e:
-        raise FatalError(f"cannot write {path}: {e.strerror}", hint="free some disk space or fix the directory's permissions; the old file is untouched") from None
+        raise FatalError(
+            f"cannot write {path}: {e.strerror}",
+            hint="free some disk space or fix the directory's permissions; the old file is untouched",
+        ) from None
 
 
 _VALUE = re.compile(

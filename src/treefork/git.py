@@ -49,14 +49,26 @@ class Repo:
     @classmethod
     def discover(cls, cwd: Path | None = None) -> "Repo":
         cwd = (cwd or Path.cwd()).absolute()
-        r = git("rev-parse", "--is-bare-repository", "--show-toplevel", "--absolute-git-dir", "--git-common-dir", cwd=cwd, check=False)
+        r = git(
+            "rev-parse",
+            "--is-bare-repository",
+            "--show-toplevel",
+            "--absolute-git-dir",
+            "--git-common-dir",
+            cwd=cwd,
+            check=False,
+        )
         lines = r.out.splitlines()
         if r.rc != 0 or len(lines) < 4:
             check_version()  # an old git is the likelier cause of an odd answer; say so if it is
         if r.rc != 0:
-            raise FatalError(f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first")
+            raise FatalError(
+                f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first"
+            )
         if lines[0] == "true" or len(lines) < 4:
-            raise FatalError("this is a bare repository; treefork needs a main worktree", hint="clone it without --bare")
+            raise FatalError(
+                "this is a bare repository; treefork needs a main worktree", hint="clone it without --bare"
+            )
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
         if not common.is_absolute():
             common = (cwd / common).resolve()
@@ -212,6 +224,11 @@ def check_version() -> None:
     try:
         version = (int(parts[0]), int(parts[1]))
     except (IndexError, ValueError):
-        raise FatalError(f"cannot read the git version from {out.strip()!r}", hint="install git 2.28 or newer") from None
+        raise FatalError(
+            f"cannot read the git version from {out.strip()!r}", hint="install git 2.28 or newer"
+        ) from None
     if version < MIN_GIT:
-        raise FatalError(f"git {'.'.join(parts)} is too old", hint="install git 2.28 or newer (treefork needs worktree --porcelain -z and reference-transaction)")
+        raise FatalError(
+            f"git {'.'.join(parts)} is too old",
+            hint="install git 2.28 or newer (treefork needs worktree --porcelain -z and reference-transaction)",
+        )

@@ -67,6 +67,8 @@ class FileLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise FatalError(f"timed out after {self.timeout:.0f}s waiting for the {self.what} lock {self.path}",
-                                     hint="another treefork command is running; retry when it ends") from None
+                    raise FatalError(
+                        f"timed out after {self.timeout:.0f}s waiting for the {self.what} lock {self.path}",
+                        hint="another treefork command is running; retry when it ends",
+                    ) from None
                 time.sleep(POLL_SECONDS)

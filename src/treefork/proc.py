@@ -27,7 +27,6 @@ class RunAs:
     gid: int
 
 
-
 def run(
     *args: str,
     cwd: str | os.PathLike[str] | None = None,
@@ -52,7 +51,9 @@ def run(
             **_identity(run_as),
         )
     except FileNotFoundError:
-        raise FatalError(f"`{args[0]}` was not found", hint=f"install {os.path.basename(args[0])} or put it on PATH") from None
+        raise FatalError(
+            f"`{args[0]}` was not found", hint=f"install {os.path.basename(args[0])} or put it on PATH"
+        ) from None
     except subprocess.TimeoutExpired:
         raise FatalError(f"`{' '.join(args[:3])}` did not finish within {timeout:.0f}s") from None
     result = Result(tuple(args), cp.returncode, cp.stdout, cp.stderr)
@@ -64,15 +65,25 @@ def run(
 def run_visible(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> int:
     """Run a user's command (a setup step) with its output shown on stderr. Returns the exit code."""
     try:
-        return subprocess.run(list(args), cwd=cwd, env=dict(env), stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL).returncode
+        return subprocess.run(
+            list(args), cwd=cwd, env=dict(env), stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL
+        ).returncode
     except FileNotFoundError:
         return 127
 
 
 def pipe(first: Sequence[str], second: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
     """Run `first | second`, raising ProcError if either fails."""
-    p1 = subprocess.Popen(list(first), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=dict(env) if env else None)
-    p2 = subprocess.Popen(list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env else None)
+    p1 = subprocess.Popen(
+        list(first),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=dict(env) if env else None,
+    )
+    p2 = subprocess.Popen(
+        list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env else None
+    )
     assert p1.stdout is not None
     p1.stdout.close()
     out2, err2 = p2.communicate()

@@ -43,17 +43,37 @@ def listed_worktrees(ctx: Context) -> dict[Path, Worktree]:
 def rows(ctx: Context, state: State) -> list[dict[str, Any]]:
     listed = listed_worktrees(ctx)
     main = ctx.repo.main_root
-    result: list[dict[str, Any]] = [{
-        "name": "root", "is_root": True, "branch": ctx.repo.current_branch(main), "path": str(main), "parent": None,
-        "backend": state.backend, "db_branch": state.root_db_branch, "clone_method": state.root_clone_method,
-        "status": "ready", "worktree": "present",
-    }]
+    result: list[dict[str, Any]] = [
+        {
+            "name": "root",
+            "is_root": True,
+            "branch": ctx.repo.current_branch(main),
+            "path": str(main),
+            "parent": None,
+            "backend": state.backend,
+            "db_branch": state.root_db_branch,
+            "clone_method": state.root_clone_method,
+            "status": "ready",
+            "worktree": "present",
+        }
+    ]
     for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
-        result.append({
-            "name": ws.name, "is_root": False, "branch": ws.branch, "path": ws.path, "parent": ws.parent or "root",
-            "backend": state.backend, "db_branch": ws.db_branch, "clone_method": ws.clone_method,
-            "status": ws.status, "worktree": worktree_state(ws, listed), "origin": ws.origin, "error": ws.error,
-        })
+        result.append(
+            {
+                "name": ws.name,
+                "is_root": False,
+                "branch": ws.branch,
+                "path": ws.path,
+                "parent": ws.parent or "root",
+                "backend": state.backend,
+                "db_branch": ws.db_branch,
+                "clone_method": ws.clone_method,
+                "status": ws.status,
+                "worktree": worktree_state(ws, listed),
+                "origin": ws.origin,
+                "error": ws.error,
+            }
+        )
     return result
 
 
@@ -75,10 +95,22 @@ def plan(ctx: Context) -> list[GcAction]:
     for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
         reason = _is_gone(ws, listed)
         if reason:
-            actions.append(GcAction(ws.name, ws.db_branch, "drop" if ws.db_branch else "forget", reason, db_id=ws.db_id or ws.db_branch))
+            actions.append(
+                GcAction(
+                    ws.name, ws.db_branch, "drop" if ws.db_branch else "forget", reason, db_id=ws.db_id or ws.db_branch
+                )
+            )
     for db in ctx.backend(state).list_branches():
         if db.workspace not in state.workspaces:
-            actions.append(GcAction(db.workspace or "?", db.name, "drop", "no workspace in the registry owns it (left by a crash)", db_id=db.id))
+            actions.append(
+                GcAction(
+                    db.workspace or "?",
+                    db.name,
+                    "drop",
+                    "no workspace in the registry owns it (left by a crash)",
+                    db_id=db.id,
+                )
+            )
     return actions
 
 
@@ -114,5 +146,7 @@ def _drop_orphan(ctx: Context, act: GcAction) -> bool:
     with ctx.registry.transaction() as st:
         if act.workspace in st.workspaces or not act.db_branch:
             return False
-        ctx.backend().delete_branch(DbBranch(name=act.db_branch, id=act.db_id or act.db_branch, workspace=act.workspace))
+        ctx.backend().delete_branch(
+            DbBranch(name=act.db_branch, id=act.db_id or act.db_branch, workspace=act.workspace)
+        )
         return True

@@ -154,7 +154,9 @@ class Registry:
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise FatalError(f"cannot read the registry {self.file}: {e.strerror}", hint="check its permissions") from None
+            raise FatalError(
+                f"cannot read the registry {self.file}: {e.strerror}", hint="check its permissions"
+            ) from None
 
     def _parse(self, text: str | None) -> State:
         if text is None:
@@ -191,7 +193,9 @@ class Registry:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            raise FatalError(f"cannot read {self.secrets_file}: {e}", hint="remove it and run `treefork init` again") from None
+            raise FatalError(
+                f"cannot read {self.secrets_file}: {e}", hint="remove it and run `treefork init` again"
+            ) from None
 
     def _save_secrets(self, data: dict[str, str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

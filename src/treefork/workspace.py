@@ -41,7 +41,9 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
         return backend.root()
     ws = state.expect_workspace(parent)
     if ws.status != READY or not ws.db_branch:
-        raise FatalError(f"workspace {parent!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {parent}` first")
+        raise FatalError(
+            f"workspace {parent!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {parent}` first"
+        )
     return DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=parent, clone_method=ws.clone_method)
 
 
@@ -87,14 +89,28 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
             return _resume(ws, req, branch, path)
         other = st.workspace_by_path_or_none(path) or st.workspace_by_branch_or_none(branch)
         if other is not None:
-            raise FatalError(f"workspace {other.name!r} already uses {path if Path(other.path) == path else 'branch ' + branch}", hint=f"pick another name, or `treefork rm {other.name}`")
+            raise FatalError(
+                f"workspace {other.name!r} already uses {path if Path(other.path) == path else 'branch ' + branch}",
+                hint=f"pick another name, or `treefork rm {other.name}`",
+            )
         if req.parent is not None and req.parent not in st.workspaces:
             raise FatalError(f"no workspace named {req.parent!r} to fork from", hint="`treefork ls` lists them")
         if not req.adopt_worktree:
             _check_path_free(path)
             if not ctx.repo.has_commits():
-                raise FatalError("this repository has no commits yet", hint="make a first commit (git commit --allow-empty -m init), then retry")
-        ws = Workspace(name=str(req.name), branch=branch, path=str(path), parent=req.parent, status=CREATING, origin=req.origin, pid=os.getpid())
+                raise FatalError(
+                    "this repository has no commits yet",
+                    hint="make a first commit (git commit --allow-empty -m init), then retry",
+                )
+        ws = Workspace(
+            name=str(req.name),
+            branch=branch,
+            path=str(path),
+            parent=req.parent,
+            status=CREATING,
+            origin=req.origin,
+            pid=os.getpid(),
+        )
         st.workspaces[ws.name] = ws
         return ws
 
@@ -103,11 +119,16 @@ def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspac
     if ws.status == READY and Path(ws.path).exists():
         return ws  # idempotent: the steps below find everything done
     if ws.status == REMOVING:
-        raise FatalError(f"workspace {ws.name!r} is being removed", hint=f"finish with `treefork rm {ws.name}`, then create it again")
+        raise FatalError(
+            f"workspace {ws.name!r} is being removed", hint=f"finish with `treefork rm {ws.name}`, then create it again"
+        )
     if ws.pid and ws.pid != os.getpid() and pid_alive(ws.pid) and ws.status == CREATING:
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
     if req.parent != ws.parent and req.origin == "new" and req.parent is not None:
-        raise FatalError(f"workspace {ws.name!r} exists with parent {ws.parent or 'root'}", hint=f"`treefork rm {ws.name}` first to fork it from {req.parent}")
+        raise FatalError(
+            f"workspace {ws.name!r} exists with parent {ws.parent or 'root'}",
+            hint=f"`treefork rm {ws.name}` first to fork it from {req.parent}",
+        )
     ws.pid = os.getpid()
     return ws
 
@@ -133,7 +154,9 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
         if path.resolve() in listed:
             return
         if req.adopt_worktree:
-            raise FatalError(f"{path} is not a git worktree of this repository", hint="create it with `git worktree add`")
+            raise FatalError(
+                f"{path} is not a git worktree of this repository", hint="create it with `git worktree add`"
+            )
         assert ws.branch
         base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
@@ -158,8 +181,15 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
     db = backend.find_branch_or_none(ws.name)
     if db is None:
         output.info(f"forking database {parent.name} -> {ws.name}")
-        db = backend.create_branch(ws.name, parent=parent, options=CreateOptions(
-            terminate_blockers=req.options.terminate_blockers, ttl_seconds=req.options.ttl_seconds, git_branch=ws.branch))
+        db = backend.create_branch(
+            ws.name,
+            parent=parent,
+            options=CreateOptions(
+                terminate_blockers=req.options.terminate_blockers,
+                ttl_seconds=req.options.ttl_seconds,
+                git_branch=ws.branch,
+            ),
+        )
         created["db"] = True
     with ctx.registry.transaction() as st:
         rec = st.workspaces[ws.name]
@@ -233,8 +263,10 @@ def _run_setup(ctx: Context, ws: Workspace) -> None:
             with ctx.registry.transaction() as st:
                 st.workspaces[ws.name].error = f"setup command failed: {' '.join(command)} (exit {rc})"
                 st.workspaces[ws.name].pid = None
-            raise FatalError(f"setup command `{' '.join(command)}` failed with exit code {rc} in {ws.path}",
-                             hint=f"fix it, then `treefork new {ws.name}` re-runs the setup (the worktree and database are kept)")
+            raise FatalError(
+                f"setup command `{' '.join(command)}` failed with exit code {rc} in {ws.path}",
+                hint=f"fix it, then `treefork new {ws.name}` re-runs the setup (the worktree and database are kept)",
+            )
 
 
 def _quietly(step) -> None:
@@ -245,6 +277,7 @@ def _quietly(step) -> None:
 
 
 # ---- removal ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RemoveResult:
@@ -262,7 +295,10 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     path = Path(ws.path)
     _check_children(ctx, state, ws)
     if path.exists() and (path / ".git").exists() and not force and ctx.repo.is_dirty(path):
-        raise FatalError(f"worktree {path} has uncommitted changes", hint=f"commit or stash them, or `treefork rm {name} --force` to discard them")
+        raise FatalError(
+            f"worktree {path} has uncommitted changes",
+            hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
+        )
     with ctx.registry.transaction() as st:
         st.workspaces[name].status = REMOVING
     debug.crash_point("rm:after-intent")
@@ -279,8 +315,10 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
 def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
     children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
     if children and getattr(ctx.backend(state), "leaf_delete_only", False):
-        raise FatalError(f"workspace {ws.name!r} has child workspaces: {', '.join(children)}",
-                         hint=f"remove them first (treefork rm {children[0]}); {ctx.backend(state).name} cannot delete a parent branch before its children")
+        raise FatalError(
+            f"workspace {ws.name!r} has child workspaces: {', '.join(children)}",
+            hint=f"remove them first (treefork rm {children[0]}); {ctx.backend(state).name} cannot delete a parent branch before its children",
+        )
 
 
 def _drop_db(ctx: Context, ws: Workspace) -> bool:

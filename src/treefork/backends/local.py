@@ -55,16 +55,26 @@ class LocalBackend:
     def _external_server(self) -> pgserver.ServerInfo:
         url = self.ctx.registry.secret("admin_url")
         if not url:
-            raise FatalError("the admin URL of your PostgreSQL server is missing", hint="run `treefork init --server-url postgresql://admin:PASSWORD@HOST/postgres` again")
+            raise FatalError(
+                "the admin URL of your PostgreSQL server is missing",
+                hint="run `treefork init --server-url postgresql://admin:PASSWORD@HOST/postgres` again",
+            )
         register(url)
         parts = urlsplit(url)
         register(parts.password)
-        info = pgserver.ServerInfo(host=parts.hostname or "127.0.0.1", port=parts.port or 5432, user=parts.username or "postgres",
-                                   password=parts.password or "", dbname=(parts.path.lstrip("/") or "postgres"))
+        info = pgserver.ServerInfo(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or "",
+            dbname=(parts.path.lstrip("/") or "postgres"),
+        )
         try:
             libpq.connect(**info.conninfo(), connect_timeout=5).close()
         except libpq.PgConnectError as e:
-            raise BackendError(e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`") from None
+            raise BackendError(
+                e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`"
+            ) from None
         return info
 
     def prepare(self) -> None:
@@ -125,7 +135,9 @@ class LocalBackend:
     # ---- branches -----------------------------------------------------------------------------
     def root(self) -> DbBranch:
         name = root_db_name(self.ctx.repo_id)
-        return DbBranch(name=name, id=name, workspace=ROOT_MARK, clone_method=self.ctx.settings.get("root_method", EMPTY))
+        return DbBranch(
+            name=name, id=name, workspace=ROOT_MARK, clone_method=self.ctx.settings.get("root_method", EMPTY)
+        )
 
     def create_root(self, *, import_url: str | None) -> DbBranch:
         root = self.root()
@@ -154,21 +166,31 @@ class LocalBackend:
                     # only a killed `new` can own this name now (a live one holds the workspace), and its
                     # CREATE DATABASE runs on in the server until it ends: wait, then drop what it left
                     if time.monotonic() > give_up_at:
-                        raise BackendError(f"database {name} is still being created by an interrupted command",
-                                           hint="retry in a minute, or see `treefork server status`") from None
+                        raise BackendError(
+                            f"database {name} is still being created by an interrupted command",
+                            hint="retry in a minute, or see `treefork server status`",
+                        ) from None
                     time.sleep(0.2)
         return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
 
-    def _create_or_adopt(self, conn: libpq.Connection, name: str, workspace: str, parent: DbBranch, options: CreateOptions) -> None:
+    def _create_or_adopt(
+        self, conn: libpq.Connection, name: str, workspace: str, parent: DbBranch, options: CreateOptions
+    ) -> None:
         existing = self._mark_of(conn, name)
         if existing is not None:
             if existing != self._mark(workspace):
-                raise BackendError(f"database {name} exists but was not made by treefork for {workspace!r}", hint="drop or rename it yourself; treefork never touches databases it did not create")
+                raise BackendError(
+                    f"database {name} exists but was not made by treefork for {workspace!r}",
+                    hint="drop or rename it yourself; treefork never touches databases it did not create",
+                )
             return
         if self._drop_unmarked_leftover(conn, name):
             self.ctx.progress(f"dropped {name}: an interrupted create left it without its mark")
         if not self._exists(conn, parent.name):
-            raise BackendError(f"the parent database {parent.name} does not exist", hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace")
+            raise BackendError(
+                f"the parent database {parent.name} does not exist",
+                hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace",
+            )
         self._ensure_role(conn)
         with self._parent_quiet(conn, parent.name, terminate=options.terminate_blockers):
             self._create_marked(conn, name, workspace, template=parent.name)
@@ -186,7 +208,9 @@ class LocalBackend:
 
     def delete_branch(self, branch: DbBranch) -> None:
         if branch.workspace in (None, ROOT_MARK) or branch.name == self.root().name:
-            raise BackendError(f"refusing to drop {branch.name}: it is the root", hint="the root database is never dropped by treefork")
+            raise BackendError(
+                f"refusing to drop {branch.name}: it is the root", hint="the root database is never dropped by treefork"
+            )
         with self.admin() as conn:
             mark = self._mark_of(conn, branch.name)
             if mark is None and not self._exists(conn, branch.name):
@@ -194,7 +218,10 @@ class LocalBackend:
             if mark is None and self._drop_unmarked_leftover(conn, branch.name, workspace=branch.workspace):
                 return
             if mark != self._mark(branch.workspace):
-                raise BackendError(f"refusing to drop {branch.name}: treefork did not create it", hint="drop it yourself if you are sure")
+                raise BackendError(
+                    f"refusing to drop {branch.name}: treefork did not create it",
+                    hint="drop it yourself if you are sure",
+                )
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(branch.name)))
 
     def drop_throwaway_repo(self) -> None:
@@ -210,8 +237,11 @@ class LocalBackend:
                 "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(shobj_description(oid, 'pg_database'), $1)",
                 (prefix,),
             )
-        return [DbBranch(name=n, id=n, workspace=c[len(prefix):], clone_method=self.clone_method()) for n, c in rows
-                if n is not None and c is not None and c[len(prefix):] != ROOT_MARK]
+        return [
+            DbBranch(name=n, id=n, workspace=c[len(prefix) :], clone_method=self.clone_method())
+            for n, c in rows
+            if n is not None and c is not None and c[len(prefix) :] != ROOT_MARK
+        ]
 
     def connection(self, branch: DbBranch) -> Connection:
         info = self.server()
@@ -261,7 +291,9 @@ class LocalBackend:
             if not self.external:
                 conn.execute("SET file_copy_method = clone")
             try:
-                conn.execute(SQL.of("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY", ident, Ident(template), owner))
+                conn.execute(
+                    SQL.of("CREATE DATABASE {} TEMPLATE {} OWNER {} STRATEGY FILE_COPY", ident, Ident(template), owner)
+                )
             except libpq.PgError as e:
                 if e.sqlstate == libpq.OBJECT_IN_USE:
                     raise self._busy_error(conn, template) from e
@@ -286,7 +318,10 @@ class LocalBackend:
 
     def _busy_error(self, conn: libpq.Connection, parent: str) -> ParentBusyError:
         blockers = self._blockers(conn, parent)
-        who = ", ".join(f"pid {b['pid']} ({b['application_name'] or 'no application_name'})" for b in blockers) or "a client that just left"
+        who = (
+            ", ".join(f"pid {b['pid']} ({b['application_name'] or 'no application_name'})" for b in blockers)
+            or "a client that just left"
+        )
         return ParentBusyError(
             f"cannot branch {parent}: it has live connections: {who}",
             hint="stop those clients, or pass --terminate-blockers to disconnect them just for the clone",
@@ -311,7 +346,10 @@ class LocalBackend:
         ident = Ident(parent)
         conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS false", ident))
         try:
-            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", (parent,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                (parent,),
+            )
             yield
         finally:
             conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident))
@@ -330,10 +368,12 @@ class LocalBackend:
                 env=env,
             )
         except FatalError as e:
-            raise BackendError(f"import from {_safe(url)} failed: {e.message}", hint="check the URL (`treefork init --import URL`) and that the server is reachable") from None
+            raise BackendError(
+                f"import from {_safe(url)} failed: {e.message}",
+                hint="check the URL (`treefork init --import URL`) and that the server is reachable",
+            ) from None
 
 
 def _safe(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
-

@@ -34,7 +34,10 @@ class NeonBackend:
         self.ctx = ctx
         self.project_id = str(ctx.settings.get("project_id") or ctx.config.neon.get("project_id") or "")
         if not self.project_id:
-            raise FatalError("no Neon project id", hint="treefork init --backend neon --project-id <id>, or set project_id in the [neon] table of treefork.toml")
+            raise FatalError(
+                "no Neon project id",
+                hint="treefork init --backend neon --project-id <id>, or set project_id in the [neon] table of treefork.toml",
+            )
         self._api: NeonApi | None = None
         self._branches: list[dict[str, Any]] | None = None  # the last full listing
         self._annotations: dict[str, dict[str, str]] = {}
@@ -64,7 +67,11 @@ class NeonBackend:
 
     def _mine(self, annotation: dict[str, str] | None, workspace: str | None = None) -> bool:
         a = annotation or {}
-        return a.get("treefork") == "1" and a.get("treefork_repo") == self.ctx.repo_id and (workspace is None or a.get("treefork_workspace") == workspace)
+        return (
+            a.get("treefork") == "1"
+            and a.get("treefork_repo") == self.ctx.repo_id
+            and (workspace is None or a.get("treefork_workspace") == workspace)
+        )
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def ensure_ready(self) -> None:
@@ -75,13 +82,18 @@ class NeonBackend:
         if not rid:
             default = next((b for b in self._list_all() if b.get("default")), None)
             if default is None:
-                raise BackendError(f"Neon project {self.project_id} has no default branch", hint="set one in the Neon console")
+                raise BackendError(
+                    f"Neon project {self.project_id} has no default branch", hint="set one in the Neon console"
+                )
             rid, rname = default["id"], default["name"]
         return DbBranch(name=str(rname), id=str(rid), workspace=ROOT_MARK, clone_method=NEON)
 
     def create_root(self, *, import_url: str | None) -> DbBranch:
         if import_url:
-            raise FatalError("--import is not supported by the neon backend", hint="import into the project's default branch with pg_restore, then run init without --import")
+            raise FatalError(
+                "--import is not supported by the neon backend",
+                hint="import into the project's default branch with pg_restore, then run init without --import",
+            )
         self.ctx.settings.pop("root_branch_id", None)
         root = self.root()
         with self.ctx.registry.transaction() as st:
@@ -93,8 +105,11 @@ class NeonBackend:
     def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
         name = self._branch_name(workspace, options.git_branch)
         self._check_parent(parent)
-        body: dict[str, Any] = {"branch": {"name": name, "parent_id": parent.id}, "endpoints": [{"type": "read_write"}],
-                                "annotation_value": {"treefork": "1", "treefork_repo": self.ctx.repo_id, "treefork_workspace": workspace}}
+        body: dict[str, Any] = {
+            "branch": {"name": name, "parent_id": parent.id},
+            "endpoints": [{"type": "read_write"}],
+            "annotation_value": {"treefork": "1", "treefork_repo": self.ctx.repo_id, "treefork_workspace": workspace},
+        }
         if options.ttl_seconds:
             expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
             body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
@@ -113,7 +128,13 @@ class NeonBackend:
         if conn is not None:
             self._connections[branch["id"]] = conn
         self._branches = None
-        return DbBranch(name=branch["name"], id=branch["id"], workspace=workspace, clone_method=NEON, extra={"parent_id": branch.get("parent_id")})
+        return DbBranch(
+            name=branch["name"],
+            id=branch["id"],
+            workspace=workspace,
+            clone_method=NEON,
+            extra={"parent_id": branch.get("parent_id")},
+        )
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         for b in self.list_branches():
@@ -123,7 +144,10 @@ class NeonBackend:
 
     def delete_branch(self, branch: DbBranch) -> None:
         if branch.workspace == ROOT_MARK or branch.id == self.ctx.settings.get("root_branch_id"):
-            raise BackendError(f"refusing to delete Neon branch {branch.name}: it is the root", hint="the root branch is never deleted by treefork")
+            raise BackendError(
+                f"refusing to delete Neon branch {branch.name}: it is the root",
+                hint="the root branch is never deleted by treefork",
+            )
         try:
             data = self.api.get(f"{self._base}/branches/{branch.id}")
         except NeonApiError as e:
@@ -133,10 +157,15 @@ class NeonBackend:
         info, annotation = data["branch"], (data.get("annotation") or {}).get("value")
         if info.get("default") or info.get("protected"):
             kind = "the default branch" if info.get("default") else "protected"
-            raise BackendError(f"refusing to delete Neon branch {info['name']}: it is {kind}", hint="delete it in the Neon console if you really mean to")
+            raise BackendError(
+                f"refusing to delete Neon branch {info['name']}: it is {kind}",
+                hint="delete it in the Neon console if you really mean to",
+            )
         if not self._mine(annotation, None if branch.workspace is None else branch.workspace):
-            raise BackendError(f"refusing to delete Neon branch {info['name']} ({branch.id}): treefork did not create it for this repository",
-                               hint="delete it yourself (neonctl branches delete) if you are sure")
+            raise BackendError(
+                f"refusing to delete Neon branch {info['name']} ({branch.id}): treefork did not create it for this repository",
+                hint="delete it yourself (neonctl branches delete) if you are sure",
+            )
         self.ctx.progress(f"deleting Neon branch {info['name']}")
         try:
             result = self.api.delete(f"{self._base}/branches/{branch.id}")
@@ -145,8 +174,10 @@ class NeonBackend:
                 return
             children = [b["name"] for b in self._list_all() if b.get("parent_id") == branch.id]
             if children:
-                raise BackendError(f"Neon branch {info['name']} has child branches: {', '.join(sorted(children))}",
-                                   hint="delete its children first (treefork rm <child>)") from None
+                raise BackendError(
+                    f"Neon branch {info['name']} has child branches: {', '.join(sorted(children))}",
+                    hint="delete its children first (treefork rm <child>)",
+                ) from None
             raise
         self._branches = None
         self._connections.pop(branch.id, None)
@@ -158,8 +189,15 @@ class NeonBackend:
         for b in self._list_all():
             ann = self._annotations.get(b["id"])
             if not b.get("default") and self._mine(ann):
-                out.append(DbBranch(name=b["name"], id=b["id"], workspace=(ann or {}).get("treefork_workspace"), clone_method=NEON,
-                                    extra={"parent_id": b.get("parent_id"), "expires_at": b.get("expires_at")}))
+                out.append(
+                    DbBranch(
+                        name=b["name"],
+                        id=b["id"],
+                        workspace=(ann or {}).get("treefork_workspace"),
+                        clone_method=NEON,
+                        extra={"parent_id": b.get("parent_id"), "expires_at": b.get("expires_at")},
+                    )
+                )
         return out
 
     def connection(self, branch: DbBranch) -> Connection:
@@ -169,7 +207,13 @@ class NeonBackend:
 
     def status(self) -> dict[str, Any]:
         count = self.api.get(f"{self._base}/branches/count").get("count")
-        return {"backend": "neon", "project_id": self.project_id, "api_host": api_host(), "api_key_source": self.api.key.source, "branch_count": count}
+        return {
+            "backend": "neon",
+            "project_id": self.project_id,
+            "api_host": api_host(),
+            "api_key_source": self.api.key.source,
+            "branch_count": count,
+        }
 
     # ---- helpers --------------------------------------------------------------------------------
     @property
@@ -212,26 +256,38 @@ class NeonBackend:
         if info is None and parent.workspace != ROOT_MARK:
             info = self.api.get(f"{self._base}/branches/{parent.id}")["branch"]
         if info is not None and info.get("expires_at"):
-            raise FatalError(f"Neon branch {parent.name} expires ({info['expires_at']}); Neon does not allow children of an expiring branch",
-                             hint=f"fork from another workspace, or recreate {parent.name} without --ttl")
+            raise FatalError(
+                f"Neon branch {parent.name} expires ({info['expires_at']}); Neon does not allow children of an expiring branch",
+                hint=f"fork from another workspace, or recreate {parent.name} without --ttl",
+            )
 
     def _adopt(self, name: str, workspace: str) -> DbBranch:
         page = self.api.get(f"{self._base}/branches", {"search": name, "limit": 100})
         match = next((b for b in page.get("branches", []) if b["name"] == name), None)
         ann = ((page.get("annotations") or {}).get(match["id"]) or {}).get("value") if match else None
         if match is None or not self._mine(ann, workspace):
-            raise BackendError(f"a Neon branch named {name} already exists and treefork did not create it",
-                               hint="rename or delete it in Neon, or set [neon].branch_name_template in treefork.toml (e.g. 'tf-{workspace}')")
+            raise BackendError(
+                f"a Neon branch named {name} already exists and treefork did not create it",
+                hint="rename or delete it in Neon, or set [neon].branch_name_template in treefork.toml (e.g. 'tf-{workspace}')",
+            )
         self.ctx.progress(f"adopting the existing Neon branch {name} (made by treefork for {workspace})")
-        return DbBranch(name=match["name"], id=match["id"], workspace=workspace, clone_method=NEON, extra={"parent_id": match.get("parent_id")})
+        return DbBranch(
+            name=match["name"],
+            id=match["id"],
+            workspace=workspace,
+            clone_method=NEON,
+            extra={"parent_id": match.get("parent_id")},
+        )
 
     def _limit_error(self) -> BackendError:
         try:
             count: Any = self.api.get(f"{self._base}/branches/count").get("count")
         except FatalError:
             count = "unknown"
-        return BackendError(f"Neon project {self.project_id} is at its branch limit ({count} branches; {PLAN_LIMITS})",
-                            hint="run `treefork gc` to delete branches of removed workspaces, or delete branches in the Neon console")
+        return BackendError(
+            f"Neon project {self.project_id} is at its branch limit ({count} branches; {PLAN_LIMITS})",
+            hint="run `treefork gc` to delete branches of removed workspaces, or delete branches in the Neon console",
+        )
 
     def _wait_operations(self, operations: list[dict[str, Any]], *, what: str) -> None:
         pending = [op["id"] for op in operations if op.get("status") not in DONE]
@@ -240,7 +296,10 @@ class NeonBackend:
         shown = False
         while pending:
             if time.monotonic() > give_up_at:
-                raise BackendError(f"Neon operations for {what} did not finish within 300 s", hint="check the project's operations in the Neon console, then retry")
+                raise BackendError(
+                    f"Neon operations for {what} did not finish within 300 s",
+                    hint="check the project's operations in the Neon console, then retry",
+                )
             if not shown:
                 self.ctx.progress(f"waiting for Neon to finish {what}")
                 shown = True
@@ -249,22 +308,36 @@ class NeonBackend:
             for op_id in pending:
                 op = self.api.get(f"{self._base}/operations/{op_id}")["operation"]
                 if op.get("status") in FAILED:
-                    raise BackendError(f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
-                                       hint="see the operation in the Neon console; retry the command")
+                    raise BackendError(
+                        f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
+                        hint="see the operation in the Neon console; retry the command",
+                    )
                 if op.get("status") not in DONE:
                     still.append(op_id)
             pending = still
 
     def _fetch_connection(self, branch: DbBranch) -> Connection:
         base = f"{self._base}/branches/{branch.id}"
-        endpoint = next((e for e in self.api.get(f"{base}/endpoints").get("endpoints", []) if e.get("type") == "read_write"), None)
+        endpoint = next(
+            (e for e in self.api.get(f"{base}/endpoints").get("endpoints", []) if e.get("type") == "read_write"), None
+        )
         if endpoint is None:
-            raise BackendError(f"Neon branch {branch.name} has no read_write compute", hint="add a compute to the branch in the Neon console")
+            raise BackendError(
+                f"Neon branch {branch.name} has no read_write compute",
+                hint="add a compute to the branch in the Neon console",
+            )
         databases = self.api.get(f"{base}/databases").get("databases", [])
-        db = next((d for d in databases if d["name"] == self._database), None) if self._database else (databases[0] if len(databases) == 1 else None)
+        db = (
+            next((d for d in databases if d["name"] == self._database), None)
+            if self._database
+            else (databases[0] if len(databases) == 1 else None)
+        )
         if db is None:
             names = ", ".join(d["name"] for d in databases) or "none"
-            raise BackendError(f"cannot choose a database on Neon branch {branch.name} (found: {names})", hint="set database = '...' in the [neon] table of treefork.toml")
+            raise BackendError(
+                f"cannot choose a database on Neon branch {branch.name} (found: {names})",
+                hint="set database = '...' in the [neon] table of treefork.toml",
+            )
         role = self._role or db["owner_name"]
         password = self.api.get(f"{base}/roles/{quote(role, safe='')}/reveal_password")["password"]
         host = endpoint["host"]
@@ -277,11 +350,15 @@ def _connection_from_create(created: dict[str, Any], *, pooled: bool, database: 
         p = uri.get("connection_parameters") or {}
         if (database and p.get("database") != database) or (role and p.get("role") != role):
             continue
-        return _make_connection(p["role"], p["password"], p["database"], p["host"], p.get("pooler_host") or p["host"], pooled=pooled)
+        return _make_connection(
+            p["role"], p["password"], p["database"], p["host"], p.get("pooler_host") or p["host"], pooled=pooled
+        )
     return None
 
 
-def _make_connection(role: str, password: str, database: str, host: str, pooler_host: str, *, pooled: bool) -> Connection:
+def _make_connection(
+    role: str, password: str, database: str, host: str, pooler_host: str, *, pooled: bool
+) -> Connection:
     register(password)
     auth = f"{quote(role, safe='')}:{quote(password, safe='')}"
     direct = f"postgresql://{auth}@{host}/{quote(database, safe='')}?sslmode=require"

@@ -55,8 +55,16 @@ def api_host() -> str:
 
 
 class NeonApi:
-    def __init__(self, key: NeonKey, *, base_url: str | None = None, max_attempts: int = 10, deadline: float = 120.0,
-                 timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        key: NeonKey,
+        *,
+        base_url: str | None = None,
+        max_attempts: int = 10,
+        deadline: float = 120.0,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         register(key.value)
         self.key = key
         self.base_url = (base_url or api_host()).rstrip("/")
@@ -68,8 +76,11 @@ class NeonApi:
         import httpx
 
         self._transport_error = httpx.TransportError
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers={
-            "Authorization": f"Bearer {key.value}", "Accept": "application/json", "User-Agent": "treefork"})
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {key.value}", "Accept": "application/json", "User-Agent": "treefork"},
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -85,7 +96,9 @@ class NeonApi:
         response = self.request("DELETE", path)
         return None if response.status_code == 204 or not response.content else response.json()
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         give_up_at = time.monotonic() + self.deadline
         for attempt in range(self.max_attempts):
             last = attempt == self.max_attempts - 1
@@ -94,8 +107,10 @@ class NeonApi:
                 response = self._client.request(method, path, params=params, json=body)
             except self._transport_error as e:
                 if method != "GET" or last or not self._wait(attempt, None, give_up_at):
-                    raise BackendError(f"cannot reach the Neon API at {self.base_url}: {type(e).__name__}",
-                                       hint="check your network, or NEON_API_HOST if you set it") from None
+                    raise BackendError(
+                        f"cannot reach the Neon API at {self.base_url}: {type(e).__name__}",
+                        hint="check your network, or NEON_API_HOST if you set it",
+                    ) from None
                 continue
             if response.status_code not in RETRY_STATUSES:
                 if response.status_code >= 400:
@@ -106,7 +121,7 @@ class NeonApi:
         raise AssertionError("unreachable")
 
     def _wait(self, attempt: int, retry_after: str | None, give_up_at: float) -> bool:
-        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
         if retry_after is not None:
             try:
                 delay = min(BACKOFF_CAP, max(0.0, float(retry_after)))
@@ -123,20 +138,40 @@ class NeonApi:
         code, text = _general_error(response)
         where = f"{method} {path}"
         if status == 401:
-            return NeonApiError(f"{self.key.source} was rejected by Neon (401)", status=status, code=code,
-                                hint="create a new API key in the Neon console (Account settings > API keys) and put it there")
+            return NeonApiError(
+                f"{self.key.source} was rejected by Neon (401)",
+                status=status,
+                code=code,
+                hint="create a new API key in the Neon console (Account settings > API keys) and put it there",
+            )
         if status == 403:
-            return NeonApiError(f"{self.key.source} is not allowed to do this (403): {text}", status=status, code=code,
-                                hint="use a key of the organisation that owns the project")
+            return NeonApiError(
+                f"{self.key.source} is not allowed to do this (403): {text}",
+                status=status,
+                code=code,
+                hint="use a key of the organisation that owns the project",
+            )
         match = _PROJECT_PATH.match(path)
         if status == 404 and match:
-            return NeonApiError(f"Neon project {match.group(1)} not found", status=status, code=code,
-                                hint="check the project id (treefork init --backend neon --project-id ...) and that the key can see it")
+            return NeonApiError(
+                f"Neon project {match.group(1)} not found",
+                status=status,
+                code=code,
+                hint="check the project id (treefork init --backend neon --project-id ...) and that the key can see it",
+            )
         if gave_up:
-            return NeonApiError(f"Neon kept answering {status} to {where} after {gave_up} attempts: {text}", status=status, code=code,
-                                hint="Neon is busy or rate-limiting (700 requests/min); wait a minute and retry")
-        return NeonApiError(f"Neon API error {status} on {where}: {text}", status=status, code=code,
-                            hint="see the message; retry if it looks transient")
+            return NeonApiError(
+                f"Neon kept answering {status} to {where} after {gave_up} attempts: {text}",
+                status=status,
+                code=code,
+                hint="Neon is busy or rate-limiting (700 requests/min); wait a minute and retry",
+            )
+        return NeonApiError(
+            f"Neon API error {status} on {where}: {text}",
+            status=status,
+            code=code,
+            hint="see the message; retry if it looks transient",
+        )
 
 
 def _general_error(response: httpx.Response) -> tuple[str, str]:

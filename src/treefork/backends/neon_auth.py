@@ -21,7 +21,10 @@ VAR = "NEON_API_KEY"
 def resolve_key(main_root: Path | None, env_file: str) -> NeonKey:
     key = _from_environment() or _from_env_file(main_root, env_file) or _from_neonctl()
     if key is None:
-        raise FatalError("no Neon API key found", hint=f"set {VAR} in your environment, or {VAR}=... in the main worktree's {env_file}, or run `neonctl auth`")
+        raise FatalError(
+            "no Neon API key found",
+            hint=f"set {VAR} in your environment, or {VAR}=... in the main worktree's {env_file}, or run `neonctl auth`",
+        )
     register(key.value)
     return key
 

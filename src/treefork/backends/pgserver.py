@@ -46,7 +46,13 @@ class ServerInfo:
     dbname: str = "postgres"
 
     def conninfo(self, dbname: str | None = None) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": dbname or self.dbname}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": dbname or self.dbname,
+        }
 
 
 class EmbeddedServer:
@@ -123,7 +129,9 @@ class EmbeddedServer:
                 port = _free_port()
             state["port"] = port
             self._write_conf(port)
-            r = self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start", check=False)
+            r = self._pg(
+                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start", check=False
+            )
             if r.rc == 0 and self._accepts(state):
                 atomic_write_text(self.state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
                 return state
@@ -131,7 +139,10 @@ class EmbeddedServer:
             if "could not bind" in last_error or "Address already in use" in last_error:
                 state["port"] = None
             time.sleep(min(0.25 * (attempt + 1), 2.0))  # e.g. old backends still hold shared memory after a kill -9
-        raise BackendError(f"the embedded PostgreSQL server did not start: {last_error}", hint=f"see {self.log_file}; `treefork server stop` then retry")
+        raise BackendError(
+            f"the embedded PostgreSQL server did not start: {last_error}",
+            hint=f"see {self.log_file}; `treefork server stop` then retry",
+        )
 
     def _initdb(self, password: str) -> None:
         if self.data_dir.exists():
@@ -144,7 +155,19 @@ class EmbeddedServer:
         atomic_write_text(pwfile, password + "\n", mode=0o600)
         self._give_to_server_user(pwfile)
         try:
-            self._pg("initdb", "-D", str(self.data_dir), "-U", ADMIN_USER, f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-instructions")
+            self._pg(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                ADMIN_USER,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         conf = self.data_dir / "postgresql.conf"
@@ -168,7 +191,11 @@ class EmbeddedServer:
 
     def _write_hba(self) -> None:
         path = self.data_dir / "pg_hba.conf"
-        atomic_write_text(path, "# written by treefork: TCP on loopback only, always with a password\nhost all all 127.0.0.1/32 scram-sha-256\n", mode=0o600)
+        atomic_write_text(
+            path,
+            "# written by treefork: TCP on loopback only, always with a password\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            mode=0o600,
+        )
         self._give_to_server_user(path)
 
     # ---- checks -----------------------------------------------------------------------------
@@ -203,7 +230,9 @@ class EmbeddedServer:
 
     def _log_tail(self) -> str:
         try:
-            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if "FATAL" in ln or "ERROR" in ln]
+            lines = [
+                ln for ln in self.log_file.read_text(errors="replace").splitlines() if "FATAL" in ln or "ERROR" in ln
+            ]
         except OSError:
             return ""
         return lines[-1] if lines else ""
@@ -228,7 +257,9 @@ class EmbeddedServer:
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> proc.Result:
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
-        return proc.run(str(self.bin_dir() / tool), *args, env=env, run_as=server_user(), check=check, cwd=self.pg_dir, timeout=120)
+        return proc.run(
+            str(self.bin_dir() / tool), *args, env=env, run_as=server_user(), check=check, cwd=self.pg_dir, timeout=120
+        )
 
     def bin_dir(self) -> Path:
         wheel = wheel_bin_dir()

@@ -58,8 +58,17 @@ def _demo(repo: Path, count: int) -> dict:
     for name in names:
         ws = state.workspaces[name]
         url = envbuild.load_env(Path(ws.path) / ".env")["DATABASE_URL"]
-        rows.append({"workspace": name, "database": ws.db_branch, "clone_method": ws.clone_method, "sees": _authors(url)})
-    rows.append({"workspace": "root (main)", "database": state.root_db_branch, "clone_method": state.root_clone_method, "sees": _authors(root_url)})
+        rows.append(
+            {"workspace": name, "database": ws.db_branch, "clone_method": ws.clone_method, "sees": _authors(url)}
+        )
+    rows.append(
+        {
+            "workspace": "root (main)",
+            "database": state.root_db_branch,
+            "clone_method": state.root_clone_method,
+            "sees": _authors(root_url),
+        }
+    )
     isolated = all(r["sees"] == ["seed", r["workspace"]] for r in rows[:-1]) and rows[-1]["sees"] == ["seed"]
     return {"repo": str(repo), "workspaces": rows, "isolated": isolated, "parallel_seconds": round(spawn_seconds, 2)}
 
@@ -70,9 +79,11 @@ def _authors(url: str) -> list[str]:
 
 
 def _show(report: dict) -> None:
-    output.table(["workspace", "database", "method", "rows it sees"],
-                 ([r["workspace"], r["database"], r["clone_method"], ", ".join(r["sees"])] for r in report["workspaces"]),
-                 title=f"{len(report['workspaces']) - 1} workspaces created in parallel in {report['parallel_seconds']}s")
+    output.table(
+        ["workspace", "database", "method", "rows it sees"],
+        ([r["workspace"], r["database"], r["clone_method"], ", ".join(r["sees"])] for r in report["workspaces"]),
+        title=f"{len(report['workspaces']) - 1} workspaces created in parallel in {report['parallel_seconds']}s",
+    )
     if report["isolated"]:
         output.info("isolated: each agent sees the seed row and only its own row; main sees only the seed")
     else:
@@ -80,10 +91,16 @@ def _show(report: dict) -> None:
 
 
 def _tf_setup_repo(repo: Path) -> None:
-    for args in (("init", "-q", "-b", "main"), ("config", "user.email", "demo@treefork.invalid"), ("config", "user.name", "treefork demo")):
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.email", "demo@treefork.invalid"),
+        ("config", "user.name", "treefork demo"),
+    ):
         proc.run("git", *args, cwd=repo)
     (repo / "README.md").write_text("# demo app\n")
-    (repo / ".env.example").write_text("# the app reads its database from here\nDATABASE_URL=postgresql://localhost/app_dev\nAPP_MODE=dev\n")
+    (repo / ".env.example").write_text(
+        "# the app reads its database from here\nDATABASE_URL=postgresql://localhost/app_dev\nAPP_MODE=dev\n"
+    )
     proc.run("git", "add", ".", cwd=repo)
     proc.run("git", "commit", "-q", "-m", "init", cwd=repo)
 

@@ -47,16 +47,53 @@ def _hook_checks(ctx: Context) -> list[Check]:
         statuses = git_hooks.status(ctx.repo)
     except FatalError as e:
         return [Check("core.hooksPath", FAIL, e.message, e.hint)]
-    checks = [Check("core.hooksPath", OK, f"absolute: {configured}" if configured else "not set (hooks live in the common git dir)")]
+    checks = [
+        Check(
+            "core.hooksPath",
+            OK,
+            f"absolute: {configured}" if configured else "not set (hooks live in the common git dir)",
+        )
+    ]
     for s in statuses:
         if s.current:
-            checks.append(Check(f"hook {s.hook}", OK, f"installed and current{', chaining a legacy hook' if s.legacy else ''}", data=s.to_json()))
+            checks.append(
+                Check(
+                    f"hook {s.hook}",
+                    OK,
+                    f"installed and current{', chaining a legacy hook' if s.legacy else ''}",
+                    data=s.to_json(),
+                )
+            )
         elif s.installed:
-            checks.append(Check(f"hook {s.hook}", FAIL, f"installed by another treefork version or interpreter ({s.path})", "treefork install", s.to_json()))
+            checks.append(
+                Check(
+                    f"hook {s.hook}",
+                    FAIL,
+                    f"installed by another treefork version or interpreter ({s.path})",
+                    "treefork install",
+                    s.to_json(),
+                )
+            )
         elif s.foreign:
-            checks.append(Check(f"hook {s.hook}", WARN, f"a foreign hook is installed ({s.path}); worktrees are not provisioned automatically", "treefork install (keeps it as .legacy)", s.to_json()))
+            checks.append(
+                Check(
+                    f"hook {s.hook}",
+                    WARN,
+                    f"a foreign hook is installed ({s.path}); worktrees are not provisioned automatically",
+                    "treefork install (keeps it as .legacy)",
+                    s.to_json(),
+                )
+            )
         else:
-            checks.append(Check(f"hook {s.hook}", WARN, "not installed; `git worktree add` will not provision databases", "treefork install", s.to_json()))
+            checks.append(
+                Check(
+                    f"hook {s.hook}",
+                    WARN,
+                    "not installed; `git worktree add` will not provision databases",
+                    "treefork install",
+                    s.to_json(),
+                )
+            )
     return checks
 
 
@@ -68,7 +105,12 @@ def _claude_check(ctx: Context) -> Check:
     path = claude.settings_path(ctx)
     if installed:
         return Check("claude settings", OK, f"WorktreeCreate/WorktreeRemove hooks in {path}")
-    return Check("claude settings", WARN, f"no treefork WorktreeCreate/WorktreeRemove hooks in {path}", "treefork install --claude")
+    return Check(
+        "claude settings",
+        WARN,
+        f"no treefork WorktreeCreate/WorktreeRemove hooks in {path}",
+        "treefork install --claude",
+    )
 
 
 def _worktreeinclude_check(ctx: Context) -> Check:
@@ -76,8 +118,13 @@ def _worktreeinclude_check(ctx: Context) -> Check:
     env = ctx.config.env_file
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     if any(line.strip().lstrip("/") == env for line in lines):
-        return Check(".worktreeinclude", WARN, f"it lists {env}: Claude Code's built-in worktree flow copies it over the {env} "
-                     "that post-checkout wrote (the main worktree's DATABASE_URL!)", f"remove {env} from {path}, or `treefork install --claude`")
+        return Check(
+            ".worktreeinclude",
+            WARN,
+            f"it lists {env}: Claude Code's built-in worktree flow copies it over the {env} "
+            "that post-checkout wrote (the main worktree's DATABASE_URL!)",
+            f"remove {env} from {path}, or `treefork install --claude`",
+        )
     return Check(".worktreeinclude", OK, f"does not list {env}")
 
 
@@ -92,9 +139,23 @@ def _state_checks(ctx: Context) -> list[Check]:
     except FatalError as e:
         return [*checks, Check("backend", FAIL, e.message, e.hint)]
     orphans = reconcile.plan(ctx)
-    checks.append(Check("orphans", FAIL if orphans else OK, f"{len(orphans)} database branch(es) or workspace(s) whose worktree is gone" if orphans else "none",
-                        "treefork gc" if orphans else None, [a.to_json() for a in orphans]))
+    checks.append(
+        Check(
+            "orphans",
+            FAIL if orphans else OK,
+            f"{len(orphans)} database branch(es) or workspace(s) whose worktree is gone" if orphans else "none",
+            "treefork gc" if orphans else None,
+            [a.to_json() for a in orphans],
+        )
+    )
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
-    checks.append(Check("unprovisioned", FAIL if unprov else OK, f"workspaces without a database: {', '.join(unprov)}" if unprov else "none",
-                        f"treefork sync {unprov[0]}" if unprov else None, unprov))
+    checks.append(
+        Check(
+            "unprovisioned",
+            FAIL if unprov else OK,
+            f"workspaces without a database: {', '.join(unprov)}" if unprov else "none",
+            f"treefork sync {unprov[0]}" if unprov else None,
+            unprov,
+        )
+    )
     return checks

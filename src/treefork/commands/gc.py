@@ -16,6 +16,18 @@ def run(*, dry_run: bool, as_json: bool) -> int:
         output.info("nothing to collect: every database branch has its workspace")
         return 0
     verb = "would drop" if dry_run else "dropped"
-    output.table(["workspace", "database", "action", "reason"],
-                 ([a.workspace, a.db_branch or "", (verb if a.db_branch else "would forget" if dry_run else "forgot") if (dry_run or a.done) else "skipped", a.reason] for a in actions))
+    output.table(
+        ["workspace", "database", "action", "reason"],
+        (
+            [
+                a.workspace,
+                a.db_branch or "",
+                (verb if a.db_branch else "would forget" if dry_run else "forgot")
+                if (dry_run or a.done)
+                else "skipped",
+                a.reason,
+            ]
+            for a in actions
+        ),
+    )
     return 0

@@ -26,7 +26,9 @@ def run(
     if backend not in BACKENDS:
         raise FatalError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     if server_url and backend != "local":
-        raise FatalError("--server-url only applies to the local backend", hint="drop --server-url, or use --backend local")
+        raise FatalError(
+            "--server-url only applies to the local backend", hint="drop --server-url, or use --backend local"
+        )
     register(server_url)
     import_url = _resolve_import(ctx, import_url)
     state = _record_backend(ctx, backend, server_url, backend_options)
@@ -38,7 +40,15 @@ def run(
         st.backend_settings["root_method"] = root.clone_method
     env_note = _main_env(ctx, be.connection(root).url, overwrite=overwrite_env)
     if as_json:
-        output.emit_json({"backend": backend, "root_db_branch": root.name, "root_clone_method": root.clone_method, "repo_id": state.repo_id, "env": env_note})
+        output.emit_json(
+            {
+                "backend": backend,
+                "root_db_branch": root.name,
+                "root_clone_method": root.clone_method,
+                "repo_id": state.repo_id,
+                "env": env_note,
+            }
+        )
     else:
         output.info(f"treefork ready: backend {backend}, root database {root.name} ({root.clone_method}); {env_note}")
         output.info("next: treefork new <name>")
@@ -52,7 +62,10 @@ def _resolve_import(ctx: Context, import_url: str | None) -> str | None:
     env = envbuild.load_env(ctx.repo.main_root / ctx.config.env_file)
     url = env.get(ctx.config.url_var)
     if not url:
-        raise FatalError(f"--import needs a URL: {ctx.config.env_file} has no {ctx.config.url_var}", hint="treefork init --import postgresql://user:pass@host/db")
+        raise FatalError(
+            f"--import needs a URL: {ctx.config.env_file} has no {ctx.config.url_var}",
+            hint="treefork init --import postgresql://user:pass@host/db",
+        )
     register(url)
     return url
 
@@ -60,7 +73,10 @@ def _resolve_import(ctx: Context, import_url: str | None) -> str | None:
 def _record_backend(ctx: Context, backend: str, server_url: str | None, options: dict[str, Any]):
     with ctx.registry.transaction() as st:
         if st.backend and st.backend != backend:
-            raise FatalError(f"this repository already uses the {st.backend} backend", hint="remove .git/treefork (after `treefork rm` of every workspace) to start over")
+            raise FatalError(
+                f"this repository already uses the {st.backend} backend",
+                hint="remove .git/treefork (after `treefork rm` of every workspace) to start over",
+            )
         if st.repo_id is None:
             st.repo_id = new_repo_id()
         st.backend = backend
@@ -90,7 +106,9 @@ def _main_env(ctx: Context, root_url: str, *, overwrite: bool) -> str:
     text = envfile.read(path) if exists else envbuild.template_text(ctx.repo, ctx.config)
     current = envfile.values(text).get(ctx.config.url_var) if exists else None
     if current and not overwrite:
-        return f"{ctx.config.env_file} keeps its own {ctx.config.url_var} (pass --overwrite-env to point it at the root)"
+        return (
+            f"{ctx.config.env_file} keeps its own {ctx.config.url_var} (pass --overwrite-env to point it at the root)"
+        )
     envfile.write(path, envfile.rewrite(text, {ctx.config.url_var: root_url}))
     envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, ctx.config.env_file)
     return f"{ctx.config.env_file} {ctx.config.url_var} now points at the root"

@@ -13,7 +13,13 @@ def run(*, claude_code: bool, as_json: bool) -> int:
     done = git_hooks.install(ctx.repo)
     if claude_code:
         path, changed = claude.write_settings(ctx, install=True)
-        done.append({"hook": "WorktreeCreate/WorktreeRemove", "path": str(path), "action": "installed" if changed else "unchanged"})
+        done.append(
+            {
+                "hook": "WorktreeCreate/WorktreeRemove",
+                "path": str(path),
+                "action": "installed" if changed else "unchanged",
+            }
+        )
     _report(done, as_json=as_json)
     if not ctx.state().initialized:
         output.warn("treefork is not initialised here yet: the hooks do nothing until you run `treefork init`")

@@ -16,7 +16,19 @@ def run(*, as_json: bool) -> int:
         return 0
     output.table(
         ["name", "branch", "parent", "database", "method", "status", "worktree", "path"],
-        ([r["name"], r["branch"], r["parent"] or "", r["db_branch"], r["clone_method"], _status(r), r["worktree"], r["path"]] for r in rows),
+        (
+            [
+                r["name"],
+                r["branch"],
+                r["parent"] or "",
+                r["db_branch"],
+                r["clone_method"],
+                _status(r),
+                r["worktree"],
+                r["path"],
+            ]
+            for r in rows
+        ),
     )
     return 0
 

@@ -12,7 +12,16 @@ from treefork.names import WorkspaceName
 from treefork.ttl import parse_ttl
 
 
-def run(name: str, *, parent: str | None, branch: str | None, path: str | None, terminate_blockers: bool, ttl: str | None, as_json: bool) -> int:
+def run(
+    name: str,
+    *,
+    parent: str | None,
+    branch: str | None,
+    path: str | None,
+    terminate_blockers: bool,
+    ttl: str | None,
+    as_json: bool,
+) -> int:
     ws_name = WorkspaceName.of(name)
     if branch is not None:
         WorkspaceName.of(branch)
@@ -23,14 +32,20 @@ def run(name: str, *, parent: str | None, branch: str | None, path: str | None, 
         parent=parent,
         branch=branch,
         path=Path(path).absolute() if path else None,
-        options=CreateOptions(terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)),
+        options=CreateOptions(
+            terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)
+        ),
     )
     ws = workspace.create(ctx, req)
     elapsed = time.perf_counter() - started
     if as_json:
-        output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file), "seconds": round(elapsed, 3)})
+        output.emit_json(
+            {**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file), "seconds": round(elapsed, 3)}
+        )
     else:
-        output.info(f"workspace {ws.name}: {ws.path} on branch {ws.branch}, database {ws.db_branch} "
-                    f"({ws.clone_method}) forked from {ws.parent or 'root'} in {elapsed:.2f}s")
+        output.info(
+            f"workspace {ws.name}: {ws.path} on branch {ws.branch}, database {ws.db_branch} "
+            f"({ws.clone_method}) forked from {ws.parent or 'root'} in {elapsed:.2f}s"
+        )
         output.result(ws.path)
     return 0

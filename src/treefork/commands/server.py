@@ -19,7 +19,9 @@ def run(action: str, *, as_json: bool) -> int:
         output.emit_json(status)
     elif action != "stop":
         state = "running" if status["running"] else "stopped"
-        output.info(f"PostgreSQL {status['version']} {state} on {status['host']}:{status['port']} (pid {status['pid']}), "
-                    f"clone method {status['clone_method']}, run as {status['run_as'] or 'you'}")
+        output.info(
+            f"PostgreSQL {status['version']} {state} on {status['host']}:{status['port']} (pid {status['pid']}), "
+            f"clone method {status['clone_method']}, run as {status['run_as'] or 'you'}"
+        )
         output.info(f"data: {status['data_dir']}  log: {status['log_file']}")
     return 0

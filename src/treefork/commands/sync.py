@@ -23,7 +23,9 @@ def run(name: str | None, *, as_json: bool) -> int:
     if as_json:
         output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file)})
     else:
-        output.info(f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), parent {ws.parent or 'root'}")
+        output.info(
+            f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), parent {ws.parent or 'root'}"
+        )
     return 0
 
 
@@ -31,13 +33,24 @@ def _request(ctx: Context, name: str | None) -> workspace.NewRequest:
     state = ctx.state()
     ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
     if ws is not None:
-        return workspace.NewRequest(name=WorkspaceName(ws.name), branch=ws.branch, path=Path(ws.path), parent=ws.parent,
-                                    origin=ws.origin, adopt_worktree=True)
+        return workspace.NewRequest(
+            name=WorkspaceName(ws.name),
+            branch=ws.branch,
+            path=Path(ws.path),
+            parent=ws.parent,
+            origin=ws.origin,
+            adopt_worktree=True,
+        )
     if not ctx.repo.is_linked_worktree:
-        raise FatalError("the main worktree is the root workspace; there is nothing to sync",
-                         hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`")
+        raise FatalError(
+            "the main worktree is the root workspace; there is nothing to sync",
+            hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
+        )
     branch = ctx.repo.current_branch(ctx.repo.toplevel)
     if branch is None:
-        raise FatalError(f"{ctx.repo.toplevel} is on a detached HEAD", hint="give it a branch first: git switch -c NAME, then `treefork sync`")
+        raise FatalError(
+            f"{ctx.repo.toplevel} is on a detached HEAD",
+            hint="give it a branch first: git switch -c NAME, then `treefork sync`",
+        )
     head = ctx.repo.head_of(ctx.repo.toplevel) or ""
     return handlers.adoption_request(ctx, ctx.repo.toplevel, branch=branch, new_head=head, invoker=None)

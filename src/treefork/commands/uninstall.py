@@ -12,6 +12,12 @@ def run(*, claude_code: bool, as_json: bool) -> int:
     done = git_hooks.uninstall(ctx.repo)
     if claude_code:
         path, changed = claude.write_settings(ctx, install=False)
-        done.append({"hook": "WorktreeCreate/WorktreeRemove", "path": str(path), "action": "removed" if changed else "not installed"})
+        done.append(
+            {
+                "hook": "WorktreeCreate/WorktreeRemove",
+                "path": str(path),
+                "action": "removed" if changed else "not installed",
+            }
+        )
     _report(done, as_json=as_json)
     return 0

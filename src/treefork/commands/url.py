@@ -18,9 +18,15 @@ def run(name: str | None, *, direct: bool, as_json: bool) -> int:
     else:
         ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
         if ws is None:
-            raise FatalError(f"{ctx.repo.toplevel} is not a treefork workspace", hint="pass a name: treefork url NAME (treefork ls lists them)")
+            raise FatalError(
+                f"{ctx.repo.toplevel} is not a treefork workspace",
+                hint="pass a name: treefork url NAME (treefork ls lists them)",
+            )
         if ws.status != READY or not ws.db_branch:
-            raise FatalError(f"workspace {ws.name!r} has no database yet ({ws.status})", hint=f"run `treefork new {ws.name}` to finish it")
+            raise FatalError(
+                f"workspace {ws.name!r} has no database yet ({ws.status})",
+                hint=f"run `treefork new {ws.name}` to finish it",
+            )
         db, label = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name), ws.name
     conn = backend.connection(db)
     url = (conn.direct_url or conn.url) if direct else conn.url
@@ -29,4 +35,3 @@ def run(name: str | None, *, direct: bool, as_json: bool) -> int:
     else:
         output.raw_result(url)
     return 0
-

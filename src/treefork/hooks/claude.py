@@ -29,12 +29,15 @@ WORKTREES_DIR = ".claude/worktrees"
 
 # ---- settings.json ------------------------------------------------------------------------------
 
+
 def hook_command(verb: str, python: str | None = None) -> str:
     return f"{shlex.quote(python or sys.executable)} -m treefork claude-hook {verb}"
 
 
 def is_our_command(command: object) -> bool:
-    return isinstance(command, str) and ("-m treefork claude-hook " in command or command.startswith("treefork claude-hook "))
+    return isinstance(command, str) and (
+        "-m treefork claude-hook " in command or command.startswith("treefork claude-hook ")
+    )
 
 
 def settings_path(ctx: Context) -> Path:
@@ -97,11 +100,16 @@ def settings_installed(ctx: Context) -> bool:
 
 
 def _has_current(data: dict[str, Any], event: str, verb: str) -> bool:
-    return any(isinstance(h, dict) and h.get("command") == hook_command(verb)
-               for g in data.get("hooks", {}).get(event, []) if isinstance(g, dict) for h in g.get("hooks", []))
+    return any(
+        isinstance(h, dict) and h.get("command") == hook_command(verb)
+        for g in data.get("hooks", {}).get(event, [])
+        if isinstance(g, dict)
+        for h in g.get("hooks", [])
+    )
 
 
 # ---- the hooks ----------------------------------------------------------------------------------
+
 
 def read_payload(stream: int = 0) -> dict[str, Any]:
     """One JSON object from stdin, without waiting for EOF (Claude Code may keep the pipe open)."""
@@ -119,7 +127,10 @@ def read_payload(stream: int = 0) -> dict[str, Any]:
             if isinstance(obj, dict):
                 return obj
         if not chunk:
-            raise FatalError("no JSON object on stdin", hint="Claude Code sends one; to test: echo '{\"name\":\"x\"}' | treefork claude-hook create")
+            raise FatalError(
+                "no JSON object on stdin",
+                hint='Claude Code sends one; to test: echo \'{"name":"x"}\' | treefork claude-hook create',
+            )
 
 
 def _context(payload: dict[str, Any]) -> Context:
@@ -130,7 +141,7 @@ def _context(payload: dict[str, Any]) -> Context:
 def create(payload: dict[str, Any]) -> Path:
     raw = payload.get("name") or payload.get("worktree_name")
     if not isinstance(raw, str) or not raw:
-        raise FatalError("the WorktreeCreate payload has no name", hint="expected {\"name\": \"...\"} on stdin")
+        raise FatalError("the WorktreeCreate payload has no name", hint='expected {"name": "..."} on stdin')
     name = WorkspaceName.of(raw)
     os.environ[IN_PROGRESS_ENV] = "1"  # our own `git worktree add` fires post-checkout: it must back off
     ctx = _context(payload)
@@ -139,8 +150,10 @@ def create(payload: dict[str, Any]) -> Path:
     _exclude_worktrees_dir(ctx)
     parent = _cwd_workspace(ctx)
     output.info(f"treefork: creating worktree {path} (branch worktree-{name.dir_name}, parent {parent or 'root'})")
-    ws = workspace.create(ctx, workspace.NewRequest(name=name, branch=f"worktree-{name.dir_name}", path=path,
-                                                    parent=parent, origin="claude"))
+    ws = workspace.create(
+        ctx,
+        workspace.NewRequest(name=name, branch=f"worktree-{name.dir_name}", path=path, parent=parent, origin="claude"),
+    )
     output.info(f"treefork: workspace {ws.name} ready: database {ws.db_branch} ({ws.clone_method})")
     return path.absolute()
 
@@ -158,7 +171,9 @@ def _exclude_worktrees_dir(ctx: Context) -> None:
 def remove(payload: dict[str, Any]) -> str:
     raw = payload.get("worktree_path")
     if not isinstance(raw, str) or not raw:
-        raise FatalError("the WorktreeRemove payload has no worktree_path", hint="expected {\"worktree_path\": \"/abs\"} on stdin")
+        raise FatalError(
+            "the WorktreeRemove payload has no worktree_path", hint='expected {"worktree_path": "/abs"} on stdin'
+        )
     os.environ[IN_PROGRESS_ENV] = "1"
     path = Path(raw).absolute()
     ctx = _context(payload)

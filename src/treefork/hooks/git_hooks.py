@@ -98,8 +98,10 @@ def hooks_dir(repo: Repo) -> Path:
     path = Path(configured).expanduser()
     if not path.is_absolute():
         absolute = (repo.main_root / path).resolve()
-        raise FatalError(f"core.hooksPath is relative ({configured}); linked worktrees would not find treefork's hooks",
-                         hint=f"make it absolute: git config core.hooksPath {shlex.quote(str(absolute))}")
+        raise FatalError(
+            f"core.hooksPath is relative ({configured}); linked worktrees would not find treefork's hooks",
+            hint=f"make it absolute: git config core.hooksPath {shlex.quote(str(absolute))}",
+        )
     return path
 
 
@@ -107,11 +109,13 @@ def script_text(hook: str, python: str | None = None) -> str:
     python_q = shlex.quote(python or sys.executable)
     if hook == "post-checkout":
         call = _PYTHON_CALL.format(args='post-checkout "$@"')
-        return POST_CHECKOUT.format(marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX,
-                                    call=_indent(call))
+        return POST_CHECKOUT.format(
+            marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX, call=_indent(call)
+        )
     call_inline = "{\n" + _indent(_PYTHON_CALL.format(args="reference-transaction committed")) + "\n}"
-    return REFERENCE_TRANSACTION.format(marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX,
-                                        call_inline=call_inline)
+    return REFERENCE_TRANSACTION.format(
+        marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX, call_inline=call_inline
+    )
 
 
 def _indent(text: str) -> str:
@@ -146,8 +150,10 @@ def install(repo: Repo) -> list[dict[str, str]]:
         action = "installed"
         if path.exists() and not is_ours(path):
             if _legacy(path).exists():
-                raise FatalError(f"both {path} and {_legacy(path)} exist and neither is treefork's",
-                                 hint=f"merge them into {_legacy(path)} and delete {path}, then run `treefork install` again")
+                raise FatalError(
+                    f"both {path} and {_legacy(path)} exist and neither is treefork's",
+                    hint=f"merge them into {_legacy(path)} and delete {path}, then run `treefork install` again",
+                )
             os.replace(path, _legacy(path))
             done.append({"hook": hook, "path": str(_legacy(path)), "action": "kept as legacy (still runs)"})
         elif path.exists():
@@ -163,7 +169,13 @@ def uninstall(repo: Repo) -> list[dict[str, str]]:
     for hook in HOOKS:
         path = where / hook
         if not is_ours(path):
-            done.append({"hook": hook, "path": str(path), "action": "not ours; left alone" if path.exists() else "not installed"})
+            done.append(
+                {
+                    "hook": hook,
+                    "path": str(path),
+                    "action": "not ours; left alone" if path.exists() else "not installed",
+                }
+            )
             continue
         path.unlink()
         action = "removed"

@@ -31,7 +31,9 @@ def post_checkout(prev: str, new: str, flag: str) -> int:
         _post_checkout(Path.cwd(), new_head=new)
     except FatalError as e:
         output.error(f"post-checkout: this worktree was NOT provisioned: {e}")
-        output.info("  its DATABASE_URL points nowhere (it fails loudly); fix the cause, then run `treefork sync` in it")
+        output.info(
+            "  its DATABASE_URL points nowhere (it fails loudly); fix the cause, then run `treefork sync` in it"
+        )
     except Exception as e:  # a bug must not break `git worktree add` either
         output.error(f"post-checkout: unexpected {type(e).__name__}: {e}; run `treefork sync` in the new worktree")
     return 0
@@ -49,8 +51,10 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     branch = repo.current_branch(root)
     if branch is None:
         _fail_loud_env(ctx, root)
-        output.warn(f"treefork: {root} is on a detached HEAD: no database branch for it, and its DATABASE_URL fails loudly. "
-                    "To give it one: `git switch -c NAME` there, then `treefork sync`.")
+        output.warn(
+            f"treefork: {root} is on a detached HEAD: no database branch for it, and its DATABASE_URL fails loudly. "
+            "To give it one: `git switch -c NAME` there, then `treefork sync`."
+        )
         return
     busy = state.workspace_by_path_or_none(root) or state.workspace_by_branch_or_none(branch)
     if busy is not None and busy.status in (CREATING, REMOVING) and busy.pid != os.getpid() and pid_alive(busy.pid):
@@ -62,18 +66,26 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
         raise
     output.info(f"treefork: provisioning workspace {req.name} for {root} (parent: {req.parent or 'root'})")
     ws = workspace.create(ctx, req)
-    output.info(f"treefork: workspace {ws.name} is ready: database {ws.db_branch} ({ws.clone_method}), env file {root / ctx.config.env_file}")
+    output.info(
+        f"treefork: workspace {ws.name} is ready: database {ws.db_branch} ({ws.clone_method}), env file {root / ctx.config.env_file}"
+    )
 
 
-def adoption_request(ctx: Context, root: Path, *, branch: str, new_head: str, invoker: Path | None) -> workspace.NewRequest:
+def adoption_request(
+    ctx: Context, root: Path, *, branch: str, new_head: str, invoker: Path | None
+) -> workspace.NewRequest:
     """Provisioning for a worktree git already made: named after its branch, parent by the documented rule."""
     try:
         name = WorkspaceName.of(branch)
     except FatalError as e:
-        raise FatalError(f"branch {branch!r} cannot name a workspace ({e.message})",
-                         hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}") from None
+        raise FatalError(
+            f"branch {branch!r} cannot name a workspace ({e.message})",
+            hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}",
+        ) from None
     parent = parent_rule.choose(ctx, ctx.state(), branch=branch, new_head=new_head, invoker=invoker)
-    return workspace.NewRequest(name=name, branch=branch, path=root, parent=parent, origin="post-checkout", adopt_worktree=True)
+    return workspace.NewRequest(
+        name=name, branch=branch, path=root, parent=parent, origin="post-checkout", adopt_worktree=True
+    )
 
 
 def _fail_loud_env(ctx: Context, root: Path) -> None:
@@ -82,6 +94,7 @@ def _fail_loud_env(ctx: Context, root: Path) -> None:
 
 
 # ---- reference-transaction ----------------------------------------------------------------------
+
 
 def deleted_branches(lines: Iterable[str]) -> list[str]:
     """Local branches that the transaction deleted (deduped, in order). Unparseable lines are ignored."""
@@ -130,8 +143,10 @@ def _forget_deleted(ctx: Context, branches: list[str]) -> None:
         elif now == branch and not ctx.repo.branch_exists(branch):
             _spawn_follower(ws.name, branch)  # `git branch -m` deletes first, writes the new name after we return
         elif now is None and not ctx.repo.branch_exists(branch):
-            output.warn(f"treefork: branch {branch} of workspace {ws.name} was deleted but its worktree {ws.path} remains; "
-                        f"`treefork rm {ws.name}` removes both")
+            output.warn(
+                f"treefork: branch {branch} of workspace {ws.name} was deleted but its worktree {ws.path} remains; "
+                f"`treefork rm {ws.name}` removes both"
+            )
 
 
 def _spawn_follower(name: str, old_branch: str) -> None:
@@ -177,8 +192,10 @@ def _drop(ctx: Context, name: str) -> None:
     if ws is None:
         return
     ctx.repo.prune_worktrees()
-    output.info(f"treefork: branch {ws.branch} and worktree of workspace {name} are gone: "
-                f"{'dropped database ' + ws.db_branch if ws.db_branch else 'forgot it'}")
+    output.info(
+        f"treefork: branch {ws.branch} and worktree of workspace {name} are gone: "
+        f"{'dropped database ' + ws.db_branch if ws.db_branch else 'forgot it'}"
+    )
 
 
 def read_stdin_lines() -> list[str]:

@@ -64,7 +64,9 @@ def choose(ctx: Context, state: State, *, branch: str, new_head: str, invoker: P
         return by_cwd.name
     if invoker is not None and _within(invoker, ctx.repo.main_root):
         return None  # run from the main worktree: the root
-    upstream = git("rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False).out.strip()
+    upstream = git(
+        "rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False
+    ).out.strip()
     for ws in ready:
         if upstream and ws.branch == upstream:
             return ws.name
