@@ -86,3 +86,21 @@ class Backend(Protocol):
 
     def status(self) -> dict[str, Any]:
         """What `doctor` and `server status` show (no secrets)."""
+
+    # ---- lifecycle (reset, diff, merge) ----------------------------------------------------------
+    def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
+        """Make branch's data the *current* state of source (its parent, or another workspace's branch).
+        The branch keeps its URL, port and credentials: nothing in the worktree changes."""
+
+    def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
+        """A unified diff of base's schema -> branch's schema, without ownership, privilege, comment and
+        ordering noise. Empty text means no difference."""
+
+    def snapshot(self, branch: DbBranch) -> DbBranch:
+        """A point-in-time copy of branch that `restore` can put back (taken before a migration)."""
+
+    def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
+        """Put branch's data back to snapshot's (same URL and credentials), then drop the snapshot."""
+
+    def drop_snapshot(self, snapshot: DbBranch) -> None:
+        """Drop a snapshot that is no longer needed. Already gone is success."""
