@@ -32,7 +32,12 @@ def cli() -> None:
     flag_value="",
     default=None,
     metavar="[URL]",
-    help="Copy an existing database into the root once (default URL: the main worktree's DATABASE_URL).",
+    help="Copy this database into the root (default: the main worktree's DATABASE_URL, if it has one).",
+)
+@click.option(
+    "--no-import",
+    is_flag=True,
+    help="Start the root empty and leave the main worktree's DATABASE_URL as it is.",
 )
 @click.option(
     "--overwrite-env", is_flag=True, help="Point the main worktree's DATABASE_URL at the root even if it has one."
@@ -43,11 +48,16 @@ def init(
     backend: str,
     server_url: str | None,
     import_url: str | None,
+    no_import: bool,
     overwrite_env: bool,
     project_id: str | None,
     as_json: bool,
 ) -> None:
-    """Choose the backend and create the root database branch (once per repository)."""
+    """Choose the backend and create the root database branch (once per repository).
+
+    If the main worktree's env file already has a DATABASE_URL, its data is copied into the root and the
+    main worktree is pointed at the root (the old URL is kept in .git/treefork/previous.env); --no-import
+    does neither."""
     from treefork.commands import init as cmd
 
     _exit(
@@ -55,6 +65,7 @@ def init(
             backend=backend,
             server_url=server_url,
             import_url=import_url,
+            no_import=no_import,
             overwrite_env=overwrite_env,
             backend_options={"project_id": project_id},
             as_json=as_json,
@@ -144,10 +155,13 @@ def gc(dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("action", type=click.Choice(["status", "start", "stop"]), default="status")
+@click.argument("action", type=click.Choice(["status", "start", "stop", "autostart"]), default="status")
 @JSON
 def server(action: str, as_json: bool) -> None:
-    """Show, start or stop the embedded PostgreSQL server."""
+    """Show, start or stop every embedded PostgreSQL cluster (one per workspace and root) on this machine.
+
+    After a reboot, `treefork server start` starts them all (any treefork command also starts the ones it
+    needs); `treefork server autostart` writes a systemd user unit that does it at login."""
     from treefork.commands import server as cmd
 
     _exit(cmd.run(action, as_json=as_json))

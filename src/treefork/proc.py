@@ -72,8 +72,15 @@ def run_visible(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str])
         return 127
 
 
-def pipe(first: Sequence[str], second: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
-    """Run `first | second`, raising ProcError if either fails."""
+def pipe(
+    first: Sequence[str],
+    second: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    second_env: Mapping[str, str] | None = None,
+) -> None:
+    """Run `first | second`, raising ProcError if either fails. second_env, if given, is the second's own
+    environment (e.g. each side's password, which never goes on a command line)."""
     p1 = subprocess.Popen(
         list(first),
         stdout=subprocess.PIPE,
@@ -81,8 +88,9 @@ def pipe(first: Sequence[str], second: Sequence[str], *, env: Mapping[str, str] 
         stdin=subprocess.DEVNULL,
         env=dict(env) if env else None,
     )
+    env2 = second_env if second_env is not None else env
     p2 = subprocess.Popen(
-        list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env else None
+        list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env2) if env2 else None
     )
     assert p1.stdout is not None
     p1.stdout.close()

@@ -187,6 +187,12 @@ class Registry:
             data[key] = value
             self._save_secrets(data)
 
+    def forget_secret(self, key: str) -> None:
+        with self._lock.held():
+            data = self._load_secrets()
+            if data.pop(key, None) is not None:
+                self._save_secrets(data)
+
     def _load_secrets(self) -> dict[str, str]:
         try:
             return json.loads(self.secrets_file.read_text(encoding="utf-8"))

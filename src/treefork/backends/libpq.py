@@ -205,6 +205,17 @@ class Connection:
             self._lib.PQfreeCancel(cancel)
         self.close()
 
+    def scram_verifier(self, user: str, password: str) -> str:
+        """The SCRAM-SHA-256 verifier of password, computed here by libpq (PQencryptPasswordConn), so that
+        ALTER ROLE ... PASSWORD never carries the password itself to the server or its log."""
+        raw = self._lib.PQencryptPasswordConn(self._handle(), password.encode(), user.encode(), b"scram-sha-256")
+        if not raw:
+            raise PgError(f"cannot encrypt a password: {self._error_message()}", sqlstate="")
+        try:
+            return ctypes.string_at(raw).decode()
+        finally:
+            self._lib.PQfreemem(raw)
+
     def _error_message(self) -> str:
         return _first_line(self._lib.PQerrorMessage(self._conn) if self._conn is not None else None)
 
@@ -218,7 +229,10 @@ def connect(
     dbname: str,
     connect_timeout: int = 10,
     application_name: str = "treefork",
+    require_auth: str | None = None,
 ) -> Connection:
+    """require_auth="scram-sha-256" makes libpq refuse any other method (SCRAM never sends the password), so
+    a program squatting on the port of a stopped server learns nothing."""
     lib = _library()
     params = {
         "host": host,
@@ -230,6 +244,8 @@ def connect(
         "application_name": application_name,
         "client_encoding": "UTF8",
     }
+    if require_auth:
+        params["require_auth"] = require_auth
     keys = (ctypes.c_char_p * (len(params) + 1))(*(k.encode() for k in params), None)
     values = (ctypes.c_char_p * (len(params) + 1))(*(v.encode() for v in params.values()), None)
     handle = lib.PQconnectdbParams(keys, values, 0)
@@ -293,6 +309,10 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "PQgetCancel": (ctypes.c_void_p, [ctypes.c_void_p]),
     "PQcancel": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]),
     "PQfreeCancel": (None, [ctypes.c_void_p]),
+    "PQencryptPasswordConn": (
+        ctypes.c_void_p,
+        [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p],
+    ),
 }
 
 

@@ -117,11 +117,11 @@ def _cleanup(repo: Path) -> None:
         if names:
             _treefork(repo, "rm", "--force", "--delete-branch", *names)
         if state.initialized and state.backend == "local":
-            from treefork.backends.local import LocalBackend
+            from treefork.backends.local.clusters import ClusterBackend
 
             backend = ctx.backend(state)
-            assert isinstance(backend, LocalBackend)
-            backend.drop_throwaway_repo()  # the demo made this root; a real root is never dropped
+            if isinstance(backend, ClusterBackend):
+                backend.drop_throwaway_repo()  # the demo made this root; a real root is never dropped
     except FatalError as e:
         output.warn(f"demo clean-up: {e}")
     shutil.rmtree(repo.parent, ignore_errors=True)

@@ -1,7 +1,10 @@
-"""The local backend: database branches are `CREATE DATABASE child TEMPLATE parent STRATEGY FILE_COPY`
-with file_copy_method = clone (a reflink on XFS, btrfs and APFS; an in-kernel copy elsewhere).
+"""The local backend on a PostgreSQL server the user runs (`treefork init --server-url`): we cannot copy the
+files of someone else's server, so a branch is `CREATE DATABASE child TEMPLATE parent STRATEGY FILE_COPY`.
 
-It runs against the embedded server (the default) or a server the user already runs (`--server-url`).
+PostgreSQL refuses a template that anyone is connected to. Then, unless --terminate-blockers asks to
+disconnect them, the child is filled with a consistent logical copy instead (pg_dump of the parent's
+snapshot | pg_restore), and its method is reported as `logical`.
+
 Each repo gets its own login role, `tf_<repo_id>`, which owns the repo's databases; the superuser
 password never leaves treefork. Every database carries the comment `treefork:<repo_id>:<workspace>`,
 and nothing without that mark is ever dropped.
@@ -13,12 +16,13 @@ import contextlib
 import hashlib
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
 from treefork import proc
 from treefork.background import Background
-from treefork.backends import libpq, pgdist, pgserver
+from treefork.backends import libpq, pgdist
 from treefork.backends.libpq import SQL, Ident, Literal
 from treefork.backends.base import COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.errors import BackendError, FatalError, ParentBusyError
@@ -33,26 +37,42 @@ class _StillBeingCreated(Exception):
     """CREATE DATABASE met a database of the same name that a killed command's statement is still making."""
 
 
-class LocalBackend:
+LOGICAL = "logical"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str = "postgres"
+
+    def conninfo(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": self.dbname}
+
+
+class TemplateBackend:
     name = "local"
 
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
-        self._server: pgserver.ServerInfo | None = None
+        self._server: ServerInfo | None = None
         self._admin: libpq.Connection | None = None
         self._connecting: Background[libpq.Connection] | None = None
-        self.external = bool(ctx.settings.get("external"))
+        self.external = True
+        self._methods: dict[str, str] = {}  # databases this process filled logically
 
     # ---- lifecycle --------------------------------------------------------------------------
     def ensure_ready(self) -> None:
         self.server()
 
-    def server(self) -> pgserver.ServerInfo:
+    def server(self) -> ServerInfo:
         if self._server is None:
-            self._server = self._external_server() if self.external else pgserver.EmbeddedServer().ensure_running()
+            self._server = self._external_server()
         return self._server
 
-    def _external_server(self) -> pgserver.ServerInfo:
+    def _external_server(self) -> ServerInfo:
         url = self.ctx.registry.secret("admin_url")
         if not url:
             raise FatalError(
@@ -62,7 +82,7 @@ class LocalBackend:
         register(url)
         parts = urlsplit(url)
         register(parts.password)
-        info = pgserver.ServerInfo(
+        info = ServerInfo(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
             user=parts.username or "postgres",
@@ -92,15 +112,7 @@ class LocalBackend:
         yield self._admin
 
     def _connect_admin(self) -> libpq.Connection:
-        known = None if self.external else pgserver.EmbeddedServer().known_info_or_none()
-        if known is not None:  # the common case: the server is up; no separate liveness check
-            try:
-                self._server = known
-                return libpq.connect(**known.conninfo())
-            except libpq.PgConnectError:
-                self._server = None  # dead or moved: start it below
-        info = self.server()
-        return libpq.connect(**info.conninfo())
+        return libpq.connect(**self.server().conninfo())
 
     # ---- the repo's role ----------------------------------------------------------------------
     @property
@@ -171,7 +183,8 @@ class LocalBackend:
                             hint="retry in a minute, or see `treefork server status`",
                         ) from None
                     time.sleep(0.2)
-        return DbBranch(name=name, id=name, workspace=workspace, clone_method=self.clone_method())
+        method = self._methods.get(name, self.clone_method())
+        return DbBranch(name=name, id=name, workspace=workspace, clone_method=method)
 
     def _create_or_adopt(
         self, conn: libpq.Connection, name: str, workspace: str, parent: DbBranch, options: CreateOptions
@@ -192,8 +205,39 @@ class LocalBackend:
                 hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace",
             )
         self._ensure_role(conn)
-        with self._parent_quiet(conn, parent.name, terminate=options.terminate_blockers):
-            self._create_marked(conn, name, workspace, template=parent.name)
+        if options.terminate_blockers:
+            with self._parent_quiet(conn, parent.name, terminate=True):
+                self._create_marked(conn, name, workspace, template=parent.name)
+            return
+        if not self._blockers(conn, parent.name):
+            try:
+                self._create_marked(conn, name, workspace, template=parent.name)
+                return
+            except ParentBusyError:
+                pass  # a client connected meanwhile
+        self._logical_copy(conn, parent.name, name, workspace)
+
+    def _logical_copy(self, conn: libpq.Connection, parent: str, name: str, workspace: str) -> None:
+        """The parent is in use, so it cannot be a template: copy it logically (pg_dump reads one consistent
+        snapshot) into a new empty database, without disconnecting anyone."""
+        self.ctx.progress(f"{parent} has live connections: copying it with pg_dump | pg_restore (method: logical)")
+        self._create_marked(conn, name, workspace, template=None)
+        info = self.server()
+        bin_dir = pgdist.wheel_bin_dir()
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
+        source = f"postgresql://{quote(info.user, safe='')}@{info.host}:{info.port}/{quote(parent, safe='')}"
+        target = f"postgresql://{quote(self.role, safe='')}@{info.host}:{info.port}/{quote(name, safe='')}"
+        try:
+            proc.pipe(
+                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
+                [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
+                env={**base, "PGPASSWORD": info.password},
+                second_env={**base, "PGPASSWORD": self._role_password()},
+            )
+        except BaseException:
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
+            raise
+        self._methods[name] = LOGICAL
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         name = db_name(self.ctx.repo_id, workspace)
@@ -249,15 +293,11 @@ class LocalBackend:
         return Connection(url=url, direct_url=url)
 
     def clone_method(self) -> str:
-        if self.external:
-            return self.ctx.settings.get("clone_method", COPY)
-        return pgserver.EmbeddedServer().recorded_clone_method() or COPY
+        return str(self.ctx.settings.get("clone_method", COPY))
 
     def status(self) -> dict[str, Any]:
-        if self.external:
-            info = self.server()
-            return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
-        return {"backend": "local", "server": "embedded", **pgserver.EmbeddedServer().status()}
+        info = self.server()
+        return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
 
     # ---- helpers ------------------------------------------------------------------------------
     def _mark(self, workspace: str) -> str:
@@ -355,25 +395,25 @@ class LocalBackend:
             conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident))
 
     def _import(self, url: str, root: DbBranch) -> None:
-        """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role."""
+        """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role.
+        Each side's password travels in its own environment, never on a command line (`ps`)."""
+        from treefork.backends.local.importer import safe_url, split_password
+
         register(url)
-        self.ctx.progress(f"importing {_safe(url)} into {root.name} (pg_dump | pg_restore)")
+        self.ctx.progress(f"importing {safe_url(url)} into {root.name} (pg_dump | pg_restore)")
         bin_dir = pgdist.wheel_bin_dir()
-        target = self.connection(root).url
+        source, source_password = split_password(url)
+        target, target_password = split_password(self.connection(root).url)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
         try:
             proc.pipe(
-                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={url}"],
+                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
                 [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
-                env=env,
+                env={**env, **({"PGPASSWORD": source_password} if source_password else {})},
+                second_env={**env, "PGPASSWORD": target_password or ""},
             )
         except FatalError as e:
             raise BackendError(
-                f"import from {_safe(url)} failed: {e.message}",
+                f"import from {safe_url(url)} failed: {e.message}",
                 hint="check the URL (`treefork init --import URL`) and that the server is reachable",
             ) from None
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"

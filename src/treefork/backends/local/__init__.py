@@ -1,0 +1,24 @@
+"""The local backend: the embedded PostgreSQL 18 (one cluster per workspace, forked online; clusters.py), or
+a server the user runs (`init --server-url`: CREATE DATABASE ... TEMPLATE; template.py)."""
+
+from __future__ import annotations
+
+from treefork.backends.base import Backend, BackendContext
+
+
+def LocalBackend(ctx: BackendContext) -> Backend:  # noqa: N802 - the registry calls it like a class
+    if ctx.settings.get("external"):
+        from treefork.backends.local.template import TemplateBackend
+
+        return TemplateBackend(ctx)
+    if ctx.settings.get("layout") != "clusters":
+        from treefork.errors import FatalError
+
+        raise FatalError(
+            "this repository was initialised by an older treefork (one shared PostgreSQL server for every repo)",
+            hint="remove its workspaces with that version, or move .git/treefork aside "
+            "(mv .git/treefork .git/treefork.old) and run `treefork init` again",
+        )
+    from treefork.backends.local.clusters import ClusterBackend
+
+    return ClusterBackend(ctx)

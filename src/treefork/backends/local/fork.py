@@ -1,0 +1,178 @@
+"""The online fork: a physical copy of a running cluster, taken without disturbing its clients.
+
+What pg_basebackup does over the network, done on one machine with reflinks:
+  1. pg_backup_start(fast => true) on the parent (a checkpoint; full-page writes forced from here on);
+  2. copy the data directory file by file: a reflink (FICLONE) where the filesystem has them (XFS, btrfs),
+     else copy_file_range (an in-kernel copy), global/pg_control last;
+  3. pg_backup_stop() in the same session, whose label becomes the copy's backup_label;
+  4. copy only the WAL segments from the backup's start to its end;
+  5. start the copy: it replays that WAL to a consistent state and opens as a cluster of its own.
+Every row committed before step 3 is in the child; nothing uncommitted is.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+from pathlib import Path
+
+from treefork.backends import libpq
+from treefork.backends.local.cluster import Cluster, ClusterRecord
+from treefork.backends.pgdist import server_user
+
+FICLONE = 0x40049409
+CLONE, COPY = "clone", "copy"
+
+# As pg_basebackup: runtime state that a new cluster must not inherit (src/backend/backup/basebackup.c).
+SKIP_FILES = {
+    "postmaster.pid",
+    "postmaster.opts",
+    "backup_label",
+    "backup_manifest",
+    "tablespace_map",
+    "current_logfiles",
+    "pg_internal.init",
+    "treefork.conf",
+    "pg_hba.conf",
+}
+EMPTY_DIRS = {"pg_wal", "pg_replslot", "pg_dynshmem", "pg_notify", "pg_serial", "pg_snapshots", "pg_stat_tmp"}
+EMPTY_DIRS |= {"pg_subtrans", "log"}
+SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
+
+
+class Copier:
+    """Copies files as cheaply as the filesystem allows, and remembers whether every one was a reflink."""
+
+    def __init__(self) -> None:
+        self.reflink = True  # until a file could not be cloned
+        self._owner = server_user()
+
+    @property
+    def method(self) -> str:
+        return CLONE if self.reflink else COPY
+
+    def file(self, src: Path, dst: Path) -> None:
+        try:
+            s = os.open(src, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # dropped while we copied: WAL replay does not need it
+        try:
+            st = os.fstat(s)
+            d = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o777)
+            try:
+                self._copy(s, d, st.st_size)
+                if self._owner is not None:
+                    os.fchown(d, self._owner.uid, self._owner.gid)
+            finally:
+                os.close(d)
+        finally:
+            os.close(s)
+
+    def _copy(self, s: int, d: int, size: int) -> None:
+        if self.reflink:
+            try:
+                fcntl.ioctl(d, FICLONE, s)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
+                    raise
+                self.reflink = False
+        copied = 0
+        while copied < size:
+            try:
+                n = os.copy_file_range(s, d, size - copied)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                n = _read_write(s, d)
+            if n == 0:
+                break  # the file shrank while we copied (truncated relation): replay rewrites it
+            copied += n
+
+    def directory(self, src: Path, dst: Path) -> None:
+        os.mkdir(dst, src.stat().st_mode & 0o777)
+        if self._owner is not None:
+            os.chown(dst, self._owner.uid, self._owner.gid)
+
+
+def _read_write(s: int, d: int) -> int:
+    total = 0
+    while chunk := os.read(s, 1 << 20):
+        os.write(d, chunk)
+        total += len(chunk)
+    return total
+
+
+def copy_data_dir(src: Path, dst: Path, copier: Copier) -> None:
+    """Everything but the runtime state and the WAL, with global/pg_control last."""
+    copier.directory(src, dst)
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        for name in sorted(dirs):
+            copier.directory(Path(root) / name, dst / rel / name)
+        if rel.parts and rel.parts[0] in EMPTY_DIRS:
+            dirs.clear()  # made above, left empty (pg_wal gets its segments separately)
+            continue
+        for name in files:
+            if name in SKIP_FILES or name.startswith("pgsql_tmp") or (rel == Path("global") and name == "pg_control"):
+                continue
+            copier.file(Path(root) / name, dst / rel / name)
+    (dst / "pg_wal" / "archive_status").mkdir(exist_ok=True)
+    copier.file(src / "global" / "pg_control", dst / "global" / "pg_control")
+
+
+def copy_wal(src: Path, dst: Path, first: str, last: str, copier: Copier) -> None:
+    """The segments first..last (inclusive, same timeline), and the timeline history files."""
+    for name in sorted(os.listdir(src / "pg_wal")):
+        if name.endswith(".history") or (SEGMENT.match(name) and first <= name <= last):
+            copier.file(src / "pg_wal" / name, dst / "pg_wal" / name)
+
+
+def segment_name(timeline: int, lsn: str, segment_size: int) -> str:
+    hi, lo = (int(x, 16) for x in lsn.split("/"))
+    segno = ((hi << 32) | lo) // segment_size
+    per_id = 0x100000000 // segment_size
+    return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
+
+
+def online_copy(parent: Cluster, parent_rec: ClusterRecord, child: Cluster, label: str) -> str:
+    """Steps 1-4: the child's data directory, consistent once replayed. Returns the copy method used."""
+    copier = Copier()
+    with parent.admin(parent_rec) as conn:
+        row = conn.one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
+        segment_size = int(row[0] or 16777216) if row else 16777216
+        start = conn.one("SELECT pg_backup_start($1, true)", (label,))
+        assert start and start[0]
+        try:
+            copy_data_dir(parent.data, child.data, copier)
+        finally:
+            stop = conn.one("SELECT lsn, labelfile FROM pg_backup_stop(false)")
+        assert stop and stop[0] and stop[1]
+        timeline = int(re.search(r"START TIMELINE: (\d+)", stop[1]).group(1))  # type: ignore[union-attr]
+        (child.data / "backup_label").write_text(stop[1])
+        if copier._owner is not None:
+            os.chown(child.data / "backup_label", copier._owner.uid, copier._owner.gid)
+        first = segment_name(timeline, start[0], segment_size)
+        last = segment_name(timeline, stop[0], segment_size)
+        copy_wal(parent.data, child.data, first, last, copier)
+    return copier.method
+
+
+def rekey(child: Cluster, rec: ClusterRecord, *, inherited_admin_password: str) -> None:
+    """Step 6: the child's own passwords (its admin's and its role's), then let the role in.
+
+    The child starts admitting only the admin (pg_hba), so the parent's credentials, which the copy carries,
+    never open it."""
+    with child.admin(rec, password=inherited_admin_password) as conn:
+        set_password(conn, "postgres", rec.admin_password)
+        set_password(conn, rec.role, rec.role_password)
+        child.open_to_role(rec, conn)
+
+
+def set_password(conn: libpq.Connection, role: str, password: str) -> None:
+    from treefork.backends.libpq import SQL, Ident, Literal
+
+    verifier = conn.scram_verifier(role, password)
+    conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(verifier)))

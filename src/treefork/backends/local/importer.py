@@ -1,0 +1,72 @@
+"""Bringing an existing database into a root cluster: pg_dump | pg_restore, then a freeze.
+
+The wheel's pg_dump 18 reads any server from PostgreSQL 9.2 on. Passwords travel in each process's own
+environment (PGPASSWORD), never on a command line, where every local user could read them in `ps`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from treefork import proc
+from treefork.backends.local.cluster import Cluster, ClusterRecord, bin_dir
+from treefork.errors import BackendError, FatalError
+from treefork.redact import register
+
+
+def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
+    register(url)
+    source, source_password = split_password(url)
+    progress(f"importing {safe_url(url)} into the root (pg_dump | pg_restore)")
+    tools = bin_dir()
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10", "LC_ALL": "C"}
+    target = f"postgresql://{rec.role}@127.0.0.1:{rec.port}/{rec.dbname}"
+    try:
+        proc.pipe(
+            [str(tools / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
+            [str(tools / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
+            env={**base, **({"PGPASSWORD": source_password} if source_password else {})},
+            second_env={**base, "PGPASSWORD": rec.role_password},
+        )
+    except FatalError as e:
+        raise BackendError(
+            f"import from {safe_url(url)} failed: {e.message}",
+            hint="check the URL and that its server is up, or `treefork init --no-import` to start with an empty root",
+        ) from None
+    freeze(cluster, rec)
+
+
+def freeze(cluster: Cluster, rec: ClusterRecord) -> None:
+    """VACUUM (FREEZE): with data checksums on (PostgreSQL 18's default), the first read of a page whose hint
+    bits are unset rewrites it, so a fork of an unvacuumed table would stop sharing disk once read."""
+    from treefork.backends import libpq
+
+    with libpq.connect(
+        host="127.0.0.1",
+        port=rec.port,
+        user="postgres",
+        password=rec.admin_password,
+        dbname=rec.dbname,
+        require_auth="scram-sha-256",
+    ) as conn:
+        conn.execute("VACUUM (FREEZE, ANALYZE)")
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """The URL without its password, and the password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"

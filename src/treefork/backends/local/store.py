@@ -1,0 +1,142 @@
+"""Every cluster treefork made on this machine, under one home: find, register, create from nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from treefork import paths
+from treefork.backends.local import ports
+from treefork.backends.local.cluster import (
+    ADMIN_USER,
+    READY,
+    Cluster,
+    ClusterRecord,
+    check_reachable,
+    give_to_server_user,
+    new_password,
+    pg,
+)
+from treefork.backends.pgdist import server_user
+from treefork.fsutil import atomic_write_text
+from treefork.locks import FileLock
+from treefork.names import _slug
+
+ROOT = "<root>"
+
+
+def cluster_id(repo_id: str, workspace: str) -> str:
+    """A cluster's directory name, derived from its owner: `<repo id>-root` or `<repo id>-<slug>-<hash>`."""
+    if workspace == ROOT:
+        return f"{repo_id}-root"
+    digest = hashlib.sha256(workspace.encode()).hexdigest()[:8]
+    return f"{repo_id}-{_slug(workspace)[:40] or 'ws'}-{digest}"
+
+
+class ClusterStore:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or paths.treefork_home()
+        self.dir = self.home / "clusters"
+        self._lock = FileLock(self.home / "clusters.lock", timeout=120, what="cluster registry")
+
+    def cluster(self, cid: str) -> Cluster:
+        return Cluster(self.dir / cid)
+
+    def all(self) -> Iterator[tuple[Cluster, ClusterRecord]]:
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return
+        for name in names:
+            cluster = self.cluster(name)
+            rec = cluster.record_or_none()
+            if rec is not None and rec.id == name:
+                yield cluster, rec
+
+    def of_repo(self, repo_id: str) -> Iterator[tuple[Cluster, ClusterRecord]]:
+        return ((c, r) for c, r in self.all() if r.repo_id == repo_id)
+
+    # ---- registering a new cluster ----------------------------------------------------------------
+    def register(self, rec: ClusterRecord) -> Cluster:
+        """Record a cluster before any of its files exist (so a crash leaves something gc recognises),
+        on a port no other recorded cluster has."""
+        self.prepare_home()
+        with self._lock.held():
+            rec.port = ports.pick(r.port for _, r in self.all())
+            cluster = self.cluster(rec.id)
+            cluster.dir.mkdir(mode=0o711, exist_ok=True)
+            cluster.save(rec)
+        return cluster
+
+    def repick_port(self, cluster: Cluster, rec: ClusterRecord) -> None:
+        """A new cluster lost its port to another program before its first start: no env file names it yet."""
+        with self._lock.held():
+            rec.port = ports.pick(r.port for _, r in self.all())
+            cluster.save(rec)
+
+    def prepare_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(exist_ok=True)
+        if paths.is_root():
+            check_reachable(self.home)
+            self.home.chmod(0o711)  # the server user may pass through, not list
+            self.dir.chmod(0o711)
+
+    # ---- a root from nothing --------------------------------------------------------------------
+    def initdb(self, cluster: Cluster, rec: ClusterRecord) -> None:
+        """An empty cluster: the admin, the workspace role and its database (owned by the role)."""
+        cluster.data.mkdir(mode=0o700)
+        give_to_server_user(cluster.data)
+        pwfile = cluster.dir / ".pwfile"
+        atomic_write_text(pwfile, rec.admin_password + "\n", mode=0o600)
+        give_to_server_user(pwfile)
+        try:
+            pg(
+                "initdb",
+                "-D",
+                str(cluster.data),
+                "-U",
+                ADMIN_USER,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+                "--wal-segsize=1",  # 1 MB segments: a fork copies only the few it needs
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with (cluster.data / "postgresql.conf").open("a") as f:
+            f.write("\ninclude_if_exists = 'treefork.conf'\n")
+        cluster.start(rec)
+        with cluster.admin(rec) as conn:
+            from treefork.backends.libpq import SQL, Ident, Literal
+
+            verifier = conn.scram_verifier(rec.role, rec.role_password)
+            conn.execute(SQL.of("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}", Ident(rec.role), Literal(verifier)))
+            conn.execute(SQL.of("CREATE DATABASE {} OWNER {}", Ident(rec.dbname), Ident(rec.role)))
+            conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
+        rec.status = READY
+
+
+def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: str | None) -> ClusterRecord:
+    return ClusterRecord(
+        id=cluster_id(repo_id, workspace),
+        repo_id=repo_id,
+        workspace=workspace,
+        port=0,
+        dbname=dbname,
+        role=role,
+        admin_password=new_password(),
+        role_password=new_password(),
+        parent=parent,
+        pid=os.getpid(),
+    )
+
+
+def runs_as() -> str | None:
+    user = server_user()
+    return None if user is None else str(user.uid)
