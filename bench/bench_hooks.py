@@ -77,7 +77,7 @@ def main() -> None:
     os.environ.setdefault("TREEFORK_HOME", str(base / "home"))
     try:
         plain, hooked = make_repo(base, "plain"), make_repo(base, "hooked")
-        tf(hooked, "init")
+        tf(hooked, "init", "--no-import")
         tf(hooked, "install")
         rows = [
             (

@@ -166,7 +166,7 @@ class Site:
         (self.repo / ".gitignore").write_text(".env\n")
         git(self.repo, self.env, "add", ".")
         git(self.repo, self.env, "commit", "-q", "-m", "init")
-        self.tf("init")
+        self.tf("init", "--no-import")
 
     def teardown(self) -> None:
         try:

@@ -103,6 +103,31 @@ def treefork_home() -> Path:
     shutil.rmtree(fake_user_home, ignore_errors=True)
 
 
+@dataclass
+class PgServer:
+    """A PostgreSQL 18 server of the tests' own (not a treefork workspace): a source to import from, a server
+    for `init --server-url`, a peer for the libpq seam."""
+
+    port: int
+    password: str
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg_server(treefork_home: Path) -> PgServer:
+    from treefork.backends.local.store import ClusterStore, new_record
+
+    store = ClusterStore(Path(tempfile.mkdtemp(prefix="treefork-test-pg-")))
+    rec = new_record("tests", "<root>", dbname="scratch", role="scratch", parent=None)
+    cluster = store.register(rec)
+    store.initdb(cluster, rec)
+    yield PgServer(port=rec.port, password=rec.admin_password)
+    cluster.destroy()
+    shutil.rmtree(store.home, ignore_errors=True)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "app")
@@ -123,7 +148,7 @@ def make_repo(root: Path) -> Path:
 @pytest.fixture
 def tf_repo(repo: Path) -> Path:
     """A repo where `treefork init` (local backend) has run."""
-    run_tf(repo, "init")
+    run_tf(repo, "init", "--no-import")
     return repo
 
 

@@ -222,7 +222,7 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
 
 def test_init_and_new_are_idempotent(tf_repo: Path) -> None:
     before = registry(tf_repo)
-    assert run_tf(tf_repo, "init").rc == 0
+    assert run_tf(tf_repo, "init", "--no-import").rc == 0
     after = registry(tf_repo)
     assert after["repo_id"] == before["repo_id"] and after["root_db_branch"] == before["root_db_branch"]
 

@@ -193,10 +193,10 @@ def _expected_worktree_env(url: str) -> bytes:
 def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path) -> None:
     main_before = (repo / ".env").read_bytes()
     assert main_before == ENV_SAMPLE.encode()
-    run_tf(repo, "init")
+    run_tf(repo, "init", "--no-import")
     # the user's own DATABASE_URL is kept, byte for byte
     assert (repo / ".env").read_bytes() == main_before
-    assert run_tf(repo, "init").rc == 0  # idempotent, and still untouched
+    assert run_tf(repo, "init", "--no-import").rc == 0  # idempotent, and still untouched
     assert (repo / ".env").read_bytes() == main_before
 
     wt = new(repo, "env-check")
@@ -228,7 +228,7 @@ def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path) -> None:
     git(repo, "rm", "-q", "--cached", ".gitignore")
     (repo / ".gitignore").unlink()
     git(repo, "commit", "-q", "-m", "no gitignore")
-    run_tf(repo, "init")
+    run_tf(repo, "init", "--no-import")
     wt = new(repo, "no-ignore")
     assert (wt / ".env").is_file()
     assert git(wt, "status", "--porcelain", "--untracked-files=all").stdout == ""
@@ -243,7 +243,7 @@ def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Pat
     (repo / ".env.example").write_text(example)
     git(repo, "add", ".env.example")
     git(repo, "commit", "-q", "-m", "example")
-    run_tf(repo, "init")
+    run_tf(repo, "init", "--no-import")
     root_url = run_tf(repo, "url", "root").out.strip()
     main_env = (repo / ".env").read_text()
     # init made the main env file from the example, pointing at the root

@@ -1,87 +1,246 @@
-"""The local backend against the real embedded server: it never drops what it did not create, a
-failure or crash mid-`new` leaves nothing (or something a re-run finishes), and a parent with live
-connections names its blockers or, when asked, disconnects them."""
+"""The local backend against real PostgreSQL 18 clusters: one per workspace, forked online from a parent that
+keeps serving its clients; a workspace's credentials open its own cluster only; treefork never adopts or
+removes what it did not record; a failure or crash mid-`new` leaves nothing (or something a re-run finishes)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from conftest import db_url, git, run_tf
 from tf_helpers import (
     admin_conn,
     assert_nothing_left,
     assert_one_line_error,
-    branches,
     can_connect,
-    db_exists,
+    cluster_dirs,
+    cluster_of,
     gc_dry,
+    home,
     ls,
     new,
     registry,
-    repo_id,
-    root_db,
     worktree_paths,
     worktrees_dir,
 )
-from treefork.names import db_name
 
 
-def _create_by_hand(name: str, comment: str | None = None) -> None:
-    with admin_conn() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        if comment is not None:
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+def _fill(url: str, *rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x int)")
+        for x in rows:
+            conn.execute("INSERT INTO t VALUES (%s)", (x,))
 
 
-def _drop_by_hand(name: str) -> None:
-    with admin_conn() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def _rows(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")]
 
 
-def test_never_drops_what_treefork_did_not_create(tf_repo: Path) -> None:
-    rid = repo_id(tf_repo)
-    lookalike = f"tf_{rid}_x_deadbeef"
-    other_repo = f"tf_{rid}_y_cafebabe"
-    collide = db_name(rid, "collide")
-    _create_by_hand(lookalike)  # no mark at all
-    _create_by_hand(other_repo, comment="treefork:ffffff:y")  # another repo's mark
-    _create_by_hand(collide, comment="made by hand")  # exactly the name `new collide` would use
+# ---- forking a parent that is in use ------------------------------------------------------------
+def test_a_parent_with_an_open_connection_and_transaction_forks_without_disturbing_it(tf_repo: Path) -> None:
+    root_url = run_tf(tf_repo, "url", "root").out.strip()
+    _fill(root_url, 1, 2)
+    idle = psycopg.connect(root_url, autocommit=True, application_name="dev-server")
+    busy = psycopg.connect(root_url, application_name="open-transaction")
     try:
-        gone = new(tf_repo, "gone")
-        git(tf_repo, "worktree", "remove", str(gone))
-        assert [a["workspace"] for a in gc_dry(tf_repo)] == ["gone"]  # only ours, never the look-alikes
-        run_tf(tf_repo, "gc")
-        assert db_exists(lookalike) and db_exists(other_repo) and db_exists(collide)
-        assert db_exists(root_db(tf_repo))
-        assert gc_dry(tf_repo) == []
+        busy.execute("INSERT INTO t VALUES (99)")  # uncommitted while every fork below runs
+        idle_pid = idle.info.backend_pid
 
-        # `new` whose database name is taken by a hand-made database refuses, and does not drop it
-        r = run_tf(tf_repo, "new", "collide", check=False)
-        assert r.rc == 1
-        assert_one_line_error(r.err, collide, "not made by treefork")
-        assert db_exists(collide)
-        assert not (worktrees_dir(tf_repo) / "collide").exists()
-        assert "collide" not in registry(tf_repo)["workspaces"] and "collide" not in branches(tf_repo)
+        wt = new(tf_repo, "by-new")  # treefork new
+        run_tf(tf_repo, "install")
+        git(tf_repo, "worktree", "add", "-q", "-b", "by-hook", str(worktrees_dir(tf_repo) / "by-hook"))
+        payload = json.dumps({"cwd": str(tf_repo), "hook_event_name": "WorktreeCreate", "name": "by-claude"})
+        claude_path = run_tf(tf_repo, "claude-hook", "create", input=payload).out.strip().splitlines()[-1]
 
-        # neither rm nor gc ever drops the root
-        assert run_tf(tf_repo, "rm", "root", "--force", check=False).rc == 1
-        for _ in range(2):
-            run_tf(tf_repo, "gc")
-        assert db_exists(root_db(tf_repo))
-        root_url = run_tf(tf_repo, "url", "root").out.strip()
-        assert can_connect(root_url)
+        for worktree in (wt, worktrees_dir(tf_repo) / "by-hook", Path(claude_path)):
+            assert _rows(db_url(worktree)) == [1, 2], f"{worktree}: committed rows in, the uncommitted one out"
+        assert idle.execute("SELECT pg_backend_pid()").fetchone() == (idle_pid,), "the same session, never cut"
+        busy.execute("INSERT INTO t VALUES (100)")
+        busy.commit()
+        assert _rows(root_url) == [1, 2, 99, 100], "the parent's open transaction committed after the forks"
+        assert _rows(db_url(wt)) == [1, 2], "and none of it reached the child"
     finally:
-        for name in (lookalike, other_repo, collide):
-            _drop_by_hand(name)
+        idle.close()
+        busy.close()
 
 
-@pytest.mark.parametrize("point", ["new:after-worktree", "new:after-db", "new:after-env"])
+def test_forks_keep_up_with_a_client_writing_to_the_parent(tf_repo: Path) -> None:
+    root_url = run_tf(tf_repo, "url", "root").out.strip()
+    _fill(root_url)
+    errors: list[str] = []
+    written: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with psycopg.connect(root_url, autocommit=True) as conn:
+            i = 0
+            while not stop.is_set():
+                try:
+                    conn.execute("INSERT INTO t VALUES (%s)", (i,))
+                    written.append(i)
+                except psycopg.Error as e:  # pragma: no cover - the failure this test exists to catch
+                    errors.append(str(e))
+                i += 1
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        for name in ("w1", "w2", "w3"):
+            before = len(written)
+            wt = new(tf_repo, name)
+            assert len(_rows(db_url(wt))) >= before, "every row committed before `new` started is in the child"
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert len(written) > 10
+
+
+def test_a_child_has_the_parents_database_name_and_its_own_port_and_password(tf_repo: Path) -> None:
+    from urllib.parse import urlsplit
+
+    root = urlsplit(run_tf(tf_repo, "url", "root").out.strip())
+    a = urlsplit(db_url(new(tf_repo, "a")))
+    assert (a.path, a.username, a.hostname) == (root.path, root.username, "127.0.0.1")
+    assert a.port != root.port and a.password != root.password
+
+
+# ---- isolation -----------------------------------------------------------------------------------
+def test_a_workspaces_credentials_open_its_own_cluster_and_nothing_else(tf_repo: Path) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    a_url, b_url = db_url(new(tf_repo, "a")), db_url(new(tf_repo, "b"))
+    root_url = run_tf(tf_repo, "url", "root").out.strip()
+    assert can_connect(a_url)
+    a = urlsplit(a_url)
+    for other in (root_url, b_url):
+        port = urlsplit(other).port
+        forged = urlunsplit(a._replace(netloc=f"{a.username}:{a.password}@127.0.0.1:{port}"))
+        assert not can_connect(forged), f"a's password opened the cluster on port {port}"
+    rec = cluster_of(tf_repo, "a")
+    assert rec is not None
+    with pytest.raises(psycopg.OperationalError):  # nor is treefork's admin password a's
+        psycopg.connect(f"postgresql://postgres:{a.password}@127.0.0.1:{a.port}/postgres", connect_timeout=5)
+
+
+def test_the_agent_is_superuser_of_its_own_cluster(tf_repo: Path) -> None:
+    """CREATE EXTENSION (untrusted ones too), CREATE DATABASE for test runners and ALTER SYSTEM just work."""
+    wt = new(tf_repo, "su")
+    with psycopg.connect(db_url(wt), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute("CREATE DATABASE test_app")
+        conn.execute("ALTER SYSTEM SET work_mem = '8MB'")
+    rec = cluster_of(tf_repo, "su")
+    assert rec is not None
+    run_tf(tf_repo, "rm", "su")
+    assert_nothing_left(tf_repo, "su")  # test_app went with the cluster
+
+
+def test_nothing_planted_is_adopted_or_removed(tf_repo: Path) -> None:
+    """Ownership is treefork's own record, never a database comment (which any role can write) and never a
+    directory it did not create."""
+    root_rec = cluster_of(tf_repo, "<root>")
+    assert root_rec is not None
+    with admin_conn(root_rec) as conn:  # the old layout's mark, forged in the root cluster
+        conn.execute("CREATE DATABASE planted")
+        conn.execute(f"COMMENT ON DATABASE planted IS 'treefork:{registry(tf_repo)['repo_id']}:planted'")
+    foreign = home() / "clusters" / "ffffff-x-00000000"
+    foreign.mkdir(parents=True)
+    (foreign / "cluster.json").write_text(json.dumps({**root_rec, "id": foreign.name, "repo_id": "ffffff"}))
+    try:
+        _planted_survive(tf_repo, root_rec, foreign)
+    finally:
+        import shutil
+
+        shutil.rmtree(foreign)
+
+
+def _planted_survive(tf_repo: Path, root_rec: dict, foreign: Path) -> None:
+    wt = new(tf_repo, "planted")
+    with psycopg.connect(db_url(wt)) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (root_rec["dbname"],)
+    assert gc_dry(tf_repo) == []
+    run_tf(tf_repo, "rm", "planted")
+    run_tf(tf_repo, "gc")
+    assert foreign.is_dir() and (foreign / "cluster.json").exists(), "another repo's cluster is never touched"
+    with admin_conn(root_rec) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'planted'").fetchone() == (1,)
+
+
+# ---- never a cleartext password; a taken port is named -------------------------------------------
+def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: Path) -> None:
+    wt = new(tf_repo, "sq")
+    rec = cluster_of(tf_repo, "sq")
+    assert rec is not None
+    run_tf(tf_repo, "server", "stop")
+    received: list[bytes] = []
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", rec["port"]))
+    squatter.listen(8)
+
+    def serve() -> None:
+        squatter.settimeout(20)
+        try:
+            while True:
+                conn, _ = squatter.accept()
+                with conn:
+                    conn.settimeout(3)
+                    received.append(conn.recv(4096))  # the startup packet
+                    conn.sendall(b"R" + (8).to_bytes(4, "big") + (3).to_bytes(4, "big"))  # cleartext, please
+                    try:
+                        received.append(conn.recv(4096))
+                    except OSError:
+                        pass
+        except OSError:
+            return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        r = run_tf(tf_repo, "url", "sq", check=False)
+        assert r.rc == 1
+        assert_one_line_error(r.err, f"port {rec['port']}", f"pid {os.getpid()}")
+    finally:
+        squatter.close()
+        thread.join(5)
+    sent = b"".join(received)
+    assert rec["admin_password"].encode() not in sent and rec["role_password"].encode() not in sent
+    assert not any(chunk.startswith(b"p") for chunk in received[1:]), "no password message was ever sent"
+    # with the port back, the cluster starts on the same port: every env file stays right
+    assert run_tf(tf_repo, "url", "sq").out.strip() == db_url(wt)
+    assert can_connect(db_url(wt))
+
+
+def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
+    wt = new(tf_repo, "keep")
+    _fill(db_url(wt), 5)
+    run_tf(tf_repo, "server", "stop")
+    status = json.loads(run_tf(tf_repo, "server", "status", "--json").out)
+    mine = [c for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"]]
+    assert len(mine) == 2 and not any(c["running"] for c in mine)
+    assert "password" not in json.dumps(status)
+    assert not can_connect(db_url(wt))
+    assert run_tf(tf_repo, "url", "keep").out.strip() == db_url(wt)  # a command that needs it starts it
+    assert _rows(db_url(wt)) == [5]
+    run_tf(tf_repo, "server", "start")
+    status = json.loads(run_tf(tf_repo, "server", "status", "--json").out)
+    assert all(c["running"] for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"])
+
+
+# ---- failures and crashes -------------------------------------------------------------------------
+@pytest.mark.parametrize("point", ["new:after-worktree", "new:after-db", "new:after-env", "fork:after-copy"])
 def test_an_injected_failure_mid_new_leaves_nothing(tf_repo: Path, point: str) -> None:
     name = "fail-" + point.split(":")[1]
     r = run_tf(tf_repo, "new", name, env={"TREEFORK_FAIL_AT": point}, check=False)
@@ -89,8 +248,7 @@ def test_an_injected_failure_mid_new_leaves_nothing(tf_repo: Path, point: str) -
     assert_one_line_error(r.err, f"injected failure at {point}")
     assert_nothing_left(tf_repo, name)
     assert set(ls(tf_repo)) == {"root"}
-    # a re-run without the failure succeeds
-    wt = new(tf_repo, name)
+    wt = new(tf_repo, name)  # a re-run without the failure succeeds
     assert can_connect(db_url(wt))
     assert ls(tf_repo)[name]["status"] == "ready"
     run_tf(tf_repo, "rm", name)
@@ -100,56 +258,45 @@ def test_an_injected_failure_mid_new_leaves_nothing(tf_repo: Path, point: str) -
 def test_an_injected_failure_mid_stacked_new_leaves_the_parent_alone(tf_repo: Path) -> None:
     parent = new(tf_repo, "parent")
     p_url = db_url(parent)
-    with psycopg.connect(p_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int); INSERT INTO t VALUES (7)")
-    r = run_tf(tf_repo, "new", "kid", "--from", "parent", env={"TREEFORK_FAIL_AT": "new:after-db"}, check=False)
+    _fill(p_url, 7)
+    r = run_tf(tf_repo, "new", "kid", "--from", "parent", env={"TREEFORK_FAIL_AT": "fork:after-copy"}, check=False)
     assert r.rc == 1
     assert_nothing_left(tf_repo, "kid")
-    with psycopg.connect(p_url) as conn:
-        assert conn.execute("SELECT x FROM t").fetchall() == [(7,)]
+    assert _rows(p_url) == [7]
     assert parent.is_dir() and ls(tf_repo)["parent"]["status"] == "ready"
 
 
-@pytest.mark.parametrize("point", ["new:after-worktree", "new:after-db", "new:after-env"])
+@pytest.mark.parametrize("point", ["fork:after-copy", "new:after-db", "new:after-env"])
 def test_a_crash_mid_new_is_finished_by_a_rerun(tf_repo: Path, point: str) -> None:
     r = run_tf(tf_repo, "new", "crashy", env={"TREEFORK_CRASH_AT": point}, check=False)
     assert r.rc == -signal.SIGKILL
     assert registry(tf_repo)["workspaces"]["crashy"]["status"] == "creating"
-    # gc leaves it alone: its worktree is there, so a re-run of `new` is what finishes it
-    assert gc_dry(tf_repo) == []
+    assert gc_dry(tf_repo) == []  # its worktree is there: a re-run of `new` finishes it
     wt = new(tf_repo, "crashy")
-    row = ls(tf_repo)["crashy"]
-    assert row["status"] == "ready" and row["db_branch"] == db_name(repo_id(tf_repo), "crashy")
+    assert ls(tf_repo)["crashy"]["status"] == "ready"
     url = db_url(wt)
-    assert url == run_tf(tf_repo, "url", "crashy").out.strip()
-    assert can_connect(url)
-    assert git(wt, "status", "--porcelain").stdout == ""
+    assert url == run_tf(tf_repo, "url", "crashy").out.strip() and can_connect(url)
+    assert len([d for d in cluster_dirs(tf_repo) if "crashy" in d]) == 1
     out = json.loads(run_tf(tf_repo, "rm", "crashy", "--json").out)
     assert out[0]["db_dropped"] and out[0]["worktree_removed"] and out[0]["branch_deleted"]
     assert_nothing_left(tf_repo, "crashy")
 
 
-def test_a_crash_mid_new_then_the_worktree_removed_is_collected_by_gc(tf_repo: Path) -> None:
-    r = run_tf(tf_repo, "new", "lost", env={"TREEFORK_CRASH_AT": "new:after-db"}, check=False)
+def test_a_crash_mid_fork_then_the_worktree_removed_is_collected_by_gc(tf_repo: Path) -> None:
+    r = run_tf(tf_repo, "new", "lost", env={"TREEFORK_CRASH_AT": "fork:after-copy"}, check=False)
     assert r.rc == -signal.SIGKILL
-    lost_db = db_name(repo_id(tf_repo), "lost")
-    assert db_exists(lost_db)
+    assert [d for d in cluster_dirs(tf_repo) if "lost" in d], "the half-made cluster is there to collect"
     path = worktrees_dir(tf_repo) / "lost"
     git(tf_repo, "worktree", "remove", "--force", str(path))
-    actions = gc_dry(tf_repo)
-    assert [(a["workspace"], a["db_branch"], a["action"]) for a in actions] == [("lost", lost_db, "drop")]
     run_tf(tf_repo, "gc")
-    assert not db_exists(lost_db)
     assert "lost" not in registry(tf_repo)["workspaces"]
+    assert [d for d in cluster_dirs(tf_repo) if "lost" in d] == [], "no orphan cluster or data directory"
     assert set(ls(tf_repo)) == {"root"} and gc_dry(tf_repo) == []
     assert path.resolve() not in worktree_paths(tf_repo)
-    # the name is free again
-    wt = new(tf_repo, "lost")
-    assert can_connect(db_url(wt))
+    assert can_connect(db_url(new(tf_repo, "lost")))  # the name is free again
 
 
-def test_a_crash_after_the_database_with_the_registry_entry_lost_is_collected(tf_repo: Path) -> None:
-    """A database with treefork's mark but no registry entry (what a crash between the two can leave)."""
+def test_a_cluster_whose_registry_entry_was_lost_is_collected(tf_repo: Path) -> None:
     r = run_tf(tf_repo, "new", "stray", env={"TREEFORK_CRASH_AT": "new:after-db"}, check=False)
     assert r.rc == -signal.SIGKILL
     git(tf_repo, "worktree", "remove", "--force", str(worktrees_dir(tf_repo) / "stray"))
@@ -157,61 +304,31 @@ def test_a_crash_after_the_database_with_the_registry_entry_lost_is_collected(tf
     data = json.loads(reg_file.read_text())
     del data["workspaces"]["stray"]
     reg_file.write_text(json.dumps(data))
-    stray_db = db_name(repo_id(tf_repo), "stray")
     actions = gc_dry(tf_repo)
-    assert [(a["workspace"], a["db_branch"], a["action"]) for a in actions] == [("stray", stray_db, "drop")]
+    assert [(a["workspace"], a["action"]) for a in actions] == [("stray", "drop")]
     assert "no workspace in the registry" in actions[0]["reason"]
     run_tf(tf_repo, "gc")
-    assert not db_exists(stray_db) and gc_dry(tf_repo) == []
-    assert db_exists(root_db(tf_repo))
+    assert cluster_of(tf_repo, "stray") is None and gc_dry(tf_repo) == []
+    assert [d for d in cluster_dirs(tf_repo) if "stray" in d] == []
+    assert can_connect(run_tf(tf_repo, "url", "root").out.strip())
 
 
-def test_parent_with_live_connections(tf_repo: Path) -> None:
-    a = new(tf_repo, "a")
-    a_url = db_url(a)
-    with psycopg.connect(a_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
-
-    holder = psycopg.connect(a_url, autocommit=True, application_name="tf-test-blocker")
-    try:
-        pid = holder.info.backend_pid
-        r = run_tf(tf_repo, "new", "b", "--from", "a", check=False)
-        assert r.rc == 1
-        assert_one_line_error(r.err, f"pid {pid}", "tf-test-blocker", "--terminate-blockers")
-        assert_nothing_left(tf_repo, "b")
-        assert holder.execute("SELECT 1").fetchone() == (1,)  # untouched
-        assert ls(tf_repo)["a"]["status"] == "ready"
-
-        b = new(tf_repo, "b", "--from", "a", "--terminate-blockers")
-        with pytest.raises(psycopg.OperationalError):
-            holder.execute("SELECT 1")
-        assert holder.closed or holder.broken
-    finally:
-        holder.close()
-    with psycopg.connect(db_url(b)) as conn:
-        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
-    assert ls(tf_repo)["b"]["parent"] == "a"
-    # the parent accepts connections again after the clone
-    with psycopg.connect(a_url) as conn:
-        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+def test_the_parents_postmaster_killed_then_the_next_new_restarts_it_and_forks(tf_repo: Path) -> None:
+    root_url = run_tf(tf_repo, "url", "root").out.strip()
+    _fill(root_url, 3)
+    rec = cluster_of(tf_repo, "<root>")
+    assert rec is not None
+    pid = int((home() / "clusters" / rec["id"] / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wt = new(tf_repo, "after-kill")
+    assert _rows(db_url(wt)) == [3] and _rows(root_url) == [3]
 
 
-def test_workspace_databases_belong_to_the_repo_role_not_the_superuser(tf_repo: Path) -> None:
-    wt = new(tf_repo, "owned")
-    url = db_url(wt)
-    rid = repo_id(tf_repo)
-    assert url.startswith(f"postgresql://tf_{rid}:")
-    assert "127.0.0.1" in url
-    with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (f"tf_{rid}",)
-        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
-    with admin_conn() as conn:
-        owner, mark = conn.execute(
-            "SELECT pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            (db_name(rid, "owned"),),
-        ).fetchone()
-    assert owner == f"tf_{rid}" and mark == f"treefork:{rid}:owned"
-    # the superuser password is nowhere in the worktree's env file or treefork's output
-    password = json.loads((Path(__import__("os").environ["TREEFORK_HOME"]) / "server.json").read_text())["password"]
-    assert password not in (wt / ".env").read_text()
-    assert password not in run_tf(tf_repo, "ls", "--json").out
+def test_an_old_shared_server_layout_is_refused_with_the_way_out(tf_repo: Path) -> None:
+    reg_file = tf_repo / ".git" / "treefork" / "registry.json"
+    data = json.loads(reg_file.read_text())
+    data["backend_settings"].pop("layout")
+    reg_file.write_text(json.dumps(data))
+    r = run_tf(tf_repo, "new", "x", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "older treefork", "treefork init")

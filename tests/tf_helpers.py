@@ -1,4 +1,4 @@
-"""Helpers shared by the core suite: the registry, the admin view of the shared embedded server,
+"""Helpers shared by the core suite: the registry, treefork's own records of the PostgreSQL clusters it runs,
 and checks that a workspace left nothing behind."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -16,27 +17,35 @@ def home() -> Path:
     return Path(os.environ["TREEFORK_HOME"])
 
 
-def admin_conn() -> psycopg.Connection:
-    st = json.loads((home() / "server.json").read_text())
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=st["port"],
-        user="postgres",
-        password=st["password"],
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=10,
-    )
+def cluster_records(repo: Path | None = None) -> list[dict[str, Any]]:
+    """Every cluster record under the treefork home (of one repo, if given), passwords included."""
+    rid = repo_id(repo) if repo is not None else None
+    records = []
+    for path in sorted((home() / "clusters").glob("*/cluster.json")):
+        rec = json.loads(path.read_text())
+        if rid is None or rec["repo_id"] == rid:
+            records.append(rec)
+    return records
 
 
-def db_exists(name: str) -> bool:
-    with admin_conn() as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+def cluster_of(repo: Path, workspace: str) -> dict[str, Any] | None:
+    found = [r for r in cluster_records(repo) if r["workspace"] == workspace]
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
-def dbs_with_prefix(prefix: str) -> set[str]:
-    with admin_conn() as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,))}
+def cluster_dirs(repo: Path) -> set[str]:
+    """Every directory under <home>/clusters whose name is one of this repo's cluster ids (record or not)."""
+    rid = repo_id(repo)
+    return {p.name for p in (home() / "clusters").glob(f"{rid}-*")}
+
+
+def admin_url(rec: dict[str, Any], dbname: str = "postgres") -> str:
+    return f"postgresql://postgres:{rec['admin_password']}@127.0.0.1:{rec['port']}/{dbname}"
+
+
+def admin_conn(rec: dict[str, Any], dbname: str = "postgres") -> psycopg.Connection:
+    return psycopg.connect(admin_url(rec, dbname), autocommit=True, connect_timeout=10)
 
 
 def registry(repo: Path) -> dict:
@@ -48,12 +57,6 @@ def repo_id(repo: Path) -> str:
     rid = registry(repo)["repo_id"]
     assert rid
     return rid
-
-
-def root_db(repo: Path) -> str:
-    name = registry(repo)["root_db_branch"]
-    assert name
-    return name
 
 
 def branches(repo: Path) -> set[str]:
@@ -110,8 +113,8 @@ def assert_one_line_error(stderr: str, *needles: str) -> None:
 
 
 def assert_nothing_left(repo: Path, name: str, *, branch: str | None = None, path: Path | None = None) -> None:
-    """No worktree dir, no registry entry, no branch, no database for workspace `name`."""
-    from treefork.names import db_name
+    """No worktree dir, no registry entry, no branch, no cluster (record or data directory) for workspace `name`."""
+    from treefork.backends.local.store import cluster_id
 
     branch = branch if branch is not None else name
     path = path or worktrees_dir(repo) / name.replace("/", "+")
@@ -119,5 +122,6 @@ def assert_nothing_left(repo: Path, name: str, *, branch: str | None = None, pat
     assert path.resolve() not in worktree_paths(repo)
     assert name not in registry(repo)["workspaces"]
     assert branch not in branches(repo)
-    assert not db_exists(db_name(repo_id(repo), name))
+    assert cluster_of(repo, name) is None
+    assert cluster_id(repo_id(repo), name) not in cluster_dirs(repo), "a cluster directory was left behind"
     assert gc_dry(repo) == []

@@ -121,7 +121,11 @@ def drop_if_gone(ctx: Context, name: str) -> Workspace | None:
         if ws is None or not _is_gone(ws, listed_worktrees(ctx)):
             return None
         if ws.db_branch:
-            ctx.backend().delete_branch(DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name))
+            db: DbBranch | None = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name)
+        else:  # killed before the registry learnt its database: the backend may still hold a (half-made) one
+            db = ctx.backend().find_branch_or_none(name)
+        if db is not None:
+            ctx.backend().delete_branch(db)
         return st.forget(name)
 
 

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.stress
 def shared(tmp_path_factory) -> Path:
     """One initialised repo for the many cheap cases (each case leaves it as it found it)."""
     root = make_repo(tmp_path_factory.mktemp("hostile") / "app")
-    run_tf(root, "init")
+    run_tf(root, "init", "--no-import")
     return root
 
 

@@ -33,6 +33,8 @@ ADMIN_USER = "postgres"
 HOST = "127.0.0.1"
 CREATING, READY = "creating", "ready"
 START_TIMEOUT = 120.0
+RESTART_ATTEMPTS = 20
+STALE_MARKS = ("lock file", "shared memory block is still in use")
 
 # A development database, not a production one: small shared memory, no I/O worker processes, no WAL
 # senders, one autovacuum worker. wal_level stays `replica`, which pg_backup_start (the online fork) needs.
@@ -133,7 +135,7 @@ class Cluster:
             return None
         from treefork.state import pid_alive
 
-        return pid if pid_alive(pid) else None
+        return pid if pid_alive(pid) and not _zombie(pid) else None
 
     def ensure_running(self, rec: ClusterRecord) -> None:
         """Start the cluster if it is not up. Its port never changes: a port taken by another program is an
@@ -159,17 +161,17 @@ class Cluster:
         if not self.log.exists():
             self.log.touch(mode=0o600)
             give_to_server_user(self.log)
-        pg(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.log),
-            "-s",
-            "start",
-            "--no-wait",
-        )
-        self.wait_ready(rec, what="did not start", password=password)
+        for attempt in range(RESTART_ATTEMPTS):
+            pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-s", "start", "--no-wait")
+            try:
+                self.wait_ready(rec, what="did not start", password=password)
+                return
+            except BackendError as e:
+                # after a kill -9, the old postmaster (not yet reaped) or its backends hold the lock file or
+                # the shared memory for a moment: PostgreSQL refuses to start until they are gone
+                if attempt + 1 == RESTART_ATTEMPTS or not any(m in e.message for m in STALE_MARKS):
+                    raise
+                time.sleep(0.5)
 
     def wait_ready(self, rec: ClusterRecord, *, what: str, password: str | None = None) -> None:
         """Poll (every 10 ms, not pg_ctl's 100 ms) until the cluster accepts the admin, or say why not from
@@ -241,6 +243,15 @@ class Cluster:
                 except OSError:
                     pass
         return total
+
+
+def _zombie(pid: int) -> bool:
+    """A killed postmaster nobody reaped (PID 1 in a container may not) still answers kill(pid, 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def describe(rec: ClusterRecord) -> str:

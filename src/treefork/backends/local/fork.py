@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from treefork import debug
 from treefork.backends import libpq
 from treefork.backends.local.cluster import Cluster, ClusterRecord
 from treefork.backends.pgdist import server_user
@@ -147,6 +148,7 @@ def online_copy(parent: Cluster, parent_rec: ClusterRecord, child: Cluster, labe
         assert start and start[0]
         try:
             copy_data_dir(parent.data, child.data, copier)
+            debug.crash_point("fork:after-copy")
         finally:
             stop = conn.one("SELECT lsn, labelfile FROM pg_backup_stop(false)")
         assert stop and stop[0] and stop[1]

@@ -116,7 +116,7 @@ class ClusterStore:
             from treefork.backends.libpq import SQL, Ident, Literal
 
             verifier = conn.scram_verifier(rec.role, rec.role_password)
-            conn.execute(SQL.of("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}", Ident(rec.role), Literal(verifier)))
+            conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {}", Ident(rec.dbname), Ident(rec.role)))
             conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
         rec.status = READY
