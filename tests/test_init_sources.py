@@ -1,63 +1,114 @@
-"""`init --import` (an existing dev database copied into the root once) and `init --server-url`
-(branching on a PostgreSQL server the user already runs)."""
+"""`init` in a project that already has a dev database (its data goes into the root, main is pointed at the
+root), `init --import`, and `init --server-url` (branching on a PostgreSQL server the user already runs)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from conftest import db_url, run_tf
-from tf_helpers import admin_conn, db_exists, home, new
+from conftest import PgServer, db_url, run_tf
+from tf_helpers import assert_one_line_error, cluster_dirs, new, registry
 
 
-def _server_url(dbname: str = "postgres") -> str:
-    run_tf(Path("/"), "server", "start")  # the session's server may not be up yet
-    state = json.loads((home() / "server.json").read_text())
-    return f"postgresql://postgres:{state['password']}@127.0.0.1:{state['port']}/{dbname}"
+def _source_db(pg: PgServer, repo: Path, rows: int = 2) -> str:
+    name = f"devsrc_{repo.parent.name[-8:].lower().replace('-', '_')}"
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(pg.url(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, %s) g", (rows,))
+    return name
 
 
-def test_init_import_copies_an_existing_database_into_the_root(repo: Path) -> None:
-    run_tf(repo, "server", "start")
-    source = f"devsrc_{repo.parent.name[-8:].lower().replace('-', '_')}"
-    with admin_conn() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(source)))
-    try:
-        with psycopg.connect(_server_url(source), autocommit=True) as conn:
-            conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
-            conn.execute("INSERT INTO customers VALUES (1, 'ada'), (2, 'grace')")
-        run_tf(repo, "init", "--import", _server_url(source))
-        wt = new(repo, "feature")
-        with psycopg.connect(db_url(wt)) as conn:
-            assert conn.execute("SELECT name FROM customers ORDER BY id").fetchall() == [("ada",), ("grace",)]
-            owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
-            assert owner.startswith("tf_"), "imported objects belong to the repo's role, not the source's owner"
-        assert db_exists(source), "the source database is only read"
-        listed = {r["name"]: r for r in json.loads(run_tf(repo, "ls", "--json").out)}
-        assert listed["root"]["clone_method"] == "import"
-    finally:
-        with admin_conn() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(source)))
+def _set_main_url(repo: Path, url: str) -> None:
+    (repo / ".env").write_text(f"APP_MODE=dev\nDATABASE_URL={url}\n")
 
 
-def test_init_import_with_a_bad_url_is_one_line_and_leaves_no_root(repo: Path) -> None:
-    r = run_tf(repo, "init", "--import", "postgresql://nobody:wrong@127.0.0.1:1/nothing", check=False)
-    assert r.rc == 1
-    assert (
-        r.err.strip()
-        .splitlines()[-1]
-        .startswith("treefork: error: import from postgresql://127.0.0.1:1/nothing failed")
+def test_plain_init_brings_the_existing_dev_database_into_the_root(repo: Path, pg_server: PgServer) -> None:
+    source = _source_db(pg_server, repo)
+    _set_main_url(repo, pg_server.url(source))
+    r = run_tf(repo, "init")
+    lines = [ln for ln in r.err.splitlines() if not ln.startswith("importing")]
+    assert len(lines) == 2 and "with the data of" in lines[0] and "now points at the root" in lines[1], r.err
+    assert pg_server.password not in r.text
+    root_url = db_url(repo)
+    assert ":5432" not in root_url and root_url != pg_server.url(source)
+    assert (repo / ".git" / "treefork" / "previous.env").read_text() == f"DATABASE_URL={pg_server.url(source)}\n"
+    assert (repo / ".git" / "treefork" / "previous.env").stat().st_mode & 0o777 == 0o600
+    assert (repo / ".env").read_text().startswith("APP_MODE=dev\n")
+    wt = new(repo, "feature")
+    with psycopg.connect(db_url(wt)) as conn:
+        assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+        assert conn.execute("SELECT current_database()").fetchone() == (source,), "the same database name"
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
+        assert owner == "app", "imported objects belong to the workspace role, not the source's owner"
+    with psycopg.connect(pg_server.url(source)) as conn:
+        assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,), "the source is only read"
+    listed = {r["name"]: r for r in json.loads(run_tf(repo, "ls", "--json").out)}
+    assert listed["root"]["clone_method"] == "import"
+
+
+def test_init_never_puts_a_password_on_a_command_line(repo: Path, pg_server: PgServer) -> None:
+    source = _source_db(pg_server, repo, rows=400_000)
+    _set_main_url(repo, pg_server.url(source))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "treefork", "init"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert "wrong" not in r.text, "the password in the URL is never shown"
-    reg = json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
-    assert reg["root_db_branch"] is None
-    assert not db_exists(f"tf_{reg['repo_id']}_root")
+    seen: list[str] = []
+    while child.poll() is None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "pg_dump" in cmdline or "pg_restore" in cmdline:
+                seen.append(cmdline)
+        time.sleep(0.005)
+    assert child.returncode == 0, child.stderr.read() if child.stderr else ""
+    assert seen, "pg_dump and pg_restore ran long enough to be seen"
+    root = json.loads(
+        (
+            Path(os.environ["TREEFORK_HOME"]) / "clusters" / f"{registry(repo)['repo_id']}-root" / "cluster.json"
+        ).read_text()
+    )
+    for cmdline in seen:
+        assert pg_server.password not in cmdline and root["role_password"] not in cmdline, cmdline
 
 
-def test_server_url_branches_on_an_existing_server(repo: Path) -> None:
-    run_tf(repo, "init", "--server-url", _server_url())
+def test_an_unreachable_dev_database_stops_init_with_the_fix_and_leaves_nothing(repo: Path) -> None:
+    _set_main_url(repo, "postgresql://me:hunter2@127.0.0.1:1/app_dev")
+    r = run_tf(repo, "init", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "import from postgresql://127.0.0.1:1/app_dev failed", "--no-import")
+    assert "hunter2" not in r.text
+    assert not (repo / ".git" / "treefork" / "registry.json").exists() or registry(repo)["root_db_branch"] is None
+    assert not list((Path(os.environ["TREEFORK_HOME"]) / "clusters").glob("*-root")) or all(
+        json.loads((p / "cluster.json").read_text())["status"] == "ready"
+        for p in (Path(os.environ["TREEFORK_HOME"]) / "clusters").glob("*-root")
+        if (p / "cluster.json").exists()
+    )
+    r = run_tf(repo, "init", "--no-import")
+    assert "hunter2" in (repo / ".env").read_text(), "--no-import leaves the main worktree's URL alone"
+    assert cluster_dirs(repo)
+
+
+def test_init_import_on_an_initialised_repo_is_refused(tf_repo: Path, pg_server: PgServer) -> None:
+    r = run_tf(tf_repo, "init", "--import", pg_server.url(), check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "already initialised")
+    assert run_tf(tf_repo, "init", "--no-import").rc == 0  # a plain re-run stays idempotent
+
+
+def test_server_url_branches_on_an_existing_server(repo: Path, pg_server: PgServer) -> None:
+    run_tf(repo, "init", "--server-url", pg_server.url())
     a = new(repo, "a")
     b = new(repo, "b")
     with psycopg.connect(db_url(a), autocommit=True) as conn:
@@ -66,8 +117,31 @@ def test_server_url_branches_on_an_existing_server(repo: Path) -> None:
         assert conn.execute("SELECT to_regclass('only_in_a')").fetchone() == (None,)
     secrets = repo / ".git" / "treefork" / "secrets.json"
     assert secrets.stat().st_mode & 0o777 == 0o600
-    password = json.loads((home() / "server.json").read_text())["password"]
-    assert password not in (a / ".env").read_text(), "the admin password never reaches a worktree"
-    assert password not in (repo / ".git" / "treefork" / "registry.json").read_text()
+    assert pg_server.password not in (a / ".env").read_text(), "the admin password never reaches a worktree"
+    assert pg_server.password not in (repo / ".git" / "treefork" / "registry.json").read_text()
     run_tf(repo, "rm", "a", "b")
     assert not (a.exists() or b.exists())
+
+
+def test_server_url_copies_a_busy_parent_logically_without_disconnecting_anyone(
+    repo: Path, pg_server: PgServer
+) -> None:
+    run_tf(repo, "init", "--server-url", pg_server.url())
+    a = new(repo, "a")
+    with psycopg.connect(db_url(a), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2)")
+    holder = psycopg.connect(db_url(a), autocommit=True, application_name="dev-server")
+    try:
+        pid = holder.info.backend_pid
+        r = run_tf(repo, "new", "b", "--from", "a", "--json")
+        assert "logical" in r.err
+        assert json.loads(r.out)["clone_method"] == "logical"
+        assert holder.execute("SELECT pg_backend_pid()").fetchone() == (pid,), "the parent's client is untouched"
+    finally:
+        holder.close()
+    b = Path(json.loads(r.out)["path"])
+    with psycopg.connect(db_url(b)) as conn:
+        assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+    rows = {x["name"]: x for x in json.loads(run_tf(repo, "ls", "--json").out)}
+    assert rows["b"]["clone_method"] == "logical"
+    run_tf(repo, "rm", "b", "a")

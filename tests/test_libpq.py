@@ -1,27 +1,23 @@
-"""treefork.backends.libpq, the one seam to PostgreSQL, against the session's real server."""
+"""treefork.backends.libpq, the one seam to PostgreSQL, against a real PostgreSQL 18 server."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
+import psycopg
 import pytest
 
-from tf_helpers import admin_conn
+from conftest import PgServer
 from treefork.backends import libpq
 from treefork.backends.libpq import SQL, Ident, Literal
 
 NASTY = ['a"b', "semi;colon", "it's", "ünïcødé", "$(touch x)", "back\\slash", "--comment", "x" * 63]
 
 
-def _connect() -> libpq.Connection:
-    st = json.loads((Path(os.environ["TREEFORK_HOME"]) / "server.json").read_text())
-    return libpq.connect(host="127.0.0.1", port=st["port"], user="postgres", password=st["password"], dbname="postgres")
+def _connect(pg: PgServer) -> libpq.Connection:
+    return libpq.connect(host="127.0.0.1", port=pg.port, user="postgres", password=pg.password, dbname="postgres")
 
 
-def test_identifiers_and_literals_round_trip(tf_repo: Path) -> None:
-    with _connect() as conn:  # temporary tables: gone when the connection closes
+def test_identifiers_and_literals_round_trip(pg_server: PgServer) -> None:
+    with _connect(pg_server) as conn:  # temporary tables: gone when the connection closes
         for i, name in enumerate(NASTY):
             conn.execute(SQL.of("CREATE TEMP TABLE {} (x int)", Ident(name)))
             conn.execute(SQL.of("COMMENT ON TABLE {} IS {}", Ident(name), Literal(name)))
@@ -31,8 +27,8 @@ def test_identifiers_and_literals_round_trip(tf_repo: Path) -> None:
         assert conn.one("SELECT $1::text, $2::int, $3::text", ("a'b", 7, None)) == ("a'b", "7", None)
 
 
-def test_errors_carry_the_sqlstate_and_notices_stay_quiet(tf_repo: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    with _connect() as conn:
+def test_errors_carry_the_sqlstate_and_notices_stay_quiet(pg_server: PgServer, capfd: pytest.CaptureFixture[str]) -> None:
+    with _connect(pg_server) as conn:
         conn.execute(SQL.of("DROP DATABASE IF EXISTS {}", Ident("tf_never_there")))  # a NOTICE libpq would print
         with pytest.raises(libpq.PgError) as err:
             conn.execute(SQL.of("CREATE DATABASE {}", Ident("postgres")))
@@ -44,12 +40,11 @@ def test_errors_carry_the_sqlstate_and_notices_stay_quiet(tf_repo: Path, capfd: 
         SQL.of("SELECT {} {}", Ident("a"))
 
 
-def test_a_wrong_password_is_a_connect_error_without_the_password(tf_repo: Path) -> None:
-    st = json.loads((Path(os.environ["TREEFORK_HOME"]) / "server.json").read_text())
+def test_a_wrong_password_is_a_connect_error_without_the_password(pg_server: PgServer) -> None:
     with pytest.raises(libpq.PgConnectError) as err:
         libpq.connect(
-            host="127.0.0.1", port=st["port"], user="postgres", password="wrong-secret-123", dbname="postgres"
+            host="127.0.0.1", port=pg_server.port, user="postgres", password="wrong-secret-123", dbname="postgres"
         )
     assert "password authentication failed" in err.value.message and "wrong-secret-123" not in str(err.value)
-    with admin_conn() as conn:  # psycopg, independently: the server is fine
+    with psycopg.connect(pg_server.url()) as conn:  # psycopg, independently: the server is fine
         assert conn.execute("SELECT 1").fetchone() == (1,)

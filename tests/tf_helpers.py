@@ -125,3 +125,17 @@ def assert_nothing_left(repo: Path, name: str, *, branch: str | None = None, pat
     assert cluster_of(repo, name) is None
     assert cluster_id(repo_id(repo), name) not in cluster_dirs(repo), "a cluster directory was left behind"
     assert gc_dry(repo) == []
+
+
+def db_exists(db_branch: str) -> bool:
+    """A database branch as `ls` names it (`<database>@<port>`) still has its cluster on disk."""
+    for rec in cluster_records():
+        if f"{rec['dbname']}@{rec['port']}" == db_branch:
+            return (home() / "clusters" / rec["id"] / "data").is_dir()
+    return False
+
+
+def root_db(repo: Path) -> str:
+    name = registry(repo)["root_db_branch"]
+    assert name
+    return name

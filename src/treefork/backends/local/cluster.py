@@ -276,7 +276,17 @@ def bin_dir() -> Path:
     wheel = wheel_bin_dir()
     if not paths.is_root():
         return wheel
-    return linked_copy(wheel, paths.treefork_home() / "dist" / wheel_version())
+    home = paths.treefork_home()
+    open_home(home)
+    return linked_copy(wheel, home / "dist" / wheel_version())
+
+
+def open_home(home: Path) -> None:
+    """As root: the home exists and the server user may pass through it (not list it)."""
+    home.mkdir(parents=True, exist_ok=True)
+    if paths.is_root():
+        check_reachable(home)
+        home.chmod(0o711)
 
 
 def check_reachable(home: Path) -> None:

@@ -14,7 +14,7 @@ from treefork.backends.local.cluster import (
     READY,
     Cluster,
     ClusterRecord,
-    check_reachable,
+    open_home,
     give_to_server_user,
     new_password,
     pg,
@@ -77,11 +77,9 @@ class ClusterStore:
             cluster.save(rec)
 
     def prepare_home(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        open_home(self.home)
         self.dir.mkdir(exist_ok=True)
         if paths.is_root():
-            check_reachable(self.home)
-            self.home.chmod(0o711)  # the server user may pass through, not list
             self.dir.chmod(0o711)
 
     # ---- a root from nothing --------------------------------------------------------------------
