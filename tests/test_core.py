@@ -188,7 +188,7 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
             "db_branch": gone_db,
             "action": "drop",
             "reason": actions[0]["reason"],
-            "db_id": gone_db,
+            "db_id": actions[0]["db_id"],
             "done": False,
         }
     ]

@@ -43,7 +43,7 @@ def run(
     register(server_url)
     state = ctx.state()
     if state.initialized:
-        return _already(ctx, backend, import_url, as_json=as_json)
+        return _already(ctx, backend, import_url, overwrite_env=overwrite_env, as_json=as_json)
     source = _source(ctx, backend, server_url, import_url, no_import=no_import)
     repo_id = state.repo_id or new_repo_id()
     settings = _settings(backend, server_url, source, backend_options)
@@ -71,7 +71,7 @@ def _check_options(backend: str, server_url: str | None, import_url: str | None,
         raise FatalError("--import and --no-import contradict each other", hint="pass one of them")
 
 
-def _already(ctx: Context, backend: str, import_url: str | None, *, as_json: bool) -> int:
+def _already(ctx: Context, backend: str, import_url: str | None, *, overwrite_env: bool, as_json: bool) -> int:
     """init on an initialised repo: idempotent, but never claims an import it did not do."""
     state = ctx.state()
     if state.backend != backend:
@@ -87,10 +87,13 @@ def _already(ctx: Context, backend: str, import_url: str | None, *, as_json: boo
     be = ctx.backend(state)
     be.ensure_ready()
     root = be.root()
+    note = _main_env(ctx, be, root, Source(None, from_main_env=False), overwrite=True) if overwrite_env else None
     if as_json:
-        output.emit_json({"backend": state.backend, "root_db_branch": root.name, "repo_id": state.repo_id, "env": None})
+        output.emit_json({"backend": state.backend, "root_db_branch": root.name, "repo_id": state.repo_id, "env": note})
     else:
         output.info(f"treefork is already initialised: backend {state.backend}, root database {root.name}")
+        if note:
+            output.info(note)
     return 0
 
 

@@ -1,7 +1,8 @@
 """The online fork: a physical copy of a running cluster, taken without disturbing its clients.
 
 What pg_basebackup does over the network, done on one machine with reflinks:
-  1. pg_backup_start(fast => true) on the parent (a checkpoint; full-page writes forced from here on);
+  1. a temporary replication slot (so the WAL the copy needs is kept), then pg_backup_start(fast => true) on
+     the parent (a checkpoint; full-page writes forced from here on);
   2. copy the data directory file by file: a reflink (FICLONE) where the filesystem has them (XFS, btrfs),
      else copy_file_range (an in-kernel copy), global/pg_control last;
   3. pg_backup_stop() in the same session, whose label becomes the copy's backup_label;
@@ -111,16 +112,19 @@ def copy_data_dir(src: Path, dst: Path, copier: Copier) -> None:
     copier.directory(src, dst)
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
+        if rel.parts and rel.parts[0] in EMPTY_DIRS:
+            dirs.clear()  # made by its parent's turn, left empty (pg_wal gets its segments separately)
+            continue
         for name in sorted(dirs):
             copier.directory(Path(root) / name, dst / rel / name)
-        if rel.parts and rel.parts[0] in EMPTY_DIRS:
-            dirs.clear()  # made above, left empty (pg_wal gets its segments separately)
-            continue
         for name in files:
             if name in SKIP_FILES or name.startswith("pgsql_tmp") or (rel == Path("global") and name == "pg_control"):
                 continue
             copier.file(Path(root) / name, dst / rel / name)
-    (dst / "pg_wal" / "archive_status").mkdir(exist_ok=True)
+    for name in ("archive_status", "summaries"):
+        (dst / "pg_wal" / name).mkdir(mode=0o700, exist_ok=True)
+        if copier._owner is not None:
+            os.chown(dst / "pg_wal" / name, copier._owner.uid, copier._owner.gid)
     copier.file(src / "global" / "pg_control", dst / "global" / "pg_control")
 
 
@@ -144,6 +148,10 @@ def online_copy(parent: Cluster, parent_rec: ClusterRecord, child: Cluster, labe
     with parent.admin(parent_rec) as conn:
         row = conn.one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
         segment_size = int(row[0] or 16777216) if row else 16777216
+        # A temporary slot holds the WAL from here until this session ends: without it, a checkpoint (another
+        # fork's pg_backup_start, say) may recycle the segments this copy needs before they are copied.
+        slot = "treefork_fork_" + os.urandom(6).hex()
+        conn.execute("SELECT pg_create_physical_replication_slot($1, true, true)", (slot,))
         start = conn.one("SELECT pg_backup_start($1, true)", (label,))
         assert start and start[0]
         try:
@@ -159,6 +167,7 @@ def online_copy(parent: Cluster, parent_rec: ClusterRecord, child: Cluster, labe
         first = segment_name(timeline, start[0], segment_size)
         last = segment_name(timeline, stop[0], segment_size)
         copy_wal(parent.data, child.data, first, last, copier)
+        conn.execute("SELECT pg_drop_replication_slot($1)", (slot,))
     return copier.method
 
 
