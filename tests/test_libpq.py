@@ -27,7 +27,9 @@ def test_identifiers_and_literals_round_trip(pg_server: PgServer) -> None:
         assert conn.one("SELECT $1::text, $2::int, $3::text", ("a'b", 7, None)) == ("a'b", "7", None)
 
 
-def test_errors_carry_the_sqlstate_and_notices_stay_quiet(pg_server: PgServer, capfd: pytest.CaptureFixture[str]) -> None:
+def test_errors_carry_the_sqlstate_and_notices_stay_quiet(
+    pg_server: PgServer, capfd: pytest.CaptureFixture[str]
+) -> None:
     with _connect(pg_server) as conn:
         conn.execute(SQL.of("DROP DATABASE IF EXISTS {}", Ident("tf_never_there")))  # a NOTICE libpq would print
         with pytest.raises(libpq.PgError) as err:

@@ -91,7 +91,7 @@ def _our_dbs(rid: str) -> set[str]:
 
 
 def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_repo: Path) -> None:
-    rid = repo_id(tf_repo)
+    repo_id(tf_repo)
     long_name = "l" * 190 + "/" + "m" * 9  # 200 characters
     assert len(long_name) == 200
     names = ["función/ñ", long_name, "feature/auth", "feature-auth", "feature_auth"]

@@ -1,5 +1,5 @@
-"""Helpers for the stress suite: an admin view of the shared embedded server, and the three-way
-consistency check (registry vs `git worktree list` vs the backend's marked databases)."""
+"""Helpers for the stress suite: treefork's records of its clusters, and the three-way consistency check
+(registry vs `git worktree list` vs the clusters recorded for the repo)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 from dotenv import dotenv_values
 
@@ -23,22 +22,13 @@ def home() -> Path:
     return Path(os.environ["TREEFORK_HOME"])
 
 
-def server_state() -> dict:
-    return json.loads((home() / "server.json").read_text())
+def cluster_records(repo: Path) -> list[dict]:
+    rid = repo_id(repo)
+    return [json.loads(p.read_text()) for p in sorted((home() / "clusters").glob(f"{rid}-*/cluster.json"))]
 
 
-def admin_conn(**kw) -> psycopg.Connection:
-    st = server_state()
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=st["port"],
-        user="postgres",
-        password=st["password"],
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=10,
-        **kw,
-    )
+def root_cluster(repo: Path) -> dict:
+    return next(r for r in cluster_records(repo) if r["workspace"] == "<root>")
 
 
 def registry_file(repo: Path) -> Path:
@@ -50,27 +40,32 @@ def repo_id(repo: Path) -> str:
 
 
 def marked_databases(repo: Path) -> list[tuple[str, str]]:
-    """(datname, workspace) for every database carrying this repo's mark, the root excluded."""
-    prefix = f"treefork:{repo_id(repo)}:"
-    with admin_conn() as conn:
-        rows = conn.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE starts_with(shobj_description(oid, 'pg_database'), %s)",
-            (prefix,),
-        ).fetchall()
-    return [(n, c[len(prefix) :]) for n, c in rows if c[len(prefix) :] != "<root>"]
+    """(database branch as `ls` names it, workspace) for every finished cluster treefork recorded for this repo,
+    the root excluded."""
+    return [
+        (f"{r['dbname']}@{r['port']}", r["workspace"])
+        for r in cluster_records(repo)
+        if r["workspace"] != "<root>" and r["status"] == "ready"
+    ]
 
 
 def unmarked_databases(repo: Path) -> list[str]:
-    """Databases named like this repo's (tf_<repo_id>_...) that carry no mark: what a crash between
-    CREATE DATABASE and COMMENT would leave, invisible to gc. There must never be any."""
-    prefix = f"tf_{repo_id(repo)}_".replace("_", r"\_")
-    with admin_conn() as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s AND shobj_description(oid, 'pg_database') IS NULL",
-            (prefix + "%",),
-        ).fetchall()
-    return [n for (n,) in rows]
+    """This repo's cluster directories that are not a finished, recorded cluster: what a crash mid-fork would
+    leave if nothing cleaned it up. There must never be any once the dust settles."""
+    rid = repo_id(repo)
+    left = []
+    for d in sorted((home() / "clusters").glob(f"{rid}-*")):
+        rec = d / "cluster.json"
+        if not rec.exists() or json.loads(rec.read_text())["status"] != "ready":
+            left.append(d.name)
+    return left
+
+
+def db_branch_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.path.lstrip('/')}@{parts.port}"
 
 
 def git_worktrees(repo: Path) -> list[Path]:
@@ -112,14 +107,15 @@ def check_worktree_env(wt: Path, main_env: bytes, expected_db: str) -> None:
         assert line in body_lines, f"{env} lost line {line!r}:\n{text}"
     values = dotenv_values(env)
     url = values.get(URL_VAR)
-    assert url and url.rsplit("/", 1)[-1] == expected_db, f"{env}: DATABASE_URL={url!r}, expected db {expected_db}"
+    assert url and db_branch_of(url) == expected_db, f"{env}: DATABASE_URL={url!r}, expected db {expected_db}"
     for key in SECRET_KEYS:
         assert key not in values, f"{env} kept secret key {key}"
     # every DATABASE_URL binding (not just the last one) points at this workspace's database
     for line in body_lines:
         s = line.strip().removeprefix("export ").strip()
         if s.startswith(URL_VAR + "=") or s.startswith(URL_VAR + " ="):
-            assert expected_db in line, f"{env}: a {URL_VAR} line does not point at {expected_db}: {line!r}"
+            port = expected_db.rsplit("@", 1)[1]
+            assert f":{port}/" in line, f"{env}: a {URL_VAR} line does not point at {expected_db}: {line!r}"
 
 
 def assert_consistent(repo: Path, main_env: bytes | None = None, *, allow_not_ready: bool = False) -> list[dict]:

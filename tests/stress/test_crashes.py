@@ -14,7 +14,16 @@ import pytest
 
 from conftest import db_url, run_tf
 
-from .conftest import assert_consistent, assert_empty, git_worktrees, home, ls_json, marked_databases, popen_tf
+from .conftest import (
+    assert_consistent,
+    assert_empty,
+    cluster_records,
+    git_worktrees,
+    home,
+    ls_json,
+    marked_databases,
+    popen_tf,
+)
 
 pytestmark = pytest.mark.stress
 
@@ -38,7 +47,10 @@ def test_crash_during_new(tf_repo: Path, main_env: bytes, point: str, recovery: 
         assert [r["name"] for r in rows] == ["crashy"]
         # the database is usable, with the URL the env file gives
         with psycopg.connect(db_url(Path(rows[0]["path"])), autocommit=True, connect_timeout=10) as conn:
-            assert conn.execute("SELECT current_database()").fetchone()[0] == rows[0]["db_branch"]
+            assert (
+                conn.execute("SELECT current_database()").fetchone()[0] + "@" + str(conn.info.port)
+                == rows[0]["db_branch"]
+            )
         run_tf(tf_repo, "rm", "crashy")
     else:
         # giving up on it instead: rm (forced: the half-made worktree may be anything) then gc
@@ -100,8 +112,9 @@ def test_rollback_on_injected_failures_leaves_nothing(tf_repo: Path, main_env: b
     assert (tf_repo / ".env").read_bytes() == main_env
 
 
-def _postmaster_pid() -> int:
-    return int((home() / "pg" / "data" / "postmaster.pid").read_text().splitlines()[0])
+def _postmaster_pid(repo: Path, workspace: str) -> int:
+    rec = next(r for r in cluster_records(repo) if r["workspace"] == workspace)
+    return int((home() / "clusters" / rec["id"] / "data" / "postmaster.pid").read_text().splitlines()[0])
 
 
 def _alive(pid: int) -> bool:
@@ -118,27 +131,27 @@ def test_kill_9_postgres_then_next_command_restarts_it_and_data_survives(tf_repo
     with psycopg.connect(db_url(wt), autocommit=True) as conn:
         conn.execute("CREATE TABLE precious (id int primary key, v text)")
         conn.execute("INSERT INTO precious SELECT g, 'row ' || g FROM generate_series(1, 500) g")
-    pid = _postmaster_pid()
+    pid = _postmaster_pid(tf_repo, "keeper")
     os.kill(pid, signal.SIGKILL)
     try:
         deadline = time.time() + 20
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.1)
         assert not _alive(pid)
-        # the next command notices the server is gone and brings it back (after crash recovery)
-        r = run_tf(tf_repo, "new", "after-crash", check=False)
+        # the next command that needs it notices the cluster is gone and brings it back (after crash recovery)
+        r = run_tf(tf_repo, "new", "after-crash", "--from", "keeper", check=False)
         assert r.rc == 0, r.err
     finally:
-        run_tf(tf_repo, "server", "start", check=False)  # the session's server must stay up, whatever happened
-    new_pid = _postmaster_pid()
+        run_tf(tf_repo, "server", "start", check=False)
+    new_pid = _postmaster_pid(tf_repo, "keeper")
     assert new_pid != pid and _alive(new_pid)
     with psycopg.connect(db_url(wt), autocommit=True) as conn:
         assert conn.execute("SELECT count(*), max(v) FROM precious").fetchone() == (500, "row 99")
-    # the fork made after the restart sees the root's data, not the other workspace's
+    # the fork made after the restart has every committed row of its parent
     wt2 = Path(next(r["path"] for r in ls_json(tf_repo) if r["name"] == "after-crash"))
     with psycopg.connect(db_url(wt2), autocommit=True) as conn:
-        assert conn.execute("SELECT to_regclass('precious')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM precious").fetchone() == (500,)
     assert_consistent(tf_repo, main_env)
-    run_tf(tf_repo, "rm", "keeper", "after-crash")
+    run_tf(tf_repo, "rm", "after-crash", "keeper")
     assert_empty(tf_repo)
     assert git_worktrees(tf_repo) == [] and marked_databases(tf_repo) == []

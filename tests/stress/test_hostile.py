@@ -25,11 +25,12 @@ from .conftest import (
     assert_clear_error,
     assert_consistent,
     assert_empty,
+    db_branch_of,
     git_worktrees,
     ls_json,
     marked_databases,
     registry_file,
-    server_state,
+    root_cluster,
     unmarked_databases,
 )
 
@@ -216,11 +217,11 @@ def test_env_file_shapes(shared: Path, case: str) -> None:
         bindings = [b for b in parse_stream(io.StringIO(out.removeprefix("\ufeff"))) if b.key == "DATABASE_URL"]
         assert bindings, out
         for b in bindings:  # every duplicate, not only the last one python-dotenv keeps
-            assert b.value and b.value.rsplit("/", 1)[-1] == db, f"{case}: {b.value!r}\n{out}"
+            assert b.value and db_branch_of(b.value) == db, f"{case}: {b.value!r}\n{out}"
         assert "parentdb" not in "".join(b.original.string for b in bindings)
         got = dotenv_values(env)
         want = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")))
-        assert got["DATABASE_URL"].rsplit("/", 1)[-1] == db
+        assert db_branch_of(got["DATABASE_URL"]) == db
         assert "NEON_API_KEY" not in got
         for key, value in want.items():
             if key not in ("DATABASE_URL", "NEON_API_KEY"):
@@ -233,7 +234,7 @@ def test_env_file_shapes(shared: Path, case: str) -> None:
                 capture_output=True,
                 text=True,
             )
-            assert sh.stdout.replace("\r", "").rsplit("/", 1)[-1] == db, sh
+            assert db_branch_of(sh.stdout.replace("\r", "")) == db, sh
         assert not [p for p in wt.iterdir() if p.name.endswith(".tmp")]
         assert (shared / ".env").read_bytes() == text.encode("utf-8")
         run_tf(shared, "rm", "envcase")
@@ -369,25 +370,24 @@ def test_path_that_already_exists(tf_repo: Path, main_env: bytes, tmp_path: Path
 # ---- the server's port is taken ---------------------------------------------------------------------
 
 
-def test_server_port_taken(tf_repo: Path, main_env: bytes) -> None:
-    old_port = server_state()["port"]
+def test_a_taken_port_is_an_error_naming_the_program_and_never_a_silent_move(tf_repo: Path, main_env: bytes) -> None:
+    root = root_cluster(tf_repo)
     run_tf(tf_repo, "server", "stop")
     squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's TIME_WAITs
-        squatter.bind(("127.0.0.1", old_port))
+        squatter.bind(("127.0.0.1", root["port"]))
         squatter.listen(1)
         r = run_tf(tf_repo, "new", "portless", check=False)
-        if r.rc == 0:
-            assert server_state()["port"] != old_port
-            assert_consistent(tf_repo, main_env)
-            run_tf(tf_repo, "rm", "portless")
-        else:
-            assert_clear_error(r, contains="port")
+        assert_clear_error(r, contains=f"port {root['port']}")
+        assert f"pid {os.getpid()}" in r.err
+        assert root_cluster(tf_repo)["port"] == root["port"], "the root keeps its port: every env file names it"
+        assert_empty(tf_repo)
     finally:
         squatter.close()
-        run_tf(tf_repo, "server", "start")  # the session's server must be up for everyone after us
-    assert json.loads(run_tf(tf_repo, "server", "status", "--json").out)["running"]
+    run_tf(tf_repo, "new", "portless")
+    assert_consistent(tf_repo, main_env)
+    run_tf(tf_repo, "rm", "portless")
     assert_empty(tf_repo)
 
 

@@ -1,9 +1,9 @@
-"""Secrets: after a full scenario, neither the superuser password nor the repo role's password appears
-anywhere it should not; file modes are tight; the server only takes password logins on loopback."""
+"""Secrets: after a full scenario, no cluster's admin password appears anywhere but treefork's record of it,
+and a workspace's own password only in that workspace's env file; file modes are tight; every cluster takes
+only SCRAM logins on loopback."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_tf
 
-from .conftest import home, ls_json, server_state
+from .conftest import cluster_records, home, ls_json, root_cluster
 
 pytestmark = pytest.mark.stress
 
@@ -54,38 +54,39 @@ def test_no_secret_leaks_after_a_full_scenario(tf_repo: Path) -> None:
     bug = run_tf(tf_repo, "new", "s1", "--from", "nope", check=False)  # an ordinary user error
     outputs.append((("new", "--from nope"), bug))
 
-    superpw = server_state()["password"]
-    secrets_file = tf_repo / ".git" / "treefork" / "secrets.json"
-    role_pw = json.loads(secrets_file.read_text())["role_password"]
-    assert len(superpw) >= 16 and len(role_pw) >= 16
+    records = cluster_records(tf_repo)
+    admin_pws = [r["admin_password"] for r in records]
+    role_pws = {r["workspace"]: r["role_password"] for r in records}
+    assert len(records) == 4 and all(len(pw) >= 16 for pw in admin_pws + list(role_pws.values()))
 
     for args, r in outputs:
-        if args[:1] == ("url",):
-            # `url` prints the workspace's URL on stdout on purpose; never the superuser password
-            assert superpw not in r.text
-            assert role_pw not in r.err
-            continue
-        for pw, what in ((superpw, "superuser"), (role_pw, "role")):
-            assert pw not in r.out and pw not in r.err, f"{what} password in the output of treefork {' '.join(args)}"
+        for pw in admin_pws:
+            assert pw not in r.text, f"an admin password in the output of treefork {' '.join(args)}"
+        for ws, pw in role_pws.items():
+            if args[:2] == ("url", ws) and pw in r.out:
+                continue  # `url NAME` prints that workspace's URL on purpose
+            assert pw not in r.text, f"{ws}'s password in the output of treefork {' '.join(args)}"
 
     places = [
         home() / "treefork.log",
-        home() / "pg" / "server.log",
         tf_repo / ".git" / "treefork" / "registry.json",
         tf_repo / ".git" / "info" / "exclude",
         tf_repo / ".git" / "config",
+        *(home() / "clusters" / r["id"] / "server.log" for r in records),
     ]
-    wts = [Path(r["path"]) for r in ls_json(tf_repo)]
-    assert len(wts) == 3
-    for wt in wts:
+    rows = ls_json(tf_repo)
+    assert len(rows) == 3
+    for row in rows:
+        wt = Path(row["path"])
         for p in _files_under(wt):
             if p.name == ".env":
                 text = p.read_text()
-                assert superpw not in text, f"superuser password in {p}"
+                assert role_pws[row["name"]] in text
+                assert not [ws for ws, pw in role_pws.items() if pw in text and ws != row["name"]]
+                assert not [pw for pw in admin_pws if pw in text]
                 assert stat.S_IMODE(p.stat().st_mode) == 0o600
             else:
                 places.append(p)
-        # the worktree's .git file, and its admin dir in the main repo
         places.extend(_files_under(tf_repo / ".git" / "worktrees", skip_git=False))
     for p in _files_under(tf_repo):
         if p.name != ".env":
@@ -94,13 +95,12 @@ def test_no_secret_leaks_after_a_full_scenario(tf_repo: Path) -> None:
         if not p.exists():
             continue
         data = p.read_bytes()
-        assert superpw.encode() not in data, f"superuser password in {p}"
-        assert role_pw.encode() not in data, f"role password in {p}"
-    # the main worktree's .env carries the root URL (with the role password, by design) but never the superuser's
-    assert superpw not in (tf_repo / ".env").read_text()
-
-    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE((home() / "server.json").stat().st_mode) == 0o600
+        for pw in admin_pws + list(role_pws.values()):
+            assert pw.encode() not in data, f"a password in {p}"
+    main_env = (tf_repo / ".env").read_text()
+    assert not [pw for pw in admin_pws if pw in main_env]
+    for r in records:
+        assert stat.S_IMODE((home() / "clusters" / r["id"] / "cluster.json").stat().st_mode) == 0o600
     run_tf(tf_repo, "rm", "s1", "s2", "team/s3")
 
 
@@ -115,7 +115,8 @@ def _non_loopback_ip() -> str | None:
 
 
 def test_server_listens_on_loopback_only_and_wants_a_password(tf_repo: Path) -> None:
-    st = server_state()
+    root = root_cluster(tf_repo)
+    st = {"port": root["port"], "password": root["admin_password"]}
     with psycopg.connect(
         host="127.0.0.1",
         port=st["port"],
@@ -137,7 +138,7 @@ def test_server_listens_on_loopback_only_and_wants_a_password(tf_repo: Path) -> 
             psycopg.connect(
                 host="127.0.0.1", port=st["port"], user="postgres", dbname="postgres", connect_timeout=5, **kw
             ).close()
-    role = "tf_" + json.loads((tf_repo / ".git" / "treefork" / "registry.json").read_text())["repo_id"]
+    role = root["role"]
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(
             host="127.0.0.1", port=st["port"], user=role, password="nope", dbname="postgres", connect_timeout=5

@@ -66,7 +66,9 @@ def _check_options(backend: str, server_url: str | None, import_url: str | None,
     if backend not in BACKENDS:
         raise FatalError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     if server_url and backend != "local":
-        raise FatalError("--server-url only applies to the local backend", hint="drop --server-url, or use --backend local")
+        raise FatalError(
+            "--server-url only applies to the local backend", hint="drop --server-url, or use --backend local"
+        )
     if no_import and import_url is not None:
         raise FatalError("--import and --no-import contradict each other", hint="pass one of them")
 

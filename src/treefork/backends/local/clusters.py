@@ -70,10 +70,14 @@ class ClusterBackend:
 
     def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
         if options.ttl_seconds is not None:
-            raise FatalError("--ttl applies to Neon branches only", hint="drop --ttl (local workspaces last until `treefork rm`)")
+            raise FatalError(
+                "--ttl applies to Neon branches only", hint="drop --ttl (local workspaces last until `treefork rm`)"
+            )
         parent_cluster, parent_rec = self._expect(parent.id)
         self._running(parent_rec)
-        rec = new_record(self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id)
+        rec = new_record(
+            self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
+        )
         self._clear_leftover(rec.id, workspace)
         child = self.store.register(rec)
         try:
@@ -268,7 +272,13 @@ class ClusterBackend:
 
     @staticmethod
     def _role_conninfo(rec: ClusterRecord) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": rec.port, "user": rec.role, "password": rec.role_password, "dbname": rec.dbname}
+        return {
+            "host": "127.0.0.1",
+            "port": rec.port,
+            "user": rec.role,
+            "password": rec.role_password,
+            "dbname": rec.dbname,
+        }
 
 
 def _swap_data(cluster: Cluster, staging: Cluster) -> None:

@@ -49,7 +49,13 @@ class ServerInfo:
     dbname: str = "postgres"
 
     def conninfo(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": self.dbname}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+        }
 
 
 class TemplateBackend:
