@@ -79,6 +79,10 @@ class ClusterBackend:
             self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
         )
         self._clear_leftover(rec.id, workspace)
+        from treefork.backends.local.importer import freeze
+
+        if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
+            self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
         child = self.store.register(rec)
         try:
             rec.method = fork.online_copy(parent_cluster, parent_rec, child, label=f"treefork fork {rec.id}")

@@ -38,9 +38,14 @@ def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Cal
     freeze(cluster, rec)
 
 
-def freeze(cluster: Cluster, rec: ClusterRecord) -> None:
+FREEZE_AFTER_ROWS = 10_000
+
+
+def freeze(cluster: Cluster, rec: ClusterRecord, *, only_if_needed: bool = False) -> list[str]:
     """VACUUM (FREEZE): with data checksums on (PostgreSQL 18's default), the first read of a page whose hint
-    bits are unset rewrites it, so a fork of an unvacuumed table would stop sharing disk once read."""
+    bits are unset rewrites it (and WAL-logs it whole), so a fork of an unvacuumed table stops sharing disk as
+    soon as it is read. only_if_needed: just the tables with many rows written since their last vacuum (the
+    check is one query). Returns the tables frozen ("*" for all)."""
     from treefork.backends import libpq
 
     with libpq.connect(
@@ -51,7 +56,19 @@ def freeze(cluster: Cluster, rec: ClusterRecord) -> None:
         dbname=rec.dbname,
         require_auth="scram-sha-256",
     ) as conn:
-        conn.execute("VACUUM (FREEZE, ANALYZE)")
+        if not only_if_needed:
+            conn.execute("VACUUM (FREEZE, ANALYZE)")
+            return ["*"]
+        from treefork.backends.libpq import SQL, Ident
+
+        rows = conn.execute(
+            "SELECT schemaname, relname FROM pg_stat_user_tables WHERE n_ins_since_vacuum + n_dead_tup > $1",
+            (FREEZE_AFTER_ROWS,),
+        )
+        tables = [(schema, table) for schema, table in rows if schema and table]
+        for schema, table in tables:
+            conn.execute(SQL.of("VACUUM (FREEZE) {}.{}", Ident(schema), Ident(table)))
+        return [f"{schema}.{table}" for schema, table in tables]
 
 
 def split_password(url: str) -> tuple[str, str | None]:
