@@ -130,7 +130,23 @@ def pg_server(treefork_home: Path) -> PgServer:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "app")
+    root = make_repo(tmp_path / "app")
+    yield root
+    remove_clusters(root)
+
+
+def remove_clusters(root: Path) -> None:
+    """Stop and remove the PostgreSQL clusters a test's repo left (a session makes hundreds)."""
+    import json
+
+    from treefork.backends.local.store import ClusterStore
+
+    try:
+        rid = json.loads((root / ".git" / "treefork" / "registry.json").read_text())["repo_id"]
+    except (OSError, ValueError, KeyError):
+        return
+    for cluster, _ in list(ClusterStore().of_repo(rid)):
+        cluster.destroy()
 
 
 def make_repo(root: Path) -> Path:
