@@ -55,12 +55,25 @@ def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
             )
         if not src.exists():
             continue
-        dst = worktree / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+            for item in sorted(src.rglob("*")):
+                if item.is_file() and not item.is_symlink():
+                    _copy_into(item, worktree, Path(rel) / item.relative_to(src))
         else:
-            shutil.copy2(src, dst)
+            _copy_into(src, worktree, Path(rel))
+
+
+def _copy_into(src: Path, worktree: Path, rel: Path) -> None:
+    """Copy one file to <worktree>/<rel>, never through a symlink: a branch may commit `config -> /etc`."""
+    dst = worktree / rel
+    inside, parent = worktree.resolve(), dst.parent.resolve()  # resolved before anything is created
+    if dst.is_symlink() or (parent != inside and inside not in parent.parents):
+        raise FatalError(
+            f"copy_files: {dst} is (or lies under) a symlink that leads out of the worktree; nothing was written there",
+            hint=f"remove the symlink from the branch (git rm {rel}), or drop {rel} from copy_files",
+        )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
 
 
 def exclude_from_git(repo: Repo, worktree: Path, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from treefork import proc
@@ -35,6 +35,7 @@ class Worktree:
     bare: bool = False
     prunable: bool = False
     locked: bool = False
+    admin_id: str | None = None  # git's own identity: .git/worktrees/<admin_id>; None for the main worktree
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,24 @@ class Repo:
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
         if not common.is_absolute():
             common = (cwd / common).resolve()
-        return cls(cwd=cwd, toplevel=toplevel, git_dir=git_dir, common_dir=common.resolve())
+        repo = cls(cwd=cwd, toplevel=toplevel, git_dir=git_dir, common_dir=common.resolve())
+        if repo.common_dir.name != ".git":
+            repo._expect_supported_layout()  # only unusual layouts pay for this check
+        return repo
+
+    def _expect_supported_layout(self) -> None:
+        """Refuse the layouts treefork does not support yet, before it writes anything in the wrong place."""
+        if git("rev-parse", "--show-superproject-working-tree", cwd=self.toplevel, check=False).out.strip():
+            raise FatalError(
+                f"{self.toplevel} is a git submodule; treefork does not support submodules",
+                hint="run treefork in the superproject, or clone the submodule's repository on its own",
+            )
+        trees = self.worktrees()
+        if trees and trees[0].bare:
+            raise FatalError(
+                f"{self.common_dir} is a bare repository with linked worktrees; treefork does not support this layout",
+                hint=f"use a normal clone with a main worktree (git clone {self.common_dir} NEWDIR), and run treefork there",
+            )
 
     @property
     def is_linked_worktree(self) -> bool:
@@ -95,9 +113,9 @@ class Repo:
         """`git worktree list`, retrying the race it loses to a concurrent `git worktree add` (git 2.39 reads a
         half-made .git/worktrees/<name>/ and fails with 'commondir: Success')."""
         for attempt in range(6):
-            r = git("worktree", "list", "--porcelain", cwd=self.toplevel, check=False)
+            r = git("worktree", "list", "--porcelain", "-z", cwd=self.toplevel, check=False)
             if r.rc == 0:
-                return _parse_worktrees(r.out)
+                return _with_admin_ids(_parse_worktrees(r.out), self.common_dir)
             if not _is_transient_worktree_race(r.err) or attempt == 5:
                 raise ProcError(("git", "worktree", "list", "--porcelain"), r.rc, r.out, r.err)
             _jitter(0.01, 0.05)
@@ -165,14 +183,19 @@ class Repo:
         with exclude.open("a", encoding="utf-8") as f:
             f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: {why}\n{pattern}\n")
 
+    def remotes(self) -> list[str]:
+        return git("remote", cwd=self.toplevel, check=False).out.split()
+
     def is_tracked(self, rel: str, worktree: Path) -> bool:
         return git("ls-files", "--error-unmatch", "--", rel, cwd=worktree, check=False).rc == 0
 
 
 def _parse_worktrees(out: str) -> list[Worktree]:
+    """`git worktree list --porcelain -z`: NUL-terminated fields, an empty field between records, so a
+    newline in a path can neither corrupt a record nor inject a phantom one."""
     trees: list[Worktree] = []
-    for record in out.split("\n\n"):
-        fields = [f for f in record.split("\n") if f]
+    for record in out.split("\0\0"):
+        fields = [f for f in record.split("\0") if f]
         if not fields or not fields[0].startswith("worktree "):
             continue
         attrs: dict[str, str] = {}
@@ -191,6 +214,28 @@ def _parse_worktrees(out: str) -> list[Worktree]:
             )
         )
     return trees
+
+
+def _with_admin_ids(trees: list[Worktree], common_dir: Path) -> list[Worktree]:
+    """Each linked worktree's admin dir id, read the way git links them: .git/worktrees/<id>/gitdir holds
+    the path of <worktree>/.git. The id survives `git worktree move` and `git worktree repair`."""
+    ids: dict[Path, str] = {}
+    admin = common_dir / "worktrees"
+    try:
+        entries = list(admin.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            target = Path((entry / "gitdir").read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        ids[Path(os.path.normpath(target.parent))] = entry.name
+    return [replace(t, admin_id=ids.get(Path(os.path.normpath(t.path)))) for t in trees]
+
+
+def has_control_chars(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _jitter(base: float, spread: float) -> None:

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from treefork import debug, output, proc
 from treefork.background import Background
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork.git import Worktree, has_control_chars
 from treefork.names import WorkspaceName
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace, pid_alive
+
+if TYPE_CHECKING:
+    from treefork import reconcile
 
 T = TypeVar("T")
 
@@ -50,6 +54,7 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
 def create(ctx: Context, req: NewRequest) -> Workspace:
     if req.name in RESERVED:
         raise FatalError(f"{req.name!r} is reserved for the root workspace", hint="pick another name")
+    _expect_unambiguous(ctx, req)
     state = ctx.state()
     state.expect_initialized()
     ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
@@ -78,6 +83,20 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         final.status, final.pid, final.error = READY, None, None
     debug.crash_point("new:after-registry")
     return final
+
+
+def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
+    """A path git's porcelain output could be confused by, and a branch name that a remote-tracking branch
+    would shadow (`origin/main` is both refs/heads/origin/main and refs/remotes/origin/main)."""
+    if req.path is not None and has_control_chars(str(req.path)):
+        raise FatalError(f"the path {str(req.path)!r} contains a control character", hint="choose a plain path")
+    for what in {str(req.name), req.branch or str(req.name)}:
+        first = what.split("/", 1)[0]
+        if "/" in what and first in ctx.repo.remotes():
+            raise FatalError(
+                f"{what!r} is ambiguous: {first!r} is a remote, so git would mix it up with the remote-tracking branch {what}",
+                hint=f"pick a name that does not start with '{first}/'",
+            )
 
 
 def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
@@ -116,6 +135,7 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
 
 
 def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspace:
+    _expect_same_request(ws, req, branch, path)
     if ws.status == READY and Path(ws.path).exists():
         return ws  # idempotent: the steps below find everything done
     if ws.status == REMOVING:
@@ -124,13 +144,27 @@ def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspac
         )
     if ws.pid and ws.pid != os.getpid() and pid_alive(ws.pid) and ws.status == CREATING:
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
-    if req.parent != ws.parent and req.origin == "new" and req.parent is not None:
-        raise FatalError(
-            f"workspace {ws.name!r} exists with parent {ws.parent or 'root'}",
-            hint=f"`treefork rm {ws.name}` first to fork it from {req.parent}",
-        )
     ws.pid = os.getpid()
     return ws
+
+
+def _expect_same_request(ws: Workspace, req: NewRequest, branch: str, path: Path) -> None:
+    """A re-run finishes the workspace as it was asked for the first time; options that say otherwise are
+    refused rather than ignored."""
+    if req.origin != "new":
+        return
+    clashes = []
+    if req.parent is not None and req.parent != ws.parent:
+        clashes.append(f"--from {req.parent} (it was forked from {ws.parent or 'root'})")
+    if req.branch is not None and branch != ws.branch:
+        clashes.append(f"--branch {branch} (it uses branch {ws.branch})")
+    if req.path is not None and path.resolve() != Path(ws.path).resolve():
+        clashes.append(f"--path {path} (it lives at {ws.path})")
+    if clashes:
+        raise FatalError(
+            f"workspace {ws.name!r} already exists; these options contradict it: {'; '.join(clashes)}",
+            hint=f"drop those options, or `treefork rm {ws.name}` first, or pick another name",
+        )
 
 
 def _check_path_free(path: Path) -> None:
@@ -151,7 +185,10 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
     path = Path(ws.path)
     with ctx.registry.git_lock():
         listed = {w.path.resolve(): w for w in ctx.repo.worktrees()}
-        if path.resolve() in listed:
+        tree = listed.get(path.resolve())
+        if tree is not None:
+            _expect_own_worktree(ws, tree)
+            _record_worktree_id(ctx, ws.name, tree.admin_id)
             return
         if req.adopt_worktree:
             raise FatalError(
@@ -161,10 +198,30 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
         base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
         created["worktree"], created["branch"] = True, base is not None
+        made = {w.path.resolve(): w for w in ctx.repo.worktrees()}.get(path.resolve())
     with ctx.registry.transaction() as st:
         st.workspaces[ws.name].created_worktree = True
         st.workspaces[ws.name].created_branch = base is not None
+        st.workspaces[ws.name].worktree_id = made.admin_id if made else None
     debug.crash_point("new:after-worktree")
+
+
+def _expect_own_worktree(ws: Workspace, tree: Worktree) -> None:
+    """The worktree at the workspace's path is its own: on its branch (or detached under its admin id)."""
+    if tree.branch == ws.branch or (tree.branch is None and ws.worktree_id and tree.admin_id == ws.worktree_id):
+        return
+    raise FatalError(
+        f"the worktree at {tree.path} is on {'branch ' + tree.branch if tree.branch else 'a detached HEAD'}, "
+        f"not on workspace {ws.name!r}'s branch {ws.branch}",
+        hint=f"`treefork rm {ws.name}` forgets the workspace (that worktree is kept), or switch it back: git -C {tree.path} switch {ws.branch}",
+    )
+
+
+def _record_worktree_id(ctx: Context, name: str, admin_id: str | None) -> None:
+    with ctx.registry.transaction() as st:
+        rec = st.workspaces.get(name)
+        if rec is not None and rec.worktree_id != admin_id:
+            rec.worktree_id = admin_id
 
 
 def _parent_head(ctx: Context, parent: str | None) -> str:
@@ -178,6 +235,8 @@ def _parent_head(ctx: Context, parent: str | None) -> str:
 
 def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, created: dict[str, bool]) -> DbBranch:
     backend = ctx.backend()
+    if ws.status == READY and ws.db_branch:
+        return _recorded_db(ctx, ws)
     db = backend.find_branch_or_none(ws.name)
     if db is None:
         output.info(f"forking database {parent.name} -> {ws.name}")
@@ -196,6 +255,20 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
         rec.db_branch, rec.db_id, rec.clone_method = db.name, db.id, db.clone_method
     ws.db_branch, ws.db_id, ws.clone_method = db.name, db.id, db.clone_method
     return db
+
+
+def _recorded_db(ctx: Context, ws: Workspace) -> DbBranch:
+    """A ready workspace's database, as the registry records it. Never looked up by a path that could drop
+    or re-fork it: if the backend does not list it as ours, the re-run stops and says so."""
+    assert ws.db_branch
+    recorded = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name, clone_method=ws.clone_method)
+    if any(db.id == recorded.id or db.name == recorded.name for db in ctx.backend().list_branches()):
+        return recorded
+    raise FatalError(
+        f"workspace {ws.name!r} is ready but the backend does not list its database {ws.db_branch} as treefork's "
+        "(missing, or its treefork mark is gone); treefork will not replace it",
+        hint=f"check it with `treefork doctor`; if it is really lost, `treefork rm {ws.name}` then `treefork new {ws.name}`",
+    )
 
 
 def _alongside(checkout: Callable[[], None], clone: Callable[[], T]) -> T:
@@ -291,10 +364,13 @@ class RemoveResult:
 def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool = False) -> RemoveResult:
     state = ctx.state()
     state.expect_initialized()
-    ws = state.expect_workspace(name)
-    path = Path(ws.path)
+    ws = expect_removable(state, name)
     _check_children(ctx, state, ws)
-    if path.exists() and (path / ".git").exists() and not force and ctx.repo.is_dirty(path):
+    from treefork import reconcile
+
+    where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+    path = where.tree.path if where.state == "present" and where.tree else None
+    if path is not None and path.exists() and not force and ctx.repo.is_dirty(path):
         raise FatalError(
             f"worktree {path} has uncommitted changes",
             hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
@@ -302,14 +378,25 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     with ctx.registry.transaction() as st:
         st.workspaces[name].status = REMOVING
     debug.crash_point("rm:after-intent")
-    worktree_removed = _remove_worktree(ctx, ws, force=force)  # git's own dirty check is the last gate
+    worktree_removed = _remove_worktree(ctx, ws, where, force=force)  # git's own dirty check is the last gate
     debug.crash_point("rm:after-worktree")
     db_dropped = _drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
     deleted, reason = _maybe_delete_branch(ctx, state, ws, force_delete=delete_branch)
+    if where.state == "reused" and where.tree is not None:
+        reason = f"the worktree at {where.tree.path} is not this workspace's (it is on {where.tree.branch or 'a detached HEAD'}); kept. {reason or ''}".strip()
     with ctx.registry.transaction() as st:
         st.forget(name)
     return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
+
+
+def expect_removable(state: State, name: str) -> Workspace:
+    if name in RESERVED:
+        raise FatalError(
+            "the root workspace cannot be removed: it is the main worktree and the root database",
+            hint="remove the other workspaces with `treefork rm NAME`; `treefork ls` lists them",
+        )
+    return state.expect_workspace(name)
 
 
 def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
@@ -332,15 +419,17 @@ def _drop_db(ctx: Context, ws: Workspace) -> bool:
     return True
 
 
-def _remove_worktree(ctx: Context, ws: Workspace, *, force: bool) -> bool:
-    path = Path(ws.path)
+def _remove_worktree(ctx: Context, ws: Workspace, where: "reconcile.Location", *, force: bool) -> bool:
+    """Remove the workspace's own worktree, re-identified under the git lock; never one that now sits at
+    its path for another branch."""
+    from treefork import reconcile
+
     with ctx.registry.git_lock():
-        listed = {w.path.resolve() for w in ctx.repo.worktrees()}
-        if path.resolve() not in listed:
-            ctx.repo.prune_worktrees()
+        now = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+        if now.state != "present" or now.tree is None or (where.tree and now.tree.path != where.tree.path):
             return False
         # ignored files (our env file, build output) do not stop git; modified or untracked ones do
-        ctx.repo.remove_worktree(path, force=force)
+        ctx.repo.remove_worktree(now.tree.path, force=force)
     return True
 
 
@@ -348,6 +437,8 @@ def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_del
     branch = ws.branch
     if not branch or not ctx.repo.branch_exists(branch):
         return False, None
+    if not ws.created_branch:
+        return False, f"branch {branch} was not created by treefork; kept (delete it yourself: git branch -D {branch})"
     if any(w.branch == branch for w in ctx.repo.worktrees()):
         return False, f"branch {branch} is checked out in another worktree"
     into = _parent_ref(ctx, state, ws)
