@@ -235,6 +235,9 @@ def _exit(code: int) -> None:
 
 
 def main() -> NoReturn:
+    from treefork import output
+
+    output.reopen_closed_std_fds()
     try:
         with error_handler():
             _run()
