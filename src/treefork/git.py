@@ -62,13 +62,14 @@ class Repo:
         lines = r.out.splitlines()
         if r.rc != 0 or len(lines) < 4:
             check_version()  # an old git is the likelier cause of an odd answer; say so if it is
-        if r.rc != 0:
+        if r.rc != 0 and lines[:1] != ["true"]:
             raise FatalError(
                 f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first"
             )
         if lines[0] == "true" or len(lines) < 4:
             raise FatalError(
-                "this is a bare repository; treefork needs a main worktree", hint="clone it without --bare"
+                "this is a bare repository; treefork needs a main worktree",
+                hint="clone it without --bare (git clone THIS_REPO NEWDIR) and run treefork there",
             )
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
         if not common.is_absolute():
