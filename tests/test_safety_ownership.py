@@ -34,6 +34,7 @@ def test_gc_keeps_database_of_moved_worktree(tf_repo: Path, tmp_path: Path) -> N
     target = tmp_path / "elsewhere" / "moved"
     target.parent.mkdir()
     git(tf_repo, "worktree", "move", str(wt), str(target))
+    assert run_tf(target, "url").out.strip() == url  # found from inside the moved worktree
     assert gc_dry(tf_repo) == []
     run_tf(tf_repo, "gc")
     assert read_rows(db_url(target)) == ["precious"]

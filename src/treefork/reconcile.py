@@ -73,6 +73,19 @@ def listed_worktrees(ctx: Context) -> dict[Path, Worktree]:
     return {w.path.resolve(): w for w in ctx.repo.worktrees()}
 
 
+def workspace_at_or_none(ctx: Context, state: State, path: Path) -> Workspace | None:
+    """The workspace whose worktree is at `path`, even after a `git worktree move` not yet recorded."""
+    ws = state.workspace_by_path_or_none(path)
+    if ws is not None:
+        return ws
+    listed = listed_worktrees(ctx)
+    for ws in state.workspaces.values():
+        where = locate(ws, listed)
+        if where.state == "present" and where.tree and where.tree.path.resolve() == path.resolve():
+            return ws
+    return None
+
+
 def follow_moves(ctx: Context) -> None:
     """Record where each workspace's worktree really is now (after `git worktree move`, or a `mv` followed by
     `git worktree repair`), and git's admin id for records made before treefork kept it."""
