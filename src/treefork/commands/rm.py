@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from treefork import output, workspace
+from treefork import output, removal
 from treefork.context import Context
 from treefork.errors import FatalError
 
@@ -21,7 +21,7 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     results: list[dict[str, Any]] = []
     for name in unique:
         try:
-            results.append(asdict(workspace.remove(ctx, name, force=force, delete_branch=delete_branch)))
+            results.append(asdict(removal.remove(ctx, name, force=force, delete_branch=delete_branch)))
         except FatalError as e:
             results.append({"name": name, "error": str(e)})
     if as_json:
@@ -38,7 +38,7 @@ def _expect_all_removable(ctx: Context, names: list[str]) -> None:
     problems = []
     for name in names:
         try:
-            workspace.expect_removable(state, name)
+            removal.expect_removable(state, name)
         except FatalError as e:
             problems.append(e)
     if len(problems) == 1 and len(names) == 1:
