@@ -68,8 +68,8 @@ class Repo:
             )
         if lines[0] == "true" or len(lines) < 4:
             raise FatalError(
-                "this is a bare repository; treefork needs a main worktree",
-                hint="clone it without --bare (git clone THIS_REPO NEWDIR) and run treefork there",
+                "this is a bare repository's git dir; treefork runs in a worktree",
+                hint="cd into the worktree of its default branch (git worktree list shows them), or add one: git worktree add ../main main",
             )
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
         if not common.is_absolute():
@@ -86,16 +86,13 @@ class Repo:
                 f"{self.toplevel} is a git submodule; treefork does not support submodules",
                 hint="run treefork in the superproject, or clone the submodule's repository on its own",
             )
-        trees = self.worktrees()
-        if trees and trees[0].bare:
-            raise FatalError(
-                f"{self.common_dir} is a bare repository with linked worktrees; treefork does not support this layout",
-                hint=f"use a normal clone with a main worktree (git clone {self.common_dir} NEWDIR), and run treefork there",
-            )
+        _ = self.main_root  # a bare repository without a worktree on its default branch stops here
 
     @property
     def is_linked_worktree(self) -> bool:
-        return self.git_dir.resolve() != self.common_dir
+        """Any worktree but the root workspace's (in a bare repository's layout, every worktree is linked
+        in git's sense, and the root is the one on the default branch)."""
+        return self.toplevel.resolve() != self.main_root.resolve()
 
     @functools.cached_property
     def main_root(self) -> Path:
@@ -104,7 +101,22 @@ class Repo:
         the common dir is a `.git` treefork does the same and spares a process."""
         if self.common_dir.name == ".git":
             return self.common_dir.parent
-        return self.worktrees()[0].path
+        trees = self.worktrees()
+        return self._root_of_bare(trees) if trees[0].bare else trees[0].path
+
+    def _root_of_bare(self, trees: list[Worktree]) -> Path:
+        """A bare repository with linked worktrees (`git clone --bare x x.git; git -C x.git worktree add
+        ../main main`): the root workspace is the worktree on the repository's default branch (its HEAD)."""
+        head = git("symbolic-ref", "-q", "HEAD", cwd=self.common_dir, check=False).out.strip()
+        branch = head.removeprefix("refs/heads/") or "main"
+        for tree in trees[1:]:
+            if tree.branch == branch and not tree.prunable:
+                return tree.path
+        raise FatalError(
+            f"{self.common_dir} is a bare repository, and no worktree has its default branch {branch} checked out; "
+            "treefork uses that worktree as the root (main .env, root database)",
+            hint=f"git -C {self.common_dir} worktree add ../{branch} {branch}  (or switch a worktree back to {branch})",
+        )
 
     @property
     def name(self) -> str:
