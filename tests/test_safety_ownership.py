@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import admin_conn, assert_one_line_error, branches, gc_dry, ls, new, worktree_paths
+from tf_helpers import admin_conn, assert_one_line_error, branches, gc_dry, ls, new, registry, worktree_paths
 
 
 def write_row(url: str, value: str = "precious") -> None:
@@ -31,6 +31,8 @@ def test_gc_keeps_database_of_moved_worktree(tf_repo: Path, tmp_path: Path) -> N
     wt = new(tf_repo, "moved")
     url = db_url(wt)
     write_row(url)
+    admin_id = registry(tf_repo)["workspaces"]["moved"]["worktree_id"]
+    assert (tf_repo / ".git" / "worktrees" / admin_id / "gitdir").read_text().strip() == str(wt.resolve() / ".git")
     target = tmp_path / "elsewhere" / "moved"
     target.parent.mkdir()
     git(tf_repo, "worktree", "move", str(wt), str(target))

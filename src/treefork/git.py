@@ -196,6 +196,15 @@ class Repo:
         with exclude.open("a", encoding="utf-8") as f:
             f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: {why}\n{pattern}\n")
 
+    def admin_id_or_none(self, worktree: Path) -> str | None:
+        """A linked worktree's admin dir id, from its `.git` file (`gitdir: <common>/worktrees/<id>`)."""
+        try:
+            line = (worktree / ".git").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        admin = Path(line.removeprefix("gitdir:").strip())
+        return admin.name if line.startswith("gitdir:") and admin.parent.name == "worktrees" else None
+
     def remotes(self) -> list[str]:
         return git("remote", cwd=self.toplevel, check=False).out.split()
 

@@ -194,11 +194,10 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
         base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
         created["worktree"], created["branch"] = True, base is not None
-        made = {w.path.resolve(): w for w in ctx.repo.worktrees()}.get(path.resolve())
     with ctx.registry.transaction() as st:
         st.workspaces[ws.name].created_worktree = True
         st.workspaces[ws.name].created_branch = base is not None
-        st.workspaces[ws.name].worktree_id = made.admin_id if made else None
+        st.workspaces[ws.name].worktree_id = ctx.repo.admin_id_or_none(path)
     debug.crash_point("new:after-worktree")
 
 
