@@ -37,6 +37,8 @@ def test_gc_keeps_database_of_moved_worktree(tf_repo: Path, tmp_path: Path) -> N
     target.parent.mkdir()
     git(tf_repo, "worktree", "move", str(wt), str(target))
     assert run_tf(target, "url").out.strip() == url  # found from inside the moved worktree
+    run_tf(tf_repo, "new", "moved")  # a re-run finishes it where it is now
+    run_tf(target, "sync")
     assert gc_dry(tf_repo) == []
     run_tf(tf_repo, "gc")
     assert read_rows(db_url(target)) == ["precious"]

@@ -53,6 +53,11 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     _expect_unambiguous(ctx, req)
     state = ctx.state()
     state.expect_initialized()
+    existing = state.workspaces.get(req.name)
+    if existing is not None and not Path(existing.path).exists():
+        from treefork import reconcile
+
+        reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
     ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
