@@ -121,3 +121,11 @@ def test_symlinked_main_env_file_is_never_replaced_or_read(tmp_path: Path) -> No
     r = run_tf(repo, "init", "--overwrite-env", check=False)
     assert r.rc != 0 and "symlink" in r.err and "Traceback" not in r.err
     assert (repo / ".env").is_symlink() and shared.read_bytes() == ENV_SAMPLE.encode()
+
+
+def test_copy_files_cannot_copy_the_parents_env_file_over_the_workspaces(tf_repo: Path) -> None:
+    (tf_repo / "treefork.toml").write_text('copy_files = ["./.env"]\n')
+    r = run_tf(tf_repo, "new", "copied", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "copy_files", "parent's database")
+    assert "copied" not in ls(tf_repo)

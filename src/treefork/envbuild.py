@@ -114,6 +114,11 @@ def write_worktree_env(
 
 def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
     for rel in config.copy_files:
+        if (repo.main_root / rel).resolve() == (repo.main_root / config.env_file).resolve():
+            raise FatalError(
+                f"copy_files lists the env file {rel!r}: a copy would point the worktree at the parent's database",
+                hint=f"remove {rel!r} from copy_files; treefork builds each worktree's {config.env_file} itself",
+            )
         src = (repo.main_root / rel).resolve()
         if repo.main_root.resolve() not in src.parents:
             raise FatalError(
