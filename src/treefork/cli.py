@@ -135,10 +135,14 @@ def url(name: str | None, direct: bool, as_json: bool) -> None:
 @cli.command()
 @click.argument("names", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Remove even with uncommitted changes (they are lost).")
-@click.option("--delete-branch", is_flag=True, help="Delete the git branch even if it is not merged.")
+@click.option(
+    "--delete-branch", is_flag=True, help="Delete the git branch even if it is not merged (only one treefork created)."
+)
 @JSON
 def rm(names: tuple[str, ...], force: bool, delete_branch: bool, as_json: bool) -> None:
-    """Remove workspaces: drop the database branch, remove the worktree, delete the branch if merged."""
+    """Remove workspaces: drop the database branch, remove the worktree, delete the branch if merged.
+
+    Every NAME is checked before any is removed. A branch treefork did not create is never deleted."""
     from treefork.commands import rm as cmd
 
     _exit(cmd.run(names, force=force, delete_branch=delete_branch, as_json=as_json))
@@ -249,6 +253,9 @@ def _exit(code: int) -> None:
 
 
 def main() -> NoReturn:
+    from treefork import output
+
+    output.reopen_closed_std_fds()
     try:
         with error_handler():
             _run()

@@ -22,32 +22,103 @@ def template_text(repo: Repo, config: Config) -> str:
     return ""
 
 
-def url_updates(config: Config, conn: Connection | None) -> dict[str, str | None]:
-    """Our keys with their values, and the secret keys removed. conn None = not provisioned:
-    the URL is set to a value that fails loudly, never the parent's."""
-    updates: dict[str, str | None] = {k: None for k in config.secret_keys}
+# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations, libpq,
+# the postgres Docker image). A worktree must never keep one pointing at the parent's database.
+POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")
+DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "POSTGRES_URL_NO_SSL")
+PART_VARS = {
+    "PGHOST": "host",
+    "PGHOST_UNPOOLED": "direct_host",
+    "PGPORT": "port",
+    "PGDATABASE": "dbname",
+    "PGUSER": "user",
+    "PGPASSWORD": "password",
+    "POSTGRES_HOST": "host",
+    "POSTGRES_PORT": "port",
+    "POSTGRES_DB": "dbname",
+    "POSTGRES_DATABASE": "dbname",
+    "POSTGRES_USER": "user",
+    "POSTGRES_PASSWORD": "password",
+}
+_UNPROVISIONED_PARTS = {"host": "unprovisioned.treefork.invalid", "port": "5432", "dbname": "unprovisioned"}
+
+
+def url_updates(config: Config, conn: Connection | None, base: str = "") -> dict[str, str | None]:
+    """Our keys with their values, and the secret keys removed. conn None = not provisioned: every database
+    variable gets a value that fails loudly, never the parent's. Besides the configured keys, every known
+    database variable in `base` is rewritten, and so is any other Postgres URL that names the same server
+    and database as one of them (the parent's)."""
     url = conn.url if conn else envfile.UNPROVISIONED_URL
+    direct = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
+    present = envfile.values(base)
+    parents = {_target(v) for k, v in present.items() if k in (*POOLED_URL_VARS, *DIRECT_URL_VARS, config.url_var)}
+    parents.discard(None)
+    updates: dict[str, str | None] = {}
+    for key, value in present.items():
+        if key in DIRECT_URL_VARS or ("UNPOOLED" in key or "NON_POOLING" in key) and _target(value) in parents:
+            updates[key] = direct
+        elif key in POOLED_URL_VARS or _target(value) in parents:
+            updates[key] = url
+        elif key in PART_VARS:
+            updates[key] = _part(PART_VARS[key], url, direct, provisioned=conn is not None)
+    updates.update({k: None for k in config.secret_keys})
     updates[config.url_var] = url
     if config.direct_url_var:
-        updates[config.direct_url_var] = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
+        updates[config.direct_url_var] = direct
     return updates
+
+
+def _target(value: str | None) -> tuple[str, str, str] | None:
+    """(host, port, database) of a Postgres URL, or None for anything else."""
+    from urllib.parse import unquote, urlsplit
+
+    if not value or not value.startswith(("postgres://", "postgresql://")):
+        return None
+    try:
+        u = urlsplit(value)
+        return (u.hostname or "").lower(), str(u.port or 5432), unquote(u.path.lstrip("/"))
+    except ValueError:
+        return None
+
+
+def _part(part: str, url: str, direct: str, *, provisioned: bool) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    if not provisioned:
+        return None if part in ("user", "password") else _UNPROVISIONED_PARTS["host" if part == "direct_host" else part]
+    u = urlsplit(direct if part == "direct_host" else url)
+    values = {
+        "host": u.hostname,
+        "direct_host": u.hostname,
+        "port": str(u.port or 5432),
+        "dbname": unquote(u.path.lstrip("/")),
+        "user": unquote(u.username or ""),
+        "password": unquote(u.password or ""),
+    }
+    return values[part] or None
 
 
 def write_worktree_env(
     repo: Repo, config: Config, worktree: Path, conn: Connection | None, *, excluded: bool = False
 ) -> Path:
-    """Write <worktree>/<env_file>: the template with our keys set and secrets left out. Atomic, 0600.
-    Also keeps it out of git, unless the caller says it already did (`excluded`)."""
+    """Write <worktree>/<env_file>: the template with every database variable pointing at this workspace
+    (or failing loudly) and secrets left out. Atomic, 0600. Never into a file git tracks or would commit,
+    never through a symlink. Keeps it out of git first, unless the caller says it already did (`excluded`)."""
     target = worktree / config.env_file
-    base = envfile.read(target) if target.exists() else template_text(repo, config)
-    envfile.write(target, envfile.rewrite(base, url_updates(config, conn)))
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
+    base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
+    envfile.write(target, envfile.rewrite(base, url_updates(config, conn, base)))
     return target
 
 
 def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
     for rel in config.copy_files:
+        if (repo.main_root / rel).resolve() == (repo.main_root / config.env_file).resolve():
+            raise FatalError(
+                f"copy_files lists the env file {rel!r}: a copy would point the worktree at the parent's database",
+                hint=f"remove {rel!r} from copy_files; treefork builds each worktree's {config.env_file} itself",
+            )
         src = (repo.main_root / rel).resolve()
         if repo.main_root.resolve() not in src.parents:
             raise FatalError(
@@ -55,18 +126,48 @@ def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
             )
         if not src.exists():
             continue
-        dst = worktree / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+            for item in sorted(src.rglob("*")):
+                if item.is_file() and not item.is_symlink():
+                    _copy_into(item, worktree, Path(rel) / item.relative_to(src))
         else:
-            shutil.copy2(src, dst)
+            _copy_into(src, worktree, Path(rel))
+
+
+def _copy_into(src: Path, worktree: Path, rel: Path) -> None:
+    """Copy one file to <worktree>/<rel>, never through a symlink: a branch may commit `config -> /etc`."""
+    dst = worktree / rel
+    inside, parent = worktree.resolve(), dst.parent.resolve()  # resolved before anything is created
+    if dst.is_symlink() or (parent != inside and inside not in parent.parents):
+        raise FatalError(
+            f"copy_files: {dst} is (or lies under) a symlink that leads out of the worktree; nothing was written there",
+            hint=f"remove the symlink from the branch (git rm {rel}), or drop {rel} from copy_files",
+        )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
 
 
 def exclude_from_git(repo: Repo, worktree: Path, name: str) -> None:
-    """Add `/<name>` to the shared info/exclude unless git already ignores the file."""
-    if not repo.is_ignored(worktree / name, worktree):
-        repo.add_exclude(f"/{name}", why="env files hold database passwords")
+    """Keep the env file out of git: add `/<name>` to the shared info/exclude unless git already ignores it,
+    then check that git really ignores it (a `!.env` in .gitignore overrides info/exclude) and does not
+    track it. Refuses rather than let a password reach a commit."""
+    target = worktree / name
+    envfile.expect_not_symlink(target)
+    if repo.is_tracked(name, worktree):
+        raise FatalError(
+            f"{target} is tracked by git; treefork will not write a database password into it",
+            hint=f"untrack it (cd {worktree} && git rm --cached {name} && git commit -m 'untrack {name}'), "
+            f"commit a {name}.example instead, then retry",
+        )
+    if repo.is_ignored(target, worktree):
+        return
+    repo.add_exclude(f"/{name}", why="env files hold database passwords")
+    if not repo.is_ignored(target, worktree):
+        raise FatalError(
+            f"git does not ignore {target} even after adding it to info/exclude (a `!{name}` rule in a .gitignore "
+            "overrides it); treefork will not write a database password where `git add -A` would commit it",
+            hint=f"remove the `!{name}` line (see `git -C {worktree} check-ignore -v --no-index {name}`), then retry",
+        )
 
 
 def load_env(path: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ and append keys that are missing. Every other byte stays as it was.
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 from typing import Mapping
@@ -25,7 +26,23 @@ UNPROVISIONED_URL = "postgresql://unprovisioned.treefork.invalid/run_treefork_sy
 _SHELL_SAFE = re.compile(r"^[A-Za-z0-9_@%+:,./-]*$")
 
 
+def exists(path: Path) -> bool:
+    """The env file is there (a symlink counts: it is refused, not silently replaced)."""
+    return path.is_symlink() or path.exists()
+
+
+def expect_not_symlink(path: Path) -> None:
+    """treefork never reads or writes an env file through a symlink: a branch can commit `.env -> /etc/shadow`,
+    and a shared file must not be replaced by a copy or filled with a workspace's password."""
+    if path.is_symlink():
+        raise FatalError(
+            f"{path} is a symlink (to {os.readlink(path)}); treefork never reads or writes an env file through a symlink",
+            hint=f"make it a regular file of its own (rm {path}, then retry), and load any shared settings from a second file",
+        )
+
+
 def read(path: Path) -> str:
+    expect_not_symlink(path)
     try:
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -82,6 +99,7 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
 
 def write(path: Path, text: str) -> bool:
     """Atomically, mode 0600. Returns False when the file already had this content."""
+    expect_not_symlink(path)
     try:
         return atomic_write_text(path, text, mode=0o600)
     except OSError as e:

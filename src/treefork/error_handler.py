@@ -6,6 +6,7 @@ FatalError (the user can fix it) -> 1, ^C -> 130, a bug -> 3 with a traceback in
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -27,8 +28,14 @@ def crash_log_path() -> Path:
     return paths.treefork_home() / "treefork.log"
 
 
+# What the user can fix when the system refuses a file operation: a full disk, a read-only place.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 @contextlib.contextmanager
 def error_handler() -> Iterator[None]:
+    outside = _raise_on_interrupt()
     try:
         yield
     except FatalError as e:
@@ -39,13 +46,61 @@ def error_handler() -> Iterator[None]:
         raise SystemExit(EXIT_INTERRUPT) from None
     except SystemExit:
         raise
-    except BaseException as e:  # a bug: say where the details went
-        log = _write_crash_log()
-        output.error(f"unexpected {type(e).__name__}: {e} (a bug; details in {log}; please report it)")
-        raise SystemExit(EXIT_BUG) from None
+    except OSError as e:
+        if e.errno not in _DISK_FULL | _NOT_ALLOWED:
+            _report_bug(e)
+        output.error(str(os_error(e)))
+        raise SystemExit(EXIT_FATAL) from None
+    except BaseException as e:
+        _report_bug(e)
+    finally:
+        _restore_interrupt_handler(outside)
 
 
-def _write_crash_log() -> str:
+def _raise_on_interrupt() -> object:
+    """Inside the boundary ^C raises KeyboardInterrupt, so rollbacks run and the boundary reports it.
+    Returns the handler it replaced (the entry point's quiet exit), to be put back on the way out."""
+    import signal
+
+    try:
+        return signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_interrupt_handler(handler: object) -> None:
+    import signal
+
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)  # type: ignore[arg-type]
+
+
+def os_error(e: OSError) -> FatalError:
+    """A refused file operation as a message with the fix."""
+    where = e.filename or "a file"
+    place = Path(where).parent if e.filename else Path(".")
+    if e.errno in _DISK_FULL:
+        return FatalError(
+            f"no space left to write {where}",
+            hint=f"free some disk space there (df -h {place}), then retry; files treefork writes are replaced whole, never half-written",
+        )
+    return FatalError(
+        f"cannot write {where}: {e.strerror}",
+        hint=f"make it writable for you (ls -ld {place}; chmod u+w {where}), or run treefork as its owner",
+    )
+
+
+def _report_bug(e: BaseException) -> None:
+    """A bug: say where the details went (stderr itself when the log cannot be written)."""
+    log = _write_crash_log()
+    if log is None:
+        sys.stderr.write(redact(traceback.format_exc()))
+        log = "the traceback above (the log could not be written)"
+    output.error(f"unexpected {type(e).__name__}: {e} (a bug; details in {log}; please report it)")
+    raise SystemExit(EXIT_BUG) from None
+
+
+def _write_crash_log() -> str | None:
     text = redact(traceback.format_exc())
     try:
         path = crash_log_path()
@@ -55,4 +110,4 @@ def _write_crash_log() -> str:
             f.write(f"--- treefork {' '.join(sys.argv[1:])}\n{text}\n")
         return str(path)
     except OSError:
-        return "stderr (the log could not be written)"
+        return None

@@ -15,7 +15,10 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
         pass
     # what tempfile.mkstemp does (O_EXCL, a random name, mode 0600 until fchmod), without its imports
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None  # name the file meant, not the temp file
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
@@ -23,11 +26,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     _fsync_dir(path.parent)
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from treefork import proc
@@ -35,6 +35,7 @@ class Worktree:
     bare: bool = False
     prunable: bool = False
     locked: bool = False
+    admin_id: str | None = None  # git's own identity: .git/worktrees/<admin_id>; None for the main worktree
 
 
 @dataclass(frozen=True)
@@ -61,22 +62,37 @@ class Repo:
         lines = r.out.splitlines()
         if r.rc != 0 or len(lines) < 4:
             check_version()  # an old git is the likelier cause of an odd answer; say so if it is
-        if r.rc != 0:
+        if r.rc != 0 and lines[:1] != ["true"]:
             raise FatalError(
                 f"{cwd} is not inside a git repository", hint="cd into your project, or run `git init` first"
             )
         if lines[0] == "true" or len(lines) < 4:
             raise FatalError(
-                "this is a bare repository; treefork needs a main worktree", hint="clone it without --bare"
+                "this is a bare repository's git dir; treefork runs in a worktree",
+                hint="cd into the worktree of its default branch (git worktree list shows them), or add one: git worktree add ../main main",
             )
         toplevel, git_dir, common = Path(lines[1]), Path(lines[2]), Path(lines[3])
         if not common.is_absolute():
             common = (cwd / common).resolve()
-        return cls(cwd=cwd, toplevel=toplevel, git_dir=git_dir, common_dir=common.resolve())
+        repo = cls(cwd=cwd, toplevel=toplevel, git_dir=git_dir, common_dir=common.resolve())
+        if repo.common_dir.name != ".git":
+            repo._expect_supported_layout()  # only unusual layouts pay for this check
+        return repo
+
+    def _expect_supported_layout(self) -> None:
+        """Refuse the layouts treefork does not support yet, before it writes anything in the wrong place."""
+        if git("rev-parse", "--show-superproject-working-tree", cwd=self.toplevel, check=False).out.strip():
+            raise FatalError(
+                f"{self.toplevel} is a git submodule; treefork does not support submodules",
+                hint="run treefork in the superproject, or clone the submodule's repository on its own",
+            )
+        _ = self.main_root  # a bare repository without a worktree on its default branch stops here
 
     @property
     def is_linked_worktree(self) -> bool:
-        return self.git_dir.resolve() != self.common_dir
+        """Any worktree but the root workspace's (in a bare repository's layout, every worktree is linked
+        in git's sense, and the root is the one on the default branch)."""
+        return self.toplevel.resolve() != self.main_root.resolve()
 
     @functools.cached_property
     def main_root(self) -> Path:
@@ -85,7 +101,22 @@ class Repo:
         the common dir is a `.git` treefork does the same and spares a process."""
         if self.common_dir.name == ".git":
             return self.common_dir.parent
-        return self.worktrees()[0].path
+        trees = self.worktrees()
+        return self._root_of_bare(trees) if trees[0].bare else trees[0].path
+
+    def _root_of_bare(self, trees: list[Worktree]) -> Path:
+        """A bare repository with linked worktrees (`git clone --bare x x.git; git -C x.git worktree add
+        ../main main`): the root workspace is the worktree on the repository's default branch (its HEAD)."""
+        head = git("symbolic-ref", "-q", "HEAD", cwd=self.common_dir, check=False).out.strip()
+        branch = head.removeprefix("refs/heads/") or "main"
+        for tree in trees[1:]:
+            if tree.branch == branch and not tree.prunable:
+                return tree.path
+        raise FatalError(
+            f"{self.common_dir} is a bare repository, and no worktree has its default branch {branch} checked out; "
+            "treefork uses that worktree as the root (main .env, root database)",
+            hint=f"git -C {self.common_dir} worktree add ../{branch} {branch}  (or switch a worktree back to {branch})",
+        )
 
     @property
     def name(self) -> str:
@@ -95,9 +126,9 @@ class Repo:
         """`git worktree list`, retrying the race it loses to a concurrent `git worktree add` (git 2.39 reads a
         half-made .git/worktrees/<name>/ and fails with 'commondir: Success')."""
         for attempt in range(6):
-            r = git("worktree", "list", "--porcelain", cwd=self.toplevel, check=False)
+            r = git("worktree", "list", "--porcelain", "-z", cwd=self.toplevel, check=False)
             if r.rc == 0:
-                return _parse_worktrees(r.out)
+                return _with_admin_ids(_parse_worktrees(r.out), self.common_dir)
             if not _is_transient_worktree_race(r.err) or attempt == 5:
                 raise ProcError(("git", "worktree", "list", "--porcelain"), r.rc, r.out, r.err)
             _jitter(0.01, 0.05)
@@ -165,14 +196,28 @@ class Repo:
         with exclude.open("a", encoding="utf-8") as f:
             f.write(("" if text.endswith("\n") or not text else "\n") + f"# added by treefork: {why}\n{pattern}\n")
 
+    def admin_id_or_none(self, worktree: Path) -> str | None:
+        """A linked worktree's admin dir id, from its `.git` file (`gitdir: <common>/worktrees/<id>`)."""
+        try:
+            line = (worktree / ".git").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        admin = Path(line.removeprefix("gitdir:").strip())
+        return admin.name if line.startswith("gitdir:") and admin.parent.name == "worktrees" else None
+
+    def remotes(self) -> list[str]:
+        return git("remote", cwd=self.toplevel, check=False).out.split()
+
     def is_tracked(self, rel: str, worktree: Path) -> bool:
         return git("ls-files", "--error-unmatch", "--", rel, cwd=worktree, check=False).rc == 0
 
 
 def _parse_worktrees(out: str) -> list[Worktree]:
+    """`git worktree list --porcelain -z`: NUL-terminated fields, an empty field between records, so a
+    newline in a path can neither corrupt a record nor inject a phantom one."""
     trees: list[Worktree] = []
-    for record in out.split("\n\n"):
-        fields = [f for f in record.split("\n") if f]
+    for record in out.split("\0\0"):
+        fields = [f for f in record.split("\0") if f]
         if not fields or not fields[0].startswith("worktree "):
             continue
         attrs: dict[str, str] = {}
@@ -191,6 +236,28 @@ def _parse_worktrees(out: str) -> list[Worktree]:
             )
         )
     return trees
+
+
+def _with_admin_ids(trees: list[Worktree], common_dir: Path) -> list[Worktree]:
+    """Each linked worktree's admin dir id, read the way git links them: .git/worktrees/<id>/gitdir holds
+    the path of <worktree>/.git. The id survives `git worktree move` and `git worktree repair`."""
+    ids: dict[Path, str] = {}
+    admin = common_dir / "worktrees"
+    try:
+        entries = list(admin.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            target = Path((entry / "gitdir").read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        ids[Path(os.path.normpath(target.parent))] = entry.name
+    return [replace(t, admin_id=ids.get(Path(os.path.normpath(t.path)))) for t in trees]
+
+
+def has_control_chars(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _jitter(base: float, spread: float) -> None:

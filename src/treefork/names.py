@@ -56,6 +56,23 @@ def _problem_with(raw: str) -> str | None:
     for part in raw.split("/"):
         if part.startswith(".") or part.endswith(".lock"):
             return f"the part {part!r} starts with '.' or ends with '.lock'"
+    return _ambiguity(raw)
+
+
+# Names git resolves before (or instead of) refs/heads/<name>: a branch by one of these names makes
+# `git switch NAME`, `git log NAME` and friends mean something else.
+_PSEUDO_REF = re.compile(r"^(?:[A-Z_]*HEAD|AUTO_MERGE)$")
+_REF_PREFIXES = ("refs/", "heads/", "remotes/", "tags/")
+
+
+def _ambiguity(raw: str) -> str | None:
+    first = raw.split("/", 1)[0]
+    if _PSEUDO_REF.match(first):
+        return f"git reads {first!r} as its own pseudo-ref (HEAD, FETCH_HEAD, ORIG_HEAD...), not as a branch"
+    if raw.startswith(_REF_PREFIXES):
+        return f"it starts with {raw.split('/', 1)[0] + '/'!r}, so git would read it as a full or partial ref name"
+    if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", raw):
+        return "git would read it as a commit id"
     return None
 
 

@@ -26,6 +26,42 @@ def _console(*, stderr: bool) -> "Console":
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+_closed_stdout = False
+
+
+def reopen_closed_std_fds() -> None:
+    """A closed stdin, stdout or stderr (`treefork ls >&-`) is reopened on /dev/null, so the next file
+    treefork opens cannot take its number (nor a child's output land in it). A result then has nowhere to
+    go, and saying so is an error."""
+    import os
+
+    global _closed_stdout
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if fd in closed or getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives as long as the process
+    _closed_stdout = 1 in closed
+
+
+def _expect_stdout() -> None:
+    if _closed_stdout:
+        from treefork.errors import FatalError
+
+        raise FatalError(
+            "cannot print the result: standard output is closed",
+            hint="do not close it (>&-); send it to a file or to /dev/null instead",
+        )
+
+
 def info(message: str) -> None:
     """A progress line on stderr."""
     _to_stderr(redact(message))
@@ -46,23 +82,27 @@ def _to_stderr(line: str) -> None:
 
 def result(text: str) -> None:
     """A plain result line on stdout (a URL, a path)."""
+    _expect_stdout()
     sys.stdout.write(redact(text) + "\n")
     sys.stdout.flush()
 
 
 def raw_result(text: str) -> None:
     """A result that is meant to carry a secret (`treefork url`): only the user asked for it."""
+    _expect_stdout()
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def emit_json(data: Any, *, redacted: bool = True) -> None:
+    _expect_stdout()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
     sys.stdout.write((redact(text) if redacted else text) + "\n")
     sys.stdout.flush()
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    _expect_stdout()
     from rich.table import Table
 
     t = Table(title=title, show_edge=False, header_style="bold")

@@ -26,18 +26,79 @@ class GcAction:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a workspace's worktree is, found the way git identifies worktrees: by the branch checked out
+    and the admin dir id (.git/worktrees/<id>), which both survive `git worktree move` and `repair`.
+
+    present:  a listed worktree has its branch checked out (or is its own admin dir, detached); `tree`
+    prunable: git still lists it but the directory is gone (deleted, or moved without `git worktree repair`)
+    reused:   a worktree on another branch now sits at its path or under its id; not the workspace's
+    missing:  nothing of it is left in git
+    """
+
+    state: str
+    tree: Worktree | None = None
+
+
+def locate(ws: Workspace, listed: dict[Path, Worktree]) -> Location:
+    linked = [t for t in listed.values() if t.admin_id is not None and not t.bare]
+    path = Path(ws.path).resolve()
+
+    def ours(t: Worktree) -> bool:
+        return bool(ws.worktree_id) and t.admin_id == ws.worktree_id
+
+    on_branch = [t for t in linked if ws.branch and t.branch == ws.branch]
+    on_branch.sort(key=lambda t: (not ours(t), t.path.resolve() != path))
+    live = [t for t in on_branch if not t.prunable]
+    if live:
+        return Location("present", live[0])
+    if on_branch:
+        return Location("prunable", on_branch[0])
+    same = [t for t in linked if ours(t) or t.path.resolve() == path]
+    if not same:
+        return Location("missing")
+    tree = same[0]
+    if tree.branch is None and (ours(tree) or not ws.worktree_id) and tree.path.resolve() == path:
+        return Location("prunable" if tree.prunable else "present", tree)  # its own worktree, detached
+    return Location("reused", tree)
+
+
 def worktree_state(ws: Workspace, listed: dict[Path, Worktree]) -> str:
-    """present | missing | prunable"""
-    tree = listed.get(Path(ws.path).resolve())
-    if tree is None:
-        return "missing"
-    if tree.prunable or not Path(ws.path).exists():
-        return "prunable"
-    return "present"
+    """present | missing | prunable | reused (see Location)"""
+    return locate(ws, listed).state
 
 
 def listed_worktrees(ctx: Context) -> dict[Path, Worktree]:
     return {w.path.resolve(): w for w in ctx.repo.worktrees()}
+
+
+def workspace_at_or_none(ctx: Context, state: State, path: Path) -> Workspace | None:
+    """The workspace whose worktree is at `path`, even after a `git worktree move` not yet recorded."""
+    ws = state.workspace_by_path_or_none(path)
+    if ws is not None:
+        return ws
+    listed = listed_worktrees(ctx)
+    for ws in state.workspaces.values():
+        where = locate(ws, listed)
+        if where.state == "present" and where.tree and where.tree.path.resolve() == path.resolve():
+            return ws
+    return None
+
+
+def follow_moves(ctx: Context) -> None:
+    """Record where each workspace's worktree really is now (after `git worktree move`, or a `mv` followed by
+    `git worktree repair`), and git's admin id for records made before treefork kept it."""
+    listed = listed_worktrees(ctx)
+    with ctx.registry.transaction() as st:
+        for ws in st.workspaces.values():
+            where = locate(ws, listed)
+            if where.state != "present" or where.tree is None:
+                continue
+            if Path(ws.path).resolve() != where.tree.path.resolve():
+                output.info(f"workspace {ws.name}: its worktree moved from {ws.path} to {where.tree.path}")
+                ws.path = str(where.tree.path)
+            ws.worktree_id = where.tree.admin_id
 
 
 def rows(ctx: Context, state: State) -> list[dict[str, Any]]:
@@ -63,13 +124,14 @@ def rows(ctx: Context, state: State) -> list[dict[str, Any]]:
                 "name": ws.name,
                 "is_root": False,
                 "branch": ws.branch,
-                "path": ws.path,
+                "path": str(_live_path(ws, listed)),
                 "parent": ws.parent or "root",
                 "backend": state.backend,
                 "db_branch": ws.db_branch,
                 "clone_method": ws.clone_method,
                 "status": ws.status,
                 "worktree": worktree_state(ws, listed),
+                "forked_from": ws.forked_from,  # the real parent, when it was removed (parent is then its parent)
                 "origin": ws.origin,
                 "error": ws.error,
             }
@@ -77,20 +139,46 @@ def rows(ctx: Context, state: State) -> list[dict[str, Any]]:
     return result
 
 
+def _live_path(ws: Workspace, listed: dict[Path, Worktree]) -> Path:
+    where = locate(ws, listed)
+    return where.tree.path if where.state == "present" and where.tree else Path(ws.path)
+
+
 def _is_gone(ws: Workspace, listed: dict[Path, Worktree]) -> str | None:
-    """Why the workspace is provably gone, or None if it is not."""
+    """Why the workspace is provably gone, or None if it is not. A worktree git still lists (moved, reused
+    path, its branch checked out anywhere, the main worktree included) keeps it."""
     if ws.status == CREATING and pid_alive(ws.pid):
         return None  # being created right now
-    where = worktree_state(ws, listed)
-    if where == "present":
+    if ws.branch and any(t.branch == ws.branch for t in listed.values()):
         return None
-    return f"its worktree {ws.path} is {'gone' if where == 'missing' else 'gone (prunable)'}"
+    if locate(ws, listed).state != "missing":
+        return None
+    return f"its worktree {ws.path} is gone"
 
 
-def plan(ctx: Context) -> list[GcAction]:
+def warn_unresolved(ctx: Context, state: State, listed: dict[Path, Worktree]) -> None:
+    """Say why gc keeps a workspace whose directory is gone: git still registers its worktree."""
+    for ws in state.workspaces.values():
+        where = locate(ws, listed)
+        if where.state == "prunable" and where.tree is not None:
+            output.warn(
+                f"workspace {ws.name}: its worktree {where.tree.path} is missing but git still registers it; kept. "
+                f"If you moved it: `git worktree repair NEWPATH`; if you deleted it: `git worktree prune`, then `treefork gc`"
+            )
+
+
+def confirmed_deletions(ctx: Context, branches: list[str]) -> list[str]:
+    """The branches a reference-transaction reported deleted that are really gone. `git pack-refs` and
+    `git gc` report each loose ref they pack as a deletion while the ref lives on in packed-refs."""
+    return [b for b in branches if not ctx.repo.branch_exists(b)]
+
+
+def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
     state = ctx.state()
     state.expect_initialized()
     listed = listed_worktrees(ctx)
+    if not quiet:
+        warn_unresolved(ctx, state, listed)
     actions = []
     for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
         reason = _is_gone(ws, listed)
@@ -114,11 +202,15 @@ def plan(ctx: Context) -> list[GcAction]:
     return actions
 
 
-def drop_if_gone(ctx: Context, name: str) -> Workspace | None:
-    """Under the lock, re-check that the workspace is provably gone; if so drop its database and forget it."""
+def drop_if_gone(ctx: Context, name: str, *, branch_may_remain: bool = False) -> Workspace | None:
+    """Under the lock, re-check that the workspace is provably gone; if so drop its database and forget it.
+    Gone means its worktree is gone and, unless `branch_may_remain` (gc), its branch too: a hook that saw a
+    branch "deleted" may have seen `git pack-refs` move it into packed-refs."""
     with ctx.registry.transaction() as st:
         ws = st.workspaces.get(name)
         if ws is None or not _is_gone(ws, listed_worktrees(ctx)):
+            return None
+        if not branch_may_remain and ws.branch and ctx.repo.branch_exists(ws.branch):
             return None
         if ws.db_branch:
             db: DbBranch | None = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name)
@@ -130,18 +222,18 @@ def drop_if_gone(ctx: Context, name: str) -> Workspace | None:
 
 
 def gc(ctx: Context, *, dry_run: bool) -> list[GcAction]:
-    actions = plan(ctx)
+    if not dry_run:
+        follow_moves(ctx)
+    actions = plan(ctx, quiet=False)
     if dry_run:
         return actions
     for act in actions:
         if act.reason.startswith("its worktree"):
-            act.done = drop_if_gone(ctx, act.workspace) is not None
+            act.done = drop_if_gone(ctx, act.workspace, branch_may_remain=True) is not None
         else:
             act.done = _drop_orphan(ctx, act)
         if act.done:
             output.info(f"{'dropped ' + act.db_branch if act.db_branch else 'forgot'} ({act.workspace}): {act.reason}")
-    if any(a.done for a in actions):
-        ctx.repo.prune_worktrees()
     return actions
 
 

@@ -39,6 +39,8 @@ class Workspace:
     origin: str = "new"  # new | post-checkout | claude
     created_worktree: bool = False
     created_branch: bool = False
+    worktree_id: str | None = None  # git's admin dir id (.git/worktrees/<id>): survives `git worktree move`
+    forked_from: str | None = None  # the real parent once it was removed (`parent` is then the nearest live one)
     created_at: float = field(default_factory=time.time)
     pid: int | None = None
     error: str | None = None
@@ -89,11 +91,13 @@ class State:
         return None
 
     def forget(self, name: str) -> Workspace | None:
-        """Remove a workspace from the registry; its children now hang off its parent."""
+        """Remove a workspace from the registry; its children now hang off its parent, and remember their
+        real parent in `forked_from` (shown as removed)."""
         ws = self.workspaces.pop(name, None)
         if ws is not None:
             for child in self.workspaces.values():
                 if child.parent == name:
+                    child.forked_from = child.forked_from or name
                     child.parent = ws.parent
         return ws
 

@@ -16,12 +16,12 @@ from treefork.background import Background
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork.git import Worktree, has_control_chars
 from treefork.names import WorkspaceName
+from treefork.removal import RESERVED, RemoveResult, drop_db, expect_removable, remove  # noqa: F401 (the API)
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace, pid_alive
 
 T = TypeVar("T")
-
-RESERVED = {"root"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,14 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
 def create(ctx: Context, req: NewRequest) -> Workspace:
     if req.name in RESERVED:
         raise FatalError(f"{req.name!r} is reserved for the root workspace", hint="pick another name")
+    _expect_unambiguous(ctx, req)
     state = ctx.state()
     state.expect_initialized()
+    existing = state.workspaces.get(req.name)
+    if existing is not None and not Path(existing.path).exists():
+        from treefork import reconcile
+
+        reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
     ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
@@ -78,6 +84,20 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         final.status, final.pid, final.error = READY, None, None
     debug.crash_point("new:after-registry")
     return final
+
+
+def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
+    """A path git's porcelain output could be confused by, and a branch name that a remote-tracking branch
+    would shadow (`origin/main` is both refs/heads/origin/main and refs/remotes/origin/main)."""
+    if req.path is not None and has_control_chars(str(req.path)):
+        raise FatalError(f"the path {str(req.path)!r} contains a control character", hint="choose a plain path")
+    for what in {str(req.name), req.branch or str(req.name)}:
+        first = what.split("/", 1)[0]
+        if "/" in what and first in ctx.repo.remotes():
+            raise FatalError(
+                f"{what!r} is ambiguous: {first!r} is a remote, so git would mix it up with the remote-tracking branch {what}",
+                hint=f"pick a name that does not start with '{first}/'",
+            )
 
 
 def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
@@ -116,6 +136,7 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
 
 
 def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspace:
+    _expect_same_request(ws, req, branch, path)
     if ws.status == READY and Path(ws.path).exists():
         return ws  # idempotent: the steps below find everything done
     if ws.status == REMOVING:
@@ -124,13 +145,27 @@ def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspac
         )
     if ws.pid and ws.pid != os.getpid() and pid_alive(ws.pid) and ws.status == CREATING:
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
-    if req.parent != ws.parent and req.origin == "new" and req.parent is not None:
-        raise FatalError(
-            f"workspace {ws.name!r} exists with parent {ws.parent or 'root'}",
-            hint=f"`treefork rm {ws.name}` first to fork it from {req.parent}",
-        )
     ws.pid = os.getpid()
     return ws
+
+
+def _expect_same_request(ws: Workspace, req: NewRequest, branch: str, path: Path) -> None:
+    """A re-run finishes the workspace as it was asked for the first time; options that say otherwise are
+    refused rather than ignored."""
+    if req.origin != "new":
+        return
+    clashes = []
+    if req.parent is not None and req.parent != ws.parent:
+        clashes.append(f"--from {req.parent} (it was forked from {ws.parent or 'root'})")
+    if req.branch is not None and branch != ws.branch:
+        clashes.append(f"--branch {branch} (it uses branch {ws.branch})")
+    if req.path is not None and path.resolve() != Path(ws.path).resolve():
+        clashes.append(f"--path {path} (it lives at {ws.path})")
+    if clashes:
+        raise FatalError(
+            f"workspace {ws.name!r} already exists; these options contradict it: {'; '.join(clashes)}",
+            hint=f"drop those options, or `treefork rm {ws.name}` first, or pick another name",
+        )
 
 
 def _check_path_free(path: Path) -> None:
@@ -151,7 +186,10 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
     path = Path(ws.path)
     with ctx.registry.git_lock():
         listed = {w.path.resolve(): w for w in ctx.repo.worktrees()}
-        if path.resolve() in listed:
+        tree = listed.get(path.resolve())
+        if tree is not None:
+            _expect_own_worktree(ws, tree)
+            _record_worktree_id(ctx, ws.name, tree.admin_id)
             return
         if req.adopt_worktree:
             raise FatalError(
@@ -164,7 +202,26 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
     with ctx.registry.transaction() as st:
         st.workspaces[ws.name].created_worktree = True
         st.workspaces[ws.name].created_branch = base is not None
+        st.workspaces[ws.name].worktree_id = ctx.repo.admin_id_or_none(path)
     debug.crash_point("new:after-worktree")
+
+
+def _expect_own_worktree(ws: Workspace, tree: Worktree) -> None:
+    """The worktree at the workspace's path is its own: on its branch (or detached under its admin id)."""
+    if tree.branch == ws.branch or (tree.branch is None and ws.worktree_id and tree.admin_id == ws.worktree_id):
+        return
+    raise FatalError(
+        f"the worktree at {tree.path} is on {'branch ' + tree.branch if tree.branch else 'a detached HEAD'}, "
+        f"not on workspace {ws.name!r}'s branch {ws.branch}",
+        hint=f"`treefork rm {ws.name}` forgets the workspace (that worktree is kept), or switch it back: git -C {tree.path} switch {ws.branch}",
+    )
+
+
+def _record_worktree_id(ctx: Context, name: str, admin_id: str | None) -> None:
+    with ctx.registry.transaction() as st:
+        rec = st.workspaces.get(name)
+        if rec is not None and rec.worktree_id != admin_id:
+            rec.worktree_id = admin_id
 
 
 def _parent_head(ctx: Context, parent: str | None) -> str:
@@ -178,6 +235,8 @@ def _parent_head(ctx: Context, parent: str | None) -> str:
 
 def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, created: dict[str, bool]) -> DbBranch:
     backend = ctx.backend()
+    if ws.status == READY and ws.db_branch:
+        return _recorded_db(ctx, ws)
     db = backend.find_branch_or_none(ws.name)
     if db is None:
         output.info(f"forking database {parent.name} -> {ws.name}")
@@ -198,6 +257,20 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
     return db
 
 
+def _recorded_db(ctx: Context, ws: Workspace) -> DbBranch:
+    """A ready workspace's database, as the registry records it. Never looked up by a path that could drop
+    or re-fork it: if the backend does not list it as ours, the re-run stops and says so."""
+    assert ws.db_branch
+    recorded = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name, clone_method=ws.clone_method)
+    if any(db.id == recorded.id or db.name == recorded.name for db in ctx.backend().list_branches()):
+        return recorded
+    raise FatalError(
+        f"workspace {ws.name!r} is ready but the backend does not list its database {ws.db_branch} as treefork's "
+        "(missing, or its treefork mark is gone); treefork will not replace it",
+        hint=f"check it with `treefork doctor`; if it is really lost, `treefork rm {ws.name}` then `treefork new {ws.name}`",
+    )
+
+
 def _alongside(checkout: Callable[[], None], clone: Callable[[], T]) -> T:
     """Run the checkout (git worktree add) in a thread while the database is cloned here: the two are
     independent, so `new` takes about as long as the slower one. Waits for both before returning or
@@ -214,7 +287,7 @@ def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str
     pointing at no one else's database; one that treefork made is removed with its database."""
     if req.adopt_worktree:
         if created["db"]:
-            _quietly(lambda: _drop_db(ctx, ws))
+            _quietly(lambda: drop_db(ctx, ws))
         from treefork import envbuild
 
         _quietly(lambda: envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), None))
@@ -233,7 +306,7 @@ def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str
             if rec:
                 rec.pid, rec.error = None, str(error) or type(error).__name__
         return
-    _quietly(lambda: _drop_db(ctx, ws))
+    _quietly(lambda: drop_db(ctx, ws))
     if exists and made_by_us:
         with ctx.registry.git_lock():
             _quietly(lambda: ctx.repo.remove_worktree(path, force=True))
@@ -274,91 +347,3 @@ def _quietly(step) -> None:
         step()
     except Exception as e:  # rollback must go on; report what could not be undone
         output.warn(f"cleanup step failed: {e}")
-
-
-# ---- removal ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RemoveResult:
-    name: str
-    db_dropped: bool
-    worktree_removed: bool
-    branch_deleted: bool
-    branch_kept_reason: str | None
-
-
-def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool = False) -> RemoveResult:
-    state = ctx.state()
-    state.expect_initialized()
-    ws = state.expect_workspace(name)
-    path = Path(ws.path)
-    _check_children(ctx, state, ws)
-    if path.exists() and (path / ".git").exists() and not force and ctx.repo.is_dirty(path):
-        raise FatalError(
-            f"worktree {path} has uncommitted changes",
-            hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
-        )
-    with ctx.registry.transaction() as st:
-        st.workspaces[name].status = REMOVING
-    debug.crash_point("rm:after-intent")
-    worktree_removed = _remove_worktree(ctx, ws, force=force)  # git's own dirty check is the last gate
-    debug.crash_point("rm:after-worktree")
-    db_dropped = _drop_db(ctx, ws)
-    debug.crash_point("rm:after-db")
-    deleted, reason = _maybe_delete_branch(ctx, state, ws, force_delete=delete_branch)
-    with ctx.registry.transaction() as st:
-        st.forget(name)
-    return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
-
-
-def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
-    children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
-    if children and getattr(ctx.backend(state), "leaf_delete_only", False):
-        raise FatalError(
-            f"workspace {ws.name!r} has child workspaces: {', '.join(children)}",
-            hint=f"remove them first (treefork rm {children[0]}); {ctx.backend(state).name} cannot delete a parent branch before its children",
-        )
-
-
-def _drop_db(ctx: Context, ws: Workspace) -> bool:
-    if not ws.db_branch:
-        db = ctx.backend().find_branch_or_none(ws.name)
-        if db is None:
-            return False
-    else:
-        db = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name)
-    ctx.backend().delete_branch(db)
-    return True
-
-
-def _remove_worktree(ctx: Context, ws: Workspace, *, force: bool) -> bool:
-    path = Path(ws.path)
-    with ctx.registry.git_lock():
-        listed = {w.path.resolve() for w in ctx.repo.worktrees()}
-        if path.resolve() not in listed:
-            ctx.repo.prune_worktrees()
-            return False
-        # ignored files (our env file, build output) do not stop git; modified or untracked ones do
-        ctx.repo.remove_worktree(path, force=force)
-    return True
-
-
-def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_delete: bool) -> tuple[bool, str | None]:
-    branch = ws.branch
-    if not branch or not ctx.repo.branch_exists(branch):
-        return False, None
-    if any(w.branch == branch for w in ctx.repo.worktrees()):
-        return False, f"branch {branch} is checked out in another worktree"
-    into = _parent_ref(ctx, state, ws)
-    if force_delete or (into and ctx.repo.is_merged(branch, into=into)):
-        with ctx.registry.git_lock():
-            ctx.repo.delete_branch(branch)
-        return True, None
-    return False, f"branch {branch} is not merged into {into or 'its parent'}; kept (delete it with --delete-branch)"
-
-
-def _parent_ref(ctx: Context, state: State, ws: Workspace) -> str | None:
-    parent = state.workspaces.get(ws.parent) if ws.parent else None
-    where = Path(parent.path) if parent else ctx.repo.main_root
-    return ctx.repo.head_of(where) if where.exists() else None

@@ -86,15 +86,30 @@ class NeonApi:
         self._client.close()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params=params).json()
+        return self._json(self.request("GET", path, params=params), f"GET {path}")
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("POST", path, body=body).json()
+        return self._json(self.request("POST", path, body=body), f"POST {path}")
+
+    def _json(self, response: httpx.Response, where: str) -> dict[str, Any]:
+        """The JSON object Neon answers with. A proxy, a captive portal or a wrong NEON_API_HOST answers
+        200 with an HTML page: that is the user's to fix, not a bug."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        raise BackendError(
+            f"{self.base_url} answered {where} with {response.status_code} {kind}, not Neon's JSON",
+            hint="check NEON_API_HOST (unset it for the real Neon API) and any HTTP proxy (HTTPS_PROXY) in between",
+        )
 
     def delete(self, path: str) -> dict[str, Any] | None:
         """None when Neon answers 204 (the branch does not exist or is already deleted)."""
         response = self.request("DELETE", path)
-        return None if response.status_code == 204 or not response.content else response.json()
+        return None if response.status_code == 204 or not response.content else self._json(response, f"DELETE {path}")
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None

@@ -8,7 +8,9 @@ from pathlib import Path
 from treefork import output, workspace
 from treefork.backends.base import CreateOptions
 from treefork.context import Context
+from treefork.errors import FatalError
 from treefork.names import WorkspaceName
+from treefork.state import READY
 from treefork.ttl import parse_ttl
 
 
@@ -26,6 +28,14 @@ def run(
     if branch is not None:
         WorkspaceName.of(branch)
     ctx = Context.open()
+    state = ctx.state()
+    if ttl is not None and state.backend != "neon":
+        raise FatalError(
+            f"--ttl only applies to the neon backend; this repository uses {state.backend or 'none yet'}",
+            hint="leave --ttl out (local workspaces last until `treefork rm`)",
+        )
+    before = state.workspaces.get(ws_name)
+    existed = before is not None and before.status == READY
     started = time.perf_counter()
     req = workspace.NewRequest(
         name=ws_name,
@@ -40,8 +50,19 @@ def run(
     elapsed = time.perf_counter() - started
     if as_json:
         output.emit_json(
-            {**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file), "seconds": round(elapsed, 3)}
+            {
+                **ws.to_json(),
+                "env_file": str(Path(ws.path) / ctx.config.env_file),
+                "seconds": round(elapsed, 3),
+                "existed": existed,
+            }
         )
+    elif existed:
+        output.info(
+            f"workspace {ws.name} already exists: {ws.path} on branch {ws.branch}, database {ws.db_branch}; "
+            "checked, nothing to do"
+        )
+        output.result(ws.path)
     else:
         output.info(
             f"workspace {ws.name}: {ws.path} on branch {ws.branch}, database {ws.db_branch} "

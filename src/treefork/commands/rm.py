@@ -1,26 +1,63 @@
-"""`treefork rm NAME`: drop the database branch and remove the worktree."""
+"""`treefork rm NAME...`: drop the database branch and remove the worktree, for each name.
+
+Every name is checked before anything is removed; a workspace that cannot be removed (uncommitted changes)
+does not stop the others, and each one's result is reported.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
-from treefork import output, workspace
+from treefork import output, removal
 from treefork.context import Context
+from treefork.errors import FatalError
 
 
 def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bool) -> int:
     ctx = Context.open()
-    results = [workspace.remove(ctx, name, force=force, delete_branch=delete_branch) for name in names]
+    unique = list(dict.fromkeys(names))
+    _expect_all_removable(ctx, unique)
+    results: list[dict[str, Any]] = []
+    for name in unique:
+        try:
+            results.append(asdict(removal.remove(ctx, name, force=force, delete_branch=delete_branch)))
+        except FatalError as e:
+            results.append({"name": name, "error": str(e)})
     if as_json:
-        output.emit_json([asdict(r) for r in results])
-        return 0
-    for r in results:
-        parts = [f"removed workspace {r.name}"]
-        parts.append("database dropped" if r.db_dropped else "no database to drop")
-        parts.append("worktree removed" if r.worktree_removed else "worktree already gone")
-        if r.branch_deleted:
-            parts.append("branch deleted")
-        output.info(": ".join(parts[:1]) + ": " + ", ".join(parts[1:]))
-        if r.branch_kept_reason:
-            output.info(f"  {r.branch_kept_reason}")
-    return 0
+        output.emit_json(results)
+    else:
+        for r in results:
+            _report(r)
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _expect_all_removable(ctx: Context, names: list[str]) -> None:
+    state = ctx.state()
+    state.expect_initialized()
+    problems = []
+    for name in names:
+        try:
+            removal.expect_removable(state, name)
+        except FatalError as e:
+            problems.append(e)
+    if len(problems) == 1 and len(names) == 1:
+        raise problems[0]
+    if problems:
+        raise FatalError(
+            f"nothing was removed: {'; '.join(p.message for p in problems)}",
+            hint="fix or leave out those names (`treefork ls` lists the workspaces), then retry",
+        )
+
+
+def _report(r: dict[str, Any]) -> None:
+    if "error" in r:
+        output.error(f"{r['name']}: {r['error']}")
+        return
+    parts = ["database dropped" if r["db_dropped"] else "no database to drop"]
+    parts.append("worktree removed" if r["worktree_removed"] else "worktree already gone")
+    if r["branch_deleted"]:
+        parts.append("branch deleted")
+    output.info(f"removed workspace {r['name']}: " + ", ".join(parts))
+    if r["branch_kept_reason"]:
+        output.info(f"  {r['branch_kept_reason']}")

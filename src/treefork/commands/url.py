@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import output, reconcile
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -16,7 +16,7 @@ def run(name: str | None, *, direct: bool, as_json: bool) -> int:
     if name in (None, "root") and (name == "root" or ctx.repo.toplevel.resolve() == ctx.repo.main_root.resolve()):
         db, label = backend.root(), "root"
     else:
-        ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
+        ws = state.expect_workspace(name) if name else reconcile.workspace_at_or_none(ctx, state, ctx.repo.toplevel)
         if ws is None:
             raise FatalError(
                 f"{ctx.repo.toplevel} is not a treefork workspace",

@@ -1,0 +1,124 @@
+"""Removing a workspace: its worktree (only its own, re-identified the way git does), its database, and its
+branch (only one treefork created, and only when merged or asked). The intent is recorded first, so a
+crash leaves a `removing` workspace that a re-run of `treefork rm` finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from treefork import debug
+from treefork.backends.base import DbBranch
+from treefork.context import Context
+from treefork.errors import FatalError
+from treefork.state import REMOVING, State, Workspace
+
+if TYPE_CHECKING:
+    from treefork import reconcile
+
+RESERVED = {"root"}  # the root workspace's name: the main worktree and the root database
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    name: str
+    db_dropped: bool
+    worktree_removed: bool
+    branch_deleted: bool
+    branch_kept_reason: str | None
+
+
+def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool = False) -> RemoveResult:
+    state = ctx.state()
+    state.expect_initialized()
+    ws = expect_removable(state, name)
+    _check_children(ctx, state, ws)
+    from treefork import reconcile
+
+    where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+    path = where.tree.path if where.state == "present" and where.tree else None
+    if path is not None and path.exists() and not force and ctx.repo.is_dirty(path):
+        raise FatalError(
+            f"worktree {path} has uncommitted changes",
+            hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
+        )
+    with ctx.registry.transaction() as st:
+        st.workspaces[name].status = REMOVING
+    debug.crash_point("rm:after-intent")
+    worktree_removed = _remove_worktree(ctx, ws, where, force=force)  # git's own dirty check is the last gate
+    debug.crash_point("rm:after-worktree")
+    db_dropped = drop_db(ctx, ws)
+    debug.crash_point("rm:after-db")
+    deleted, reason = _maybe_delete_branch(ctx, state, ws, force_delete=delete_branch)
+    if where.state == "reused" and where.tree is not None:
+        reason = f"the worktree at {where.tree.path} is not this workspace's (it is on {where.tree.branch or 'a detached HEAD'}); kept. {reason or ''}".strip()
+    with ctx.registry.transaction() as st:
+        st.forget(name)
+    return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
+
+
+def expect_removable(state: State, name: str) -> Workspace:
+    if name in RESERVED:
+        raise FatalError(
+            "the root workspace cannot be removed: it is the main worktree and the root database",
+            hint="remove the other workspaces with `treefork rm NAME`; `treefork ls` lists them",
+        )
+    return state.expect_workspace(name)
+
+
+def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
+    children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
+    if children and getattr(ctx.backend(state), "leaf_delete_only", False):
+        raise FatalError(
+            f"workspace {ws.name!r} has child workspaces: {', '.join(children)}",
+            hint=f"remove them first (treefork rm {children[0]}); {ctx.backend(state).name} cannot delete a parent branch before its children",
+        )
+
+
+def drop_db(ctx: Context, ws: Workspace) -> bool:
+    if not ws.db_branch:
+        db = ctx.backend().find_branch_or_none(ws.name)
+        if db is None:
+            return False
+    else:
+        db = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name)
+    ctx.backend().delete_branch(db)
+    return True
+
+
+def _remove_worktree(ctx: Context, ws: Workspace, where: "reconcile.Location", *, force: bool) -> bool:
+    """Remove the workspace's own worktree, re-identified under the git lock; never one that now sits at
+    its path for another branch."""
+    from treefork import reconcile
+
+    with ctx.registry.git_lock():
+        now = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+        if now.state != "present" or now.tree is None or (where.tree and now.tree.path != where.tree.path):
+            return False
+        # ignored files (our env file, build output) do not stop git; modified or untracked ones do
+        ctx.repo.remove_worktree(now.tree.path, force=force)
+    return True
+
+
+def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_delete: bool) -> tuple[bool, str | None]:
+    branch = ws.branch
+    if not branch or not ctx.repo.branch_exists(branch):
+        return False, None
+    if not ws.created_branch:
+        return False, f"branch {branch} was not created by treefork; kept (delete it yourself: git branch -D {branch})"
+    if any(w.branch == branch for w in ctx.repo.worktrees()):
+        return False, f"branch {branch} is checked out in another worktree"
+    into = _parent_ref(ctx, state, ws)
+    if force_delete or (into and ctx.repo.is_merged(branch, into=into)):
+        with ctx.registry.git_lock():
+            ctx.repo.delete_branch(branch)
+        return True, None
+    return False, f"branch {branch} is not merged into {into or 'its parent'}; kept (delete it with --delete-branch)"
+
+
+def _parent_ref(ctx: Context, state: State, ws: Workspace) -> str | None:
+    parent = state.workspaces.get(ws.parent) if ws.parent else None
+    where = Path(parent.path) if parent else ctx.repo.main_root
+    return ctx.repo.head_of(where) if where.exists() else None
