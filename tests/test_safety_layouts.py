@@ -26,7 +26,7 @@ def bare_layout(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_bare_repository_with_worktrees_keeps_root_and_workspaces_in_worktrees(tmp_path: Path) -> None:
     bare, main = bare_layout(tmp_path)
-    run_tf(main, "init", "--overwrite-env")
+    run_tf(main, "init", "--no-import", "--overwrite-env")
     run_tf(main, "install")
     root_url = db_url(main)  # the root env file lives in the main worktree, not in x.git
     assert not (bare / ".env").exists()

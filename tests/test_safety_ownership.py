@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import admin_conn, assert_one_line_error, branches, gc_dry, ls, new, registry, worktree_paths
+from tf_helpers import assert_one_line_error, cluster_of, home, branches, gc_dry, ls, new, registry, worktree_paths
 
 
 def write_row(url: str, value: str = "precious") -> None:
@@ -88,14 +88,19 @@ def test_rerun_keeps_database_of_ready_workspace(tf_repo: Path) -> None:
     wt = new(tf_repo, "rerun")
     url = db_url(wt)
     write_row(url)
-    db = ls(tf_repo)["rerun"]["db_branch"]
-    with admin_conn() as conn:  # what a lost mark looks like (an admin's COMMENT, a restore...)
-        conn.execute(f'COMMENT ON DATABASE "{db}" IS NULL')
-    for cmd in (("new", "rerun"), ("sync", "rerun")):
-        r = run_tf(tf_repo, *cmd, check=False)
-        assert read_rows(url) == ["precious"], r.err
-        assert r.rc != 0
-        assert_one_line_error(r.err, "will not replace")
+    rec = cluster_of(tf_repo, "rerun")
+    assert rec is not None
+    record = home() / "clusters" / rec["id"] / "cluster.json"
+    record.rename(record.with_suffix(".lost"))  # what a lost record looks like to treefork
+    try:
+        for cmd in (("new", "rerun"), ("sync", "rerun")):
+            r = run_tf(tf_repo, *cmd, check=False)
+            assert read_rows(url) == ["precious"], r.err
+            assert r.rc != 0
+            assert_one_line_error(r.err, "will not replace")
+    finally:
+        record.with_suffix(".lost").rename(record)
+    assert read_rows(url) == ["precious"]
 
 
 def test_control_characters_in_path_are_refused(tf_repo: Path, tmp_path: Path) -> None:
