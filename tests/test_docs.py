@@ -34,7 +34,9 @@ def test_every_config_key_is_documented() -> None:
 def test_readme_opens_with_the_two_commands_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text().splitlines()
     block = readme[readme.index("```bash") + 1 : readme.index("```bash") + 3]
-    assert block[0].startswith("pip install . && treefork demo")
+    venv = "scripts/venv && . .venv/bin/activate && "
+    assert block[0].startswith(venv + "pip install . && treefork demo")
+    assert block[1].startswith(venv + "pip install -e '.[test]' && python -m pytest ")
     test_command = block[1].split("#")[0].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1].strip() == test_command
