@@ -1,4 +1,4 @@
-from treefork.cli import main
+from treefork.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()
