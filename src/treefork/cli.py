@@ -274,6 +274,7 @@ def _run(argv: list[str] | None) -> None:
     except click.exceptions.Abort:
         raise KeyboardInterrupt from None
     except click.ClickException as e:  # usage errors: one line with the fix, like every other error
-        where = f"{e.ctx.command_path} --help" if getattr(e, "ctx", None) else "treefork --help"
+        ctx = getattr(e, "ctx", None)  # usage errors know their command
+        where = f"{ctx.command_path} --help" if ctx else "treefork --help"
         output.error(f"{e.format_message()} (hint: see `{where}`)")
         raise SystemExit(e.exit_code) from None

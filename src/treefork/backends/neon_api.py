@@ -86,10 +86,12 @@ class NeonApi:
         self._client.close()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params=params).json()
+        data: dict[str, Any] = self.request("GET", path, params=params).json()
+        return data
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("POST", path, body=body).json()
+        data: dict[str, Any] = self.request("POST", path, body=body).json()
+        return data
 
     def delete(self, path: str) -> dict[str, Any] | None:
         """None when Neon answers 204 (the branch does not exist or is already deleted)."""
