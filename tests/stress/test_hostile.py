@@ -333,11 +333,8 @@ def test_repo_without_commits(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
-    r = run_tf(root, "init", check=False)
-    if r.rc != 0:
-        assert_clear_error(r)
-        return
-    assert_clear_error(run_tf(root, "new", "w", check=False), contains="no commits")
+    run_tf(root, "init")  # the root database needs no commit...
+    assert_clear_error(run_tf(root, "new", "w", check=False), contains="no commits")  # ...a worktree does
     assert ls_json(root) == [] and git_worktrees(root) == [] and marked_databases(root) == []
 
 
@@ -377,18 +374,17 @@ def test_server_port_taken(tf_repo: Path, main_env: bytes) -> None:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's TIME_WAITs
         squatter.bind(("127.0.0.1", old_port))
         squatter.listen(1)
-        r = run_tf(tf_repo, "new", "portless", check=False)
-        if r.rc == 0:
-            assert server_state()["port"] != old_port
-            assert_consistent(tf_repo, main_env)
-            run_tf(tf_repo, "rm", "portless")
-        else:
-            assert_clear_error(r, contains="port")
+        r = run_tf(tf_repo, "new", "portless")  # the server moves to a free port (docs/local-backend.md)
+        assert server_state()["port"] != old_port
+        assert_consistent(tf_repo, main_env)
+        run_tf(tf_repo, "rm", "portless")
     finally:
         squatter.close()
         run_tf(tf_repo, "server", "start")  # the session's server must be up for everyone after us
     assert json.loads(run_tf(tf_repo, "server", "status", "--json").out)["running"]
     assert_empty(tf_repo)
+    if not any(line.startswith("warning:") and "port" in line for line in r.err.splitlines()):
+        pytest.xfail("known bug: the server moves to another port without the warning docs/local-backend.md promises")
 
 
 # ---- the disk fills up while the env file is written ------------------------------------------------
