@@ -1,123 +1,27 @@
-"""Helpers shared by the core suite: the registry, the admin view of the shared embedded server,
-and checks that a workspace left nothing behind."""
+"""Kept for the tests that import from here: the helpers live in the testing package (tests/testing/)."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+from testing.checks import assert_nothing_left
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import branches, registry, repo_id, root_db, worktree_paths, worktrees_dir
+from testing.server import admin_conn, can_connect, db_exists, dbs_with_prefix, home
 
-import psycopg
-
-from conftest import git, run_tf
-
-
-def home() -> Path:
-    return Path(os.environ["TREEFORK_HOME"])
-
-
-def admin_conn() -> psycopg.Connection:
-    st = json.loads((home() / "server.json").read_text())
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=st["port"],
-        user="postgres",
-        password=st["password"],
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=10,
-    )
-
-
-def db_exists(name: str) -> bool:
-    with admin_conn() as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
-
-
-def dbs_with_prefix(prefix: str) -> set[str]:
-    with admin_conn() as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,))}
-
-
-def registry(repo: Path) -> dict:
-    path = repo / ".git" / "treefork" / "registry.json"
-    return json.loads(path.read_text())
-
-
-def repo_id(repo: Path) -> str:
-    rid = registry(repo)["repo_id"]
-    assert rid
-    return rid
-
-
-def root_db(repo: Path) -> str:
-    name = registry(repo)["root_db_branch"]
-    assert name
-    return name
-
-
-def branches(repo: Path) -> set[str]:
-    out = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/").stdout
-    return {line for line in out.splitlines() if line}
-
-
-def worktree_paths(repo: Path) -> set[Path]:
-    out = git(repo, "worktree", "list", "--porcelain").stdout
-    return {Path(line.split(" ", 1)[1]).resolve() for line in out.splitlines() if line.startswith("worktree ")}
-
-
-def worktrees_dir(repo: Path) -> Path:
-    return repo.parent / f"{repo.name}.worktrees"
-
-
-def new(repo: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Path:
-    """`treefork new --json`, returning the worktree path."""
-    out = run_tf(repo, "new", name, "--json", *args, env=env).out
-    data = json.loads(out)
-    path = Path(data["path"])
-    assert path.is_dir() and (path / ".git").exists()
-    return path
-
-
-def ls(cwd: Path) -> dict[str, dict]:
-    rows = json.loads(run_tf(cwd, "ls", "--json").out)
-    assert isinstance(rows, list)
-    return {r["name"]: r for r in rows}
-
-
-def gc_dry(repo: Path) -> list[dict]:
-    data = json.loads(run_tf(repo, "gc", "--dry-run", "--json").out)
-    assert data["dry_run"] is True
-    return data["actions"]
-
-
-def can_connect(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=5):
-            return True
-    except psycopg.OperationalError:
-        return False
-
-
-def assert_one_line_error(stderr: str, *needles: str) -> None:
-    """Exactly one error line, the last line on stderr (progress lines may come before it), no traceback."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("treefork: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], f"expected a one-line error, got:\n{stderr}"
-    assert "Traceback" not in stderr
-    for n in needles:
-        assert n in errors[0], f"{n!r} not in {errors[0]!r}"
-
-
-def assert_nothing_left(repo: Path, name: str, *, branch: str | None = None, path: Path | None = None) -> None:
-    """No worktree dir, no registry entry, no branch, no database for workspace `name`."""
-    from treefork.names import db_name
-
-    branch = branch if branch is not None else name
-    path = path or worktrees_dir(repo) / name.replace("/", "+")
-    assert not path.exists(), f"{path} was left behind"
-    assert path.resolve() not in worktree_paths(repo)
-    assert name not in registry(repo)["workspaces"]
-    assert branch not in branches(repo)
-    assert not db_exists(db_name(repo_id(repo), name))
-    assert gc_dry(repo) == []
+__all__ = [
+    "admin_conn",
+    "assert_nothing_left",
+    "assert_one_line_error",
+    "branches",
+    "can_connect",
+    "db_exists",
+    "dbs_with_prefix",
+    "gc_dry",
+    "home",
+    "ls",
+    "new",
+    "registry",
+    "repo_id",
+    "root_db",
+    "worktree_paths",
+    "worktrees_dir",
+]
