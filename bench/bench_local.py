@@ -61,7 +61,7 @@ def log(msg: str) -> None:
 # ---- single measurements ---------------------------------------------------------------------------
 
 
-def measure_treefork_new(site: Site, measure_disk: bool) -> dict:
+def measure_treefork_new(site: Site, *, measure_disk: bool) -> dict:
     name = site.next_name("tf")
     if measure_disk:
         settle_disk(site)
@@ -248,7 +248,7 @@ def bench_site(site: Site, sizes_mb: list[int], repeats: int, parallel: list[int
             "floor_git": med(floor, "git"),
             "floor_create_db": med(floor, "create_db"),
             "floor_db_with_connect": med(floor, "db_with_connect"),
-            "overhead": Samples([n["seconds"] - f["seconds"] for n, f in zip(new, floor)]).median,
+            "overhead": Samples([n["seconds"] - f["seconds"] for n, f in zip(new, floor, strict=True)]).median,
             "dump_restore": dump.median,
             "dump_repeats": dump_reps,
             "free_delta": med(new, "free_delta"),
@@ -384,7 +384,7 @@ def render(results: list[dict], machine: dict, xfs_error: str | None, args: argp
     for r in results:
         startup = (r.get("small") or {}).get("cli_startup", float("nan"))
         for s in r["sizes"]:
-            diffs = sorted(n["seconds"] - f["seconds"] for n, f in zip(s["raw"]["new"], s["raw"]["floor"]))
+            diffs = sorted(n["seconds"] - f["seconds"] for n, f in zip(s["raw"]["new"], s["raw"]["floor"], strict=True))
             over = statistics.median(diffs) if diffs else s["new"] - s["floor"]
             q1, q3 = (diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]) if len(diffs) >= 4 else (over, over)
             if (q3 - q1) * 1000 > 2 * OVERHEAD_TARGET_MS:
@@ -491,7 +491,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax.set_xlabel("database size (MB, log scale)")
     ax.set_ylabel("time to create the branch (s, log scale)")
     ax.set_title("Database branch creation time vs size (median)")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(visible=True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)

@@ -14,13 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import psycopg
-from psycopg import sql
 
 MB = 1024 * 1024
 
@@ -108,7 +107,7 @@ def bench_env(home: Path, user_home: Path) -> dict[str, str]:
 
 
 def run(
-    cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 900
+    cmd: list[str], cwd: Path, env: dict[str, str], *, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     cp = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL

@@ -10,10 +10,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from testing import home_guard
 
 ENV_SAMPLE = (
     "# app settings\r\n"
@@ -81,12 +84,12 @@ def treefork_home() -> Path:
     """One PostgreSQL server for the whole session, in a home of its own (never the user's)."""
     home = Path(tempfile.mkdtemp(prefix="treefork-test-home-"))
     fake_user_home = Path(tempfile.mkdtemp(prefix="treefork-test-user-"))
-    saved = {
-        k: os.environ.get(k) for k in ("TREEFORK_HOME", "HOME", "XDG_CONFIG_HOME", "NEON_API_KEY", "NEON_API_HOST")
-    }
+    xdg = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+    saved = {k: os.environ.get(k) for k in ("TREEFORK_HOME", "HOME", *xdg, "NEON_API_KEY", "NEON_API_HOST")}
     os.environ["TREEFORK_HOME"] = str(home)
     os.environ["HOME"] = str(fake_user_home)  # nothing may write into the real home directory
-    os.environ.pop("XDG_CONFIG_HOME", None)
+    for var in xdg:
+        os.environ.pop(var, None)
     os.environ.pop("NEON_API_KEY", None)
     os.environ.pop("NEON_API_HOST", None)
     (fake_user_home / ".gitconfig").write_text(
@@ -126,6 +129,15 @@ def pg_server(treefork_home: Path) -> PgServer:
     yield PgServer(port=rec.port, password=rec.admin_password)
     cluster.destroy()
     shutil.rmtree(store.home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def untouched_real_home() -> Iterator[None]:
+    """Fails the test that wrote into the real home directory."""
+    before = home_guard.snapshot(home_guard.REAL_HOME)
+    yield
+    changed = home_guard.changes(before, home_guard.snapshot(home_guard.REAL_HOME))
+    assert not changed, f"this test wrote into the real home {home_guard.REAL_HOME}: {changed}"
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ Register with `pytest_plugins = ["conftest_neon"]` in a neon test module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from treefork import config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _render() -> str:
+def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.render()
+    return module
 
 
 def test_cli_reference_is_current() -> None:
     current = (ROOT / "docs" / "cli.md").read_text()
-    assert current == _render(), "docs/cli.md is stale: run `python scripts/gen_cli_docs.py`"
+    assert current == _generator().render(), "docs/cli.md is stale: run `python scripts/gen_cli_docs.py`"
+
+
+def test_cli_reference_is_what_treefork_prints() -> None:
+    """Each block of docs/cli.md is the real `treefork ... -h` output, and every visible command has one."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    documented = dict(re.findall(r"^## (treefork[^\n]*)\n\n```\n(.*?)```\n", text, re.MULTILINE | re.DOTALL))
+    assert set(documented) == {" ".join(("treefork", *path)) for path in _generator().commands()}
+    assert {"treefork", "treefork new", "treefork ls", "treefork rm"} <= set(documented)
+    env = {**os.environ, "COLUMNS": "200"}  # click wraps at 80 columns at most
+    for title, block in documented.items():
+        argv = [*title.split()[1:], "-h"]
+        cp = subprocess.run([sys.executable, "-m", "treefork", *argv], capture_output=True, text=True, env=env)
+        assert (cp.returncode, cp.stdout) == (0, block), f"docs/cli.md's `{title} -h` differs from what it prints"
 
 
 def test_every_config_key_is_documented() -> None:
@@ -34,7 +52,9 @@ def test_every_config_key_is_documented() -> None:
 def test_readme_opens_with_the_two_commands_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text().splitlines()
     block = readme[readme.index("```bash") + 1 : readme.index("```bash") + 3]
-    assert block[0].startswith("pip install . && treefork demo")
+    venv = "scripts/venv && . .venv/bin/activate && "
+    assert block[0].startswith(venv + "pip install . && treefork demo")
+    assert block[1].startswith(venv + "pip install -e '.[test]' && python -m pytest ")
     test_command = block[1].split("#")[0].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1].strip() == test_command

@@ -239,7 +239,10 @@ def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path) -> None:
 
 def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Path) -> None:
     (repo / ".env").unlink()
-    example = '# copy me\nexport APP_MODE=dev\nDATABASE_URL="postgresql://localhost/app_dev"  # yours\nNEON_API_KEY=napi_example\nLAST=1\n'
+    example = (
+        '# copy me\nexport APP_MODE=dev\nDATABASE_URL="postgresql://localhost/app_dev"  # yours\n'
+        "NEON_API_KEY=napi_example\nLAST=1\n"
+    )
     (repo / ".env.example").write_text(example)
     git(repo, "add", ".env.example")
     git(repo, "commit", "-q", "-m", "example")

@@ -21,10 +21,10 @@ _signal.signal(_signal.SIGINT, _interrupted)
 
 
 def main() -> None:
-    from treefork.cli import main as cli_main
+    from treefork.cli import console_main
 
-    cli_main()
+    console_main()
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

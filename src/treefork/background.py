@@ -5,7 +5,8 @@ in git, libpq or the server, outside Python's GIL."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -8,16 +8,20 @@ from typing import NoReturn
 
 import click
 
-from treefork import __version__
+from treefork import __version__, output
+from treefork.completion import workspace_names
 from treefork.error_handler import error_handler
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output with stable field names.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="treefork")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """A git worktree plus its own copy-on-write database branch, for each of your parallel AI agents."""
+    if ctx.invoked_subcommand is None:  # `treefork` alone: the help, and success
+        output.result(ctx.get_help())
 
 
 @cli.command()
@@ -76,7 +80,11 @@ def init(
 @cli.command()
 @click.argument("name")
 @click.option(
-    "--from", "parent", metavar="WORKSPACE", help="Fork from this workspace's database instead of the root's."
+    "--from",
+    "parent",
+    metavar="WORKSPACE",
+    shell_complete=workspace_names,
+    help="Fork from this workspace's database instead of the root's.",
 )
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
@@ -122,7 +130,7 @@ def ls_(as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=workspace_names)
 @click.option("--direct", is_flag=True, help="The unpooled URL (Neon); the same URL for local.")
 @JSON
 def url(name: str | None, direct: bool, as_json: bool) -> None:
@@ -133,7 +141,7 @@ def url(name: str | None, direct: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=workspace_names)
 @click.option("--force", is_flag=True, help="Remove even with uncommitted changes (they are lost).")
 @click.option(
     "--delete-branch", is_flag=True, help="Delete the git branch even if it is not merged (only one treefork created)."
@@ -229,7 +237,7 @@ def hook(hook_name: str, args: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=workspace_names)
 @JSON
 def sync(name: str | None, as_json: bool) -> None:
     """Finish provisioning a workspace whose worktree git made (default: the current worktree's)."""
@@ -252,17 +260,22 @@ def _exit(code: int) -> None:
         raise SystemExit(code)
 
 
-def main() -> NoReturn:
+def main(argv: list[str] | None = None) -> int:
+    """Run treefork with these arguments (default: the command line's) and return its exit code."""
     from treefork import output
 
     output.reopen_closed_std_fds()
     try:
         with error_handler():
-            _run()
-        code = 0
+            _run(argv)
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-    _leave(code)
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    return 0
+
+
+def console_main() -> NoReturn:
+    """The `treefork` console script and `python -m treefork`."""
+    _leave(main())
 
 
 def _leave(code: int) -> NoReturn:
@@ -276,14 +289,13 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run() -> None:
+def _run(argv: list[str] | None) -> None:
     try:
-        cli.main(prog_name="treefork", standalone_mode=False)
+        cli.main(argv, prog_name="treefork", standalone_mode=False)
     except click.exceptions.Abort:
         raise KeyboardInterrupt from None
     except click.ClickException as e:  # usage errors: one line with the fix, like every other error
-        from treefork import output
-
-        where = f"{e.ctx.command_path} --help" if getattr(e, "ctx", None) else "treefork --help"
+        ctx = getattr(e, "ctx", None)  # usage errors know their command
+        where = f"{ctx.command_path} --help" if ctx else "treefork --help"
         output.error(f"{e.format_message()} (hint: see `{where}`)")
         raise SystemExit(e.exit_code) from None

@@ -63,10 +63,6 @@ class Config:
     neon: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def our_keys(self) -> tuple[str, ...]:
-        return tuple(k for k in (self.url_var, self.direct_url_var) if k)
-
     def worktree_path(self, main_root: Path, dir_name: str) -> Path:
         base = Path(self.worktree_dir.replace("{repo}", main_root.name))
         if not base.is_absolute():

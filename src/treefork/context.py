@@ -22,7 +22,7 @@ class Context:
     _backend: Backend | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, cwd: Path | None = None) -> "Context":
+    def open(cls, cwd: Path | None = None) -> Context:
         repo = Repo.discover(cwd)
         return cls(repo=repo, registry=Registry(repo.common_dir), config=config_mod.load(repo.main_root))
 

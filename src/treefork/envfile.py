@@ -129,7 +129,7 @@ def _replace_value(original: str, key: str, value: str, newline: str) -> str:
 
 def _defines_removed_key(original: str, updates: Mapping[str, str | None]) -> bool:
     m = re.match(r"""\s*(?:export[ \t]+)?["']?([A-Za-z_][A-Za-z0-9_.]*)["']?[ \t]*=""", original)
-    return bool(m) and m.group(1) in updates and updates[m.group(1)] is None
+    return m is not None and m.group(1) in updates and updates[m.group(1)] is None
 
 
 def _leading_space(original: str) -> str:

@@ -10,14 +10,13 @@ import errno
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from treefork import output
 from treefork.errors import FatalError
 from treefork.redact import redact
 
-EXIT_FATAL = 1
 EXIT_BUG = 3
 EXIT_INTERRUPT = 130
 

@@ -28,7 +28,6 @@ class ProcError(FatalError):
         detail = (err.strip() or out.strip()).splitlines()
         last = detail[-1] if detail else "(no output)"
         super().__init__(f"`{' '.join(args[:3])}` failed (exit {rc}): {last}", hint=hint)
-        self.args_ = args
         self.rc = rc
         self.out = out
         self.err = err

@@ -48,7 +48,7 @@ class Repo:
     common_dir: Path
 
     @classmethod
-    def discover(cls, cwd: Path | None = None) -> "Repo":
+    def discover(cls, cwd: Path | None = None) -> Repo:
         cwd = (cwd or Path.cwd()).absolute()
         r = git(
             "rev-parse",

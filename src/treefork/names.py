@@ -26,7 +26,7 @@ class WorkspaceName(str):
     """A validated workspace name."""
 
     @classmethod
-    def of(cls, raw: str) -> "WorkspaceName":
+    def of(cls, raw: str) -> WorkspaceName:
         problem = _problem_with(raw)
         if problem:
             shown = raw if len(raw) <= 60 else raw[:57] + "..."

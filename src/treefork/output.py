@@ -6,12 +6,11 @@ Everything passes through redact(), so no secret reaches a terminal or a log.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from typing import Any, Iterable, Sequence
-
-import functools
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from treefork.redact import redact
 
@@ -20,7 +19,7 @@ if TYPE_CHECKING:  # rich costs ~50 ms to import; plain messages do not need it
 
 
 @functools.cache
-def _console(*, stderr: bool) -> "Console":
+def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TypedDict
 
 from treefork.errors import FatalError, ProcError
 
@@ -115,7 +116,13 @@ def spawn_detached(*args: str, run_as: RunAs | None = None, env: Mapping[str, st
     )
 
 
-def _identity(run_as: RunAs | None) -> dict[str, object]:
+class _Identity(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _identity(run_as: RunAs | None) -> _Identity:
     if run_as is None:
         return {}
     return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}

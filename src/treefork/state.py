@@ -9,9 +9,10 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
@@ -49,7 +50,7 @@ class Workspace:
         return dict(vars(self))  # every field is a scalar, so a shallow copy is a full one
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Workspace":
+    def from_json(cls, data: dict[str, Any]) -> Workspace:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -112,7 +113,7 @@ class State:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "State":
+    def from_json(cls, data: dict[str, Any]) -> State:
         spaces = {k: Workspace.from_json(v) for k, v in data.get("workspaces", {}).items()}
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "workspaces"}
         return cls(**fields, workspaces=spaces)
@@ -173,7 +174,8 @@ class Registry:
         except (ValueError, TypeError, KeyError) as e:
             raise FatalError(
                 f"the registry {self.file} is corrupted ({e})",
-                hint=f"restore it from a backup, or move it aside (mv {self.file} {self.file}.broken) and run `treefork init` to start a new registry (existing worktrees and databases are then not tracked)",
+                hint=f"restore it from a backup, or move it aside (mv {self.file} {self.file}.broken) and run "
+                "`treefork init` to start a new registry (existing worktrees and databases are then not tracked)",
             ) from None
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output
@@ -199,7 +201,8 @@ class Registry:
 
     def _load_secrets(self) -> dict[str, str]:
         try:
-            return json.loads(self.secrets_file.read_text(encoding="utf-8"))
+            data: dict[str, str] = json.loads(self.secrets_file.read_text(encoding="utf-8"))
+            return data
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:

@@ -310,8 +310,8 @@ def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str
     if exists and made_by_us:
         with ctx.registry.git_lock():
             _quietly(lambda: ctx.repo.remove_worktree(path, force=True))
-            if (created["branch"] or ws.created_branch) and ws.branch:
-                _quietly(lambda: ctx.repo.delete_branch(ws.branch))
+            if (created["branch"] or ws.created_branch) and (branch := ws.branch):
+                _quietly(lambda: ctx.repo.delete_branch(branch))
     with ctx.registry.transaction() as st:
         st.workspaces.pop(ws.name, None)
 
@@ -342,7 +342,7 @@ def _run_setup(ctx: Context, ws: Workspace) -> None:
             )
 
 
-def _quietly(step) -> None:
+def _quietly(step: Callable[[], object]) -> None:
     try:
         step()
     except Exception as e:  # rollback must go on; report what could not be undone

@@ -37,7 +37,7 @@ def test_sixteen_parallel_new_then_sixteen_parallel_rm(tf_repo: Path, main_env: 
     results = _wait_all(procs)
 
     created = set()
-    for name, (rc, out, err) in zip(names, results):
+    for name, (rc, out, err) in zip(names, results, strict=True):
         if rc == 0:
             ws = json.loads(out)
             assert ws["name"] == name and ws["status"] == "ready", ws
@@ -45,7 +45,7 @@ def test_sixteen_parallel_new_then_sixteen_parallel_rm(tf_repo: Path, main_env: 
         else:
             _check_failure_is_clear(rc, err)
     # treefork serialises the git steps and retries git's own race: every one must succeed
-    assert created == set(names), {n: r for n, r in zip(names, results) if n not in created}
+    assert created == set(names), {n: r for n, r in zip(names, results, strict=True) if n not in created}
 
     rows = assert_consistent(tf_repo, main_env)
     assert {r["name"] for r in rows} == set(names)
@@ -54,7 +54,7 @@ def test_sixteen_parallel_new_then_sixteen_parallel_rm(tf_repo: Path, main_env: 
 
     procs = [popen_tf(tf_repo, "rm", name) for name in names]
     results = _wait_all(procs)
-    for name, (rc, out, err) in zip(names, results):
+    for name, (rc, _, err) in zip(names, results, strict=True):
         assert rc == 0, f"rm {name} failed ({rc}): {err}"
     assert_empty(tf_repo)
     # the branches were merged (no commits on them), so rm deleted them too
@@ -73,7 +73,7 @@ def test_parallel_new_of_the_same_name_makes_one_workspace(tf_repo: Path, main_e
     procs = [popen_tf(tf_repo, "new", "same", "--json") for _ in range(6)]
     results = _wait_all(procs)
     ok = [r for r in results if r[0] == 0]
-    for rc, out, err in results:
+    for rc, _, err in results:
         if rc != 0:
             _check_failure_is_clear(rc, err)
     assert ok, results
@@ -93,7 +93,7 @@ def test_gc_running_during_parallel_new_drops_nothing_in_flight(tf_repo: Path, m
     gcs = [popen_tf(tf_repo, "gc", "--json") for _ in range(3)]
     results = _wait_all(procs)
     gc_results = _wait_all(gcs)
-    for (rc, _, err), name in zip(results, names):
+    for (rc, _, err), name in zip(results, names, strict=True):
         assert rc == 0, f"new {name} failed while gc ran: {err}"
     for rc, out, err in gc_results:
         assert rc == 0, err

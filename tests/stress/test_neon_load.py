@@ -50,7 +50,7 @@ def test_parallel_new_and_rm_under_a_rate_limit_storm(neon_repo: Path, fake_neon
     fake_neon.fault_rate = 0.2
     names = [f"agent-{i}" for i in range(N)]
     results = _finish([_spawn(neon_repo, fake_neon, "new", n) for n in names])
-    failures = [(n, rc, err) for n, (rc, err) in zip(names, results) if rc != 0]
+    failures = [(n, rc, err) for n, (rc, err) in zip(names, results, strict=True) if rc != 0]
     assert not failures, failures
 
     reg = _registry(neon_repo)["workspaces"]
@@ -66,7 +66,7 @@ def test_parallel_new_and_rm_under_a_rate_limit_storm(neon_repo: Path, fake_neon
     assert len(urls) == N, "every workspace has its own connection string"
 
     results = _finish([_spawn(neon_repo, fake_neon, "rm", n) for n in names])
-    failures = [(n, rc, err) for n, (rc, err) in zip(names, results) if rc != 0]
+    failures = [(n, rc, err) for n, (rc, err) in zip(names, results, strict=True) if rc != 0]
     fake_neon.fault_rate = 0.0
     assert not failures, failures
     assert _registry(neon_repo)["workspaces"] == {}

@@ -4,6 +4,7 @@ all_languages). Modules are imported on first use, so a command pays only for th
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from treefork.backends.base import Backend, BackendContext
 from treefork.errors import FatalError
@@ -14,12 +15,13 @@ BACKENDS = {
 }
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> Callable[[BackendContext], Backend]:
     try:
         module, _, cls = BACKENDS[name].partition(":")
     except KeyError:
         raise FatalError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}") from None
-    return getattr(importlib.import_module(module), cls)
+    found: Callable[[BackendContext], Backend] = getattr(importlib.import_module(module), cls)
+    return found
 
 
 def open_backend(name: str, ctx: BackendContext) -> Backend:

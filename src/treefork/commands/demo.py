@@ -3,12 +3,14 @@ one's database is isolated, then a clean-up that leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg  # the demo's stand-in for an app: it reads and writes rows like one
 
@@ -22,19 +24,40 @@ def run(*, count: int, keep: bool, as_json: bool) -> int:
         raise FatalError(f"--workspaces {count} is out of range", hint="use 1 to 16")
     repo = Path(tempfile.mkdtemp(prefix="treefork-demo-")) / "app"
     repo.mkdir()
+    server_was_running = _server_running(repo)
     try:
         report = _demo(repo, count)
     finally:
         if not keep:
             _cleanup(repo)
+            if server_was_running is False:  # the demo started it: stop it
+                proc.run(sys.executable, "-m", "treefork", "server", "stop", cwd=repo.parent.parent, check=False)
+    report["kept"] = str(repo) if keep else None
+    report["server_running"] = _server_running(repo.parent.parent)
     if as_json:
         output.emit_json(report)
     else:
         _show(report)
+        _say_what_is_left(report)
     return 0 if report["isolated"] else 1
 
 
-def _demo(repo: Path, count: int) -> dict:
+def _server_running(cwd: Path) -> bool | None:
+    """Whether the embedded PostgreSQL server runs (None where the backend has no such server)."""
+    r = proc.run(sys.executable, "-m", "treefork", "server", "status", "--json", cwd=cwd, check=False)
+    return bool(json.loads(r.out)["running"]) if r.rc == 0 else None
+
+
+def _say_what_is_left(report: dict[str, Any]) -> None:
+    if report["kept"]:
+        output.info(f"kept the demo repository in {report['kept']} (`cd {report['kept']} && treefork ls`)")
+    if report["server_running"]:
+        output.info("the embedded PostgreSQL server is still running (`treefork server stop` stops it)")
+    elif report["server_running"] is False:
+        output.info("the embedded PostgreSQL server is stopped")
+
+
+def _demo(repo: Path, count: int) -> dict[str, Any]:
     _tf_setup_repo(repo)
     _treefork(repo, "init")
     ctx = Context.open(repo)
@@ -78,7 +101,7 @@ def _authors(url: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT author FROM notes ORDER BY id")]
 
 
-def _show(report: dict) -> None:
+def _show(report: dict[str, Any]) -> None:
     output.table(
         ["workspace", "database", "method", "rows it sees"],
         ([r["workspace"], r["database"], r["clone_method"], ", ".join(r["sees"])] for r in report["workspaces"]),

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from treefork import git as gitmod
 from treefork import output, reconcile
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork import git as gitmod
 from treefork.git import git
 from treefork.hooks import claude, git_hooks
 from treefork.state import UNPROVISIONED

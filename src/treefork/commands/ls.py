@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from treefork import output, reconcile
 from treefork.context import Context
 
@@ -33,5 +35,5 @@ def run(*, as_json: bool) -> int:
     return 0
 
 
-def _status(row: dict) -> str:
-    return row["status"] + (f" ({row['error']})" if row.get("error") else "")
+def _status(row: dict[str, Any]) -> str:
+    return str(row["status"]) + (f" ({row['error']})" if row.get("error") else "")

@@ -24,7 +24,8 @@ def run(name: str | None, *, as_json: bool) -> int:
         output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file)})
     else:
         output.info(
-            f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), parent {ws.parent or 'root'}"
+            f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), "
+            f"parent {ws.parent or 'root'}"
         )
     return 0
 

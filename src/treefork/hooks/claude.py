@@ -58,7 +58,7 @@ def read_settings(path: Path) -> dict[str, Any]:
 
 def merged(settings: dict[str, Any], *, install: bool) -> dict[str, Any]:
     """The settings with our two hooks added (install) or removed; every other key untouched."""
-    data = json.loads(json.dumps(settings))
+    data: dict[str, Any] = json.loads(json.dumps(settings))
     hooks = data.setdefault("hooks", {})
     for event, verb in EVENTS.items():
         groups = [g for g in (_without_ours(g) for g in hooks.get(event, [])) if g is not None]

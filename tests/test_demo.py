@@ -1,0 +1,51 @@
+"""`treefork demo` says what it leaves behind: the repository it kept, and whether a server still runs.
+Each test has a treefork home of its own, so the demo finds no server running and starts one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import run_tf
+
+
+@pytest.fixture
+def own_home() -> Iterator[dict[str, str]]:
+    """A treefork home with no server in it (under the temp dir, which the server's user can reach as root)."""
+    home = Path(tempfile.mkdtemp(prefix="treefork-test-demo-home-"))
+    env = {"TREEFORK_HOME": str(home)}
+    yield env
+    run_tf(home, "server", "stop", env=env, check=False)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _server_running(cwd: Path, env: dict[str, str]) -> bool:
+    return bool(json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["running"])
+
+
+def test_demo_stops_the_server_it_started(tmp_path: Path, own_home: dict[str, str]) -> None:
+    env = own_home
+    r = run_tf(tmp_path, "demo", "--workspaces", "1", env=env)
+    assert "the embedded PostgreSQL server is stopped" in r.err
+    assert "kept" not in r.err
+    assert not _server_running(tmp_path, env)
+
+
+def test_demo_keep_says_where_and_leaves_the_server_running(tmp_path: Path, own_home: dict[str, str]) -> None:
+    env = own_home
+    r = run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", env=env)
+    kept = Path(r.err.split("kept the demo repository in ", 1)[1].split()[0])
+    try:
+        assert [w["name"] for w in json.loads(run_tf(kept, "ls", "--json", env=env).out)] == ["root", "agent-1"]
+        assert "server is still running (`treefork server stop` stops it)" in r.err
+        assert _server_running(tmp_path, env)
+        report = json.loads(run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", "--json", env=env).out)
+        assert report["server_running"] is True and Path(report["kept"], ".git").is_dir()
+        shutil.rmtree(Path(report["kept"]).parent)
+    finally:
+        shutil.rmtree(kept.parent)
