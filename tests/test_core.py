@@ -274,7 +274,6 @@ def test_commands_before_init_say_so(repo: Path) -> None:
 
 
 def test_demo_reports_isolation(tmp_path: Path) -> None:
-    run_tf(tmp_path, "server", "start")  # the demo would stop a server it started; this test reads it after
     r = run_tf(tmp_path, "demo", "--workspaces", "2", "--json")
     report = json.loads(r.out)
     assert report["isolated"] is True

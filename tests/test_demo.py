@@ -1,5 +1,5 @@
-"""`treefork demo` says what it leaves behind: the repository it kept, and whether a server still runs.
-Each test has a treefork home of its own, so the demo finds no server running and starts one."""
+"""`treefork demo` says what it leaves behind: the repository it kept, and the PostgreSQL clusters still
+running. Each test has a treefork home of its own."""
 
 from __future__ import annotations
 
@@ -24,16 +24,16 @@ def own_home() -> Iterator[dict[str, str]]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-def _server_running(cwd: Path, env: dict[str, str]) -> bool:
-    return bool(json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["running"])
+def _clusters(cwd: Path, env: dict[str, str]) -> list[dict]:
+    return list(json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["clusters"])
 
 
-def test_demo_stops_the_server_it_started(tmp_path: Path, own_home: dict[str, str]) -> None:
+def test_demo_removes_every_cluster_it_made(tmp_path: Path, own_home: dict[str, str]) -> None:
     env = own_home
     r = run_tf(tmp_path, "demo", "--workspaces", "1", env=env)
-    assert "the embedded PostgreSQL server is stopped" in r.err
+    assert "removed the demo repository and its PostgreSQL clusters" in r.err
     assert "kept" not in r.err
-    assert not _server_running(tmp_path, env)
+    assert _clusters(tmp_path, env) == []
 
 
 def test_demo_keep_says_where_and_leaves_the_server_running(tmp_path: Path, own_home: dict[str, str]) -> None:
@@ -42,10 +42,10 @@ def test_demo_keep_says_where_and_leaves_the_server_running(tmp_path: Path, own_
     kept = Path(r.err.split("kept the demo repository in ", 1)[1].split()[0])
     try:
         assert [w["name"] for w in json.loads(run_tf(kept, "ls", "--json", env=env).out)] == ["root", "agent-1"]
-        assert "server is still running (`treefork server stop` stops it)" in r.err
-        assert _server_running(tmp_path, env)
+        assert "its 2 PostgreSQL clusters are still running" in r.err
+        assert len([c for c in _clusters(tmp_path, env) if c["running"]]) == 2
         report = json.loads(run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", "--json", env=env).out)
-        assert report["server_running"] is True and Path(report["kept"], ".git").is_dir()
+        assert report["servers_running"] == 2 and Path(report["kept"], ".git").is_dir()
         shutil.rmtree(Path(report["kept"]).parent)
     finally:
         shutil.rmtree(kept.parent)

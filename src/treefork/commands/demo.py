@@ -24,16 +24,13 @@ def run(*, count: int, keep: bool, as_json: bool) -> int:
         raise FatalError(f"--workspaces {count} is out of range", hint="use 1 to 16")
     repo = Path(tempfile.mkdtemp(prefix="treefork-demo-")) / "app"
     repo.mkdir()
-    server_was_running = _server_running(repo)
     try:
         report = _demo(repo, count)
     finally:
         if not keep:
-            _cleanup(repo)
-            if server_was_running is False:  # the demo started it: stop it
-                proc.run(sys.executable, "-m", "treefork", "server", "stop", cwd=repo.parent.parent, check=False)
+            _cleanup(repo)  # removes the demo's clusters with its workspaces
     report["kept"] = str(repo) if keep else None
-    report["server_running"] = _server_running(repo.parent.parent)
+    report["servers_running"] = _servers_running(repo) if keep else 0
     if as_json:
         output.emit_json(report)
     else:
@@ -42,19 +39,24 @@ def run(*, count: int, keep: bool, as_json: bool) -> int:
     return 0 if report["isolated"] else 1
 
 
-def _server_running(cwd: Path) -> bool | None:
-    """Whether the embedded PostgreSQL server runs (None where the backend has no such server)."""
-    r = proc.run(sys.executable, "-m", "treefork", "server", "status", "--json", cwd=cwd, check=False)
-    return bool(json.loads(r.out)["running"]) if r.rc == 0 else None
+def _servers_running(repo: Path) -> int:
+    """How many of the kept demo repository's PostgreSQL clusters (its root and workspaces) still run."""
+    r = proc.run(sys.executable, "-m", "treefork", "server", "status", "--json", cwd=repo, check=False)
+    if r.rc != 0:
+        return 0
+    rid = Context.open(repo).state().repo_id
+    return sum(1 for c in json.loads(r.out)["clusters"] if c["repo_id"] == rid and c["running"])
 
 
 def _say_what_is_left(report: dict[str, Any]) -> None:
     if report["kept"]:
         output.info(f"kept the demo repository in {report['kept']} (`cd {report['kept']} && treefork ls`)")
-    if report["server_running"]:
-        output.info("the embedded PostgreSQL server is still running (`treefork server stop` stops it)")
-    elif report["server_running"] is False:
-        output.info("the embedded PostgreSQL server is stopped")
+        output.info(
+            f"its {report['servers_running']} PostgreSQL clusters are still running "
+            "(`treefork rm` of its workspaces removes theirs; `treefork server stop` stops them all)"
+        )
+    else:
+        output.info("removed the demo repository and its PostgreSQL clusters")
 
 
 def _demo(repo: Path, count: int) -> dict[str, Any]:
