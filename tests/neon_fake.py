@@ -8,6 +8,7 @@ an operation finishes). `log` records (method, path) of every request.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import random
@@ -50,6 +51,7 @@ class Project:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # branch id -> endpoint
     passwords: dict[str, str] = field(default_factory=dict)  # branch id -> neondb_owner's password
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schemas: dict[str, str] = field(default_factory=dict)  # branch id -> its database's schema (SQL text)
 
 
 class FakeNeon:
@@ -110,6 +112,19 @@ class FakeNeon:
                 project.annotations[branch["id"]] = annotation
             return branch
 
+    def set_schema(self, pid: str, bid: str, sql: str) -> None:
+        """What a migration on the branch would do (the fake keeps a schema per branch, no rows)."""
+        with self.lock:
+            self.projects[pid].schemas[bid] = sql
+
+    def schema(self, pid: str, bid: str) -> str:
+        with self.lock:
+            return self.projects[pid].schemas[bid]
+
+    def requests(self, method: str, suffix: str = "") -> int:
+        with self.lock:
+            return sum(1 for m, p in self.log if m == method and p.endswith(suffix))
+
     # ---- model ----------------------------------------------------------------------------------
     def _new_branch(
         self,
@@ -169,6 +184,7 @@ class FakeNeon:
             "suspend_timeout_seconds": 0,
             "provisioner": "k8s-neonvm",
         }
+        project.schemas[bid] = project.schemas.get(parent or "", "")
         project.passwords[bid] = "npg_" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
         return branch
 
@@ -286,9 +302,44 @@ class FakeNeon:
         if any(b.get("parent_id") == bid for b in project.branches.values()):
             raise ApiError(422, "branch has children; delete them first")
         del project.branches[bid]
+        project.schemas.pop(bid, None)
         project.annotations.pop(bid, None)
         project.endpoints.pop(bid, None)
         return 200, {"branch": branch, "operations": [self._operation(project, bid, "delete_timeline")]}
+
+    def restore_branch(self, project: Project, bid: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """BranchRestoreRequest -> BranchOperations. With preserve_under_name the previous state is kept
+        as a new branch and the branch's children move to it (as the spec describes)."""
+        branch = self.branch(project, bid)
+        if not body.get("source_branch_id"):
+            raise ApiError(400, "source_branch_id is required")
+        source = self.branch(project, body["source_branch_id"])
+        if branch["protected"]:
+            raise ApiError(400, "cannot restore a protected branch")
+        children = [b for b in project.branches.values() if b.get("parent_id") == bid]
+        preserve = body.get("preserve_under_name")
+        if (children or source["id"] == bid) and not preserve:
+            raise ApiError(400, "preserve_under_name is required when the branch has children")
+        new_schema = project.schemas[source["id"]]
+        if preserve:
+            kept = self._new_branch(project, preserve, parent=branch.get("parent_id"))
+            project.endpoints.pop(kept["id"])
+            project.schemas[kept["id"]] = project.schemas[bid]
+            for child in children:
+                child["parent_id"] = kept["id"]
+        project.schemas[bid] = new_schema
+        branch["updated_at"] = _now()
+        return 200, {"branch": branch, "operations": [self._operation(project, bid, "apply_storage_config")]}
+
+    def compare_schema(self, project: Project, bid: str, q: dict[str, str]) -> dict[str, Any]:
+        if q.get("db_name") != "neondb":
+            raise ApiError(404, "database not found")
+        base_id = q.get("base_branch_id") or self.branch(project, bid).get("parent_id") or bid
+        self.branch(project, base_id)
+        before = project.schemas[base_id].splitlines()
+        after = project.schemas[bid].splitlines()
+        diff = difflib.unified_diff(before, after, fromfile=base_id, tofile=bid, lineterm="")
+        return {"diff": "\n".join(diff)}
 
     def role(self, project: Project, bid: str) -> dict[str, Any]:
         return {
@@ -362,6 +413,10 @@ class FakeNeon:
             if bid in project.annotations:
                 out["annotation"] = self._annotation(project, bid)
             return 200, out
+        if method == "POST" and sub == "/restore":
+            return self.restore_branch(project, bid, body)
+        if method == "GET" and sub == "/compare_schema":
+            return 200, self.compare_schema(project, bid, q)
         if method == "GET" and sub == "/endpoints":
             return 200, {"endpoints": [project.endpoints[bid]] if bid in project.endpoints else []}
         if method == "GET" and sub == "/roles":

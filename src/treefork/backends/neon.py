@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from treefork.background import Background
+from treefork.backends import neon_lifecycle
 from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon_auth import resolve_key
@@ -214,6 +215,22 @@ class NeonBackend:
             "api_key_source": self.api.key.source,
             "branch_count": count,
         }
+
+    # ---- reset, diff, merge (backends/neon_lifecycle.py) -----------------------------------------
+    def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
+        return neon_lifecycle.reset_branch(self, branch, source=source)
+
+    def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
+        return neon_lifecycle.schema_diff(self, branch, base=base)
+
+    def snapshot(self, branch: DbBranch) -> DbBranch:
+        return neon_lifecycle.snapshot(self, branch)
+
+    def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
+        neon_lifecycle.restore(self, branch, snapshot=snapshot)
+
+    def drop_snapshot(self, snapshot: DbBranch) -> None:
+        neon_lifecycle.drop_snapshot(self, snapshot)
 
     # ---- helpers --------------------------------------------------------------------------------
     @property
