@@ -22,7 +22,7 @@ from treefork import proc
 _HEADER = re.compile(r"^-- Name: (?P<name>.+?); Type: (?P<type>[^;]+); Schema: (?P<schema>[^;]+);")
 _NOISE = re.compile(
     r"^(SET |SELECT pg_catalog\.set_config|\\restrict |\\unrestrict |GRANT |REVOKE |COMMENT ON |SECURITY LABEL |"
-    r"ALTER DEFAULT PRIVILEGES |ALTER [A-Z ]+ OWNER TO )"
+    r"ALTER DEFAULT PRIVILEGES |ALTER .+ OWNER TO )"
 )
 DUMP_FLAGS = (
     "--schema-only",
@@ -131,9 +131,13 @@ _STATEMENT = re.compile(
 def changed_objects(diff_text: str) -> list[str]:
     """'TYPE name' of every object a diff touches: from treefork's per-object headers, else (Neon's
     whole-dump diff) from the CREATE/ALTER/DROP statement that a changed line is part of."""
+    lines = diff_text.splitlines()
+    headers = [m.group("key") for m in map(_FILE_HEADER.match, lines) if m]
+    if headers:
+        return list(dict.fromkeys(headers))
     found: list[str] = []
     current: str | None = None
-    for line in diff_text.splitlines():
+    for line in lines:
         header = _FILE_HEADER.match(line)
         if header or line.startswith(("---", "+++", "@@")):
             current = None
