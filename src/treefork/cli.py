@@ -75,6 +75,8 @@ def init(
     help="Disconnect clients of the parent database for the clone (they are named otherwise).",
 )
 @click.option("--ttl", help="Neon: expire the branch after this long (e.g. 7d; at most 30d).")
+@click.option("--agent", metavar="CMD", help="Start this agent (a command line or an [agents] profile) in tmux.")
+@click.option("--prompt", metavar="TEXT", help="With --agent: pass TEXT to the agent as its last argument.")
 @JSON
 def new(
     name: str,
@@ -83,6 +85,8 @@ def new(
     path: str | None,
     terminate_blockers: bool,
     ttl: str | None,
+    agent: str | None,
+    prompt: str | None,
     as_json: bool,
 ) -> None:
     """Create (or finish creating) workspace NAME: worktree, branch, database branch and env file."""
@@ -97,17 +101,20 @@ def new(
             terminate_blockers=terminate_blockers,
             ttl=ttl,
             as_json=as_json,
+            agent=agent,
+            prompt=prompt,
         )
     )
 
 
 @cli.command(name="ls")
+@click.argument("name", required=False)
 @JSON
-def ls_(as_json: bool) -> None:
-    """List the workspaces of this repository."""
+def ls_(name: str | None, as_json: bool) -> None:
+    """List the workspaces of this repository; with NAME, everything about that one."""
     from treefork.commands import ls as cmd
 
-    _exit(cmd.run(as_json=as_json))
+    _exit(cmd.run(name, as_json=as_json))
 
 
 @cli.command()
@@ -263,6 +270,15 @@ def diff(name: str | None, all_: bool, as_json: bool) -> None:
     from treefork.commands import diff as cmd
 
     _exit(cmd.run(name, all_=all_, as_json=as_json))
+
+
+@cli.command()
+@click.argument("name")
+def attach(name: str) -> None:
+    """Attach to the tmux session of NAME's agent (started by `new NAME --agent CMD`)."""
+    from treefork.commands import attach as cmd
+
+    _exit(cmd.run(name))
 
 
 @cli.command(name="run", context_settings={"ignore_unknown_options": True})

@@ -40,7 +40,14 @@ def write_worktree_env(
     Also keeps it out of git, unless the caller says it already did (`excluded`)."""
     target = worktree / config.env_file
     base = envfile.read(target) if target.exists() else template_text(repo, config)
-    envfile.write(target, envfile.rewrite(base, url_updates(config, conn)))
+    updates = url_updates(config, conn)
+    if conn is not None:
+        updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
+        if config.ports and worktree.resolve() != repo.main_root.resolve():
+            from treefork import ports
+
+            updates.update({k: str(v) for k, v in ports.allocate(repo.common_dir, worktree, config.ports).items()})
+    envfile.write(target, envfile.rewrite(base, updates))
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
     return target

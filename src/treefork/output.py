@@ -62,12 +62,15 @@ def emit_json(data: Any, *, redacted: bool = True) -> None:
     sys.stdout.flush()
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, fit: bool = False
+) -> None:
+    """fit: one line per row, cells cut with an ellipsis to the terminal's width, never wrapped."""
     from rich.table import Table
 
     t = Table(title=title, show_edge=False, header_style="bold")
     for col in columns:
-        t.add_column(col)
+        t.add_column(col, no_wrap=fit, overflow="ellipsis" if fit else "fold")
     for row in rows:
         t.add_row(*(_escape(redact("" if cell is None else str(cell))) for cell in row))
     _console(stderr=False).print(t)

@@ -303,6 +303,10 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
         st.workspaces[name].status = REMOVING
     debug.crash_point("rm:after-intent")
     worktree_removed = _remove_worktree(ctx, ws, force=force)  # git's own dirty check is the last gate
+    if ctx.config.ports:
+        from treefork import ports
+
+        ports.release(path)
     debug.crash_point("rm:after-worktree")
     db_dropped = _drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
