@@ -12,6 +12,7 @@ from typing import Any
 from treefork import listing, output
 from treefork.context import Context
 
+DROPPABLE = ("disk", "server", "age", "parent", "+/-", "ports")  # on a narrow terminal, in this order
 COLUMNS = ("name", "branch", "parent", "+/-", "tree", "database", "server", "ports", "agent", "disk", "age")
 
 
@@ -27,7 +28,7 @@ def run(name: str | None = None, *, as_json: bool) -> int:
     elif name:
         _details(rows[0])
     else:
-        output.table(COLUMNS, (_cells(r) for r in rows), fit=True)
+        output.table(COLUMNS, (_cells(r) for r in rows), fit=True, droppable=DROPPABLE)
     return 0
 
 
