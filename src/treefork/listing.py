@@ -8,7 +8,6 @@ taken from the env file's URL without its credentials.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from treefork.state import State, Workspace
 FIELDS = (
     "name", "is_root", "branch", "parent", "path", "status", "error", "worktree", "origin",
     "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server",
-    "disk_bytes", "ports", "agent", "created_at", "age_seconds", "expires_at",
+    "disk_bytes", "ports", "agent", "created_at", "expires_at",
 )  # fmt: skip
 
 
@@ -63,7 +62,6 @@ def row(ctx: Context, state: State, ws: Workspace, *, worktree: str, expires_at:
         "ports": ports.held_by(path),
         "agent": agents_launch.status(agents_launch.session_name(ctx.repo.name, ws.name)),
         "created_at": ws.created_at,
-        "age_seconds": int(time.time() - ws.created_at),
         "expires_at": expires_at,
     }
 
