@@ -3,7 +3,7 @@
 It serves both treefork and the real neonctl on 127.0.0.1. Knobs: `latency` (seconds per request),
 `faults` (a scripted queue of (status, retry_after) answered before any real work), `fault_rate`
 (a probability of 429/423/503), `branch_limit` (422 BRANCHES_LIMIT_EXCEEDED), `op_polls` (polls before
-an operation finishes). `log` records (method, path) of every request.
+an operation finishes) or `op_seconds` (how long an operation takes). `log` records (method, path) of every request.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class FakeNeon:
         self.fault_rate = 0.0
         self.branch_limit = 5000
         self.op_polls = 2
+        self.op_seconds: float | None = None  # operations take this long (time-based) instead of op_polls polls
         self.log: list[tuple[str, str]] = []
         self.lock = threading.RLock()
         self._rng = random.Random(7)
@@ -200,7 +201,7 @@ class FakeNeon:
             "updated_at": _now(),
             "total_duration_ms": 0,
         }
-        project.operations[op["id"]] = {**op, "_polls_left": self.op_polls}
+        project.operations[op["id"]] = {**op, "_polls_left": self.op_polls, "_started": time.monotonic()}
         return op
 
     def project(self, pid: str) -> Project:
@@ -363,14 +364,27 @@ class FakeNeon:
     def get_operation(self, project: Project, op_id: str) -> dict[str, Any]:
         if op_id not in project.operations:
             raise ApiError(404, "operation not found")
-        op = project.operations[op_id]
-        if op["_polls_left"] > 0:
-            op["_polls_left"] -= 1
-        if op["_polls_left"] == 0:
+        return {"operation": self._advance(project, project.operations[op_id])}
+
+    def list_operations(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
+        """Newest first, as ListOperations; each listing counts as a poll of the operations it shows."""
+        limit = int(q.get("limit") or 10)
+        newest = list(reversed(project.operations.values()))[:limit]
+        return {"operations": [self._advance(project, op) for op in newest], "pagination": {"cursor": ""}}
+
+    def _advance(self, project: Project, op: dict[str, Any]) -> dict[str, Any]:
+        """An operation finishes after `op_polls` polls, or, when `op_seconds` is set, that long after it began."""
+        if self.op_seconds is not None:
+            done = time.monotonic() - op["_started"] >= self.op_seconds
+        else:
+            op["_polls_left"] = max(0, op["_polls_left"] - 1)
+            done = op["_polls_left"] == 0
+        if done and op["status"] == "running":
             op["status"] = "finished"
+            op["total_duration_ms"] = int((time.monotonic() - op["_started"]) * 1000)
             if op["branch_id"] in project.branches:
                 project.branches[op["branch_id"]]["current_state"] = "ready"
-        return {"operation": {k: v for k, v in op.items() if not k.startswith("_")}}
+        return {k: v for k, v in op.items() if not k.startswith("_")}
 
     def connection_uri(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
         bid = q.get("branch_id") or next(b["id"] for b in project.branches.values() if b["default"])
@@ -399,6 +413,8 @@ class FakeNeon:
             return self.create_branch(project, body)
         if method == "GET" and rest == "/connection_uri":
             return 200, self.connection_uri(project, q)
+        if method == "GET" and rest == "/operations":
+            return 200, self.list_operations(project, q)
         if method == "GET" and (om := re.fullmatch(r"/operations/([^/]+)", rest)):
             return 200, self.get_operation(project, om.group(1))
         bm = re.fullmatch(r"/branches/([^/]+)(/.*)?", rest)

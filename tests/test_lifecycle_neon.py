@@ -196,3 +196,19 @@ def test_dirty_parent_refuses(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> 
     r = tf_neon(neon_repo, "merge", "a", check=False)
     assert r.rc == 1 and "uncommitted changes" in r.err
     assert not (neon_repo / "f.txt").exists() and (neon_repo / "README.md").read_text() == "uncommitted\n"
+
+
+def test_new_at_the_floor_writes_neon_context_and_env_pull_variables(
+    neon_repo: Path, tf_neon, fake_neon: FakeNeon
+) -> None:
+    fake_neon.op_polls = 1  # the operations are done by the first poll
+    before = len(fake_neon.log)
+    a = _new(tf_neon, neon_repo, "a")
+    sent = fake_neon.log[before:]
+    assert sent == [("POST", f"/projects/{PROJECT}/branches"), ("GET", f"/projects/{PROJECT}/operations")]
+    bid = fake_neon.branch_names(PROJECT)["a"]
+    assert json.loads((a / ".neon").read_text()) == {"projectId": PROJECT, "branchId": bid}
+    assert git(a, "status", "--porcelain").stdout == ""  # .neon and .env are kept out of git
+    ep = fake_neon.projects[PROJECT].endpoints[bid]["id"]
+    assert f"@{ep}-pooler." in db_url(a)  # pooled
+    assert f"@{ep}." in db_url(a, "DATABASE_URL_UNPOOLED") and db_url(a, "NEON_BRANCH") == "a"

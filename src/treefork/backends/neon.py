@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -44,6 +45,7 @@ class NeonBackend:
         self._annotations: dict[str, dict[str, str]] = {}
         self._connections: dict[str, Connection] = {}
         self._api_job: Background[NeonApi] | None = None
+        self._attempted: set[str] = set()  # workspaces this process sent a create for
 
     # ---- plumbing -------------------------------------------------------------------------------
     @property
@@ -115,6 +117,7 @@ class NeonBackend:
             expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
             body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
         self.ctx.progress(f"creating Neon branch {name} from {parent.name}")
+        self._attempted.add(workspace)
         try:
             created = self.api.post(f"{self._base}/branches", body)
         except NeonApiError as e:
@@ -138,10 +141,19 @@ class NeonBackend:
         )
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
+        if self._creating_unrecorded(workspace):
+            return None  # create_branch is idempotent (a 409 adopts our branch): no listing on `new`'s path
         for b in self.list_branches():
             if b.workspace == workspace:
                 return b
         return None
+
+    def _creating_unrecorded(self, workspace: str) -> bool:
+        """The workspace is being created and no branch was recorded or tried for it by this process."""
+        if workspace in self._attempted:
+            return False
+        ws = self.ctx.registry.read().workspaces.get(workspace)
+        return ws is not None and ws.status == "creating" and not ws.db_id
 
     def delete_branch(self, branch: DbBranch) -> None:
         if branch.workspace == ROOT_MARK or branch.id == self.ctx.settings.get("root_branch_id"):
@@ -204,7 +216,13 @@ class NeonBackend:
     def connection(self, branch: DbBranch) -> Connection:
         if branch.id not in self._connections:
             self._connections[branch.id] = self._fetch_connection(branch)
-        return self._connections[branch.id]
+        conn = self._connections[branch.id]
+        return NeonConnection(
+            url=conn.url,
+            direct_url=conn.direct_url,
+            extra_env={"DATABASE_URL_UNPOOLED": conn.direct_url or conn.url, "NEON_BRANCH": branch.name},
+            context={"projectId": self.project_id, "branchId": branch.id},
+        )
 
     def status(self) -> dict[str, Any]:
         count = self.api.get(f"{self._base}/branches/count").get("count")
@@ -307,8 +325,11 @@ class NeonBackend:
         )
 
     def _wait_operations(self, operations: list[dict[str, Any]], *, what: str) -> None:
-        pending = [op["id"] for op in operations if op.get("status") not in DONE]
-        interval = float(os.environ.get("TREEFORK_NEON_POLL_SECONDS") or 0.5)
+        """Poll until every operation is done: one request a round (the project's recent operations), at
+        intervals that start short (TREEFORK_NEON_POLL_SECONDS, 0.05 s) and grow by half up to 2 s, so a
+        fast operation costs about its own time plus one poll and a slow one few requests."""
+        pending = {op["id"] for op in operations if op.get("status") not in DONE}
+        interval = float(os.environ.get("TREEFORK_NEON_POLL_SECONDS") or 0.05)
         give_up_at = time.monotonic() + 300
         shown = False
         while pending:
@@ -317,21 +338,26 @@ class NeonBackend:
                     f"Neon operations for {what} did not finish within 300 s",
                     hint="check the project's operations in the Neon console, then retry",
                 )
-            if not shown:
+            time.sleep(interval)
+            interval = min(2.0, interval * 1.5)
+            if not shown and interval > 0.5:
                 self.ctx.progress(f"waiting for Neon to finish {what}")
                 shown = True
-            time.sleep(interval)
-            still = []
-            for op_id in pending:
-                op = self.api.get(f"{self._base}/operations/{op_id}")["operation"]
+            for op in self._operations(pending):
                 if op.get("status") in FAILED:
                     raise BackendError(
                         f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
                         hint="see the operation in the Neon console; retry the command",
                     )
-                if op.get("status") not in DONE:
-                    still.append(op_id)
-            pending = still
+                if op.get("status") in DONE:
+                    pending.discard(op["id"])
+
+    def _operations(self, ids: set[str]) -> list[dict[str, Any]]:
+        """The operations with these ids: from one listing of the project's recent ones, else one by one."""
+        listed = self.api.get(f"{self._base}/operations", {"limit": 100}).get("operations", [])
+        found = [op for op in listed if op.get("id") in ids]
+        missing = ids - {op["id"] for op in found}
+        return found + [self.api.get(f"{self._base}/operations/{i}")["operation"] for i in sorted(missing)]
 
     def _fetch_connection(self, branch: DbBranch) -> Connection:
         base = f"{self._base}/branches/{branch.id}"
@@ -360,6 +386,14 @@ class NeonBackend:
         host = endpoint["host"]
         pooler = host.replace(endpoint["id"], endpoint["id"] + "-pooler", 1)
         return _make_connection(role, password, db["name"], host, pooler, pooled=self._pooled)
+
+
+@dataclass(frozen=True)
+class NeonConnection(Connection):
+    """Also what Neon's own `neon env pull` writes, and the worktree's `.neon` context for the Neon CLI."""
+
+    extra_env: dict[str, str] = field(default_factory=dict)
+    context: dict[str, str] = field(default_factory=dict)
 
 
 def _connection_from_create(created: dict[str, Any], *, pooled: bool, database: str, role: str) -> Connection | None:
