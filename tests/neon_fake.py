@@ -67,6 +67,7 @@ class FakeNeon:
         self.op_polls = 2
         self.op_seconds: float | None = None  # operations take this long (time-based) instead of op_polls polls
         self.log: list[tuple[str, str]] = []
+        self.log_times: list[float] = []  # when each request of `log` was handled (after `latency`)
         self.lock = threading.RLock()
         self._rng = random.Random(7)
         for pid in project_ids:
@@ -381,7 +382,8 @@ class FakeNeon:
             done = op["_polls_left"] == 0
         if done and op["status"] == "running":
             op["status"] = "finished"
-            op["total_duration_ms"] = int((time.monotonic() - op["_started"]) * 1000)
+            took = self.op_seconds if self.op_seconds is not None else time.monotonic() - op["_started"]
+            op["total_duration_ms"] = int(took * 1000)  # how long it ran, not when it was seen done
             if op["branch_id"] in project.branches:
                 project.branches[op["branch_id"]]["current_state"] = "ready"
         return {k: v for k, v in op.items() if not k.startswith("_")}
@@ -469,6 +471,7 @@ def _handler(fake: FakeNeon) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fake.latency)
             with fake.lock:
                 fake.log.append((method, parts.path))
+                fake.log_times.append(time.monotonic())
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                     return self._send(
                         401, {"code": "", "message": "authentication required", "request_id": str(uuid.uuid4())}

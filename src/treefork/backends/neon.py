@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from treefork.background import Background
-from treefork.backends import neon_lifecycle
+from treefork.backends import neon_lifecycle, neon_ops
 from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon_auth import resolve_key
@@ -25,7 +25,6 @@ from treefork.redact import register
 
 ROOT_MARK = "<root>"
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
-DONE, FAILED = {"finished", "skipped"}, {"failed", "error", "cancelled"}
 
 
 class NeonBackend:
@@ -118,8 +117,10 @@ class NeonBackend:
             body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
         self.ctx.progress(f"creating Neon branch {name} from {parent.name}")
         self._attempted.add(workspace)
+        api = self.api  # the client may still be starting in the background: not part of the round trip
+        started = time.monotonic()
         try:
-            created = self.api.post(f"{self._base}/branches", body)
+            created = api.post(f"{self._base}/branches", body)
         except NeonApiError as e:
             if e.status == 409:
                 return self._adopt(name, workspace)
@@ -127,7 +128,8 @@ class NeonBackend:
                 raise self._limit_error() from None
             raise
         branch = created["branch"]
-        self._wait_operations(created.get("operations", []), what=f"branch {name}")
+        rtt = time.monotonic() - started
+        self._wait_operations(created.get("operations", []), what=f"branch {name}", learn="create_seconds", rtt=rtt)
         conn = _connection_from_create(created, pooled=self._pooled, database=self._database, role=self._role)
         if conn is not None:
             self._connections[branch["id"]] = conn
@@ -324,40 +326,18 @@ class NeonBackend:
             hint="run `treefork gc` to delete branches of removed workspaces, or delete branches in the Neon console",
         )
 
-    def _wait_operations(self, operations: list[dict[str, Any]], *, what: str) -> None:
-        """Poll until every operation is done: one request a round (the project's recent operations), at
-        intervals that start short (TREEFORK_NEON_POLL_SECONDS, 0.05 s) and grow by half up to 2 s, so a
-        fast operation costs about its own time plus one poll and a slow one few requests."""
-        pending = {op["id"] for op in operations if op.get("status") not in DONE}
-        interval = float(os.environ.get("TREEFORK_NEON_POLL_SECONDS") or 0.05)
-        give_up_at = time.monotonic() + 300
-        shown = False
-        while pending:
-            if time.monotonic() > give_up_at:
-                raise BackendError(
-                    f"Neon operations for {what} did not finish within 300 s",
-                    hint="check the project's operations in the Neon console, then retry",
-                )
-            time.sleep(interval)
-            interval = min(2.0, interval * 1.5)
-            if not shown and interval > 0.5:
-                self.ctx.progress(f"waiting for Neon to finish {what}")
-                shown = True
-            for op in self._operations(pending):
-                if op.get("status") in FAILED:
-                    raise BackendError(
-                        f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
-                        hint="see the operation in the Neon console; retry the command",
-                    )
-                if op.get("status") in DONE:
-                    pending.discard(op["id"])
-
-    def _operations(self, ids: set[str]) -> list[dict[str, Any]]:
-        """The operations with these ids: from one listing of the project's recent ones, else one by one."""
-        listed = self.api.get(f"{self._base}/operations", {"limit": 100}).get("operations", [])
-        found = [op for op in listed if op.get("id") in ids]
-        missing = ids - {op["id"] for op in found}
-        return found + [self.api.get(f"{self._base}/operations/{i}")["operation"] for i in sorted(missing)]
+    def _wait_operations(
+        self, operations: list[dict[str, Any]], *, what: str, learn: str | None = None, rtt: float = 0.0
+    ) -> None:
+        """Wait for operations (backends/neon_ops.py). With `learn`, the first poll waits as long as the last
+        operation of that kind took, and this one's time is remembered for the next."""
+        expected = self.ctx.settings.get(learn) if learn else None
+        first = float(expected) - rtt / 2 if isinstance(expected, (int, float)) else None
+        took = neon_ops.wait(self.api, self._base, operations, what=what, progress=self.ctx.progress, first_delay=first)
+        if learn and took is not None and (expected is None or abs(took - float(expected)) > 0.02):
+            with self.ctx.registry.transaction() as st:
+                st.backend_settings[learn] = round(took, 3)
+            self.ctx.settings[learn] = round(took, 3)
 
     def _fetch_connection(self, branch: DbBranch) -> Connection:
         base = f"{self._base}/branches/{branch.id}"
