@@ -101,3 +101,25 @@ def test_ls_fields_and_details(tf_repo: Path) -> None:
     assert json.loads(run_tf(tf_repo, "ls", "a", "--json").out)["name"] == "a"
     table = run_tf(tf_repo, "ls").out
     assert all(len(line) <= 400 for line in table.splitlines()) and len(table.splitlines()) == 4
+
+
+def test_attach_without_a_session_says_so(tf_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_repo, "new", "a")
+    r = run_tf(tf_repo, "attach", "a", env={"TMUX_TMPDIR": str(tmp_path)}, check=False)
+    assert r.rc == 1 and ("no agent session" in r.err or "tmux is not installed" in r.err)
+
+
+def test_a_narrow_terminal_drops_the_optional_columns_first(monkeypatch) -> None:
+    from treefork import output
+
+    monkeypatch.setenv("COLUMNS", "36")
+    output._console.cache_clear()
+    try:
+        columns, rows = output._drop_columns(
+            ["name", "branch", "tree", "disk", "server"],
+            [["a", "a", "clean", "12.0K", "127.0.0.1:5432"]],
+            ["disk", "server"],
+        )
+    finally:
+        output._console.cache_clear()
+    assert columns == ["name", "branch", "tree", "server"] and rows == [["a", "a", "clean", "127.0.0.1:5432"]]

@@ -208,3 +208,22 @@ def test_reset_brings_the_data_back_with_the_same_url(users_repo: Path) -> None:
     run_tf(users_repo, "reset", "a")
     assert db_url(a) == url
     assert _sql(url, "SELECT id, name FROM users") == [(1, "ada")] and _columns(url, "users") == ["id", "name"]
+
+
+@pytest.mark.skipif(not LOCAL_LIFECYCLE.args[0], reason="LocalBackend can snapshot now")
+def test_merge_with_migration_refuses_up_front_while_local_cannot_snapshot(users_repo: Path) -> None:
+    a = _migration_repo(users_repo)
+    head = git(users_repo, "rev-parse", "HEAD").stdout
+    r = run_tf(users_repo, "merge", "a", check=False)
+    assert r.rc == 1 and "cannot snapshot yet" in r.err and "Traceback" not in r.err
+    _assert_parent_intact(users_repo, head, a)
+
+
+def test_merge_warns_when_another_workspace_changed_the_same_tables(users_repo: Path) -> None:
+    a, b = new(users_repo, "a"), new(users_repo, "b")
+    _sql(db_url(a), "ALTER TABLE users ADD COLUMN email text")
+    _sql(db_url(b), "ALTER TABLE users ADD COLUMN phone text")
+    _commit_file(a, "a.txt", "a\n")
+    r = run_tf(users_repo, "merge", "a", "--no-rm")
+    assert "workspace b also changed public.users" in r.err
+    assert a.is_dir() and (users_repo / "a.txt").exists()  # --no-rm keeps it

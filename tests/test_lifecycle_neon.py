@@ -212,3 +212,40 @@ def test_new_at_the_floor_writes_neon_context_and_env_pull_variables(
     ep = fake_neon.projects[PROJECT].endpoints[bid]["id"]
     assert f"@{ep}-pooler." in db_url(a)  # pooled
     assert f"@{ep}." in db_url(a, "DATABASE_URL_UNPOOLED") and db_url(a, "NEON_BRANCH") == "a"
+
+
+def test_neon_git_sync_hook_is_recognised(repo: Path) -> None:
+    from treefork.neon_git import neon_git_sync_hook_present
+
+    assert not neon_git_sync_hook_present(repo)
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\n# neon:git-sync\nneon git sync\n")
+    assert neon_git_sync_hook_present(repo)
+    hook.rename(hook.with_name("post-checkout.legacy"))  # chained by treefork install
+    assert neon_git_sync_hook_present(repo)
+    (repo / ".git" / "hooks" / "post-checkout.legacy").unlink()
+    git(repo, "config", "core.hooksPath", "custom-hooks")
+    (repo / "custom-hooks").mkdir()
+    (repo / "custom-hooks" / "post-checkout").write_text("#!/bin/sh\n# neon:git-sync\n")
+    assert neon_git_sync_hook_present(repo)
+
+
+def test_ls_shows_neon_expiry_and_stacking_on_it_is_refused(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
+    _new(tf_neon, neon_repo, "a")
+    tf_neon(neon_repo, "new", "b", "--ttl", "1d")
+    rows = {r["name"]: r for r in json.loads(tf_neon(neon_repo, "ls", "--json").out)}
+    assert rows["b"]["expires_at"] == fake_neon.branch_by_name(PROJECT, "b")["expires_at"]
+    assert rows["a"]["expires_at"] is None and rows["a"]["backend"] == "neon"
+    posts = fake_neon.requests("POST")
+    r = tf_neon(neon_repo, "new", "c", "--from", "b", check=False)
+    assert r.rc == 1 and "does not allow children of an expiring branch" in r.err
+    assert fake_neon.requests("POST") == posts and "c" not in fake_neon.branch_names(PROJECT)
+
+
+def test_reset_refuses_a_workspace_with_stacked_children(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
+    _new(tf_neon, neon_repo, "a")
+    _new(tf_neon, neon_repo, "b")
+    tf_neon(neon_repo, "rm", "b")
+    tf_neon(neon_repo, "new", "b", "--from", "a")
+    r = tf_neon(neon_repo, "reset", "a", check=False)
+    assert r.rc == 1 and "child branches (b)" in r.err and fake_neon.requests("POST", "/restore") == 0

@@ -38,6 +38,17 @@ def test_sixteen_parallel_new_in_two_repos_get_distinct_ports(tmp_path: Path) ->
     assert all(p != 0 for p in seen)
     rows = ls(repos[0])
     assert rows["w0"]["ports"] == _ports(paths[0])  # shown in ls
+    assert "PORT" not in dotenv_values(repos[0] / ".env")  # never the main worktree's
+
+
+def test_a_worktree_removed_behind_treeforks_back_frees_its_ports(tmp_path: Path) -> None:
+    repo = _ports_repo(tmp_path / "app")
+    env = {"TREEFORK_PORT_RANGE": "28500-28540"}
+    a = Path(run_tf(repo, "new", "a", env=env).out.strip().splitlines()[-1])
+    first = _ports(a)
+    git(repo, "worktree", "remove", "--force", str(a))
+    b = Path(run_tf(repo, "new", "b", env=env).out.strip().splitlines()[-1])
+    assert _ports(b) == first
 
 
 def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tmp_path: Path) -> None:

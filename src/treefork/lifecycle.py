@@ -74,16 +74,16 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
     if origin.name == target.name:
         raise FatalError(f"cannot reset {name!r} from itself", hint="pass --from another workspace, or leave it out")
     backend = ctx.backend(state)
-    _expect_method(backend, "reset_branch")
+    expect_method(backend, "reset_branch")
     backend.reset_branch(target.db, source=origin.db)
     return {"name": name, "source": origin.name, "db_branch": target.db.name}
 
 
-def _expect_method(backend: Backend, method: str) -> None:
+def expect_method(backend: Backend, method: str) -> None:
     if not callable(getattr(backend, method, None)):
         raise FatalError(
-            f"the {backend.name} backend cannot {method.replace('_', ' ')} yet",
-            hint="upgrade treefork; this backend does not implement it",
+            f"the {backend.name} backend cannot {method.replace('_', ' ')} yet; nothing was changed",
+            hint="it comes with a later treefork; for merge, leave `migrate` out and migrate by hand",
         )
 
 

@@ -19,7 +19,7 @@ from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
-from treefork.lifecycle import Side, collisions, env_of, expect_ready, parent_side, schema_diff
+from treefork.lifecycle import Side, collisions, env_of, expect_method, expect_ready, parent_side, schema_diff
 from treefork.state import State, Workspace
 
 
@@ -88,6 +88,9 @@ def _check_preconditions(ctx: Context, state: State, ws: Workspace, parent: Side
             f"workspace {ws.name!r} has uncommitted changes; a merge takes commits only",
             hint=f"commit them in {ws.path} (or `treefork run {ws.name} -- git commit -am ...`), then retry",
         )
+    if ctx.config.migrate:
+        for method in ("snapshot", "restore", "drop_snapshot"):
+            expect_method(ctx.backend(state), method)
     children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
     if children and not keep and getattr(ctx.backend(state), "leaf_delete_only", False):
         raise FatalError(
