@@ -7,21 +7,18 @@ response, or from `reveal_password` of the branch's own role (a protected parent
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
 
-from treefork.background import Background
-from treefork.backends import neon_lifecycle, neon_ops
+from treefork.backends import neon_conn, neon_lifecycle, neon_ops
 from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon_auth import resolve_key
+from treefork.backends.neon_conn import NeonConnection
+from treefork.background import Background
 from treefork.errors import BackendError, FatalError
-from treefork.redact import register
 
 ROOT_MARK = "<root>"
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
@@ -130,7 +127,7 @@ class NeonBackend:
         branch = created["branch"]
         rtt = time.monotonic() - started
         self._wait_operations(created.get("operations", []), what=f"branch {name}", learn="create_seconds", rtt=rtt)
-        conn = _connection_from_create(created, pooled=self._pooled, database=self._database, role=self._role)
+        conn = neon_conn.from_create(created, pooled=self._pooled, database=self._database, role=self._role)
         if conn is not None:
             self._connections[branch["id"]] = conn
         self._branches = None
@@ -217,7 +214,7 @@ class NeonBackend:
 
     def connection(self, branch: DbBranch) -> Connection:
         if branch.id not in self._connections:
-            self._connections[branch.id] = self._fetch_connection(branch)
+            self._connections[branch.id] = neon_conn.fetch_connection(self, branch)
         conn = self._connections[branch.id]
         return NeonConnection(
             url=conn.url,
@@ -338,60 +335,3 @@ class NeonBackend:
             with self.ctx.registry.transaction() as st:
                 st.backend_settings[learn] = round(took, 3)
             self.ctx.settings[learn] = round(took, 3)
-
-    def _fetch_connection(self, branch: DbBranch) -> Connection:
-        base = f"{self._base}/branches/{branch.id}"
-        endpoint = next(
-            (e for e in self.api.get(f"{base}/endpoints").get("endpoints", []) if e.get("type") == "read_write"), None
-        )
-        if endpoint is None:
-            raise BackendError(
-                f"Neon branch {branch.name} has no read_write compute",
-                hint="add a compute to the branch in the Neon console",
-            )
-        databases = self.api.get(f"{base}/databases").get("databases", [])
-        db = (
-            next((d for d in databases if d["name"] == self._database), None)
-            if self._database
-            else (databases[0] if len(databases) == 1 else None)
-        )
-        if db is None:
-            names = ", ".join(d["name"] for d in databases) or "none"
-            raise BackendError(
-                f"cannot choose a database on Neon branch {branch.name} (found: {names})",
-                hint="set database = '...' in the [neon] table of treefork.toml",
-            )
-        role = self._role or db["owner_name"]
-        password = self.api.get(f"{base}/roles/{quote(role, safe='')}/reveal_password")["password"]
-        host = endpoint["host"]
-        pooler = host.replace(endpoint["id"], endpoint["id"] + "-pooler", 1)
-        return _make_connection(role, password, db["name"], host, pooler, pooled=self._pooled)
-
-
-@dataclass(frozen=True)
-class NeonConnection(Connection):
-    """Also what Neon's own `neon env pull` writes, and the worktree's `.neon` context for the Neon CLI."""
-
-    extra_env: dict[str, str] = field(default_factory=dict)
-    context: dict[str, str] = field(default_factory=dict)
-
-
-def _connection_from_create(created: dict[str, Any], *, pooled: bool, database: str, role: str) -> Connection | None:
-    for uri in created.get("connection_uris") or []:
-        p = uri.get("connection_parameters") or {}
-        if (database and p.get("database") != database) or (role and p.get("role") != role):
-            continue
-        return _make_connection(
-            p["role"], p["password"], p["database"], p["host"], p.get("pooler_host") or p["host"], pooled=pooled
-        )
-    return None
-
-
-def _make_connection(
-    role: str, password: str, database: str, host: str, pooler_host: str, *, pooled: bool
-) -> Connection:
-    register(password)
-    auth = f"{quote(role, safe='')}:{quote(password, safe='')}"
-    direct = f"postgresql://{auth}@{host}/{quote(database, safe='')}?sslmode=require"
-    pooled_url = f"postgresql://{auth}@{pooler_host}/{quote(database, safe='')}?sslmode=require"
-    return Connection(url=pooled_url if pooled else direct, direct_url=direct)
