@@ -158,4 +158,5 @@ def run_in(ctx: Context, name: str, command: tuple[str, ...]) -> int:
     if not where.is_dir():
         raise FatalError(f"the worktree {where} is missing", hint=f"`treefork rm {name}`, or `treefork sync {name}`")
     output.info(f"running in {where}: {' '.join(command)}")
-    return proc.run_attached(*command, cwd=where, env=env_of(ctx, where))
+    rc = proc.run_attached(*command, cwd=where, env=env_of(ctx, where))
+    return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N
