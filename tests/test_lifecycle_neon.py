@@ -81,7 +81,7 @@ def _merge_setup(repo: Path, tf_neon, script: str) -> Path:
 
 # a migration that says it started, then waits for the test to apply its change to the fake and say go
 WAITING_MIGRATION = """import os, sys, time, pathlib
-pathlib.Path(os.environ["MARKER"]).write_text(os.environ["DATABASE_URL"])
+pathlib.Path(os.environ["MARKER"]).write_text(os.environ["DATABASE_URL"] + "\\n" + os.environ["DATABASE_URL_UNPOOLED"])
 go = pathlib.Path(os.environ["MARKER"] + ".go")
 while not go.exists():
     time.sleep(0.05)
@@ -102,9 +102,10 @@ def _start_merge(repo: Path, fake: FakeNeon, marker: Path) -> subprocess.Popen[s
     )
 
 
-def _wait_for(path: Path) -> None:
+def _wait_for(path: Path, p: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 120
     while not path.exists():
+        assert p.poll() is None, f"merge ended early: {p.communicate()}"
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
 
@@ -117,12 +118,14 @@ def test_merge_migrates_the_parent_then_removes_the_workspace(
     a = _merge_setup(neon_repo, tf_neon, WAITING_MIGRATION)
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker)
+    _wait_for(marker, p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # what the migration does to the parent's database
     (tmp_path / "marker.go").write_text("0")
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert marker.read_text() == tf_neon(neon_repo, "url", "root").out.strip()  # ran against the parent
+    pooled, unpooled = marker.read_text().splitlines()  # it ran against the parent, both URLs given
+    assert pooled == tf_neon(neon_repo, "url", "root").out.strip()
+    assert unpooled == tf_neon(neon_repo, "url", "root", "--direct").out.strip() != pooled
     assert (neon_repo / "feature.txt").read_text() == "agent work\n"
     assert fake_neon.schema(PROJECT, main_id) == USERS_EMAIL
     assert not a.exists() and fake_neon.branch_names(PROJECT) == {}  # workspace and snapshot gone
@@ -146,7 +149,7 @@ def test_failing_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker)
+    _wait_for(marker, p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # half applied...
     (tmp_path / "marker.go").write_text("3")  # ...then it fails
     _, err = p.communicate(timeout=120)
@@ -164,7 +167,7 @@ def test_interrupt_during_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker)
+    _wait_for(marker, p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)
     os.killpg(p.pid, signal.SIGINT)  # ^C in the terminal: treefork and the migration both get it
     _, err = p.communicate(timeout=120)

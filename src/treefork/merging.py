@@ -137,6 +137,7 @@ def _migrate(ctx: Context, parent: Side) -> None:
     command = ctx.config.migrate
     env = env_of(ctx, parent.path)
     conn = ctx.backend().connection(parent.db)
+    env.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's DATABASE_URL_UNPOOLED, for migrations
     env[ctx.config.url_var] = conn.url  # the parent's database, whatever its env file says
     if ctx.config.direct_url_var:
         env[ctx.config.direct_url_var] = conn.direct_url or conn.url

@@ -19,6 +19,7 @@ from treefork.backends.neon_auth import resolve_key
 from treefork.backends.neon_conn import NeonConnection
 from treefork.background import Background
 from treefork.errors import BackendError, FatalError
+from treefork.state import CREATING
 
 ROOT_MARK = "<root>"
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
@@ -152,7 +153,7 @@ class NeonBackend:
         if workspace in self._attempted:
             return False
         ws = self.ctx.registry.read().workspaces.get(workspace)
-        return ws is not None and ws.status == "creating" and not ws.db_id
+        return ws is not None and ws.status == CREATING and not ws.db_id
 
     def delete_branch(self, branch: DbBranch) -> None:
         if branch.workspace == ROOT_MARK or branch.id == self.ctx.settings.get("root_branch_id"):
