@@ -156,6 +156,10 @@ def test_failing_migration_puts_code_and_data_back(
     assert p.returncode == 1 and "failed with exit code 3" in err and "put back" in err
     _assert_untouched(neon_repo, fake_neon, head, a)
     assert fake_neon.requests("POST", "/restore") == 1
+    kept = [n for n in fake_neon.branch_names(PROJECT) if "before-restore" in n]
+    assert len(kept) == 1 and "deletes it when the last of them is removed" in err
+    tf_neon(neon_repo, "rm", "a", "--force")
+    assert fake_neon.branch_names(PROJECT) == {}  # the preserved branch went with its last child
 
 
 def test_interrupt_during_migration_puts_code_and_data_back(
@@ -252,3 +256,15 @@ def test_reset_refuses_a_workspace_with_stacked_children(neon_repo: Path, tf_neo
     tf_neon(neon_repo, "new", "b", "--from", "a")
     r = tf_neon(neon_repo, "reset", "a", check=False)
     assert r.rc == 1 and "child branches (b)" in r.err and fake_neon.requests("POST", "/restore") == 0
+
+
+def test_gc_leaves_a_running_merges_snapshot_and_drops_a_dead_ones(
+    neon_repo: Path, tf_neon, fake_neon: FakeNeon
+) -> None:
+    repo_id = json.loads((neon_repo / ".git" / "treefork" / "registry.json").read_text())["repo_id"]
+    mark = {"treefork": "1", "treefork_repo": repo_id, "treefork_workspace": "<snapshot>"}
+    fake_neon.add_foreign_branch(PROJECT, "live-snap", annotation={**mark, "treefork_pid": str(os.getpid())})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    fake_neon.add_foreign_branch(PROJECT, "dead-snap", annotation={**mark, "treefork_pid": dead.stdout.strip()})
+    tf_neon(neon_repo, "gc")
+    assert set(fake_neon.branch_names(PROJECT)) == {"live-snap"}

@@ -196,12 +196,13 @@ class NeonBackend:
         self._connections.pop(branch.id, None)
         if result:
             self._wait_operations(result.get("operations", []), what=f"deleting {info['name']}")
+        neon_lifecycle.drop_preserved_if_childless(self, info.get("parent_id"))
 
     def list_branches(self) -> list[DbBranch]:
         out = []
         for b in self._list_all():
             ann = self._annotations.get(b["id"])
-            if not b.get("default") and self._mine(ann):
+            if not b.get("default") and self._mine(ann) and not neon_lifecycle.in_use_snapshot(ann):
                 out.append(
                     DbBranch(
                         name=b["name"],

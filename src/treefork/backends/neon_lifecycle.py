@@ -12,17 +12,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from treefork.backends.base import NEON, DbBranch
 from treefork.backends.neon_api import NeonApiError
 from treefork.errors import BackendError, FatalError
+from treefork.state import pid_alive
 
 if TYPE_CHECKING:
     from treefork.backends.neon import NeonBackend
 
 SNAPSHOT_MARK = "<snapshot>"
+PRESERVED = "preserved_branch_ids"  # backend setting: branches a restore kept, deleted with their last child
 
 
 def reset_branch(nb: NeonBackend, branch: DbBranch, *, source: DbBranch) -> DbBranch:
@@ -48,7 +51,12 @@ def snapshot(nb: NeonBackend, branch: DbBranch) -> DbBranch:
     name = f"{branch.name}-treefork-snapshot-{int(time.time())}"[-256:]
     body: dict[str, Any] = {
         "branch": {"name": name, "parent_id": branch.id},
-        "annotation_value": {"treefork": "1", "treefork_repo": nb.ctx.repo_id, "treefork_workspace": SNAPSHOT_MARK},
+        "annotation_value": {
+            "treefork": "1",
+            "treefork_repo": nb.ctx.repo_id,
+            "treefork_workspace": SNAPSHOT_MARK,
+            "treefork_pid": str(os.getpid()),  # while this merge runs, `gc` leaves the snapshot alone
+        },
     }
     nb.ctx.progress(f"snapshotting Neon branch {branch.name}")
     try:
@@ -86,13 +94,39 @@ def _drop_preserved(nb: NeonBackend, name: str) -> None:
     if any(b.get("parent_id") == kept["id"] for b in branches):
         nb.ctx.progress(
             f"Neon kept the discarded state as branch {name}, now the parent of the workspaces' branches; "
-            "delete it once they are removed"
+            "treefork deletes it when the last of them is removed"
         )
+        with nb.ctx.registry.transaction() as st:
+            kept_ids = st.backend_settings.setdefault(PRESERVED, [])
+            kept_ids.append(kept["id"])
+            nb.ctx.settings[PRESERVED] = list(kept_ids)
         return
     result = nb.api.delete(f"{nb._base}/branches/{kept['id']}")
     nb._branches = None
     if result:
         nb._wait_operations(result.get("operations", []), what=f"deleting {name}")
+
+
+def in_use_snapshot(annotation: dict[str, str] | None) -> bool:
+    """A snapshot whose merge is still running (its process is alive): not an orphan for `gc`."""
+    a = annotation or {}
+    pid = a.get("treefork_pid") or ""
+    return a.get("treefork_workspace") == SNAPSHOT_MARK and pid.isdigit() and pid_alive(int(pid))
+
+
+def drop_preserved_if_childless(nb: NeonBackend, parent_id: str | None) -> None:
+    """After a delete: the branch a restore preserved goes once its last child (a workspace's branch) is gone."""
+    if not parent_id or parent_id not in (nb.ctx.settings.get(PRESERVED) or []):
+        return
+    if any(b.get("parent_id") == parent_id for b in nb._list_all()):
+        return
+    result = nb.api.delete(f"{nb._base}/branches/{parent_id}")
+    nb._branches = None
+    with nb.ctx.registry.transaction() as st:
+        st.backend_settings[PRESERVED] = [i for i in st.backend_settings.get(PRESERVED, []) if i != parent_id]
+        nb.ctx.settings[PRESERVED] = list(st.backend_settings[PRESERVED])
+    if result:
+        nb._wait_operations(result.get("operations", []), what="deleting the branch a restore preserved")
 
 
 def _database_name(nb: NeonBackend, branch: DbBranch) -> str:
