@@ -268,3 +268,18 @@ def test_gc_leaves_a_running_merges_snapshot_and_drops_a_dead_ones(
     fake_neon.add_foreign_branch(PROJECT, "dead-snap", annotation={**mark, "treefork_pid": dead.stdout.strip()})
     tf_neon(neon_repo, "gc")
     assert set(fake_neon.branch_names(PROJECT)) == {"live-snap"}
+
+
+def test_the_real_neon_cli_inside_a_worktree_targets_its_branch(
+    neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
+) -> None:
+    from test_neon_conformance import neonctl_bin
+
+    a = _new(tf_neon, neon_repo, "a")
+    (neon_repo / ".neon").write_text(json.dumps({"projectId": PROJECT, "branchId": _ids(fake_neon)[0]}))
+    cmd = [str(neonctl_bin()), "--api-host", fake_neon.url, "--no-analytics", "--api-key", fake_neon.api_key]
+    cmd += ["--config-dir", str(tmp_path / "neonconfig"), "connection-string", "--pooled"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=a)
+    assert r.returncode == 0, r.stderr
+    ep = fake_neon.projects[PROJECT].endpoints[fake_neon.branch_names(PROJECT)["a"]]["id"]
+    assert f"@{ep}-pooler." in r.stdout  # a's branch, not the main repo's .neon (the default branch)
