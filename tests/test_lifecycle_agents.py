@@ -57,6 +57,10 @@ def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_repo: Path, tmux_env
     url, prompt = seen.read_text().split("|")
     assert url == run_tf(tf_repo, "url", "a").out.strip() and prompt == "30"
     assert ls(tf_repo)["a"]["agent"] == "running"
+    run_tf(tf_repo, "rm", "a", "--force", env=tmux_env)  # the agent goes with its worktree
+    import subprocess
+
+    assert subprocess.run(["tmux", "has-session", "-t", f"={tf_repo.name}/a"], capture_output=True).returncode != 0
 
 
 @needs_tmux

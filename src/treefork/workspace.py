@@ -307,6 +307,9 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
         from treefork import ports
 
         ports.release(path)
+    from treefork import agents_launch  # an agent started by `new --agent` goes with its worktree
+
+    agents_launch.kill(agents_launch.session_name(ctx.repo.name, name))
     debug.crash_point("rm:after-worktree")
     db_dropped = _drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
