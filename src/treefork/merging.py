@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def _no_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _quietly(step, warnings: list[str]) -> None:
+def _quietly(step: Callable[[], None], warnings: list[str]) -> None:
     try:
         step()
     except FatalError as e:

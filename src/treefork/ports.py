@@ -54,7 +54,9 @@ def _table() -> Iterator[dict[str, dict[str, Any]]]:
         except FileNotFoundError:
             table = {}
         except (OSError, ValueError) as e:
-            raise FatalError(f"cannot read {file}: {e}", hint=f"remove it ({file}); ports are then handed out anew")
+            raise FatalError(
+                f"cannot read {file}: {e}", hint=f"remove it ({file}); ports are then handed out anew"
+            ) from None
         before = json.dumps(table, sort_keys=True)
         yield table
         if json.dumps(table, sort_keys=True) != before:
