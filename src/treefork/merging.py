@@ -62,7 +62,9 @@ def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
     after = ctx.repo.head_of(parent.path) or before
     removed = False
     if not keep:
-        workspace.remove(ctx, name)
+        inside = ctx.repo.toplevel.resolve() == Path(ws.path).resolve()
+        # run from inside the workspace: its git calls must not run in the worktree being removed
+        workspace.remove(Context.open(ctx.repo.main_root) if inside else ctx, name)
         removed = True
     return MergeResult(
         name, parent.name, parent_branch, before, after, bool(ctx.config.migrate), removed, warnings=warnings
