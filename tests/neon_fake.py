@@ -3,11 +3,12 @@
 It serves both treefork and the real neonctl on 127.0.0.1. Knobs: `latency` (seconds per request),
 `faults` (a scripted queue of (status, retry_after) answered before any real work), `fault_rate`
 (a probability of 429/423/503), `branch_limit` (422 BRANCHES_LIMIT_EXCEEDED), `op_polls` (polls before
-an operation finishes). `log` records (method, path) of every request.
+an operation finishes) or `op_seconds` (how long an operation takes). `log` records (method, path) of every request.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import random
@@ -50,6 +51,7 @@ class Project:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # branch id -> endpoint
     passwords: dict[str, str] = field(default_factory=dict)  # branch id -> neondb_owner's password
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schemas: dict[str, str] = field(default_factory=dict)  # branch id -> its database's schema (SQL text)
 
 
 class FakeNeon:
@@ -63,7 +65,9 @@ class FakeNeon:
         self.fault_rate = 0.0
         self.branch_limit = 5000
         self.op_polls = 2
+        self.op_seconds: float | None = None  # operations take this long (time-based) instead of op_polls polls
         self.log: list[tuple[str, str]] = []
+        self.log_times: list[float] = []  # when each request of `log` was handled (after `latency`)
         self.lock = threading.RLock()
         self._rng = random.Random(7)
         for pid in project_ids:
@@ -109,6 +113,19 @@ class FakeNeon:
             if annotation:
                 project.annotations[branch["id"]] = annotation
             return branch
+
+    def set_schema(self, pid: str, bid: str, sql: str) -> None:
+        """What a migration on the branch would do (the fake keeps a schema per branch, no rows)."""
+        with self.lock:
+            self.projects[pid].schemas[bid] = sql
+
+    def schema(self, pid: str, bid: str) -> str:
+        with self.lock:
+            return self.projects[pid].schemas[bid]
+
+    def requests(self, method: str, suffix: str = "") -> int:
+        with self.lock:
+            return sum(1 for m, p in self.log if m == method and p.endswith(suffix))
 
     # ---- model ----------------------------------------------------------------------------------
     def _new_branch(
@@ -169,6 +186,7 @@ class FakeNeon:
             "suspend_timeout_seconds": 0,
             "provisioner": "k8s-neonvm",
         }
+        project.schemas[bid] = project.schemas.get(parent or "", "")
         project.passwords[bid] = "npg_" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
         return branch
 
@@ -184,7 +202,7 @@ class FakeNeon:
             "updated_at": _now(),
             "total_duration_ms": 0,
         }
-        project.operations[op["id"]] = {**op, "_polls_left": self.op_polls}
+        project.operations[op["id"]] = {**op, "_polls_left": self.op_polls, "_started": time.monotonic()}
         return op
 
     def project(self, pid: str) -> Project:
@@ -286,9 +304,44 @@ class FakeNeon:
         if any(b.get("parent_id") == bid for b in project.branches.values()):
             raise ApiError(422, "branch has children; delete them first")
         del project.branches[bid]
+        project.schemas.pop(bid, None)
         project.annotations.pop(bid, None)
         project.endpoints.pop(bid, None)
         return 200, {"branch": branch, "operations": [self._operation(project, bid, "delete_timeline")]}
+
+    def restore_branch(self, project: Project, bid: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """BranchRestoreRequest -> BranchOperations. With preserve_under_name the previous state is kept
+        as a new branch and the branch's children move to it (as the spec describes)."""
+        branch = self.branch(project, bid)
+        if not body.get("source_branch_id"):
+            raise ApiError(400, "source_branch_id is required")
+        source = self.branch(project, body["source_branch_id"])
+        if branch["protected"]:
+            raise ApiError(400, "cannot restore a protected branch")
+        children = [b for b in project.branches.values() if b.get("parent_id") == bid]
+        preserve = body.get("preserve_under_name")
+        if (children or source["id"] == bid) and not preserve:
+            raise ApiError(400, "preserve_under_name is required when the branch has children")
+        new_schema = project.schemas[source["id"]]
+        if preserve:
+            kept = self._new_branch(project, preserve, parent=branch.get("parent_id"))
+            project.endpoints.pop(kept["id"])
+            project.schemas[kept["id"]] = project.schemas[bid]
+            for child in children:
+                child["parent_id"] = kept["id"]
+        project.schemas[bid] = new_schema
+        branch["updated_at"] = _now()
+        return 200, {"branch": branch, "operations": [self._operation(project, bid, "apply_storage_config")]}
+
+    def compare_schema(self, project: Project, bid: str, q: dict[str, str]) -> dict[str, Any]:
+        if q.get("db_name") != "neondb":
+            raise ApiError(404, "database not found")
+        base_id = q.get("base_branch_id") or self.branch(project, bid).get("parent_id") or bid
+        self.branch(project, base_id)
+        before = project.schemas[base_id].splitlines()
+        after = project.schemas[bid].splitlines()
+        diff = difflib.unified_diff(before, after, fromfile=base_id, tofile=bid, lineterm="")
+        return {"diff": "\n".join(diff)}
 
     def role(self, project: Project, bid: str) -> dict[str, Any]:
         return {
@@ -312,14 +365,28 @@ class FakeNeon:
     def get_operation(self, project: Project, op_id: str) -> dict[str, Any]:
         if op_id not in project.operations:
             raise ApiError(404, "operation not found")
-        op = project.operations[op_id]
-        if op["_polls_left"] > 0:
-            op["_polls_left"] -= 1
-        if op["_polls_left"] == 0:
+        return {"operation": self._advance(project, project.operations[op_id])}
+
+    def list_operations(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
+        """Newest first, as ListOperations; each listing counts as a poll of the operations it shows."""
+        limit = int(q.get("limit") or 10)
+        newest = list(reversed(project.operations.values()))[:limit]
+        return {"operations": [self._advance(project, op) for op in newest], "pagination": {"cursor": ""}}
+
+    def _advance(self, project: Project, op: dict[str, Any]) -> dict[str, Any]:
+        """An operation finishes after `op_polls` polls, or, when `op_seconds` is set, that long after it began."""
+        if self.op_seconds is not None:
+            done = time.monotonic() - op["_started"] >= self.op_seconds
+        else:
+            op["_polls_left"] = max(0, op["_polls_left"] - 1)
+            done = op["_polls_left"] == 0
+        if done and op["status"] == "running":
             op["status"] = "finished"
+            took = self.op_seconds if self.op_seconds is not None else time.monotonic() - op["_started"]
+            op["total_duration_ms"] = int(took * 1000)  # how long it ran, not when it was seen done
             if op["branch_id"] in project.branches:
                 project.branches[op["branch_id"]]["current_state"] = "ready"
-        return {"operation": {k: v for k, v in op.items() if not k.startswith("_")}}
+        return {k: v for k, v in op.items() if not k.startswith("_")}
 
     def connection_uri(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
         bid = q.get("branch_id") or next(b["id"] for b in project.branches.values() if b["default"])
@@ -348,6 +415,8 @@ class FakeNeon:
             return self.create_branch(project, body)
         if method == "GET" and rest == "/connection_uri":
             return 200, self.connection_uri(project, q)
+        if method == "GET" and rest == "/operations":
+            return 200, self.list_operations(project, q)
         if method == "GET" and (om := re.fullmatch(r"/operations/([^/]+)", rest)):
             return 200, self.get_operation(project, om.group(1))
         bm = re.fullmatch(r"/branches/([^/]+)(/.*)?", rest)
@@ -362,6 +431,10 @@ class FakeNeon:
             if bid in project.annotations:
                 out["annotation"] = self._annotation(project, bid)
             return 200, out
+        if method == "POST" and sub == "/restore":
+            return self.restore_branch(project, bid, body)
+        if method == "GET" and sub == "/compare_schema":
+            return 200, self.compare_schema(project, bid, q)
         if method == "GET" and sub == "/endpoints":
             return 200, {"endpoints": [project.endpoints[bid]] if bid in project.endpoints else []}
         if method == "GET" and sub == "/roles":
@@ -398,6 +471,7 @@ def _handler(fake: FakeNeon) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fake.latency)
             with fake.lock:
                 fake.log.append((method, parts.path))
+                fake.log_times.append(time.monotonic())
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                     return self._send(
                         401, {"code": "", "message": "authentication required", "request_id": str(uuid.uuid4())}

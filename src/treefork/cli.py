@@ -94,6 +94,8 @@ def init(
     help="Disconnect clients of the parent database for the clone (they are named otherwise).",
 )
 @click.option("--ttl", help="Neon: expire the branch after this long (e.g. 7d; at most 30d).")
+@click.option("--agent", metavar="CMD", help="Start this agent (a command line or an [agents] profile) in tmux.")
+@click.option("--prompt", metavar="TEXT", help="With --agent: pass TEXT to the agent as its last argument.")
 @JSON
 def new(
     name: str,
@@ -102,6 +104,8 @@ def new(
     path: str | None,
     terminate_blockers: bool,
     ttl: str | None,
+    agent: str | None,
+    prompt: str | None,
     as_json: bool,
 ) -> None:
     """Create (or finish creating) workspace NAME: worktree, branch, database branch and env file."""
@@ -116,17 +120,20 @@ def new(
             terminate_blockers=terminate_blockers,
             ttl=ttl,
             as_json=as_json,
+            agent=agent,
+            prompt=prompt,
         )
     )
 
 
 @cli.command(name="ls")
+@click.argument("name", required=False)
 @JSON
-def ls_(as_json: bool) -> None:
-    """List the workspaces of this repository."""
+def ls_(name: str | None, as_json: bool) -> None:
+    """List the workspaces of this repository; with NAME, everything about that one."""
     from treefork.commands import ls as cmd
 
-    _exit(cmd.run(as_json=as_json))
+    _exit(cmd.run(name, as_json=as_json))
 
 
 @cli.command()
@@ -253,6 +260,61 @@ def doctor(as_json: bool) -> None:
     from treefork.commands import doctor as cmd
 
     _exit(cmd.run(as_json=as_json))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--no-rm", "keep", is_flag=True, help="Keep the workspace after merging.")
+@JSON
+def merge(name: str, keep: bool, as_json: bool) -> None:
+    """Merge workspace NAME into its parent's branch, run `migrate` on the parent's database, remove NAME.
+
+    All or nothing: a conflict, a dirty parent worktree, a failing migration or ^C leaves code and data as
+    they were."""
+    from treefork.commands import merge as cmd
+
+    _exit(cmd.run(name, keep=keep, as_json=as_json))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--from", "source", metavar="WORKSPACE", help="Reset from this workspace instead of the parent.")
+@JSON
+def reset(name: str, source: str | None, as_json: bool) -> None:
+    """Put NAME's database back to its parent's current state (URL and credentials unchanged)."""
+    from treefork.commands import reset as cmd
+
+    _exit(cmd.run(name, source=source, as_json=as_json))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every workspace: which tables each changed, and overlaps.")
+@JSON
+def diff(name: str | None, all_: bool, as_json: bool) -> None:
+    """Schema difference between NAME's database and its parent's. Exit 0: none; 1: there is one."""
+    from treefork.commands import diff as cmd
+
+    _exit(cmd.run(name, all_=all_, as_json=as_json))
+
+
+@cli.command()
+@click.argument("name")
+def attach(name: str) -> None:
+    """Attach to the tmux session of NAME's agent (started by `new NAME --agent CMD`)."""
+    from treefork.commands import attach as cmd
+
+    _exit(cmd.run(name))
+
+
+@cli.command(name="run", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_(name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in NAME's worktree with its env file loaded: treefork run NAME -- CMD [ARGS...]."""
+    from treefork.commands import run as cmd
+
+    _exit(cmd.run(name, command))
 
 
 def _exit(code: int) -> None:

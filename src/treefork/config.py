@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "copy_files": [],
     "setup": [],
     "worktree_dir": "../{repo}.worktrees",
+    "migrate": "",
+    "ports": [],
+    "agents": {},
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -41,6 +44,9 @@ DOCS: dict[str, str] = {
     "copy_files": "extra files copied from the main worktree into each new worktree",
     "setup": "commands run in a new worktree with its env loaded, e.g. 'npm ci'",
     "worktree_dir": "where new worktrees go, relative to the main worktree; {repo} is its directory name",
+    "migrate": "the command `treefork merge` runs in the parent's worktree after merging, e.g. 'alembic upgrade head'",
+    "ports": "env variables that each workspace gets a port of its own for, e.g. ['PORT', 'VITE_PORT']",
+    "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
     "neon.pooled": "write the pooled (pgbouncer) URL into url_var",
@@ -60,6 +66,9 @@ class Config:
     copy_files: tuple[str, ...]
     setup: tuple[tuple[str, ...], ...]
     worktree_dir: str
+    migrate: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    agents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neon: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -108,6 +117,9 @@ def load(main_root: Path) -> Config:
         copy_files=tuple(values["copy_files"]),
         setup=tuple(_command(c) for c in values["setup"]),
         worktree_dir=values["worktree_dir"],
+        migrate=_command(values["migrate"]) if values["migrate"] else (),
+        ports=_port_vars(path, values["ports"]),
+        agents={str(k): _command(v) for k, v in values["agents"].items()},
         neon={**NEON_DEFAULTS, **neon_raw},
         sources=sources,
     )
@@ -115,11 +127,22 @@ def load(main_root: Path) -> Config:
 
 def _check_types(path: Path, values: dict[str, Any]) -> None:
     for key, default in DEFAULTS.items():
+        if key == "migrate" and isinstance(values[key], list):
+            continue  # a command may be a list too
         if not isinstance(values[key], type(default)):
             raise FatalError(f"{path}: {key} must be a {type(default).__name__}", hint=f"{key} = {default!r}")
     for key in ("env_file", "env_example"):
         if "/" in values[key] or values[key] in ("", ".", ".."):
             raise FatalError(f"{path}: {key} must be a plain file name", hint=f"{key} = {DEFAULTS[key]!r}")
+
+
+def _port_vars(path: Path, names: list[Any]) -> tuple[str, ...]:
+    import re
+
+    bad = [n for n in names if not isinstance(n, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+    if bad or len(set(names)) != len(names):
+        raise FatalError(f"{path}: ports must be distinct env variable names", hint="ports = ['PORT', 'VITE_PORT']")
+    return tuple(names)
 
 
 def _command(spec: Any) -> tuple[str, ...]:
@@ -128,4 +151,4 @@ def _command(spec: Any) -> tuple[str, ...]:
         return tuple(shlex.split(spec))
     if isinstance(spec, list) and all(isinstance(a, str) for a in spec):
         return tuple(spec)
-    raise FatalError(f"bad setup command {spec!r}", hint="write it as a string 'npm ci' or a list ['npm', 'ci']")
+    raise FatalError(f"bad command {spec!r}", hint="write it as a string 'npm ci' or a list ['npm', 'ci']")

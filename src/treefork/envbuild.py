@@ -108,8 +108,29 @@ def write_worktree_env(
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
     base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
-    envfile.write(target, envfile.rewrite(base, url_updates(config, conn, base)))
+    updates = url_updates(config, conn, base)
+    linked = worktree.resolve() != repo.main_root.resolve()
+    if conn is not None:
+        updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
+        if config.ports and linked:
+            from treefork import ports
+
+            updates.update({k: str(v) for k, v in ports.allocate(repo.common_dir, worktree, config.ports).items()})
+        if getattr(conn, "context", None) and linked:
+            write_neon_context(repo, worktree, conn.context)  # type: ignore[attr-defined]
+    envfile.write(target, envfile.rewrite(base, updates))
     return target
+
+
+def write_neon_context(repo: Repo, worktree: Path, context: dict[str, str]) -> None:
+    """<worktree>/.neon, so the Neon CLI run inside the worktree targets its branch, not the main repo's."""
+    import json
+
+    from treefork.fsutil import atomic_write_text
+
+    atomic_write_text(worktree / ".neon", json.dumps(context, indent=2) + "\n", mode=0o644)
+    if not repo.is_ignored(worktree / ".neon", worktree):
+        repo.add_exclude("/.neon", why="the Neon CLI's per-worktree context")
 
 
 def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:

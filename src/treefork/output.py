@@ -100,16 +100,57 @@ def emit_json(data: Any, *, redacted: bool = True) -> None:
     sys.stdout.flush()
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    fit: bool = False,
+    droppable: Sequence[str] = (),
+) -> None:
+    """fit: one line per row, cells cut with an ellipsis to the terminal's width, never wrapped; on a
+    terminal too narrow even for that, the `droppable` columns go, in that order."""
     _expect_stdout()
     from rich.table import Table
 
     t = Table(title=title, show_edge=False, header_style="bold")
-    for col in columns:
-        t.add_column(col)
+    rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    if fit and sys.stdout.isatty():
+        columns, rows = _drop_columns(list(columns), rows, list(droppable))
+    widths = _fitted_widths(columns, rows, cut=sys.stdout.isatty()) if fit else [None] * len(columns)
+    for col, width in zip(columns, widths):
+        t.add_column(col, no_wrap=fit, overflow="ellipsis" if fit else "fold", width=width)
     for row in rows:
         t.add_row(*(_escape(redact("" if cell is None else str(cell))) for cell in row))
+    if fit and not sys.stdout.isatty():  # a pipe or a file: whole cells, one line per row
+        from rich.console import Console
+
+        Console(width=sum(widths) + 3 * len(columns), highlight=False, soft_wrap=True).print(t)  # type: ignore[arg-type]
+        return
     _console(stderr=False).print(t)
+
+
+def _drop_columns(columns: list[str], rows: list[list[str]], droppable: list[str]) -> tuple[list[str], list[list[str]]]:
+    room = _console(stderr=False).width
+    while (
+        droppable
+        and sum(min(6, max([len(c), *(len(r[i]) for r in rows)])) + 3 for i, c in enumerate(columns)) + 2 > room
+    ):
+        gone = columns.index(droppable.pop(0))
+        columns = columns[:gone] + columns[gone + 1 :]
+        rows = [r[:gone] + r[gone + 1 :] for r in rows]
+    return columns, rows
+
+
+def _fitted_widths(columns: Sequence[str], rows: list[list[str]], *, cut: bool) -> list[int]:
+    """Natural widths, the widest cut first (one character at a time, never below 6) until the table fits."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    if not cut:
+        return widths
+    room = _console(stderr=False).width - (3 * len(columns) + 2)  # padding and separators
+    while sum(widths) > room and max(widths) > 6:
+        widths[widths.index(max(widths))] -= 1
+    return widths
 
 
 def _escape(text: str) -> str:

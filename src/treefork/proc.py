@@ -73,6 +73,15 @@ def run_visible(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str])
         return 127
 
 
+def run_attached(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> int:
+    """Run a user's command on the caller's own terminal (stdin, stdout, stderr): `treefork run`, a
+    migration, `tmux attach`. Returns its exit code; ^C reaches it and then treefork (same process group)."""
+    try:
+        return subprocess.run(list(args), cwd=cwd, env=dict(env)).returncode
+    except FileNotFoundError:
+        raise FatalError(f"`{args[0]}` was not found", hint="check the command, or put it on PATH") from None
+
+
 def pipe(
     first: Sequence[str],
     second: Sequence[str],

@@ -48,6 +48,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
         st.workspaces[name].status = REMOVING
     debug.crash_point("rm:after-intent")
     worktree_removed = _remove_worktree(ctx, ws, where, force=force)  # git's own dirty check is the last gate
+    _release_extras(ctx, ws)
     debug.crash_point("rm:after-worktree")
     db_dropped = drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
@@ -122,3 +123,14 @@ def _parent_ref(ctx: Context, state: State, ws: Workspace) -> str | None:
     parent = state.workspaces.get(ws.parent) if ws.parent else None
     where = Path(parent.path) if parent else ctx.repo.main_root
     return ctx.repo.head_of(where) if where.exists() else None
+
+
+def _release_extras(ctx: Context, ws: Workspace) -> None:
+    """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session."""
+    if ctx.config.ports:
+        from treefork import ports
+
+        ports.release(Path(ws.path))
+    from treefork import agents_launch
+
+    agents_launch.kill(agents_launch.session_name(ctx.repo.name, ws.name))

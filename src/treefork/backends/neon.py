@@ -7,23 +7,22 @@ response, or from `reveal_password` of the branch's own role (a protected parent
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
 
-from treefork.background import Background
+from treefork.backends import neon_conn, neon_lifecycle, neon_ops
 from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon_auth import resolve_key
+from treefork.backends.neon_conn import NeonConnection
+from treefork.background import Background
 from treefork.errors import BackendError, FatalError
-from treefork.redact import register
+from treefork.state import CREATING
 
 ROOT_MARK = "<root>"
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
-DONE, FAILED = {"finished", "skipped"}, {"failed", "error", "cancelled"}
 
 
 class NeonBackend:
@@ -43,6 +42,7 @@ class NeonBackend:
         self._annotations: dict[str, dict[str, str]] = {}
         self._connections: dict[str, Connection] = {}
         self._api_job: Background[NeonApi] | None = None
+        self._attempted: set[str] = set()  # workspaces this process sent a create for
 
     # ---- plumbing -------------------------------------------------------------------------------
     @property
@@ -114,8 +114,11 @@ class NeonBackend:
             expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
             body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
         self.ctx.progress(f"creating Neon branch {name} from {parent.name}")
+        self._attempted.add(workspace)
+        api = self.api  # the client may still be starting in the background: not part of the round trip
+        started = time.monotonic()
         try:
-            created = self.api.post(f"{self._base}/branches", body)
+            created = api.post(f"{self._base}/branches", body)
         except NeonApiError as e:
             if e.status == 409:
                 return self._adopt(name, workspace)
@@ -123,8 +126,9 @@ class NeonBackend:
                 raise self._limit_error() from None
             raise
         branch = created["branch"]
-        self._wait_operations(created.get("operations", []), what=f"branch {name}")
-        conn = _connection_from_create(created, pooled=self._pooled, database=self._database, role=self._role)
+        rtt = time.monotonic() - started
+        self._wait_operations(created.get("operations", []), what=f"branch {name}", learn="create_seconds", rtt=rtt)
+        conn = neon_conn.from_create(created, pooled=self._pooled, database=self._database, role=self._role)
         if conn is not None:
             self._connections[branch["id"]] = conn
         self._branches = None
@@ -137,10 +141,19 @@ class NeonBackend:
         )
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
+        if self._creating_unrecorded(workspace):
+            return None  # create_branch is idempotent (a 409 adopts our branch): no listing on `new`'s path
         for b in self.list_branches():
             if b.workspace == workspace:
                 return b
         return None
+
+    def _creating_unrecorded(self, workspace: str) -> bool:
+        """The workspace is being created and no branch was recorded or tried for it by this process."""
+        if workspace in self._attempted:
+            return False
+        ws = self.ctx.registry.read().workspaces.get(workspace)
+        return ws is not None and ws.status == CREATING and not ws.db_id
 
     def delete_branch(self, branch: DbBranch) -> None:
         if branch.workspace == ROOT_MARK or branch.id == self.ctx.settings.get("root_branch_id"):
@@ -183,12 +196,13 @@ class NeonBackend:
         self._connections.pop(branch.id, None)
         if result:
             self._wait_operations(result.get("operations", []), what=f"deleting {info['name']}")
+        neon_lifecycle.drop_preserved_if_childless(self, info.get("parent_id"))
 
     def list_branches(self) -> list[DbBranch]:
         out = []
         for b in self._list_all():
             ann = self._annotations.get(b["id"])
-            if not b.get("default") and self._mine(ann):
+            if not b.get("default") and self._mine(ann) and not neon_lifecycle.in_use_snapshot(ann):
                 out.append(
                     DbBranch(
                         name=b["name"],
@@ -202,8 +216,14 @@ class NeonBackend:
 
     def connection(self, branch: DbBranch) -> Connection:
         if branch.id not in self._connections:
-            self._connections[branch.id] = self._fetch_connection(branch)
-        return self._connections[branch.id]
+            self._connections[branch.id] = neon_conn.fetch_connection(self, branch)
+        conn = self._connections[branch.id]
+        return NeonConnection(
+            url=conn.url,
+            direct_url=conn.direct_url,
+            extra_env={"DATABASE_URL_UNPOOLED": conn.direct_url or conn.url, "NEON_BRANCH": branch.name},
+            context={"projectId": self.project_id, "branchId": branch.id},
+        )
 
     def status(self) -> dict[str, Any]:
         count = self.api.get(f"{self._base}/branches/count").get("count")
@@ -214,6 +234,22 @@ class NeonBackend:
             "api_key_source": self.api.key.source,
             "branch_count": count,
         }
+
+    # ---- reset, diff, merge (backends/neon_lifecycle.py) -----------------------------------------
+    def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
+        return neon_lifecycle.reset_branch(self, branch, source=source)
+
+    def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
+        return neon_lifecycle.schema_diff(self, branch, base=base)
+
+    def snapshot(self, branch: DbBranch) -> DbBranch:
+        return neon_lifecycle.snapshot(self, branch)
+
+    def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
+        neon_lifecycle.restore(self, branch, snapshot=snapshot)
+
+    def drop_snapshot(self, snapshot: DbBranch) -> None:
+        neon_lifecycle.drop_snapshot(self, snapshot)
 
     # ---- helpers --------------------------------------------------------------------------------
     @property
@@ -289,78 +325,15 @@ class NeonBackend:
             hint="run `treefork gc` to delete branches of removed workspaces, or delete branches in the Neon console",
         )
 
-    def _wait_operations(self, operations: list[dict[str, Any]], *, what: str) -> None:
-        pending = [op["id"] for op in operations if op.get("status") not in DONE]
-        interval = float(os.environ.get("TREEFORK_NEON_POLL_SECONDS") or 0.5)
-        give_up_at = time.monotonic() + 300
-        shown = False
-        while pending:
-            if time.monotonic() > give_up_at:
-                raise BackendError(
-                    f"Neon operations for {what} did not finish within 300 s",
-                    hint="check the project's operations in the Neon console, then retry",
-                )
-            if not shown:
-                self.ctx.progress(f"waiting for Neon to finish {what}")
-                shown = True
-            time.sleep(interval)
-            still = []
-            for op_id in pending:
-                op = self.api.get(f"{self._base}/operations/{op_id}")["operation"]
-                if op.get("status") in FAILED:
-                    raise BackendError(
-                        f"Neon operation {op.get('action')} for {what} {op.get('status')}: {op.get('error') or 'no detail'}",
-                        hint="see the operation in the Neon console; retry the command",
-                    )
-                if op.get("status") not in DONE:
-                    still.append(op_id)
-            pending = still
-
-    def _fetch_connection(self, branch: DbBranch) -> Connection:
-        base = f"{self._base}/branches/{branch.id}"
-        endpoint = next(
-            (e for e in self.api.get(f"{base}/endpoints").get("endpoints", []) if e.get("type") == "read_write"), None
-        )
-        if endpoint is None:
-            raise BackendError(
-                f"Neon branch {branch.name} has no read_write compute",
-                hint="add a compute to the branch in the Neon console",
-            )
-        databases = self.api.get(f"{base}/databases").get("databases", [])
-        db = (
-            next((d for d in databases if d["name"] == self._database), None)
-            if self._database
-            else (databases[0] if len(databases) == 1 else None)
-        )
-        if db is None:
-            names = ", ".join(d["name"] for d in databases) or "none"
-            raise BackendError(
-                f"cannot choose a database on Neon branch {branch.name} (found: {names})",
-                hint="set database = '...' in the [neon] table of treefork.toml",
-            )
-        role = self._role or db["owner_name"]
-        password = self.api.get(f"{base}/roles/{quote(role, safe='')}/reveal_password")["password"]
-        host = endpoint["host"]
-        pooler = host.replace(endpoint["id"], endpoint["id"] + "-pooler", 1)
-        return _make_connection(role, password, db["name"], host, pooler, pooled=self._pooled)
-
-
-def _connection_from_create(created: dict[str, Any], *, pooled: bool, database: str, role: str) -> Connection | None:
-    for uri in created.get("connection_uris") or []:
-        p = uri.get("connection_parameters") or {}
-        if (database and p.get("database") != database) or (role and p.get("role") != role):
-            continue
-        return _make_connection(
-            p["role"], p["password"], p["database"], p["host"], p.get("pooler_host") or p["host"], pooled=pooled
-        )
-    return None
-
-
-def _make_connection(
-    role: str, password: str, database: str, host: str, pooler_host: str, *, pooled: bool
-) -> Connection:
-    register(password)
-    auth = f"{quote(role, safe='')}:{quote(password, safe='')}"
-    direct = f"postgresql://{auth}@{host}/{quote(database, safe='')}?sslmode=require"
-    pooled_url = f"postgresql://{auth}@{pooler_host}/{quote(database, safe='')}?sslmode=require"
-    return Connection(url=pooled_url if pooled else direct, direct_url=direct)
+    def _wait_operations(
+        self, operations: list[dict[str, Any]], *, what: str, learn: str | None = None, rtt: float = 0.0
+    ) -> None:
+        """Wait for operations (backends/neon_ops.py). With `learn`, the first poll waits as long as the last
+        operation of that kind took, and this one's time is remembered for the next."""
+        expected = self.ctx.settings.get(learn) if learn else None
+        first = float(expected) - rtt / 2 if isinstance(expected, (int, float)) else None
+        took = neon_ops.wait(self.api, self._base, operations, what=what, progress=self.ctx.progress, first_delay=first)
+        if learn and took is not None and (expected is None or abs(took - float(expected)) > 0.02):
+            with self.ctx.registry.transaction() as st:
+                st.backend_settings[learn] = round(took, 3)
+            self.ctx.settings[learn] = round(took, 3)

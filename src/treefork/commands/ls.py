@@ -1,39 +1,87 @@
-"""`treefork ls`: every workspace of this repo, from any of its worktrees."""
+"""`treefork ls [NAME]`: every workspace of this repo, from any of its worktrees; NAME for the details.
+
+The table fits the terminal: one line per workspace, long cells cut with an ellipsis, and never an error
+message in a column (the status says `error`; `treefork ls NAME` shows the whole message).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from treefork import output, reconcile
+from treefork import listing, output
 from treefork.context import Context
 
+DROPPABLE = ("disk", "server", "age", "parent", "+/-", "ports")  # on a narrow terminal, in this order
+COLUMNS = ("name", "branch", "parent", "+/-", "tree", "database", "server", "ports", "agent", "disk", "age")
 
-def run(*, as_json: bool) -> int:
+
+def run(name: str | None = None, *, as_json: bool) -> int:
     ctx = Context.open()
     state = ctx.state()
     state.expect_initialized()
-    rows = reconcile.rows(ctx, state)
+    if name is not None and name != "root":
+        state.expect_workspace(name)
+    rows = listing.rows(ctx, state, names=[name] if name else None)
     if as_json:
-        output.emit_json(rows)
-        return 0
-    output.table(
-        ["name", "branch", "parent", "database", "method", "status", "worktree", "path"],
-        (
-            [
-                r["name"],
-                r["branch"],
-                r["parent"] or "",
-                r["db_branch"],
-                r["clone_method"],
-                _status(r),
-                r["worktree"],
-                r["path"],
-            ]
-            for r in rows
-        ),
-    )
+        output.emit_json(rows[0] if name else rows)
+    elif name:
+        _details(rows[0])
+    else:
+        output.table(COLUMNS, (_cells(r) for r in rows), fit=True, droppable=DROPPABLE)
     return 0
 
 
-def _status(row: dict[str, Any]) -> str:
-    return str(row["status"]) + (f" ({row['error']})" if row.get("error") else "")
+def _cells(r: dict[str, Any]) -> list[str]:
+    ahead_behind = "" if r["ahead"] is None else f"+{r['ahead']} -{r['behind']}"
+    tree = "missing" if r["worktree"] != "present" else ("dirty" if r["dirty"] else "clean")
+    if r["status"] != "ready":
+        tree = "error" if r["error"] else r["status"]
+    ports = " ".join(f"{v}={p}" for v, p in r["ports"].items())
+    return [
+        r["name"],
+        r["branch"] or "(detached)",
+        r["parent"] or "",
+        ahead_behind,
+        tree,
+        f"{r['db_branch'] or '-'} ({r['clone_method'] or r['backend']})",
+        r["server"] or "",
+        ports,
+        r["agent"] or "",
+        human_bytes(r["disk_bytes"]),
+        _age(r),
+    ]
+
+
+def _details(r: dict[str, Any]) -> None:
+    for key in listing.FIELDS:
+        value = r.get(key)
+        if isinstance(value, dict):
+            value = " ".join(f"{k}={v}" for k, v in value.items())
+        output.result(f"{key + ':':14} {'' if value is None else value}")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024  # type: ignore[assignment]
+    return ""
+
+
+def _age(r: dict[str, Any]) -> str:
+    if r["created_at"] is None:
+        return ""
+    text = _span(int(time.time() - r["created_at"]))
+    if r["expires_at"]:
+        text += f", expires {r['expires_at']}"
+    return text
+
+
+def _span(seconds: int) -> str:
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

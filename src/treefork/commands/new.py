@@ -23,6 +23,8 @@ def run(
     terminate_blockers: bool,
     ttl: str | None,
     as_json: bool,
+    agent: str | None = None,
+    prompt: str | None = None,
 ) -> int:
     ws_name = WorkspaceName.of(name)
     if branch is not None:
@@ -48,6 +50,10 @@ def run(
     )
     ws = workspace.create(ctx, req)
     elapsed = time.perf_counter() - started
+    if agent:
+        from treefork.commands import attach
+
+        attach.start_agent(ctx, ws, agent, prompt)
     if as_json:
         output.emit_json(
             {

@@ -1,0 +1,88 @@
+"""Agents in detached tmux sessions: `new NAME --agent CMD [--prompt TEXT]`, `attach NAME`, and the agent
+state that `ls` shows.
+
+The session is named `<repo>/<workspace>` (tmux turns '.' and ':' into '_'), runs in the worktree with
+its env file loaded, and stays after the agent exits (remain-on-exit) so `ls` can say `exited`.
+An agent profile is a name in treefork.toml's [agents] table; anything else is taken as a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from treefork import proc
+from treefork.config import Config
+from treefork.errors import FatalError
+
+RUNNING, EXITED, NONE, NO_TMUX = "running", "exited", "none", "no-tmux"
+
+
+def session_name(repo_name: str, workspace: str) -> str:
+    return re.sub(r"[.:]", "_", f"{repo_name}/{workspace}")
+
+
+def tmux_path() -> str | None:
+    return shutil.which("tmux")
+
+
+def agent_command(config: Config, agent: str, prompt: str | None) -> tuple[str, ...]:
+    command = config.agents.get(agent) or tuple(shlex.split(agent))
+    if not command:
+        raise FatalError("empty --agent command", hint="e.g. --agent claude, or a profile from [agents]")
+    return (*command, prompt) if prompt else command
+
+
+def launch(session: str, worktree: Path, workspace: str, command: tuple[str, ...]) -> None:
+    """Start command in a new detached tmux session, or raise FatalError saying why not. The session runs
+    `treefork run WORKSPACE -- command`, so the agent gets the env file even from a tmux server started
+    elsewhere, and no secret goes on a command line."""
+    tmux = tmux_path()
+    if tmux is None:
+        raise FatalError(
+            "tmux is not installed, so the agent was not started (the workspace is ready)",
+            hint=f"install tmux (apt-get install tmux, brew install tmux), or run it yourself: cd {worktree} && {shlex.join(command)}",
+        )
+    if status(session) in (RUNNING, EXITED):
+        raise FatalError(
+            f"tmux session {session} already exists", hint=f"treefork attach, or tmux kill-session -t ={session}"
+        )
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    # tmux splits commands at an argument ending in ';' unless it is written '\\;'
+    wrapped = tuple(
+        a[:-1] + "\\;" if a.endswith(";") else a
+        for a in (sys.executable, "-m", "treefork", "run", workspace, "--", *command)
+    )
+    # one tmux invocation, so the pane stays (remain-on-exit) even for an agent that exits at once
+    keep = (";", "set-option", "-w", "-t", f"={session}:", "remain-on-exit", "on")
+    proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, env=env)
+
+
+def status(session: str) -> str:
+    tmux = tmux_path()
+    if tmux is None:
+        return NO_TMUX
+    r = proc.run(tmux, "list-panes", "-s", "-t", f"={session}", "-F", "#{pane_dead}", check=False)
+    if r.rc != 0:
+        return NONE
+    return EXITED if all(line == "1" for line in r.out.split()) else RUNNING
+
+
+def attach(session: str) -> int:
+    tmux = tmux_path()
+    if tmux is None:
+        raise FatalError("tmux is not installed", hint="install tmux (apt-get install tmux)")
+    if status(session) == NONE:
+        raise FatalError(f"no agent session {session}", hint="start one with `treefork new NAME --agent CMD`")
+    verb = "switch-client" if os.environ.get("TMUX") else "attach-session"
+    return proc.run_attached(tmux, verb, "-t", f"={session}", cwd=os.getcwd(), env=dict(os.environ))
+
+
+def kill(session: str) -> None:
+    tmux = tmux_path()
+    if tmux is not None:
+        proc.run(tmux, "kill-session", "-t", f"={session}", check=False)

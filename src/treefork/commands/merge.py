@@ -1,0 +1,21 @@
+"""`treefork merge NAME`: merge a workspace into its parent, migrate the parent's database, remove it."""
+
+from __future__ import annotations
+
+from treefork import merging, output
+from treefork.context import Context
+
+
+def run(name: str, *, keep: bool, as_json: bool) -> int:
+    ctx = Context.open()
+    result = merging.merge(ctx, name, keep=keep)
+    if as_json:
+        output.emit_json(result.to_json())
+        return 0
+    done = f"merged {name} into {result.parent_branch} ({result.into}): {result.head_before[:12]}..{result.head_after[:12]}"
+    output.info(done + (", parent database migrated" if result.migrated else ""))
+    if result.removed:
+        output.info(f"removed workspace {name}")
+    else:
+        output.info(f"kept workspace {name}; `treefork rm {name}` when done")
+    return 0

@@ -1,0 +1,18 @@
+"""`treefork reset NAME [--from WORKSPACE]`: put a workspace's database back to its parent's current state."""
+
+from __future__ import annotations
+
+from treefork import lifecycle, output
+from treefork.context import Context
+
+
+def run(name: str, *, source: str | None, as_json: bool) -> int:
+    ctx = Context.open()
+    result = lifecycle.reset(ctx, name, source=source)
+    if as_json:
+        output.emit_json(result)
+    else:
+        output.info(
+            f"reset {name}'s database {result['db_branch']} to {result['source']}'s current state; URL unchanged"
+        )
+    return 0

@@ -1,0 +1,10 @@
+"""`treefork run NAME -- CMD...`: run a command in a workspace's worktree with its env file loaded."""
+
+from __future__ import annotations
+
+from treefork import lifecycle
+from treefork.context import Context
+
+
+def run(name: str, command: tuple[str, ...]) -> int:
+    return lifecycle.run_in(Context.open(), name, command)

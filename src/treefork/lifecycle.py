@@ -1,0 +1,162 @@
+"""The lifecycle use cases after `new`: reset a workspace's database, diff its schema, run a command in it.
+`merge` lives in merging.py and builds on these."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from treefork import output, schema
+from treefork.backends.base import Backend, DbBranch
+from treefork.context import Context
+from treefork.errors import FatalError
+from treefork.state import READY, State, Workspace
+
+
+@dataclass(frozen=True)
+class Side:
+    """A workspace (or the root) as the lifecycle commands need it: its database and its worktree."""
+
+    name: str  # "root" for the root
+    db: DbBranch
+    path: Path
+
+
+def expect_ready(state: State, name: str) -> Workspace:
+    ws = state.expect_workspace(name)
+    if ws.status != READY or not ws.db_branch:
+        raise FatalError(
+            f"workspace {name!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {name}` first"
+        )
+    return ws
+
+
+def side(ctx: Context, state: State, name: str | None) -> Side:
+    """A workspace by name; None or "root" is the root (the main worktree)."""
+    if name in (None, "root"):
+        return Side("root", ctx.backend(state).root(), ctx.repo.main_root)
+    ws = expect_ready(state, name)
+    assert ws.db_branch
+    db = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name, clone_method=ws.clone_method)
+    return Side(ws.name, db, Path(ws.path))
+
+
+def parent_side(ctx: Context, state: State, ws: Workspace) -> Side:
+    return side(ctx, state, ws.parent)
+
+
+def current_workspace_name(ctx: Context, state: State) -> str:
+    ws = state.workspace_by_path_or_none(ctx.repo.toplevel)
+    if ws is None:
+        raise FatalError(
+            f"{ctx.repo.toplevel} is not a treefork workspace", hint="pass a name (treefork ls lists them)"
+        )
+    return ws.name
+
+
+def env_of(ctx: Context, worktree: Path) -> dict[str, str]:
+    """The process environment with the worktree's env file loaded over it (the file wins)."""
+    from treefork import envbuild
+
+    return {**os.environ, **envbuild.load_env(worktree / ctx.config.env_file)}
+
+
+# ---- reset --------------------------------------------------------------------------------------
+
+
+def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
+    state = ctx.state()
+    state.expect_initialized()
+    ws = expect_ready(state, name)
+    target = side(ctx, state, name)
+    origin = side(ctx, state, source) if source is not None else parent_side(ctx, state, ws)
+    if origin.name == target.name:
+        raise FatalError(f"cannot reset {name!r} from itself", hint="pass --from another workspace, or leave it out")
+    backend = ctx.backend(state)
+    expect_method(backend, "reset_branch")
+    backend.reset_branch(target.db, source=origin.db)
+    return {"name": name, "source": origin.name, "db_branch": target.db.name}
+
+
+def expect_method(backend: Backend, method: str) -> None:
+    if not callable(getattr(backend, method, None)):
+        raise FatalError(
+            f"the {backend.name} backend cannot {method.replace('_', ' ')} yet; nothing was changed",
+            hint="it comes with a later treefork; for merge, leave `migrate` out and migrate by hand",
+        )
+
+
+# ---- diff ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    name: str
+    base: str
+    diff: str
+    objects: list[str] = field(default_factory=list)
+
+    @property
+    def tables(self) -> set[str]:
+        return schema.changed_tables(self.diff)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "base": self.base,
+            "changed": bool(self.diff),
+            "objects": self.objects,
+            "tables": sorted(self.tables),
+            "diff": self.diff,
+        }
+
+
+def schema_diff(ctx: Context, state: State, name: str) -> SchemaDiff:
+    ws = expect_ready(state, name)
+    mine, base = side(ctx, state, name), parent_side(ctx, state, ws)
+    text = backend_schema_diff(ctx.backend(state), mine.db, base=base.db)
+    return SchemaDiff(name=name, base=base.name, diff=text, objects=schema.changed_objects(text))
+
+
+def backend_schema_diff(backend: Backend, branch: DbBranch, *, base: DbBranch) -> str:
+    """The backend's own schema_diff; for a backend without one (the local backend today), the normalised
+    pg_dump comparison of the two databases' URLs. The lead replaces this adapter by LocalBackend.schema_diff."""
+    method = getattr(backend, "schema_diff", None)
+    if callable(method):
+        return method(branch, base=base)
+    return schema.diff_urls(backend.connection(branch).url, backend.connection(base).url)
+
+
+def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:
+    names = sorted(w.name for w in state.workspaces.values() if w.status == READY and w.db_branch)
+    return [schema_diff(ctx, state, n) for n in names]
+
+
+def collisions(ctx: Context, state: State, name: str, tables: set[str]) -> dict[str, set[str]]:
+    """Other live workspaces whose schema changes touch the same tables."""
+    out: dict[str, set[str]] = {}
+    if not tables:
+        return out
+    for other in diff_all(ctx, state):
+        if other.name != name and other.tables & tables:
+            out[other.name] = other.tables & tables
+    return out
+
+
+# ---- run ----------------------------------------------------------------------------------------
+
+
+def run_in(ctx: Context, name: str, command: tuple[str, ...]) -> int:
+    from treefork import proc
+
+    if not command:
+        raise FatalError("no command to run", hint="treefork run NAME -- CMD [ARGS...]")
+    state = ctx.state()
+    state.expect_initialized()
+    where = side(ctx, state, name).path
+    if not where.is_dir():
+        raise FatalError(f"the worktree {where} is missing", hint=f"`treefork rm {name}`, or `treefork sync {name}`")
+    output.info(f"running in {where}: {' '.join(command)}")
+    rc = proc.run_attached(*command, cwd=where, env=env_of(ctx, where))
+    return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N

@@ -1,0 +1,148 @@
+"""The one JSON shape of a workspace, as `ls --json` prints it (docs/lifecycle.md lists the fields).
+
+`row(...)` is usable by any command that reports a workspace (ls; new and sync may adopt it). Every field is
+always present; a value that cannot be known is null. Nothing here prints or holds a secret: the server is
+taken from the env file's URL without its credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from treefork import agents_launch, ports, reconcile
+from treefork.context import Context
+from treefork.git import git
+from treefork.state import State, Workspace
+
+FIELDS = (
+    "name", "is_root", "branch", "parent", "path", "status", "error", "worktree", "origin",
+    "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server",
+    "disk_bytes", "ports", "agent", "created_at", "expires_at",
+)  # fmt: skip
+
+
+def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[dict[str, Any]]:
+    listed = reconcile.listed_worktrees(ctx)
+    expiry = _expiries(ctx, state)
+    out = [_root_row(ctx, state)] if names is None or "root" in names else []
+    for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
+        if names is None or ws.name in names:
+            out.append(
+                row(ctx, state, ws, worktree=reconcile.worktree_state(ws, listed), expires_at=expiry.get(ws.name))
+            )
+    return out
+
+
+def row(ctx: Context, state: State, ws: Workspace, *, worktree: str, expires_at: str | None = None) -> dict[str, Any]:
+    path = Path(ws.path)
+    present = worktree == "present"
+    ahead, behind = _ahead_behind(ctx, state, ws) if present else (None, None)
+    return {
+        "name": ws.name,
+        "is_root": False,
+        "branch": ws.branch,
+        "parent": ws.parent or "root",
+        "path": ws.path,
+        "status": ws.status,
+        "error": ws.error,
+        "worktree": worktree,
+        "origin": ws.origin,
+        "ahead": ahead,
+        "behind": behind,
+        "dirty": ctx.repo.is_dirty(path) if present else None,
+        "backend": state.backend,
+        "db_branch": ws.db_branch,
+        "db_id": ws.db_id,
+        "clone_method": ws.clone_method,
+        "server": _server(ctx, path) if present else None,
+        "disk_bytes": disk_bytes(path) if present else None,
+        "ports": ports.held_by(path),
+        "agent": agents_launch.status(agents_launch.session_name(ctx.repo.name, ws.name)),
+        "created_at": ws.created_at,
+        "expires_at": expires_at,
+    }
+
+
+def _root_row(ctx: Context, state: State) -> dict[str, Any]:
+    main = ctx.repo.main_root
+    return {
+        **dict.fromkeys(FIELDS),
+        "name": "root",
+        "is_root": True,
+        "branch": ctx.repo.current_branch(main),
+        "path": str(main),
+        "status": "ready",
+        "worktree": "present",
+        "dirty": ctx.repo.is_dirty(main),
+        "backend": state.backend,
+        "db_branch": state.root_db_branch,
+        "db_id": state.root_db_id,
+        "clone_method": state.root_clone_method,
+        "server": _server(ctx, main),
+        "ports": {},
+        "agent": None,
+    }
+
+
+def _ahead_behind(ctx: Context, state: State, ws: Workspace) -> tuple[int | None, int | None]:
+    """Commits on the workspace's branch that its parent's HEAD lacks, and the reverse."""
+    parent = state.workspaces.get(ws.parent) if ws.parent else None
+    parent_path = Path(parent.path) if parent else ctx.repo.main_root
+    base = ctx.repo.head_of(parent_path) if parent_path.exists() else None
+    if not base or not ws.branch:
+        return None, None
+    r = git(
+        "rev-list", "--left-right", "--count", f"{base}...refs/heads/{ws.branch}", cwd=ctx.repo.main_root, check=False
+    )
+    parts = r.out.split()
+    return (int(parts[1]), int(parts[0])) if r.rc == 0 and len(parts) == 2 else (None, None)
+
+
+def _server(ctx: Context, worktree: Path) -> str | None:
+    """host:port of the URL in the worktree's env file (credentials left out)."""
+    from treefork import envbuild
+
+    try:
+        url = envbuild.load_env(worktree / ctx.config.env_file).get(ctx.config.url_var)
+        parts = urlsplit(url or "")
+        return f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else None
+    except Exception:  # an unreadable env file is doctor's business, not ls's
+        return None
+
+
+def disk_bytes(path: Path) -> int:
+    """Real disk the worktree's files take (allocated blocks, each inode once, .git link file included)."""
+    total, seen = 0, set()
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def _expiries(ctx: Context, state: State) -> dict[str, str]:
+    """workspace -> expires_at, for backends whose branches expire (Neon's TTL). One listing call."""
+    if state.backend != "neon" or not state.workspaces:
+        return {}
+    from treefork.errors import FatalError
+
+    try:
+        branches = ctx.backend(state).list_branches()
+    except FatalError:
+        return {}
+    return {b.workspace: str(b.extra["expires_at"]) for b in branches if b.workspace and b.extra.get("expires_at")}

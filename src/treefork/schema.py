@@ -1,0 +1,159 @@
+"""Schema diffs: a normalised `pg_dump --schema-only` of two databases, compared object by object.
+
+Noise is removed before comparing: ownership, privileges, comments, security labels, `SET` lines,
+pg_dump's random `\\restrict` keys, and the order in which pg_dump happens to print objects. The result
+is a unified diff per changed object (`--- base/TABLE public.users` / `+++ branch/TABLE public.users`),
+so a reviewer reads it like `git diff`, and `changed_objects` can list what changed.
+
+The password never reaches a command line: it goes to pg_dump through a 0600 passfile.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from treefork import proc
+
+_HEADER = re.compile(r"^-- Name: (?P<name>.+?); Type: (?P<type>[^;]+); Schema: (?P<schema>[^;]+);")
+_NOISE = re.compile(
+    r"^(SET |SELECT pg_catalog\.set_config|\\restrict |\\unrestrict |GRANT |REVOKE |COMMENT ON |SECURITY LABEL |"
+    r"ALTER DEFAULT PRIVILEGES |ALTER .+ OWNER TO )"
+)
+DUMP_FLAGS = (
+    "--schema-only",
+    "--no-owner",
+    "--no-privileges",
+    "--no-comments",
+    "--no-security-labels",
+    "--no-tablespaces",
+    "--no-publications",
+    "--no-subscriptions",
+)
+
+
+def dump(url: str) -> str:
+    """`pg_dump --schema-only` of the database at url, with the embedded wheel's pg_dump."""
+    from treefork.backends.pgdist import wheel_bin_dir
+
+    parts = urlsplit(url)
+    password = unquote(parts.password or "")
+    host = parts.hostname or ""
+    netloc = (
+        (quote_user(parts.username) + "@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+    )
+    safe_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    with tempfile.TemporaryDirectory(prefix="treefork-dump-") as tmp:
+        passfile = Path(tmp) / "pgpass"
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(":".join(_pgpass_escape(v) for v in ("*", "*", "*", "*", password)) + "\n")
+        env["PGPASSFILE"] = str(passfile)
+        out = proc.run(
+            str(wheel_bin_dir() / "pg_dump"),
+            *DUMP_FLAGS,
+            "--dbname",
+            safe_url,
+            env=env,
+            hint="check that the database is reachable (treefork ls)",
+        ).out
+    return out
+
+
+def quote_user(user: str | None) -> str:
+    from urllib.parse import quote
+
+    return quote(unquote(user or ""), safe="")
+
+
+def _pgpass_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def objects(dump_text: str) -> dict[str, str]:
+    """'TYPE schema.name' -> the object's normalised SQL, from pg_dump's `-- Name:` headers."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in dump_text.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            key = f"{m.group('type')} {_qualified(m.group('schema'), m.group('name'))}"
+            current = blocks.setdefault(key, [])
+            continue
+        if current is None or line.startswith("--") or not line.strip() or _NOISE.match(line):
+            continue
+        current.append(line.rstrip())
+    return {k: "\n".join(v) for k, v in sorted(blocks.items()) if v}
+
+
+def _qualified(schema: str, name: str) -> str:
+    return name if schema == "-" else f"{schema}.{name}"
+
+
+def diff_dumps(base: str, branch: str) -> str:
+    """A unified diff per changed object, in a stable order. Empty text means the same schema."""
+    a, b = objects(base), objects(branch)
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) == b.get(key):
+            continue
+        before = a[key].splitlines(keepends=False) if key in a else []
+        after = b[key].splitlines(keepends=False) if key in b else []
+        out += difflib.unified_diff(
+            before,
+            after,
+            fromfile=f"base/{key}" if key in a else "/dev/null",
+            tofile=f"branch/{key}" if key in b else "/dev/null",
+            lineterm="",
+        )
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def diff_urls(branch_url: str, base_url: str) -> str:
+    """The schema difference base -> branch of two databases (libpq URLs)."""
+    return diff_dumps(dump(base_url), dump(branch_url))
+
+
+_FILE_HEADER = re.compile(r"^(?:---|\+\+\+) (?:base|branch)/(?P<key>.+)$")
+_STATEMENT = re.compile(
+    r"^[-+ ]\s*(?:CREATE|ALTER|DROP)\s+(?:OR REPLACE\s+)?(?:UNIQUE\s+)?"
+    r"(?P<type>TABLE|INDEX|FUNCTION|VIEW|MATERIALIZED VIEW|SEQUENCE|TYPE|TRIGGER|SCHEMA|EXTENSION|PROCEDURE)\s+"
+    r"(?:IF (?:NOT )?EXISTS\s+)?(?:ONLY\s+)?(?P<name>[\w.\"]+)",
+    re.IGNORECASE,
+)
+
+
+def changed_objects(diff_text: str) -> list[str]:
+    """'TYPE name' of every object a diff touches: from treefork's per-object headers, else (Neon's
+    whole-dump diff) from the CREATE/ALTER/DROP statement that a changed line is part of."""
+    lines = diff_text.splitlines()
+    headers = [m.group("key") for m in map(_FILE_HEADER.match, lines) if m]
+    if headers:
+        return list(dict.fromkeys(headers))
+    found: list[str] = []
+    current: str | None = None
+    for line in lines:
+        header = _FILE_HEADER.match(line)
+        if header or line.startswith(("---", "+++", "@@")):
+            current = None
+            key = header.group("key") if header else None
+        else:
+            s = _STATEMENT.match(line)
+            if s:
+                current = f"{s.group('type').upper()} {s.group('name').strip(chr(34))}"
+            elif line.startswith(" ") and line.strip().endswith(";"):
+                current = None if not line.startswith("  ") else current
+            key = current if line.startswith(("+", "-")) else None
+        if key and key not in found:
+            found.append(key)
+    return found
+
+
+def changed_tables(diff_text: str) -> set[str]:
+    """The tables (schema.name) a diff touches, for spotting parallel migrations that collide."""
+    return {key.split(" ", 1)[1].split("(")[0] for key in changed_objects(diff_text) if key.startswith("TABLE ")}
