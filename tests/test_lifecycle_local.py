@@ -1,7 +1,4 @@
-"""reset, diff, run and merge on the local backend: real git, the real CLI, the real embedded PostgreSQL.
-
-The merge-with-migration and reset tests need LocalBackend.snapshot/restore/reset_branch, which land with
-the lead's one-cluster-per-workspace backend; until then they are skipped (LOCAL_LIFECYCLE below)."""
+"""reset, diff, run and merge on the local backend: real git, the real CLI, the real embedded PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,12 +16,6 @@ import pytest
 from conftest import db_url, git, run_tf
 from tf_helpers import new
 
-from treefork.backends.local import LocalBackend
-
-LOCAL_LIFECYCLE = pytest.mark.skipif(
-    not all(callable(getattr(LocalBackend, m, None)) for m in ("reset_branch", "snapshot", "restore")),
-    reason="NOT YET: LocalBackend.reset_branch/snapshot/restore come with the lead's per-workspace clusters",
-)
 
 
 def _root_url(repo: Path) -> str:
@@ -160,7 +151,6 @@ def _assert_parent_intact(repo: Path, head: str, a: Path) -> None:
     assert a.is_dir()
 
 
-@LOCAL_LIFECYCLE
 def test_merge_with_migration_migrates_the_parent(users_repo: Path) -> None:
     a = _migration_repo(users_repo)
     run_tf(users_repo, "merge", "a")
@@ -168,7 +158,6 @@ def test_merge_with_migration_migrates_the_parent(users_repo: Path) -> None:
     assert (users_repo / "feature.txt").exists() and not a.exists()
 
 
-@LOCAL_LIFECYCLE
 def test_failing_migration_leaves_parent_code_and_data(users_repo: Path) -> None:
     a = _migration_repo(users_repo)
     head = git(users_repo, "rev-parse", "HEAD").stdout
@@ -177,7 +166,6 @@ def test_failing_migration_leaves_parent_code_and_data(users_repo: Path) -> None
     _assert_parent_intact(users_repo, head, a)
 
 
-@LOCAL_LIFECYCLE
 def test_interrupted_migration_leaves_parent_code_and_data(users_repo: Path, tmp_path: Path) -> None:
     a = _migration_repo(users_repo)
     head = git(users_repo, "rev-parse", "HEAD").stdout
@@ -202,7 +190,6 @@ def test_interrupted_migration_leaves_parent_code_and_data(users_repo: Path, tmp
     _assert_parent_intact(users_repo, head, a)
 
 
-@LOCAL_LIFECYCLE
 def test_reset_brings_the_data_back_with_the_same_url(users_repo: Path) -> None:
     a = new(users_repo, "a")
     url = db_url(a)
@@ -210,15 +197,6 @@ def test_reset_brings_the_data_back_with_the_same_url(users_repo: Path) -> None:
     run_tf(users_repo, "reset", "a")
     assert db_url(a) == url
     assert _sql(url, "SELECT id, name FROM users") == [(1, "ada")] and _columns(url, "users") == ["id", "name"]
-
-
-@pytest.mark.skipif(not LOCAL_LIFECYCLE.args[0], reason="LocalBackend can snapshot now")
-def test_merge_with_migration_refuses_up_front_while_local_cannot_snapshot(users_repo: Path) -> None:
-    a = _migration_repo(users_repo)
-    head = git(users_repo, "rev-parse", "HEAD").stdout
-    r = run_tf(users_repo, "merge", "a", check=False)
-    assert r.rc == 1 and "cannot snapshot yet" in r.err and "Traceback" not in r.err
-    _assert_parent_intact(users_repo, head, a)
 
 
 def test_merge_warns_when_another_workspace_changed_the_same_tables(users_repo: Path) -> None:

@@ -115,17 +115,8 @@ class SchemaDiff:
 def schema_diff(ctx: Context, state: State, name: str) -> SchemaDiff:
     ws = expect_ready(state, name)
     mine, base = side(ctx, state, name), parent_side(ctx, state, ws)
-    text = backend_schema_diff(ctx.backend(state), mine.db, base=base.db)
+    text = ctx.backend(state).schema_diff(mine.db, base=base.db)
     return SchemaDiff(name=name, base=base.name, diff=text, objects=schema.changed_objects(text))
-
-
-def backend_schema_diff(backend: Backend, branch: DbBranch, *, base: DbBranch) -> str:
-    """The backend's own schema_diff; for a backend without one (the local backend today), the normalised
-    pg_dump comparison of the two databases' URLs. The lead replaces this adapter by LocalBackend.schema_diff."""
-    method = getattr(backend, "schema_diff", None)
-    if callable(method):
-        return method(branch, base=base)
-    return schema.diff_urls(backend.connection(branch).url, backend.connection(base).url)
 
 
 def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:

@@ -228,7 +228,7 @@ class ClusterBackend:
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         from treefork import schema
 
-        return schema.diff_urls(self.connection(base).url, self.connection(branch).url)  # type: ignore[attr-defined]
+        return schema.diff_urls(self.connection(branch).url, self.connection(base).url)
 
     def snapshot(self, branch: DbBranch) -> DbBranch:
         _, rec = self._expect(branch.id)

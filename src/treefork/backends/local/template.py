@@ -305,6 +305,11 @@ class TemplateBackend:
         info = self.server()
         return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
 
+    def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
+        from treefork import schema
+
+        return schema.diff_urls(self.connection(branch).url, self.connection(base).url)
+
     # ---- helpers ------------------------------------------------------------------------------
     def _mark(self, workspace: str) -> str:
         return f"treefork:{self.ctx.repo_id}:{workspace}"
