@@ -17,6 +17,7 @@ from treefork import output
 from treefork.errors import FatalError
 from treefork.redact import redact
 
+EXIT_FATAL = 1
 EXIT_BUG = 3
 EXIT_INTERRUPT = 130
 
