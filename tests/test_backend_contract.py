@@ -1,0 +1,136 @@
+"""The Backend Protocol's contract, run over every backend in treefork.backends.BACKENDS through one helper
+(as pre-commit runs every language): the same steps, the same expectations, in-process.
+
+Each backend comes with a harness that can put a marker into a branch and read it back: rows through the
+branch's own URL on the local backend (real PostgreSQL), the branch's schema in the fake Neon (built from
+Neon's OpenAPI spec) on Neon."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from neon_fake import PROJECT, FakeNeon, neon_env
+from treefork import config as config_mod
+from treefork.backends import BACKENDS, open_backend
+from treefork.backends.base import Backend, BackendContext, CreateOptions, DbBranch
+from treefork.errors import BackendError
+from treefork.state import Registry
+
+
+@dataclass
+class Harness:
+    backend: Backend
+    write: Callable[[DbBranch, str], None]
+    read: Callable[[DbBranch], str]
+
+
+def _context(repo: Path, settings: dict[str, object]) -> BackendContext:
+    return BackendContext(
+        repo_id="c0ffee",
+        repo_name=repo.name,
+        main_root=repo,
+        config=config_mod.load(repo),
+        registry=Registry(repo / ".git"),
+        settings=settings,
+        progress=lambda message: None,
+    )
+
+
+def _local(repo: Path) -> Iterator[Harness]:
+    settings = {"layout": "clusters", "home": os.environ["TREEFORK_HOME"], "dbname": "app"}
+    backend = open_backend("local", _context(repo, settings))
+
+    def write(branch: DbBranch, text: str) -> None:
+        with psycopg.connect(backend.connection(branch).url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS marker (v text)")
+            conn.execute("TRUNCATE marker")
+            conn.execute("INSERT INTO marker VALUES (%s)", (text,))
+
+    def read(branch: DbBranch) -> str:
+        with psycopg.connect(backend.connection(branch).url) as conn:
+            row = conn.execute("SELECT v FROM marker").fetchone()
+            return str(row[0]) if row else ""
+
+    yield Harness(backend, write, read)
+    from treefork.backends.local.clusters import ClusterBackend
+
+    assert isinstance(backend, ClusterBackend)
+    backend.drop_throwaway_repo()
+
+
+def _neon(repo: Path) -> Iterator[Harness]:
+    fake = FakeNeon(project_ids=(PROJECT,)).start()
+    saved = dict(os.environ)
+    os.environ.update(neon_env(fake))
+    try:
+        backend = open_backend("neon", _context(repo, {"project_id": PROJECT}))
+        yield Harness(
+            backend,
+            lambda branch, text: fake.set_schema(PROJECT, branch.id, text),
+            lambda branch: fake.schema(PROJECT, branch.id),
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        fake.stop()
+
+
+HARNESSES = {"local": _local, "neon": _neon}
+
+
+def test_every_backend_has_a_contract_harness() -> None:
+    assert set(HARNESSES) == set(BACKENDS)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def harness(request: pytest.FixtureRequest, repo: Path) -> Iterator[Harness]:
+    yield from HARNESSES[request.param](repo)
+
+
+def test_the_backend_contract(harness: Harness) -> None:
+    be, write, read = harness.backend, harness.write, harness.read
+
+    root = be.create_root(import_url=None)
+    assert be.create_root(import_url=None).id == root.id == be.root().id, "create_root is idempotent"
+    write(root, "seed")
+
+    a = be.create_branch("a", parent=root, options=CreateOptions())
+    assert read(a) == "seed", "a branch starts as a copy of its parent"
+    write(a, "a's work")
+    assert read(root) == "seed", "and never writes into it"
+    found = be.find_branch_or_none("a")
+    assert found is not None and found.id == a.id
+    assert be.find_branch_or_none("nobody") is None
+    assert [b.id for b in be.list_branches()] == [a.id]
+    url = be.connection(a).url
+    assert url.startswith("postgres") and be.connection(a).url == url
+
+    write(root, "seed v2")
+    be.reset_branch(a, source=root)
+    assert read(a) == "seed v2" and be.connection(a).url == url, "reset keeps the URL, takes the source's data"
+    assert be.schema_diff(a, base=root) == ""
+
+    snap = be.snapshot(a)
+    write(a, "a half-applied migration")
+    be.restore(a, snapshot=snap)
+    assert read(a) == "seed v2" and be.connection(a).url == url
+    assert [b.id for b in be.list_branches()] == [a.id], "restore drops the snapshot"
+
+    b = be.create_branch("b", parent=a, options=CreateOptions())
+    assert read(b) == "seed v2", "stacked on a"
+    assert sorted(x.id for x in be.list_branches()) == sorted([a.id, b.id])
+
+    be.delete_branch(b)
+    be.delete_branch(b)  # already gone is success
+    assert be.find_branch_or_none("b") is None
+    be.delete_branch(a)
+    assert be.list_branches() == []
+    with pytest.raises(BackendError):
+        be.delete_branch(root)
+    assert read(root) == "seed v2"
