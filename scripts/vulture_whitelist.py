@@ -2,7 +2,6 @@
 # vulture reads this file as code that uses these names; nothing imports it (ruff skips it, mypy checks src/).
 
 # Used where vulture cannot see
-NeonBackend  # loaded by name from backends.BACKENDS ("treefork.backends.neon:NeonBackend")
 ls_  # the click command `treefork ls`
 DOCS  # the config keys' documentation, checked by tests/test_docs.py
 extra_groups  # a keyword argument of subprocess.run (proc._Identity)

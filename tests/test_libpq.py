@@ -1,4 +1,4 @@
-"""treefork.backends.libpq, the one seam to PostgreSQL, against a real PostgreSQL 18 server."""
+"""treefork.backends.local.libpq, the one seam to PostgreSQL, against a real PostgreSQL 18 server."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 from conftest import PgServer
-from treefork.backends import libpq
-from treefork.backends.libpq import SQL, Ident, Literal
+from treefork.backends.local import libpq
+from treefork.backends.local.libpq import SQL, Ident, Literal
 
 NASTY = ['a"b', "semi;colon", "it's", "ünïcødé", "$(touch x)", "back\\slash", "--comment", "x" * 63]
 

@@ -231,10 +231,12 @@ def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     mine = [c for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"]]
     assert len(mine) == 2 and not any(c["running"] for c in mine)
     assert "password" not in json.dumps(status)
+    assert {r["name"]: r["server_state"] for r in ls(tf_repo).values()} == {"root": "stopped", "keep": "stopped"}
     assert not can_connect(db_url(wt))
     assert run_tf(tf_repo, "url", "keep").out.strip() == db_url(wt)  # a command that needs it starts it
     assert _rows(db_url(wt)) == [5]
     run_tf(tf_repo, "server", "start")
+    assert {r["name"]: r["server_state"] for r in ls(tf_repo).values()} == {"root": "running", "keep": "running"}
     status = json.loads(run_tf(tf_repo, "server", "status", "--json").out)
     assert all(c["running"] for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"])
 

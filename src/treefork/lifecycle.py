@@ -37,8 +37,8 @@ def side(ctx: Context, state: State, name: str | None) -> Side:
     if name in (None, "root"):
         return Side("root", ctx.backend(state).root(), ctx.repo.main_root)
     ws = expect_ready(state, name)
-    assert ws.db_branch
-    db = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name, clone_method=ws.clone_method)
+    db = ws.db_ref_or_none()
+    assert db is not None
     return Side(ws.name, db, Path(ws.path))
 
 

@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from treefork import agents_launch, ports, reconcile
+from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.git import git
 from treefork.state import State, Workspace
 
 FIELDS = (
     "name", "is_root", "branch", "parent", "path", "status", "error", "worktree", "origin",
-    "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server",
+    "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
     "disk_bytes", "ports", "agent", "created_at", "expires_at",
 )  # fmt: skip
 
@@ -58,6 +59,7 @@ def row(ctx: Context, state: State, ws: Workspace, *, worktree: str, expires_at:
         "db_id": ws.db_id,
         "clone_method": ws.clone_method,
         "server": _server(ctx, path) if present else None,
+        "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
         "disk_bytes": disk_bytes(path) if present else None,
         "ports": ports.held_by(path),
         "agent": agents_launch.status(agents_launch.session_name(ctx.repo.name, ws.name)),
@@ -82,6 +84,7 @@ def _root_row(ctx: Context, state: State) -> dict[str, Any]:
         "db_id": state.root_db_id,
         "clone_method": state.root_clone_method,
         "server": _server(ctx, main),
+        "server_state": _server_state(ctx, state, ctx.backend(state).root()),
         "ports": {},
         "agent": None,
     }
@@ -99,6 +102,10 @@ def _ahead_behind(ctx: Context, state: State, ws: Workspace) -> tuple[int | None
     )
     parts = r.out.split()
     return (int(parts[1]), int(parts[0])) if r.rc == 0 and len(parts) == 2 else (None, None)
+
+
+def _server_state(ctx: Context, state: State, db: DbBranch | None) -> str | None:
+    return ctx.backend(state).server_state(db) if db is not None else None
 
 
 def _server(ctx: Context, worktree: Path) -> str | None:

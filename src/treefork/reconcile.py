@@ -212,10 +212,8 @@ def drop_if_gone(ctx: Context, name: str, *, branch_may_remain: bool = False) ->
             return None
         if not branch_may_remain and ws.branch and ctx.repo.branch_exists(ws.branch):
             return None
-        if ws.db_branch:
-            db: DbBranch | None = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=name)
-        else:  # killed before the registry learnt its database: the backend may still hold a (half-made) one
-            db = ctx.backend().find_branch_or_none(name)
+        # killed before the registry learnt its database: the backend may still hold a (half-made) one
+        db = ws.db_ref_or_none() or ctx.backend().find_branch_or_none(name)
         if db is not None:
             ctx.backend().delete_branch(db)
         return st.forget(name)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from treefork import debug
-from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import REMOVING, State, Workspace
@@ -79,12 +78,9 @@ def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
 
 
 def drop_db(ctx: Context, ws: Workspace) -> bool:
-    if not ws.db_branch:
-        db = ctx.backend().find_branch_or_none(ws.name)
-        if db is None:
-            return False
-    else:
-        db = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name)
+    db = ws.db_ref_or_none() or ctx.backend().find_branch_or_none(ws.name)
+    if db is None:
+        return False
     ctx.backend().delete_branch(db)
     return True
 

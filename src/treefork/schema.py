@@ -38,7 +38,7 @@ DUMP_FLAGS = (
 
 def dump(url: str) -> str:
     """`pg_dump --schema-only` of the database at url, with the embedded wheel's pg_dump."""
-    from treefork.backends.pgdist import wheel_bin_dir
+    from treefork.backends.local.dist import wheel_bin_dir
 
     parts = urlsplit(url)
     password = unquote(parts.password or "")

@@ -12,9 +12,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treefork.errors import FatalError
+
+if TYPE_CHECKING:
+    from treefork.backends.base import DbBranch
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 
@@ -48,6 +51,16 @@ class Workspace:
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))  # every field is a scalar, so a shallow copy is a full one
+
+    def db_ref_or_none(self) -> DbBranch | None:
+        """The database branch the registry records for this workspace (None before it was made)."""
+        from treefork.backends.base import DbBranch
+
+        if not self.db_branch:
+            return None
+        return DbBranch(
+            name=self.db_branch, id=self.db_id or self.db_branch, workspace=self.name, clone_method=self.clone_method
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Workspace:

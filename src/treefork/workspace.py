@@ -40,11 +40,12 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
     if parent is None:
         return backend.root()
     ws = state.expect_workspace(parent)
-    if ws.status != READY or not ws.db_branch:
+    db = ws.db_ref_or_none()
+    if ws.status != READY or db is None:
         raise FatalError(
             f"workspace {parent!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {parent}` first"
         )
-    return DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=parent, clone_method=ws.clone_method)
+    return db
 
 
 def create(ctx: Context, req: NewRequest) -> Workspace:
@@ -260,8 +261,8 @@ def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, c
 def _recorded_db(ctx: Context, ws: Workspace) -> DbBranch:
     """A ready workspace's database, as the registry records it. Never looked up by a path that could drop
     or re-fork it: if the backend does not list it as ours, the re-run stops and says so."""
-    assert ws.db_branch
-    recorded = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name, clone_method=ws.clone_method)
+    recorded = ws.db_ref_or_none()
+    assert recorded is not None
     if any(db.id == recorded.id or db.name == recorded.name for db in ctx.backend().list_branches()):
         return recorded
     raise FatalError(

@@ -16,6 +16,8 @@ EMPTY = "empty"  # the root, created empty
 IMPORT = "import"  # the root, filled by pg_dump | pg_restore
 NEON = "neon"  # a Neon copy-on-write branch
 
+ROOT_MARK = "<root>"  # the workspace name a backend records for the root branch
+
 
 @dataclass(frozen=True)
 class DbBranch:
@@ -87,6 +89,10 @@ class Backend(Protocol):
 
     def status(self) -> dict[str, Any]:
         """What `doctor` and `server status` show (no secrets)."""
+
+    def server_state(self, branch: DbBranch) -> str | None:
+        """What serves the branch, as `ls` shows it without waiting: "running" or "stopped" (a local cluster),
+        or None when the backend cannot tell cheaply (Neon's computes wake on demand)."""
 
     # ---- lifecycle (reset, diff, merge) ----------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:

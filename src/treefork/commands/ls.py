@@ -45,7 +45,7 @@ def _cells(r: dict[str, Any]) -> list[str]:
         ahead_behind,
         tree,
         f"{r['db_branch'] or '-'} ({r['clone_method'] or r['backend']})",
-        r["server"] or "",
+        " ".join(x for x in (r["server"], r["server_state"]) if x),
         ports,
         r["agent"] or "",
         human_bytes(r["disk_bytes"]),

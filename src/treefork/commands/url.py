@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from treefork import output, reconcile
-from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import READY
@@ -22,12 +21,13 @@ def run(name: str | None, *, direct: bool, as_json: bool) -> int:
                 f"{ctx.repo.toplevel} is not a treefork workspace",
                 hint="pass a name: treefork url NAME (treefork ls lists them)",
             )
-        if ws.status != READY or not ws.db_branch:
+        recorded = ws.db_ref_or_none()
+        if ws.status != READY or recorded is None:
             raise FatalError(
                 f"workspace {ws.name!r} has no database yet ({ws.status})",
                 hint=f"run `treefork new {ws.name}` to finish it",
             )
-        db, label = DbBranch(name=ws.db_branch, id=ws.db_id or ws.db_branch, workspace=ws.name), ws.name
+        db, label = recorded, ws.name
     conn = backend.connection(db)
     url = (conn.direct_url or conn.url) if direct else conn.url
     if as_json:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from treefork.backends.base import Backend, BackendContext
 
 
-def LocalBackend(ctx: BackendContext) -> Backend:  # noqa: N802 - the registry calls it like a class
+def open_local(ctx: BackendContext) -> Backend:
     if ctx.settings.get("external"):
         from treefork.backends.local.template import TemplateBackend
 

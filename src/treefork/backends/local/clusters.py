@@ -14,7 +14,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from treefork.backends import libpq
+from treefork.backends.local import libpq
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import fork
 from treefork.backends.local.cluster import CREATING, READY, Cluster, ClusterRecord, describe, record_json
@@ -197,6 +197,12 @@ class ClusterBackend:
             pid = cluster.postmaster_pid()
             rows.append({**record_json(rec), "running": pid is not None, "pid": pid, "data_dir": str(cluster.data)})
         return {"backend": "local", "server": "embedded", "home": str(self.store.home), "clusters": rows}
+
+    def server_state(self, branch: DbBranch) -> str | None:
+        cluster = self.store.cluster(branch.id)
+        if cluster.record_or_none() is None:
+            return "missing"
+        return "running" if cluster.postmaster_pid() is not None else "stopped"
 
     def drop_throwaway_repo(self) -> None:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""

@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 
 from treefork import debug
-from treefork.backends import libpq
+from treefork.backends.local import libpq
 from treefork.backends.local.cluster import Cluster, ClusterRecord
-from treefork.backends.pgdist import server_user
+from treefork.backends.local.dist import server_user
 
 FICLONE = 0x40049409
 CLONE, COPY = "clone", "copy"
@@ -183,7 +183,7 @@ def rekey(child: Cluster, rec: ClusterRecord, *, inherited_admin_password: str) 
 
 
 def set_password(conn: libpq.Connection, role: str, password: str) -> None:
-    from treefork.backends.libpq import SQL, Ident, Literal
+    from treefork.backends.local.libpq import SQL, Ident, Literal
 
     verifier = conn.scram_verifier(role, password)
     conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(verifier)))

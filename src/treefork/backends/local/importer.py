@@ -46,7 +46,7 @@ def freeze(cluster: Cluster, rec: ClusterRecord, *, only_if_needed: bool = False
     bits are unset rewrites it (and WAL-logs it whole), so a fork of an unvacuumed table stops sharing disk as
     soon as it is read. only_if_needed: just the tables with many rows written since their last vacuum (the
     check is one query). Returns the tables frozen ("*" for all)."""
-    from treefork.backends import libpq
+    from treefork.backends.local import libpq
 
     with libpq.connect(
         host="127.0.0.1",
@@ -59,7 +59,7 @@ def freeze(cluster: Cluster, rec: ClusterRecord, *, only_if_needed: bool = False
         if not only_if_needed:
             conn.execute("VACUUM (FREEZE, ANALYZE)")
             return ["*"]
-        from treefork.backends.libpq import SQL, Ident
+        from treefork.backends.local.libpq import SQL, Ident
 
         rows = conn.execute(
             "SELECT schemaname, relname FROM pg_stat_user_tables WHERE n_ins_since_vacuum + n_dead_tup > $1",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from treefork import paths
+from treefork.backends.base import ROOT_MARK
 from treefork.backends.local import ports
 from treefork.backends.local.cluster import (
     ADMIN_USER,
@@ -19,12 +20,12 @@ from treefork.backends.local.cluster import (
     new_password,
     pg,
 )
-from treefork.backends.pgdist import server_user
+from treefork.backends.local.dist import server_user
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 from treefork.names import _slug
 
-ROOT = "<root>"
+ROOT = ROOT_MARK
 
 
 def cluster_id(repo_id: str, workspace: str) -> str:
@@ -111,7 +112,7 @@ class ClusterStore:
             f.write("\ninclude_if_exists = 'treefork.conf'\n")
         cluster.start(rec)
         with cluster.admin(rec) as conn:
-            from treefork.backends.libpq import SQL, Ident, Literal
+            from treefork.backends.local.libpq import SQL, Ident, Literal
 
             verifier = conn.scram_verifier(rec.role, rec.role_password)
             conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))

@@ -22,14 +22,13 @@ from urllib.parse import quote, urlsplit
 
 from treefork import proc
 from treefork.background import Background
-from treefork.backends import libpq, pgdist
-from treefork.backends.libpq import SQL, Ident, Literal
-from treefork.backends.base import COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.local import dist, libpq
+from treefork.backends.local.libpq import SQL, Ident, Literal
+from treefork.backends.base import ROOT_MARK, COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.errors import BackendError, FatalError, ParentBusyError
 from treefork.names import db_name, db_prefix, root_db_name
 from treefork.redact import register
 
-ROOT_MARK = "<root>"
 LEFTOVER_WAIT_SECONDS = 60.0
 
 
@@ -229,7 +228,7 @@ class TemplateBackend:
         self.ctx.progress(f"{parent} has live connections: copying it with pg_dump | pg_restore (method: logical)")
         self._create_marked(conn, name, workspace, template=None)
         info = self.server()
-        bin_dir = pgdist.wheel_bin_dir()
+        bin_dir = dist.wheel_bin_dir()
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
         source = f"postgresql://{quote(info.user, safe='')}@{info.host}:{info.port}/{quote(parent, safe='')}"
         target = f"postgresql://{quote(self.role, safe='')}@{info.host}:{info.port}/{quote(name, safe='')}"
@@ -300,6 +299,9 @@ class TemplateBackend:
 
     def clone_method(self) -> str:
         return str(self.ctx.settings.get("clone_method", COPY))
+
+    def server_state(self, branch: DbBranch) -> str | None:
+        return None
 
     def status(self) -> dict[str, Any]:
         info = self.server()
@@ -412,7 +414,7 @@ class TemplateBackend:
 
         register(url)
         self.ctx.progress(f"importing {safe_url(url)} into {root.name} (pg_dump | pg_restore)")
-        bin_dir = pgdist.wheel_bin_dir()
+        bin_dir = dist.wheel_bin_dir()
         source, source_password = split_password(url)
         target, target_password = split_password(self.connection(root).url)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}

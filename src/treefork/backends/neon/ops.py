@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Callable
 
-from treefork.backends.neon_api import NeonApi
+from treefork.backends.neon.api import NeonApi
 from treefork.errors import BackendError
 
 DONE, FAILED = {"finished", "skipped"}, {"failed", "error", "cancelled"}

@@ -12,16 +12,17 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from treefork.backends import neon_conn, neon_lifecycle, neon_ops
-from treefork.backends.base import NEON, BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.neon_api import NeonApi, NeonApiError, api_host
-from treefork.backends.neon_auth import resolve_key
-from treefork.backends.neon_conn import NeonConnection
+from treefork.backends.neon import conn as neon_conn
+from treefork.backends.neon import lifecycle as neon_lifecycle
+from treefork.backends.neon import ops as neon_ops
+from treefork.backends.base import ROOT_MARK, NEON, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.neon.api import NeonApi, NeonApiError, api_host
+from treefork.backends.neon.auth import resolve_key
+from treefork.backends.neon.conn import NeonConnection
 from treefork.background import Background
 from treefork.errors import BackendError, FatalError
 from treefork.state import CREATING
 
-ROOT_MARK = "<root>"
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
 
 
@@ -225,6 +226,9 @@ class NeonBackend:
             context={"projectId": self.project_id, "branchId": branch.id},
         )
 
+    def server_state(self, branch: DbBranch) -> str | None:
+        return None
+
     def status(self) -> dict[str, Any]:
         count = self.api.get(f"{self._base}/branches/count").get("count")
         return {
@@ -235,7 +239,7 @@ class NeonBackend:
             "branch_count": count,
         }
 
-    # ---- reset, diff, merge (backends/neon_lifecycle.py) -----------------------------------------
+    # ---- reset, diff, merge (backends/neon/lifecycle.py) -----------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
         return neon_lifecycle.reset_branch(self, branch, source=source)
 
@@ -328,7 +332,7 @@ class NeonBackend:
     def _wait_operations(
         self, operations: list[dict[str, Any]], *, what: str, learn: str | None = None, rtt: float = 0.0
     ) -> None:
-        """Wait for operations (backends/neon_ops.py). With `learn`, the first poll waits as long as the last
+        """Wait for operations (backends/neon/ops.py). With `learn`, the first poll waits as long as the last
         operation of that kind took, and this one's time is remembered for the next."""
         expected = self.ctx.settings.get(learn) if learn else None
         first = float(expected) - rtt / 2 if isinstance(expected, (int, float)) else None

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from treefork.backends.neon_api import NeonKey
+from treefork.backends.neon.api import NeonKey
 from treefork import envfile
 from treefork.errors import FatalError
 from treefork.redact import register

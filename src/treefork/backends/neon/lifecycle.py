@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from treefork.backends.base import NEON, DbBranch
-from treefork.backends.neon_api import NeonApiError
+from treefork.backends.neon.api import NeonApiError
 from treefork.errors import BackendError, FatalError
 from treefork.state import pid_alive
 
