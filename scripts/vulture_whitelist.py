@@ -12,10 +12,5 @@ exc  # __exit__'s signature
 extra, repo_name, created_at, root_db_id, bare, locked, CLONE
 _.root_db_id
 
-# The Backend Protocol's lifecycle methods, for the reset / diff / snapshot commands being built
-_.reset_branch, _.schema_diff, _.restore, _.drop_snapshot
-
-# Dead, in files others are rewriting as the gate comes in: delete them there, then here
-_.rev  # git.Repo.rev
-_.is_tracked  # git.Repo.is_tracked
-_.requests, _.retries  # neon_api.NeonApi's counters, which nothing reads
+run_  # the click command `treefork run`
+branch_deleted, branch_kept_reason  # removal.RemoveResult: `rm --json` prints them (asdict)

@@ -17,7 +17,6 @@ from conftest import db_url, git, run_tf
 from tf_helpers import new
 
 
-
 def _root_url(repo: Path) -> str:
     return run_tf(repo, "url", "root").out.strip()
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import assert_one_line_error, cluster_of, home, branches, gc_dry, ls, new, registry, worktree_paths
+from tf_helpers import assert_one_line_error, branches, cluster_of, gc_dry, home, ls, new, registry, worktree_paths
 
 
 def write_row(url: str, value: str = "precious") -> None:

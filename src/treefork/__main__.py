@@ -5,11 +5,11 @@ even `signal` takes long enough to be interrupted): until treefork's error bound
 with one line, never a KeyboardInterrupt traceback. The boundary puts this handler back when it is done.
 """
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module: already loaded, unlike signal
 import os
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def _interrupted(_signum: int, _frame: object) -> None:
     try:
         os.write(2, b"treefork: error: interrupted\n")
     except OSError:

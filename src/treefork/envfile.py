@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from dotenv.parser import parse_stream
 

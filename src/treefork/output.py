@@ -114,13 +114,13 @@ def table(
     from rich.table import Table
 
     t = Table(title=title, show_edge=False, header_style="bold")
-    rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     if fit and sys.stdout.isatty():
-        columns, rows = _drop_columns(list(columns), rows, list(droppable))
-    widths = _fitted_widths(columns, rows, cut=sys.stdout.isatty()) if fit else [None] * len(columns)
-    for col, width in zip(columns, widths):
+        columns, cells = _drop_columns(list(columns), cells, list(droppable))
+    widths = _fitted_widths(columns, cells, cut=sys.stdout.isatty()) if fit else [None] * len(columns)
+    for col, width in zip(columns, widths, strict=True):
         t.add_column(col, no_wrap=fit, overflow="ellipsis" if fit else "fold", width=width)
-    for row in rows:
+    for row in cells:
         t.add_row(*(_escape(redact("" if cell is None else str(cell))) for cell in row))
     if fit and not sys.stdout.isatty():  # a pipe or a file: whole cells, one line per row
         from rich.console import Console

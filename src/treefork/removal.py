@@ -85,7 +85,7 @@ def drop_db(ctx: Context, ws: Workspace) -> bool:
     return True
 
 
-def _remove_worktree(ctx: Context, ws: Workspace, where: "reconcile.Location", *, force: bool) -> bool:
+def _remove_worktree(ctx: Context, ws: Workspace, where: reconcile.Location, *, force: bool) -> bool:
     """Remove the workspace's own worktree, re-identified under the git lock; never one that now sits at
     its path for another branch."""
     from treefork import reconcile

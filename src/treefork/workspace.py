@@ -7,18 +7,23 @@ the same command (or `treefork gc`) can finish or undo what a crash left.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from treefork import debug, output, proc
-from treefork.background import Background
 from treefork.backends.base import CreateOptions, DbBranch
+from treefork.background import Background
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import Worktree, has_control_chars
 from treefork.names import WorkspaceName
-from treefork.removal import RESERVED, RemoveResult, drop_db, expect_removable, remove  # noqa: F401 (the API)
+from treefork.removal import RESERVED as RESERVED
+from treefork.removal import RemoveResult as RemoveResult
+from treefork.removal import drop_db as drop_db
+from treefork.removal import expect_removable as expect_removable
+from treefork.removal import remove as remove
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace, pid_alive
 
 T = TypeVar("T")

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from treefork import paths, proc
-from treefork.backends.local import libpq
-from treefork.backends.local import ports
+from treefork.backends.local import libpq, ports
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
 from treefork.errors import BackendError, FatalError
 from treefork.fsutil import atomic_write_text

@@ -14,9 +14,8 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from treefork.backends.local import libpq
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import fork
+from treefork.backends.local import fork, libpq
 from treefork.backends.local.cluster import CREATING, READY, Cluster, ClusterRecord, describe, record_json
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, new_record
 from treefork.errors import BackendError, FatalError
@@ -168,14 +167,6 @@ class ClusterBackend:
             self._branch(rec)
             for _, rec in self.store.of_repo(self.ctx.repo_id)
             if rec.workspace != ROOT and rec.status == READY
-        ]
-
-    def leftovers(self) -> list[ClusterRecord]:
-        """Clusters of this repo that a killed command left half-made (and whose command is gone)."""
-        from treefork.state import pid_alive
-
-        return [
-            rec for _, rec in self.store.of_repo(self.ctx.repo_id) if rec.status == CREATING and not pid_alive(rec.pid)
         ]
 
     def connection(self, branch: DbBranch) -> Connection:

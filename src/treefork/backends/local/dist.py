@@ -77,6 +77,7 @@ def server_user() -> proc.RunAs | None:
     if not paths.is_root():
         return None
     name = run_as_name()
+    assert name is not None  # root always has one
     try:
         entry = pwd.getpwnam(name)
     except KeyError:

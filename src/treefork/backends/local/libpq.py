@@ -17,8 +17,8 @@ import ctypes
 import os
 import select
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from treefork.errors import BackendError
 

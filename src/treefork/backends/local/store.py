@@ -15,12 +15,11 @@ from treefork.backends.local.cluster import (
     READY,
     Cluster,
     ClusterRecord,
-    open_home,
     give_to_server_user,
     new_password,
+    open_home,
     pg,
 )
-from treefork.backends.local.dist import server_user
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 from treefork.names import _slug
@@ -134,8 +133,3 @@ def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: 
         parent=parent,
         pid=os.getpid(),
     )
-
-
-def runs_as() -> str | None:
-    user = server_user()
-    return None if user is None else str(user.uid)

@@ -16,15 +16,16 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from treefork import proc
-from treefork.background import Background
+from treefork.backends.base import COPY, EMPTY, IMPORT, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import dist, libpq
 from treefork.backends.local.libpq import SQL, Ident, Literal
-from treefork.backends.base import ROOT_MARK, COPY, EMPTY, IMPORT, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.background import Background
 from treefork.errors import BackendError, FatalError, ParentBusyError
 from treefork.names import db_name, db_prefix, root_db_name
 from treefork.redact import register
@@ -307,6 +308,18 @@ class TemplateBackend:
         info = self.server()
         return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
 
+    def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
+        raise _not_here("reset")
+
+    def snapshot(self, branch: DbBranch) -> DbBranch:
+        raise _not_here("snapshot a database (merge with `migrate`)")
+
+    def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
+        raise _not_here("restore a snapshot")
+
+    def drop_snapshot(self, snapshot: DbBranch) -> None:
+        raise _not_here("drop a snapshot")
+
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         from treefork import schema
 
@@ -430,3 +443,10 @@ class TemplateBackend:
                 f"import from {safe_url(url)} failed: {e.message}",
                 hint="check the URL (`treefork init --import URL`) and that the server is reachable",
             ) from None
+
+
+def _not_here(what: str) -> FatalError:
+    return FatalError(
+        f"treefork cannot {what} on a server you run (`init --server-url`); nothing was changed",
+        hint="use the embedded local backend (`treefork init`) for reset and merge with migrations",
+    )

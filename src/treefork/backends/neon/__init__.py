@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from treefork.backends.base import NEON, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon import conn as neon_conn
 from treefork.backends.neon import lifecycle as neon_lifecycle
 from treefork.backends.neon import ops as neon_ops
-from treefork.backends.base import ROOT_MARK, NEON, BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.neon.api import NeonApi, NeonApiError, api_host
 from treefork.backends.neon.auth import resolve_key
 from treefork.backends.neon.conn import NeonConnection
@@ -112,7 +112,7 @@ class NeonBackend:
             "annotation_value": {"treefork": "1", "treefork_repo": self.ctx.repo_id, "treefork_workspace": workspace},
         }
         if options.ttl_seconds:
-            expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
+            expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=options.ttl_seconds)
             body["branch"]["expires_at"] = expires.isoformat().replace("+00:00", "Z")
         self.ctx.progress(f"creating Neon branch {name} from {parent.name}")
         self._attempted.add(workspace)

@@ -14,10 +14,9 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; only Neon commands pay it
     import httpx
@@ -70,8 +69,6 @@ class NeonApi:
         self.base_url = (base_url or api_host()).rstrip("/")
         self.max_attempts = max_attempts
         self.deadline = deadline
-        self.requests = 0  # every HTTP request sent, retries included
-        self.retries = 0
         self._sleep = sleep
         import httpx
 
@@ -118,7 +115,6 @@ class NeonApi:
         for attempt in range(self.max_attempts):
             last = attempt == self.max_attempts - 1
             try:
-                self.requests += 1
                 response = self._client.request(method, path, params=params, json=body)
             except self._transport_error as e:
                 if method != "GET" or last or not self._wait(attempt, None, give_up_at):
@@ -144,7 +140,6 @@ class NeonApi:
                 pass
         if time.monotonic() + delay > give_up_at:
             return False
-        self.retries += 1
         self._sleep(delay)
         return True
 

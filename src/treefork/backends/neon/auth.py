@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from treefork.backends.neon.api import NeonKey
 from treefork import envfile
+from treefork.backends.neon.api import NeonKey
 from treefork.errors import FatalError
 from treefork.redact import register
 
