@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import fork, libpq
-from treefork.backends.local.cluster import CREATING, READY, Cluster, ClusterRecord, describe, record_json
+from treefork.backends.local.cluster import READY, Cluster, ClusterRecord, describe, record_json
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, new_record
 from treefork.errors import BackendError, FatalError
 
