@@ -334,3 +334,33 @@ def test_an_old_shared_server_layout_is_refused_with_the_way_out(tf_repo: Path) 
     r = run_tf(tf_repo, "new", "x", check=False)
     assert r.rc == 1
     assert_one_line_error(r.err, "older treefork", "treefork init")
+
+
+# ---- where a repository's clusters live; after a reboot -------------------------------------------
+def test_a_hook_without_treefork_home_finds_the_repositorys_clusters_and_a_different_one_is_refused(
+    tf_repo: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    url = run_tf(tf_repo, "url", "root").out.strip()
+    bare_env = {k: v for k, v in os.environ.items() if k != "TREEFORK_HOME"}
+    r = subprocess.run(
+        [sys.executable, "-m", "treefork", "url", "root"], cwd=tf_repo, env=bare_env, capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.strip() == url, r.stderr
+    r2 = run_tf(tf_repo, "url", "root", env={"TREEFORK_HOME": str(tmp_path / "elsewhere")}, check=False)
+    assert r2.rc == 1
+    assert_one_line_error(r2.err, "databases live in", "TREEFORK_HOME")
+    assert not (tmp_path / "elsewhere").exists(), "no second set of servers was started"
+
+
+def test_server_autostart_writes_a_systemd_user_unit_that_starts_every_cluster(tmp_path: Path) -> None:
+    import sys
+
+    out = json.loads(run_tf(tmp_path, "server", "autostart", "--json").out)
+    unit = Path(out["unit"])
+    assert unit == Path(os.environ["HOME"]) / ".config" / "systemd" / "user" / "treefork.service"
+    text = unit.read_text()
+    assert f"ExecStart={sys.executable} -m treefork server start" in text
+    assert f"Environment=TREEFORK_HOME={home()}" in text and "WantedBy=default.target" in text
