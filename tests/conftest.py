@@ -142,23 +142,20 @@ def untouched_real_home() -> Iterator[None]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = make_repo(tmp_path / "app")
-    yield root
-    remove_clusters(root)
+    return make_repo(tmp_path / "app")
 
 
-def remove_clusters(root: Path) -> None:
-    """Stop and remove the PostgreSQL clusters a test's repo left (a session makes hundreds)."""
-    import json
-
+@pytest.fixture(autouse=True)
+def no_cluster_outlives_its_test(treefork_home: Path) -> Iterator[None]:
+    """Stop and remove the PostgreSQL clusters a test made (a session makes hundreds); those of module-wide
+    repos, made before the test, stay."""
     from treefork.backends.local.store import ClusterStore
 
-    try:
-        rid = json.loads((root / ".git" / "treefork" / "registry.json").read_text())["repo_id"]
-    except (OSError, ValueError, KeyError):
-        return
-    for cluster, _ in list(ClusterStore().of_repo(rid)):
-        cluster.destroy()
+    store = ClusterStore(treefork_home)
+    before = set(os.listdir(store.dir)) if store.dir.is_dir() else set()
+    yield
+    for name in set(os.listdir(store.dir)) - before if store.dir.is_dir() else ():
+        store.cluster(name).destroy()
 
 
 def make_repo(root: Path) -> Path:

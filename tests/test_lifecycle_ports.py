@@ -19,7 +19,7 @@ def _ports_repo(root: Path) -> Path:
     (repo / "treefork.toml").write_text('ports = ["PORT", "VITE_PORT"]\n')
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "ports")
-    run_tf(repo, "init")
+    run_tf(repo, "init", "--no-import")
     return repo
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 HOST = "127.0.0.1"
-# Below Linux's ephemeral range (32768-60999), so an outgoing connection never takes a cluster's port.
-FIRST, LAST = 15432, 29999
+# Below Linux's ephemeral range (32768-60999), so an outgoing connection never takes a cluster's port, and
+# below the range of the apps' own ports (treefork.ports, 20000-29999), which are recorded but not yet bound.
+FIRST, LAST = 15432, 19999
 
 
 def free(port: int) -> bool:
@@ -32,7 +33,7 @@ def pick(taken: Iterable[int]) -> int:
         port = random.randint(FIRST, LAST)
         if port not in used and free(port):
             return port
-    raise OSError("no free loopback port between 15432 and 29999")
+    raise OSError(f"no free loopback port between {FIRST} and {LAST}")
 
 
 def holder_or_none(port: int) -> str | None:
