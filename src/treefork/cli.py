@@ -91,7 +91,8 @@ def init(
 @click.option(
     "--terminate-blockers",
     is_flag=True,
-    help="Disconnect clients of the parent database for the clone (they are named otherwise).",
+    help="--server-url only: disconnect the parent database's clients for a TEMPLATE clone instead of copying it "
+    "logically (the embedded backend forks online and never disconnects anyone).",
 )
 @click.option("--ttl", help="Neon: expire the branch after this long (e.g. 7d; at most 30d).")
 @click.option("--agent", metavar="CMD", help="Start this agent (a command line or an [agents] profile) in tmux.")
