@@ -53,18 +53,12 @@ class ClusterBackend:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
         rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None)
-        cluster = self.store.register(rec)
-        try:
+        with self.store.creating(rec) as cluster:
             self.store.initdb(cluster, rec)
             rec.method = "empty"
             if import_url:
                 importer.import_into(import_url, cluster, rec, progress=self.ctx.progress)
                 rec.method = "import"
-            rec.status, rec.pid = READY, None
-            cluster.save(rec)
-        except BaseException:
-            cluster.destroy()
-            raise
         return self._branch(rec)
 
     def create_branch(self, workspace: str, *, parent: DbBranch, options: CreateOptions) -> DbBranch:
@@ -82,17 +76,11 @@ class ClusterBackend:
 
         if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
             self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
-        child = self.store.register(rec)
-        try:
+        with self.store.creating(rec) as child:
             rec.method = fork.online_copy(parent_cluster, parent_rec, child, label=f"treefork fork {rec.id}")
             self._first_start(child, rec, password=parent_rec.admin_password)
             fork.rekey(child, rec, inherited_admin_password=parent_rec.admin_password)
             self._wait_for_role(rec)
-            rec.status, rec.pid = READY, None
-            child.save(rec)
-        except BaseException:
-            child.destroy()
-            raise
         return self._branch(rec)
 
     def _clear_leftover(self, cid: str, workspace: str) -> None:

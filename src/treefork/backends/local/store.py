@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
@@ -69,6 +70,19 @@ class ClusterStore:
             cluster.dir.mkdir(mode=0o711, exist_ok=True)
             cluster.save(rec)
         return cluster
+
+    @contextlib.contextmanager
+    def creating(self, rec: ClusterRecord) -> Iterator[Cluster]:
+        """Register rec, let the caller make the cluster, then record it finished; on any failure (^C
+        included) every file of the half-made cluster goes."""
+        cluster = self.register(rec)
+        try:
+            yield cluster
+            rec.status, rec.pid = READY, None
+            cluster.save(rec)
+        except BaseException:
+            cluster.destroy()
+            raise
 
     def repick_port(self, cluster: Cluster, rec: ClusterRecord) -> None:
         """A new cluster lost its port to another program before its first start: no env file names it yet."""
