@@ -13,7 +13,7 @@ from treefork.context import Context
 from treefork.errors import FatalError
 from treefork import git as gitmod
 from treefork.git import git
-from treefork.hooks import claude, git_hooks
+from treefork.hooks import git_hooks
 from treefork.state import UNPROVISIONED
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -31,7 +31,7 @@ class Check:
 def run(*, as_json: bool) -> int:
     gitmod.check_version()
     ctx = Context.open()
-    checks = [*_hook_checks(ctx), _claude_check(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
+    checks = [*_hook_checks(ctx), *_agent_checks(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
     failed = any(c.level == FAIL for c in checks)
     if as_json:
         output.emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
@@ -97,20 +97,36 @@ def _hook_checks(ctx: Context) -> list[Check]:
     return checks
 
 
-def _claude_check(ctx: Context) -> Check:
+def _agent_checks(ctx: Context) -> list[Check]:
+    from treefork.agents import claude_settings, registry
+
+    checks = []
     try:
-        installed = claude.settings_installed(ctx)
+        foreign = claude_settings.foreign_create_hooks(ctx.repo.main_root)
     except FatalError as e:
-        return Check("claude settings", FAIL, e.message, e.hint)
-    path = claude.settings_path(ctx)
-    if installed:
-        return Check("claude settings", OK, f"WorktreeCreate/WorktreeRemove hooks in {path}")
-    return Check(
-        "claude settings",
-        WARN,
-        f"no treefork WorktreeCreate/WorktreeRemove hooks in {path}",
-        "treefork install --claude",
-    )
+        return [Check("claude settings", FAIL, e.message, e.hint)]
+    if foreign:
+        where, cmd = foreign[0]
+        checks.append(
+            Check(
+                "claude settings",
+                FAIL,
+                f"a foreign WorktreeCreate hook in {where} ({cmd}): Claude Code runs both and takes the first path",
+                f"remove it from {where}, then `treefork install --claude`",
+            )
+        )
+    for agent in registry.all_agents():
+        try:
+            ok = agent.installed(ctx.repo.main_root)
+        except FatalError as e:
+            checks.append(Check(f"agent {agent.name}", FAIL, e.message, e.hint))
+            continue
+        checks.append(
+            Check(f"agent {agent.name}", OK, "integration installed")
+            if ok
+            else Check(f"agent {agent.name}", WARN, "integration not installed", f"treefork install --{agent.name}")
+        )
+    return checks
 
 
 def _worktreeinclude_check(ctx: Context) -> Check:

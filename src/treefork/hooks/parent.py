@@ -16,57 +16,33 @@ from pathlib import Path
 
 from treefork.context import Context
 from treefork.git import git
+from treefork.hooks import procinfo
 from treefork.state import READY, State, Workspace
 
 
 def invoking_worktree() -> Path | None:
     """The cwd of the git process that ran this hook (our parent, as the hook script execs us), if knowable."""
-    for pid in _ancestors(3):
+    for pid in procinfo.ancestors(3):
         try:
             cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
         except OSError:
             continue
-        if _is_git(pid):
+        if procinfo.comm(pid) == "git":
             return cwd
     return None
 
 
-def _ancestors(depth: int) -> list[int]:
-    pids, pid = [], os.getppid()
-    for _ in range(depth):
-        if pid <= 1:
-            break
-        pids.append(pid)
-        pid = _ppid_of(pid)
-    return pids
-
-
-def _ppid_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _is_git(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
-            return f.read().strip() == "git"
-    except OSError:
-        return False
-
-
-def choose(ctx: Context, state: State, *, branch: str, new_head: str, invoker: Path | None) -> str | None:
+def choose(ctx: Context, state: State, *, branch: str | None, new_head: str, invoker: Path | None) -> str | None:
     ready = [ws for ws in state.workspaces.values() if ws.status == READY and ws.db_branch and ws.branch != branch]
     by_cwd = _by_invoker(ready, invoker)
     if by_cwd is not None:
         return by_cwd.name
     if invoker is not None and _within(invoker, ctx.repo.main_root):
         return None  # run from the main worktree: the root
-    upstream = git(
-        "rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False
-    ).out.strip()
+    upstream = (
+        branch
+        and git("rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False).out.strip()
+    )
     for ws in ready:
         if upstream and ws.branch == upstream:
             return ws.name

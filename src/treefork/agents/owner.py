@@ -1,0 +1,67 @@
+"""Agent-made worktrees that no hook will ever remove (`claude -p -w`, subagent worktrees), and when `gc`
+may reclaim one: its agent process has exited, `git status` is clean, and none of its commits is missing
+from every other branch and remote-tracking ref (nothing unmerged, nothing unpushed). Then the worktree,
+its branch and its database go. Anything else is kept and listed by `treefork doctor`.
+
+The owning process is recorded in `<worktree git dir>/treefork-owner.json`, which goes with the worktree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from treefork.git import Repo, git
+from treefork.state import pid_alive
+
+FILE = "treefork-owner.json"
+
+
+def _record_path(worktree: Path) -> Path | None:
+    dotgit = worktree / ".git"
+    try:
+        text = dotgit.read_text(encoding="utf-8") if dotgit.is_file() else ""
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    gitdir = Path(text.split(":", 1)[1].strip())
+    return (gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()) / FILE
+
+
+def record(worktree: Path, *, agent: str, pid: int | None) -> None:
+    path = _record_path(worktree)
+    if path is not None and pid is not None:
+        path.write_text(json.dumps({"agent": agent, "pid": pid}) + "\n", encoding="utf-8")
+
+
+def owner_pid(worktree: Path) -> int | None:
+    path = _record_path(worktree)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid") if isinstance(data, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
+def unique_commits(repo: Repo, branch: str) -> int:
+    """Commits of `branch` that no other local branch, remote-tracking ref or the main HEAD holds."""
+    r = git(
+        "rev-list", "--count", f"refs/heads/{branch}", "--not", f"--exclude={branch}",
+        "--branches", "--remotes", "HEAD", cwd=repo.main_root, check=False,
+    )  # fmt: skip
+    return int(r.out.strip() or 0) if r.rc == 0 else 1
+
+
+def keep_reason(repo: Repo, worktree: Path, branch: str | None, *, check_owner: bool, check_dirty: bool) -> str | None:
+    """Why this agent worktree must stay, or None when removing it (and its branch) loses nothing."""
+    if check_owner and pid_alive(owner_pid(worktree)):
+        return f"its agent (pid {owner_pid(worktree)}) is still running"
+    if check_dirty and worktree.exists() and repo.is_dirty(worktree):
+        return "it has uncommitted changes"
+    if branch and repo.branch_exists(branch):
+        n = unique_commits(repo, branch)
+        if n:
+            return f"branch {branch} has {n} commit(s) on no other branch or remote (unmerged, unpushed)"
+    return None
