@@ -124,7 +124,9 @@ def _events(body: dict[str, Any], blocks: list[dict[str, Any]]) -> list[dict[str
     for i, b in enumerate(blocks):
         if b["type"] == "text":
             events.append({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
-            events.append({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": b["text"]}})
+            events.append(
+                {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": b["text"]}}
+            )
         else:
             head = {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}
             events.append({"type": "content_block_start", "index": i, "content_block": head})

@@ -7,11 +7,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agents_support import agent_bin, agent_env, ls
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, last_user_text, text_reply
+from pty_session import PtySession
 from tf_helpers import can_connect, gc_dry
 
 KEY = "sk-ant-api03-" + "x" * 80
@@ -67,4 +69,94 @@ def test_print_mode_worktree_is_provisioned_then_reclaimed_by_gc(claude: Path, t
     run_tf(tf_repo, "gc")
     assert not wt.exists() and "x" not in ls(tf_repo)
     assert "worktree-x" not in git(tf_repo, "branch", "--list").stdout
+    assert not can_connect(url) and gc_dry(tf_repo) == []
+
+
+def _interactive(claude: Path, repo: Path, fake: FakeAnthropic, env: dict[str, str], *args: str) -> PtySession:
+    home = Path(env["CLAUDE_CONFIG_DIR"]).parent
+    s = PtySession([str(claude), *args], cwd=repo, env=agent_env(home, ANTHROPIC_BASE_URL=fake.url, **env))
+    s.expect(r"for\s*shortcuts", timeout=90)
+    return s
+
+
+def _exit(s: PtySession) -> int:
+    s.send("/exit")
+    s.expect(r"Exit\s*the\s*CLI")
+    s.send("\r")
+    return s.wait(timeout=90)
+
+
+def test_interactive_clean_session_exit_leaves_nothing(claude: Path, tf_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_repo, "install", "--claude")
+    env = _config(tmp_path, tf_repo)
+    wt = tf_repo / ".claude" / "worktrees" / "clean"
+    with FakeAnthropic(text_reply()) as fake:
+        s = _interactive(claude, tf_repo, fake, env, "-w", "clean")
+        try:
+            url = db_url(wt)
+            assert can_connect(url) and ls(tf_repo)["clean"]["status"] == "ready"
+            assert _exit(s) == 0
+        finally:
+            s.close()
+    assert not wt.exists() and "clean" not in ls(tf_repo)
+    assert "worktree-clean" not in git(tf_repo, "branch", "--list").stdout
+    assert not can_connect(url) and gc_dry(tf_repo) == []
+
+
+def test_interactive_session_with_commits_keeps_them(claude: Path, tf_repo: Path, tmp_path: Path) -> None:
+    """Claude auto-removes a clean worktree at exit even with commits; treefork's hook refuses to lose them."""
+    run_tf(tf_repo, "install", "--claude")
+    env = _config(tmp_path, tf_repo)
+    wt = tf_repo / ".claude" / "worktrees" / "work"
+    with FakeAnthropic(text_reply()) as fake:
+        s = _interactive(claude, tf_repo, fake, env, "-w", "work")
+        try:
+            url = db_url(wt)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE notes (body text)")
+                conn.execute("INSERT INTO notes VALUES ('kept')")
+            (wt / "feature.txt").write_text("committed work\n")
+            git(wt, "add", "feature.txt")
+            git(wt, "commit", "-q", "-m", "feature")
+            _exit(s)
+        finally:
+            s.close()
+    assert (wt / "feature.txt").read_text() == "committed work\n"
+    assert git(tf_repo, "log", "-1", "--format=%s", "worktree-work").stdout.strip() == "feature"
+    assert ls(tf_repo)["work"]["status"] == "ready"
+    with psycopg.connect(db_url(wt)) as conn:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [("kept",)]
+    run_tf(tf_repo, "gc")  # gc keeps it too: it has unmerged commits
+    assert (wt / "feature.txt").exists() and "work" in ls(tf_repo)
+
+
+def _subagent_script(body: dict) -> list[dict]:
+    """Main session: call the Agent tool with worktree isolation once; everyone else: a short text."""
+    text = last_user_text(body)
+    tools = {t.get("name") for t in body.get("tools") or []}
+    if "tool_result" in text:
+        return [{"type": "text", "text": "all done"}]
+    if "SUBAGENT-TASK" in text:
+        return [{"type": "text", "text": "subagent finished"}]
+    if "hello" in text and "Agent" in tools:
+        spec = {"description": "isolated helper", "prompt": "SUBAGENT-TASK: say hi", "isolation": "worktree"}
+        return [{"type": "tool_use", "name": "Agent", "input": {**spec, "subagent_type": "general-purpose"}}]
+    return [{"type": "text", "text": "ok"}]
+
+
+def test_subagent_worktree_is_provisioned_and_reclaimed(claude: Path, tf_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_repo, "install", "--claude")
+    env = _config(tmp_path, tf_repo)
+    with FakeAnthropic(_subagent_script) as fake:
+        cp = _claude_p(claude, tf_repo, fake, env, "--allowedTools", "Agent")
+    assert cp.returncode == 0, cp.stderr + cp.stdout
+    agents = {n: r for n, r in ls(tf_repo).items() if n.startswith("agent-")}
+    assert len(agents) == 1, (cp.stdout, [b.get("messages") for b in fake.requests][-1:])
+    ((name, row),) = agents.items()
+    wt = Path(row["path"])
+    assert row["origin"] == "claude" and wt.is_dir() and can_connect(db_url(wt))
+    url = db_url(wt)
+    run_tf(tf_repo, "gc")  # Claude keeps hook-made agent worktrees; gc reclaims this one: clean, nothing unmerged
+    assert not wt.exists() and name not in ls(tf_repo)
+    assert f"worktree-{name}" not in git(tf_repo, "branch", "--list").stdout
     assert not can_connect(url) and gc_dry(tf_repo) == []
