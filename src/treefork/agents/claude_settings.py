@@ -106,9 +106,9 @@ def _word(changed: bool) -> str:
     return "installed" if changed else "unchanged"
 
 
-def installed(root: Path) -> bool:
-    """Both our hooks, with this interpreter, in the checkout's settings.local.json."""
-    data = jsonfile.read(root / LOCAL)
+def installed(repo: Repo) -> bool:
+    """Both our hooks, with this interpreter, in the main checkout's settings.local.json."""
+    data = jsonfile.read(repo.main_root / LOCAL)
     return all(hook_command(v) in jsonfile.command_hooks(_hooks(data).get(e)) for e, v in EVENTS.items())
 
 

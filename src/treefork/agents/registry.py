@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from treefork.agents import claude_settings
 from treefork.errors import FatalError
@@ -20,7 +19,7 @@ class Agent:
     preflight: Callable[[Repo], None]
     install: Callable[[Repo], list[dict[str, str]]]
     uninstall: Callable[[Repo], list[dict[str, str]]]
-    installed: Callable[[Path], bool]
+    installed: Callable[[Repo], bool]
 
 
 def _no_preflight(repo: Repo) -> None:

@@ -1,9 +1,97 @@
-"""Agents with no worktree events: their session-start hook runs `treefork sync --quiet` (docs/agents.md)."""
+"""Agents with no worktree events run the launcher (agents/launcher.py) from their own session-start hook:
+- Gemini CLI: `SessionStart` in the project's `.gemini/settings.json` (the command holds no machine path,
+  so the file may be committed);
+- Codex: `SessionStart` in `$CODEX_HOME/hooks.json` (default ~/.codex): its worktrees live outside the
+  repository, where no project file reaches. Codex runs a hook only once you have trusted it (`/hooks`);
+- opencode: the project's start command, which opencode runs in each worktree it creates or resets; set
+  through `opencode serve`'s project API (agents/opencode.py).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+from treefork.agents import jsonfile, launcher
+from treefork.git import Repo
+
+EVENT = "SessionStart"
+
+
+def gemini_settings(root: Path) -> Path:
+    return root / ".gemini" / "settings.json"
+
+
+def codex_hooks(root: Path) -> Path:
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex") / "hooks.json"
+
+
+def _change(*, install: bool):
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+        groups = jsonfile.without_commands(hooks.get(EVENT), launcher.is_ours)
+        if install:
+            groups.append({"hooks": [{"type": "command", "command": launcher.COMMAND, "name": "treefork"}]})
+        if groups:
+            hooks[EVENT] = groups
+        else:
+            hooks.pop(EVENT, None)
+        if hooks:
+            data["hooks"] = hooks
+        else:
+            data.pop("hooks", None)
+        return data
+
+    return change
+
+
+def _installer(agent: str, settings: Any):
+    def install(repo: Repo) -> list[dict[str, str]]:
+        wrote = launcher.write(repo)
+        path = settings(repo.main_root)
+        changed = jsonfile.update(path, _change(install=True))
+        return [
+            {"hook": f"{agent} agent-hook", "path": str(launcher.path(repo)), "action": _word(wrote)},
+            {"hook": f"{agent} {EVENT}", "path": str(path), "action": _word(changed)},
+        ]
+
+    def uninstall(repo: Repo) -> list[dict[str, str]]:
+        path = settings(repo.main_root)
+        changed = jsonfile.update(path, _change(install=False))
+        return [{"hook": f"{agent} {EVENT}", "path": str(path), "action": "removed" if changed else "not installed"}]
+
+    def installed(repo: Repo) -> bool:
+        data = jsonfile.read(settings(repo.main_root))
+        hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+        return any(launcher.is_ours(c) for c in jsonfile.command_hooks(hooks.get(EVENT)))
+
+    return install, uninstall, installed
+
+
+def _word(changed: bool) -> str:
+    return "installed" if changed else "unchanged"
 
 
 def agents(make: Any) -> list[Any]:
-    return []
+    from treefork.agents import opencode
+
+    def no_preflight(repo: Repo) -> None:
+        return None
+
+    result = []
+    for name, settings_dir, settings in (("gemini", ".gemini", gemini_settings), ("codex", ".codex", codex_hooks)):
+        install, uninstall, installed = _installer(name, settings)
+        result.append(make(name, name, settings_dir, no_preflight, install, uninstall, installed))
+    result.append(
+        make(
+            "opencode",
+            "opencode",
+            ".opencode",
+            opencode.preflight,
+            opencode.install,
+            opencode.uninstall,
+            opencode.installed,
+        )
+    )
+    return result

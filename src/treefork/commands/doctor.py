@@ -117,7 +117,7 @@ def _agent_checks(ctx: Context) -> list[Check]:
         )
     for agent in registry.all_agents():
         try:
-            ok = agent.installed(ctx.repo.main_root)
+            ok = agent.installed(ctx.repo)
         except FatalError as e:
             checks.append(Check(f"agent {agent.name}", FAIL, e.message, e.hint))
             continue
