@@ -8,7 +8,9 @@ Removal (`worktree remove --force` + `branch -D`) is caught by the reference-tra
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -40,10 +42,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _call(url: str, method: str = "GET", body: Any = None) -> Any:
+def _call(url: str, method: str = "GET", body: Any = None, *, timeout: float = 30) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
 
 
@@ -62,14 +64,16 @@ def set_start_command(root: Path, command: str | None) -> None:
     base = f"http://127.0.0.1:{port}"
     query = f"?directory={urllib.request.quote(str(root))}"
     try:
-        project = _wait_for(lambda: _call(f"{base}/project/current{query}"), server)
+        # a request that arrives while the server boots can hang: probe with a short timeout, and retry
+        project = _wait_for(lambda: _call(f"{base}/project/current{query}", timeout=3), server)
         _call(f"{base}/project/{project['id']}{query}", "PATCH", {"commands": {"start": command or ""}})
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def _wait_for(call: Any, server: subprocess.Popen[bytes]) -> Any:
