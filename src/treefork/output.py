@@ -26,9 +26,19 @@ def _console(*, stderr: bool) -> "Console":
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+_quiet = False
+
+
+def be_quiet() -> None:
+    """Drop progress lines from now on (`sync --quiet`); warnings and errors still show."""
+    global _quiet
+    _quiet = True
+
+
 def info(message: str) -> None:
     """A progress line on stderr."""
-    _to_stderr(redact(message))
+    if not _quiet:
+        _to_stderr(redact(message))
 
 
 def warn(message: str) -> None:

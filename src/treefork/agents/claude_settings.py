@@ -108,7 +108,11 @@ def _word(changed: bool) -> str:
 
 def installed(repo: Repo) -> bool:
     """Both our hooks, with this interpreter, in the main checkout's settings.local.json."""
-    data = jsonfile.read(repo.main_root / LOCAL)
+    return installed_in(repo.main_root)
+
+
+def installed_in(root: Path) -> bool:
+    data = jsonfile.read(root / LOCAL)
     return all(hook_command(v) in jsonfile.command_hooks(_hooks(data).get(e)) for e, v in EVENTS.items())
 
 

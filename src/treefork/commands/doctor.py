@@ -6,6 +6,7 @@ Exit 1 when a check fails (a warning alone does not fail). Each finding carries 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from treefork import output, reconcile
@@ -32,6 +33,7 @@ def run(*, as_json: bool) -> int:
     gitmod.check_version()
     ctx = Context.open()
     checks = [*_hook_checks(ctx), *_agent_checks(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
+    checks += _worktree_checks(ctx)
     failed = any(c.level == FAIL for c in checks)
     if as_json:
         output.emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
@@ -98,7 +100,7 @@ def _hook_checks(ctx: Context) -> list[Check]:
 
 
 def _agent_checks(ctx: Context) -> list[Check]:
-    from treefork.agents import claude_settings, registry
+    from treefork.agents import claude_settings, launcher, registry
 
     checks = []
     try:
@@ -125,6 +127,55 @@ def _agent_checks(ctx: Context) -> list[Check]:
             Check(f"agent {agent.name}", OK, "integration installed")
             if ok
             else Check(f"agent {agent.name}", WARN, "integration not installed", f"treefork install --{agent.name}")
+        )
+        if ok and agent.name != "claude" and not launcher.current(ctx.repo):
+            checks.append(
+                Check(
+                    f"agent {agent.name}",
+                    FAIL,
+                    f"{launcher.path(ctx.repo)} is missing or was written by another interpreter: the hook cannot fire",
+                    f"treefork install --{agent.name}",
+                )
+            )
+    return checks
+
+
+def _worktree_checks(ctx: Context) -> list[Check]:
+    """Every worktree without a workspace, and every Claude worktree its hooks cannot reach."""
+    from treefork.agents import claude_settings
+
+    state = ctx.state()
+    if not state.initialized:
+        return []
+    main = ctx.repo.main_root.resolve()
+    trees = [w for w in ctx.repo.worktrees() if w.path.resolve() != main and not w.prunable and not w.bare]
+    known = {Path(w.path).resolve() for w in state.workspaces.values()}
+    bare = [str(w.path) for w in trees if w.path.resolve() not in known]
+    checks = [
+        Check(
+            "worktrees without a workspace",
+            FAIL if bare else OK,
+            ", ".join(bare) if bare else "none",
+            f"cd {bare[0]} && treefork sync" if bare else None,
+            bare,
+        )
+    ]
+    if claude_settings.installed(ctx.repo):
+        deaf = [
+            w.path
+            for w in state.workspaces.values()
+            if w.origin == "claude" and Path(w.path).is_dir() and not claude_settings.installed_in(Path(w.path))
+        ]
+        checks.append(
+            Check(
+                "claude worktrees",
+                WARN if deaf else OK,
+                f"treefork's WorktreeRemove hook cannot fire in: {', '.join(deaf)}"
+                if deaf
+                else "every one has the hooks",
+                f"cp {main / claude_settings.LOCAL} {Path(deaf[0]) / claude_settings.LOCAL}" if deaf else None,
+                deaf,
+            )
         )
     return checks
 

@@ -18,6 +18,8 @@ from treefork.state import READY
 
 
 def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
+    if quiet:
+        output.be_quiet()
     ctx = Context.open()
     state = ctx.state()
     if quiet and not state.initialized:
