@@ -65,7 +65,10 @@ def init(
 @cli.command()
 @click.argument("name")
 @click.option(
-    "--from", "parent", metavar="WORKSPACE", help="Fork from this workspace's database instead of the root's."
+    "--from",
+    "parent",
+    metavar="WORKSPACE",
+    help="Fork code and data from this workspace (default: the one this runs in, else the root; `root` for the root).",
 )
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
