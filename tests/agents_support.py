@@ -5,6 +5,7 @@ with the reason."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -28,30 +29,50 @@ def cache_root() -> Path:
     return Path(os.environ.get("TREEFORK_AGENT_CLI_CACHE") or Path(tempfile.gettempdir()) / "treefork-agent-clis")
 
 
-def agent_bin(agent: str) -> Path:
-    """The agent's executable, installing it on first use; pytest.skip with the reason when npm cannot."""
-    package, version = PINNED[agent]
-    prefix = cache_root() / f"{agent}-{version}"
-    exe = prefix / "node_modules" / ".bin" / agent
-    if exe.exists():
-        return exe
+def _install(prefix: Path, specs: list[str]) -> str:
+    """npm install into prefix (once, under a lock); returns npm's complaint, empty on success."""
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip(f"{agent}: npm is not installed, so {package}@{version} cannot be installed")
+        return "npm is not installed"
     prefix.mkdir(parents=True, exist_ok=True)
-    with open(prefix.parent / f".{agent}.lock", "w") as lock:
+    env = {**os.environ, "npm_config_cache": str(cache_root() / "_npm"), "npm_config_update_notifier": "false"}
+    cp = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *specs],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    return "" if cp.returncode == 0 else cp.stderr.strip()[-300:]
+
+
+@functools.cache
+def install_all() -> dict[str, Path | str]:
+    """Every pinned CLI in one npm run (about 30 s the first time, cached after); per package on failure.
+    Maps each agent to its executable, or to the reason it could not be installed."""
+    prefix = cache_root() / "-".join(f"{a}{v}" for a, (_, v) in sorted(PINNED.items()))
+    prefix.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path | str] = {}
+    with open(cache_root() / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not exe.exists():
-            env = {**os.environ, "npm_config_cache": str(cache_root() / "_npm"), "npm_config_update_notifier": "false"}
-            cp = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"{package}@{version}"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=900,
-            )
-            if cp.returncode != 0 or not exe.exists():
-                pytest.skip(f"{agent}: `npm install {package}@{version}` failed: {cp.stderr.strip()[-300:]}")
+        exes = {a: prefix / "node_modules" / ".bin" / a for a in PINNED}
+        missing = [a for a, exe in exes.items() if not exe.exists()]
+        if missing and _install(prefix, [f"{PINNED[a][0]}@{PINNED[a][1]}" for a in missing]):
+            for a in missing:  # one bad package must not skip the others
+                problem = _install(prefix / a, [f"{PINNED[a][0]}@{PINNED[a][1]}"])
+                exes[a] = prefix / a / "node_modules" / ".bin" / a
+                if problem:
+                    found[a] = f"`npm install {PINNED[a][0]}@{PINNED[a][1]}` failed: {problem}"
+        for a, exe in exes.items():
+            found.setdefault(a, exe if exe.exists() else f"{PINNED[a][0]}@{PINNED[a][1]} did not install {a}")
+    return found
+
+
+def agent_bin(clis: dict[str, Path | str], agent: str) -> Path:
+    """The agent's executable, or pytest.skip with the reason it could not be installed."""
+    exe = clis[agent]
+    if isinstance(exe, str):
+        pytest.skip(f"{agent}: {exe}")
     return exe
 
 

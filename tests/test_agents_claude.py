@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from agents_support import agent_bin, agent_env, ls
+from agents_support import agent_bin, agent_env, install_all, ls
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, last_user_text, text_reply
 from pty_session import PtySession
@@ -19,9 +19,15 @@ from tf_helpers import can_connect, gc_dry
 KEY = "sk-ant-api03-" + "x" * 80
 
 
+@pytest.fixture
+def claude(agent_clis: dict) -> Path:
+    return agent_bin(agent_clis, "claude")
+
+
 @pytest.fixture(scope="module")
-def claude() -> Path:
-    return agent_bin("claude")
+def agent_clis() -> dict:
+    """The pinned agent CLIs, installed from npm once per test session (cached outside HOME)."""
+    return install_all()
 
 
 def _config(tmp_path: Path, repo: Path) -> dict[str, str]:

@@ -13,11 +13,18 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from agents_support import agent_bin, agent_env, ls
+from agents_support import agent_bin, agent_env, install_all, ls
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, text_reply
 from tf_helpers import can_connect
+
+
+@pytest.fixture(scope="module")
+def agent_clis() -> dict:
+    """The pinned agent CLIs, installed from npm once per test session (cached outside HOME)."""
+    return install_all()
 
 
 def _wait(what: str, ready, *, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
@@ -34,8 +41,8 @@ def _ready(repo: Path, path: Path) -> bool:
     return bool(rows) and rows[0]["status"] == "ready" and (path / ".env").is_file()
 
 
-def test_gemini_worktree_gets_its_database_from_session_start(tf_repo: Path, tmp_path: Path) -> None:
-    gemini = agent_bin("gemini")
+def test_gemini_worktree_gets_its_database_from_session_start(agent_clis: dict, tf_repo: Path, tmp_path: Path) -> None:
+    gemini = agent_bin(agent_clis, "gemini")
     run_tf(tf_repo, "install", "--gemini")
     settings = (tf_repo / ".gemini" / "settings.json").read_text()
     assert sys.executable not in settings  # no machine path: the file may be committed
@@ -59,8 +66,10 @@ def test_gemini_worktree_gets_its_database_from_session_start(tf_repo: Path, tmp
     assert db_url(wt) != db_url(tf_repo) and can_connect(db_url(wt))
 
 
-def test_codex_detached_worktree_gets_its_database_from_session_start(tf_repo: Path, tmp_path: Path) -> None:
-    codex = agent_bin("codex")
+def test_codex_detached_worktree_gets_its_database_from_session_start(
+    agent_clis: dict, tf_repo: Path, tmp_path: Path
+) -> None:
+    codex = agent_bin(agent_clis, "codex")
     home = tmp_path / "agent-home"
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True)
@@ -96,8 +105,8 @@ def _http(url: str, method: str = "GET", body: dict | None = None, *, timeout: f
         return json.loads(resp.read() or b"null")
 
 
-def test_opencode_create_reset_remove(tf_repo: Path, tmp_path: Path) -> None:
-    opencode = agent_bin("opencode")
+def test_opencode_create_reset_remove(agent_clis: dict, tf_repo: Path, tmp_path: Path) -> None:
+    opencode = agent_bin(agent_clis, "opencode")
     home = tmp_path / "agent-home"
     home.mkdir()
     path_env = f"{opencode.parent}{os.pathsep}{os.environ['PATH']}"
