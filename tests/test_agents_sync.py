@@ -109,3 +109,15 @@ def test_doctor_flags_an_agent_hook_that_cannot_fire(tf_repo: Path, tmp_path: Pa
     assert claude["level"] == "warn" and claude["data"] == [str(wt)] and claude["hint"].startswith("cp ")
     run_tf(tf_repo, "uninstall", "--gemini")
     assert "hooks" not in json.loads((tf_repo / ".gemini" / "settings.json").read_text())
+
+
+def test_install_agents_detects_and_uninstall_agents_reverses(tf_repo: Path, tmp_path: Path) -> None:
+    (tf_repo / ".gemini").mkdir()
+    env = {"CODEX_HOME": str(tmp_path / "codex-home"), "PATH": "/usr/bin:/bin"}  # no agent CLI on PATH
+    done = json.loads(run_tf(tf_repo, "install", "--agents", "--json", env=env).out)
+    hooks = {d["hook"] for d in done}
+    assert "gemini SessionStart" in hooks and not any(h.startswith(("codex", "claude", "opencode")) for h in hooks)
+    assert "treefork/agent-hook" in (tf_repo / ".gemini" / "settings.json").read_text()
+    run_tf(tf_repo, "uninstall", "--agents", env=env)
+    assert "agent-hook" not in (tf_repo / ".gemini" / "settings.json").read_text()
+    assert not (tmp_path / "codex-home" / "hooks.json").exists()

@@ -139,3 +139,26 @@ def test_settings_merge_foreign_hook_and_uninstall(tf_repo: Path) -> None:
 
     run_tf(tf_repo, "uninstall", "--claude")
     assert json.loads(local.read_text()) == other
+
+
+def test_remove_discards_uncommitted_changes_claude_asked_about(tf_repo: Path) -> None:
+    run_tf(tf_repo, "install", "--claude")
+    wt = Path(_create(tf_repo, "dirty").out.strip())
+    (wt / "scratch.txt").write_text("not committed\n")
+    _remove(wt, wt)
+    assert not wt.exists() and "dirty" not in ls(tf_repo)
+
+
+def test_install_moves_an_old_install_out_of_the_tracked_settings_and_refuses_a_tracked_local(tf_repo: Path) -> None:
+    shared = tf_repo / ".claude" / "settings.json"
+    shared.parent.mkdir()
+    old = "/old/venv/bin/python -m treefork claude-hook create"
+    shared.write_text(json.dumps({"model": "x", "hooks": {"WorktreeCreate": [{"hooks": [{"command": old}]}]}}))
+    run_tf(tf_repo, "install", "--claude")
+    assert json.loads(shared.read_text()) == {"model": "x"}
+    assert "claude-hook create" in (tf_repo / ".claude" / "settings.local.json").read_text()
+    run_tf(tf_repo, "uninstall", "--claude")
+    git(tf_repo, "add", "-f", ".claude/settings.local.json")
+    git(tf_repo, "commit", "-q", "-m", "tracked local settings")
+    r = run_tf(tf_repo, "install", "--claude", check=False)
+    assert r.rc == 1 and "is tracked by git" in r.err and "git rm --cached" in r.err
