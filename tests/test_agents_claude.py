@@ -166,3 +166,21 @@ def test_subagent_worktree_is_provisioned_and_reclaimed(claude: Path, tf_repo: P
     assert not wt.exists() and name not in ls(tf_repo)
     assert f"worktree-{name}" not in git(tf_repo, "branch", "--list").stdout
     assert not can_connect(url) and gc_dry(tf_repo) == []
+
+
+def test_claude_started_inside_a_treefork_worktree_still_uses_treefork(
+    claude: Path, tf_repo: Path, tmp_path: Path
+) -> None:
+    """Claude reads hooks from where it starts: `treefork new` shares settings.local.json, so `claude -w x`
+    run inside that worktree goes through our hook (workspace `x`, not Claude's built-in `worktree-x`)."""
+    run_tf(tf_repo, "install", "--claude")
+    a = Path(json.loads(run_tf(tf_repo, "new", "a", "--json").out)["path"])
+    assert (a / ".claude" / "settings.local.json").is_file()
+    assert git(a, "status", "--porcelain").stdout.strip() == ""
+    env = _config(tmp_path, tf_repo)
+    with FakeAnthropic(text_reply()) as fake:
+        cp = _claude_p(claude, a, fake, env, "-w", "x")
+    assert cp.returncode == 0, cp.stderr + cp.stdout
+    row = ls(tf_repo)["x"]
+    assert row["origin"] == "claude" and Path(row["path"]) == tf_repo / ".claude" / "worktrees" / "x"
+    assert can_connect(db_url(Path(row["path"])))

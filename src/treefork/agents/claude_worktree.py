@@ -62,9 +62,15 @@ def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -
         shutil.copyfile(src, dst)
 
 
+def share_settings(repo: Repo, path: Path) -> None:
+    """Any new worktree gets the hooks when they are installed: `claude -w` started in it then runs ours."""
+    if claude_settings.installed(repo):
+        _copy_local_settings(repo.main_root, path)
+
+
 def _copy_local_settings(main: Path, path: Path) -> None:
     src = main / claude_settings.LOCAL
-    if src.is_file():
+    if src.is_file() and not (path / claude_settings.LOCAL).is_file():
         dst = path / claude_settings.LOCAL
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)

@@ -38,6 +38,9 @@ def run(
         ),
     )
     ws = workspace.create(ctx, req)
+    from treefork.agents import claude_worktree
+
+    claude_worktree.share_settings(ctx.repo, Path(ws.path))
     elapsed = time.perf_counter() - started
     if as_json:
         output.emit_json(

@@ -94,7 +94,11 @@ def provision(
     req = request_for(ctx, root, origin=origin, new_head=new_head, invoker=invoker)
     try:
         ctx.backend().prepare()
-        return workspace.create(ctx, req)
+        ws = workspace.create(ctx, req)
     except FatalError as e:
         fail_loud(ctx, root, req.name, e)
         raise
+    from treefork.agents import claude_worktree
+
+    claude_worktree.share_settings(ctx.repo, root)
+    return ws

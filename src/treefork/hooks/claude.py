@@ -103,7 +103,7 @@ def remove(payload: dict[str, Any]) -> str:
     tree = next((w for w in ctx.repo.worktrees() if w.path.resolve() == path.resolve()), None)
     branch = ws.branch if ws is not None else tree.branch if tree is not None else None
     # uncommitted changes: Claude asked the user before discarding them, and that was their choice
-    why = owner.keep_reason(ctx.repo, path, branch, check_owner=False, check_dirty=False) if tree else None
+    why = owner.keep_reason(ctx.repo, path, branch, check_owner=False, check_dirty=False)
     if why:
         name = ws.name if ws is not None else None
         raise FatalError(
