@@ -95,7 +95,10 @@ def test_codex_detached_worktree_gets_its_database_from_session_start(
     rows = {n: r for n, r in ls(tf_repo).items() if r["path"] == str(wt)}
     assert list(rows) == [f"{wt.parent.name}/app"]  # named from its directory (docs/agents.md)
     assert rows[f"{wt.parent.name}/app"]["status"] == "ready"
-    assert db_url(wt) != db_url(tf_repo) and can_connect(db_url(wt))
+    url = db_url(wt)
+    assert url != db_url(tf_repo) and can_connect(url)
+    run_tf(tf_repo, "rm", f"{wt.parent.name}/app")  # Codex's own cleanup refuses ignored files: rm does it
+    assert not wt.exists() and not can_connect(url) and f"{wt.parent.name}/app" not in ls(tf_repo)
 
 
 def _http(url: str, method: str = "GET", body: dict | None = None, *, timeout: float = 60):
