@@ -184,3 +184,25 @@ def test_claude_started_inside_a_treefork_worktree_still_uses_treefork(
     row = ls(tf_repo)["x"]
     assert row["origin"] == "claude" and Path(row["path"]) == tf_repo / ".claude" / "worktrees" / "x"
     assert can_connect(db_url(Path(row["path"])))
+
+
+def _exit_worktree_script(body: dict) -> list[dict]:
+    text = last_user_text(body)
+    tools = {t.get("name") for t in body.get("tools") or []}
+    if "tool_result" in text:
+        return [{"type": "text", "text": "left the worktree"}]
+    if "hello" in text and "ExitWorktree" in tools:
+        return [{"type": "tool_use", "name": "ExitWorktree", "input": {"action": "remove", "discard_changes": True}}]
+    return [{"type": "text", "text": "ok"}]
+
+
+def test_exit_worktree_tool_removes_a_clean_worktree(claude: Path, tf_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_repo, "install", "--claude")
+    env = _config(tmp_path, tf_repo)
+    wt = tf_repo / ".claude" / "worktrees" / "ex"
+    with FakeAnthropic(_exit_worktree_script) as fake:
+        cp = _claude_p(claude, tf_repo, fake, env, "-w", "ex", "--allowedTools", "ExitWorktree")
+    assert cp.returncode == 0, cp.stderr + cp.stdout
+    assert any("ExitWorktree" in json.dumps(r.get("messages")) for r in fake.requests), "the tool never ran"
+    assert not wt.exists() and "ex" not in ls(tf_repo)
+    assert "worktree-ex" not in git(tf_repo, "branch", "--list").stdout and gc_dry(tf_repo) == []
