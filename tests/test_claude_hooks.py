@@ -46,6 +46,7 @@ def test_create_and_remove_from_inside(tf_repo: Path) -> None:
     assert git(tf_repo, "status", "--porcelain", "-uall").stdout.strip() == ""
     assert git(expected, "status", "--porcelain", "-uall").stdout.strip() == ""
     assert _create(tf_repo, "feature/auth").out.strip() == str(path)  # idempotent (Claude resumes by name)
+    assert gc_dry(tf_repo) == []  # its agent (here: this test process) is still running, so gc keeps it
 
     _remove(expected, expected)
     assert not expected.exists()

@@ -3,7 +3,8 @@ may reclaim one: its agent process has exited, `git status` is clean, and none o
 from every other branch and remote-tracking ref (nothing unmerged, nothing unpushed). Then the worktree,
 its branch and its database go. Anything else is kept and listed by `treefork doctor`.
 
-The owning process is recorded in `<worktree git dir>/treefork-owner.json`, which goes with the worktree.
+The owning process (pid and start time) is recorded in `<worktree git dir>/treefork-owner.json`, which goes
+with the worktree. Without that record (no /proc to read it from) gc never reclaims the worktree.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from treefork.git import Repo, git
+from treefork.hooks import procinfo
 from treefork.state import pid_alive
 
 FILE = "treefork-owner.json"
@@ -32,17 +34,28 @@ def _record_path(worktree: Path) -> Path | None:
 def record(worktree: Path, *, agent: str, pid: int | None) -> None:
     path = _record_path(worktree)
     if path is not None and pid is not None:
-        path.write_text(json.dumps({"agent": agent, "pid": pid}) + "\n", encoding="utf-8")
+        data = {"agent": agent, "pid": pid, "start": procinfo.start_time(pid)}
+        path.write_text(json.dumps(data) + "\n", encoding="utf-8")
 
 
-def owner_pid(worktree: Path) -> int | None:
+def _owner(worktree: Path) -> dict | None:
     path = _record_path(worktree)
     try:
         data = json.loads(path.read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
         return None
-    pid = data.get("pid") if isinstance(data, dict) else None
-    return pid if isinstance(pid, int) else None
+    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
+
+
+def owner_running(worktree: Path) -> str | None:
+    """Why the agent that made this worktree may still be using it: running, or unknown (no record)."""
+    owner = _owner(worktree)
+    if owner is None:
+        return "no agent process was recorded for it"
+    pid = owner["pid"]
+    if pid_alive(pid) and (owner.get("start") is None or procinfo.start_time(pid) in (None, owner.get("start"))):
+        return f"its agent (pid {pid}) is still running"
+    return None
 
 
 def unique_commits(repo: Repo, branch: str) -> int:
@@ -56,8 +69,9 @@ def unique_commits(repo: Repo, branch: str) -> int:
 
 def keep_reason(repo: Repo, worktree: Path, branch: str | None, *, check_owner: bool, check_dirty: bool) -> str | None:
     """Why this agent worktree must stay, or None when removing it (and its branch) loses nothing."""
-    if check_owner and pid_alive(owner_pid(worktree)):
-        return f"its agent (pid {owner_pid(worktree)}) is still running"
+    running = owner_running(worktree) if check_owner else None
+    if running:
+        return running
     if check_dirty and worktree.exists() and repo.is_dirty(worktree):
         return "it has uncommitted changes"
     if branch and repo.branch_exists(branch):

@@ -40,3 +40,12 @@ def agent_pid() -> int | None:
         if name and name not in SHELLS:
             return pid
     return None
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a live pid from a reused one)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
