@@ -23,7 +23,7 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def write(path: Path, data: dict[str, Any], *, mode: int = 0o644) -> bool:
-    """Write the object (or delete the file when the object is empty and we would be its only writer)."""
+    """Write the object as indented JSON, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=mode)
 

@@ -39,20 +39,29 @@ def _claude_preflight(repo: Repo) -> None:
 
 
 def all_agents() -> list[Agent]:
-    from treefork.agents import session_start
+    from treefork.agents import opencode, session_start
 
-    return [
-        Agent(
-            "claude",
-            "claude",
-            ".claude",
-            _claude_preflight,
-            claude_settings.install,
-            claude_settings.uninstall,
-            claude_settings.installed,
-        ),
-        *session_start.agents(Agent),
-    ]
+    claude = Agent(
+        "claude",
+        "claude",
+        ".claude",
+        _claude_preflight,
+        claude_settings.install,
+        claude_settings.uninstall,
+        claude_settings.installed,
+    )
+    gemini = Agent("gemini", "gemini", ".gemini", _no_preflight, *session_start.gemini())
+    codex = Agent("codex", "codex", ".codex", _no_preflight, *session_start.codex())
+    oc = Agent(
+        "opencode",
+        "opencode",
+        ".opencode",
+        opencode.preflight,
+        opencode.install,
+        opencode.uninstall,
+        opencode.installed,
+    )
+    return [claude, gemini, codex, oc]
 
 
 def choose(repo: Repo, names: tuple[str, ...], *, detect: bool, every: bool = False) -> list[Agent]:

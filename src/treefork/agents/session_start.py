@@ -73,25 +73,9 @@ def _word(changed: bool) -> str:
     return "installed" if changed else "unchanged"
 
 
-def agents(make: Any) -> list[Any]:
-    from treefork.agents import opencode
+def gemini() -> tuple[Any, Any, Any]:
+    return _installer("gemini", gemini_settings)
 
-    def no_preflight(repo: Repo) -> None:
-        return None
 
-    result = []
-    for name, settings_dir, settings in (("gemini", ".gemini", gemini_settings), ("codex", ".codex", codex_hooks)):
-        install, uninstall, installed = _installer(name, settings)
-        result.append(make(name, name, settings_dir, no_preflight, install, uninstall, installed))
-    result.append(
-        make(
-            "opencode",
-            "opencode",
-            ".opencode",
-            opencode.preflight,
-            opencode.install,
-            opencode.uninstall,
-            opencode.installed,
-        )
-    )
-    return result
+def codex() -> tuple[Any, Any, Any]:
+    return _installer("codex", codex_hooks)

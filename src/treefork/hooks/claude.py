@@ -21,6 +21,7 @@ from treefork import output, workspace
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork.git import Repo
 from treefork.hooks import procinfo
 from treefork.hooks.handlers import IN_PROGRESS_ENV
 from treefork.names import WorkspaceName
@@ -52,9 +53,9 @@ def read_payload(stream: int = 0) -> dict[str, Any]:
 
 def _main_context(start: Path) -> Context:
     """The context of the main worktree, opened from there (never from inside a worktree about to go)."""
-    main = Context.open(start).repo.main_root if start.is_dir() else None
-    if main is None:
-        raise FatalError(f"{start} is not in a git repository", hint="run the hook from the repository")
+    if not start.is_dir():
+        raise FatalError(f"{start} does not exist", hint="run the hook from the repository")
+    main = Repo.discover(start).main_root
     os.chdir(main)
     return Context.open(main)
 
