@@ -77,9 +77,14 @@ def agent_bin(clis: dict[str, Path | str], agent: str) -> Path:
 
 
 def agent_env(home: Path, **extra: str) -> dict[str, str]:
-    """An environment for an agent run: its own HOME, no real credentials, nothing but 127.0.0.1."""
+    """An environment for an agent run: its own HOME, no real credentials, no treefork on PATH, and
+    nothing but 127.0.0.1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "ANTHROPIC_", "OPENAI_", "GEMINI_"))}
+    # no treefork on the agent's PATH: the hooks must work from what install recorded
+    given = extra.pop("PATH", env.get("PATH", ""))
+    path = [d for d in given.split(os.pathsep) if d and not (Path(d) / "treefork").exists()]
     env.update(
+        PATH=os.pathsep.join(path),
         HOME=str(home),
         DISABLE_TELEMETRY="1",
         DISABLE_AUTOUPDATER="1",
