@@ -63,7 +63,12 @@ def test_gemini_worktree_gets_its_database_from_session_start(agent_clis: dict, 
     row = ls(tf_repo)["worktree-g1"]
     assert row["status"] == "ready" and Path(row["path"]) == wt
     # nested in the main checkout, it has an env file of its own: dotenv never walks up to the main one
-    assert db_url(wt) != db_url(tf_repo) and can_connect(db_url(wt))
+    url = db_url(wt)
+    assert url != db_url(tf_repo) and can_connect(url)
+    # Gemini never removes its worktrees; its docs' two commands drop the database through the git hook
+    git(tf_repo, "worktree", "remove", "--force", str(wt))
+    git(tf_repo, "branch", "-D", "worktree-g1")
+    assert "worktree-g1" not in ls(tf_repo) and not can_connect(url)
 
 
 def test_codex_detached_worktree_gets_its_database_from_session_start(
