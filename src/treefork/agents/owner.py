@@ -19,16 +19,22 @@ from treefork.state import pid_alive
 FILE = "treefork-owner.json"
 
 
-def _record_path(worktree: Path) -> Path | None:
+def gitdir_of(worktree: Path) -> Path | None:
+    """A linked worktree's own git dir, read from its `.git` file (no git process, works from anywhere)."""
     dotgit = worktree / ".git"
     try:
-        text = dotgit.read_text(encoding="utf-8") if dotgit.is_file() else ""
+        text = dotgit.read_text(encoding="utf-8", errors="replace") if dotgit.is_file() else ""
     except OSError:
         return None
     if not text.startswith("gitdir:"):
         return None
     gitdir = Path(text.split(":", 1)[1].strip())
-    return (gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()) / FILE
+    return gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
+
+
+def _record_path(worktree: Path) -> Path | None:
+    gitdir = gitdir_of(worktree)
+    return gitdir / FILE if gitdir is not None else None
 
 
 def record(worktree: Path, *, agent: str, pid: int | None) -> None:

@@ -99,6 +99,8 @@ def remove(payload: dict[str, Any]) -> str:
     os.environ[IN_PROGRESS_ENV] = "1"
     path = Path(raw).absolute()
     ctx = _main_context(_main_root_of(path))
+    if path.resolve() == ctx.repo.main_root.resolve():
+        raise FatalError(f"{path} is the main worktree", hint="WorktreeRemove is for worktrees Claude made")
     state = ctx.state()
     ws = state.workspace_by_path_or_none(path) if state.initialized else None
     tree = next((w for w in ctx.repo.worktrees() if w.path.resolve() == path.resolve()), None)
@@ -127,17 +129,12 @@ def remove(payload: dict[str, Any]) -> str:
 
 def _main_root_of(worktree: Path) -> Path:
     """The main worktree of a linked worktree, read from its `.git` file; else `<main>/.claude/worktrees/<n>`."""
-    dotgit = worktree / ".git"
-    if dotgit.is_file():
-        text = dotgit.read_text(encoding="utf-8", errors="replace")
-        if text.startswith("gitdir:"):
-            gitdir = Path(text.split(":", 1)[1].strip())
-            gitdir = gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
-            common = gitdir / "commondir"
-            if common.is_file():
-                common_dir = (gitdir / common.read_text(encoding="utf-8").strip()).resolve()
-                if common_dir.name == ".git":
-                    return common_dir.parent
+    gitdir = owner.gitdir_of(worktree)
+    common = gitdir / "commondir" if gitdir is not None else None
+    if common is not None and common.is_file():
+        common_dir = (common.parent / common.read_text(encoding="utf-8").strip()).resolve()
+        if common_dir.name == ".git":
+            return common_dir.parent
     for p in worktree.parents:
         if p.name == "worktrees" and p.parent.name == ".claude":
             return p.parent.parent
