@@ -78,14 +78,23 @@ def test_codex_detached_worktree_gets_its_database_from_session_start(
     home = tmp_path / "agent-home"
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True)
-    run_tf(tf_repo, "install", "--codex", env={"CODEX_HOME": str(codex_home)})
+    path_env = f"{codex.parent}{os.pathsep}{os.environ['PATH']}"
+    done = json.loads(
+        run_tf(
+            tf_repo,
+            "install",
+            "--codex",
+            "--json",
+            env={"CODEX_HOME": str(codex_home), "HOME": str(home), "PATH": path_env},
+        ).out
+    )
     assert "treefork/agent-hook" in (codex_home / "hooks.json").read_text()
+    assert {"hook": "codex hook trust", "path": str(codex_home / "hooks.json"), "action": "trusted"} in done
     env = agent_env(home, CODEX_HOME=str(codex_home), OPENAI_API_KEY="dummy")
     out = tmp_path / "codex.out"
-    # --dangerously-bypass-hook-trust stands in for the one-time `/hooks` trust a user gives in the TUI
     with out.open("w") as f:
         proc = subprocess.Popen(
-            [str(codex), "exec", "--worktree", "--dangerously-bypass-hook-trust", "--skip-git-repo-check", "hi"],
+            [str(codex), "exec", "--worktree", "--skip-git-repo-check", "hi"],
             cwd=tf_repo, env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

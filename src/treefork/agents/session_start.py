@@ -2,7 +2,7 @@
 - Gemini CLI: `SessionStart` in the project's `.gemini/settings.json` (the command holds no machine path,
   so the file may be committed);
 - Codex: `SessionStart` in `$CODEX_HOME/hooks.json` (default ~/.codex): its worktrees live outside the
-  repository, where no project file reaches. Codex runs a hook only once you have trusted it (`/hooks`);
+  repository, where no project file reaches. Install also records Codex's trust in it (codex_trust.py);
 - opencode: the project's start command, which opencode runs in each worktree it creates or resets; set
   through `opencode serve`'s project API (agents/opencode.py).
 """
@@ -51,10 +51,17 @@ def _installer(agent: str, settings: Any):
         wrote = launcher.write(repo)
         path = settings(repo.main_root)
         changed = jsonfile.update(path, _change(install=True))
-        return [
+        done = [
             {"hook": f"{agent} agent-hook", "path": str(launcher.path(repo)), "action": _word(wrote)},
             {"hook": f"{agent} {EVENT}", "path": str(path), "action": _word(changed)},
         ]
+        if agent == "codex":
+            from treefork.agents import codex_trust
+
+            done.append(
+                {"hook": "codex hook trust", "path": str(path), "action": codex_trust.trust_ours(repo.main_root)}
+            )
+        return done
 
     def uninstall(repo: Repo) -> list[dict[str, str]]:
         path = settings(repo.main_root)
