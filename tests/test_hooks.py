@@ -47,20 +47,17 @@ def test_worktree_add_provisions_and_branch_delete_drops(tf_repo: Path) -> None:
     assert json.loads(run_tf(tf_repo, "gc", "--dry-run", "--json").out)["actions"] == []
 
 
-def test_detached_and_main_checkout_do_not_provision(tf_repo: Path) -> None:
+def test_detached_worktree_is_named_from_its_directory_and_main_checkout_is_not_provisioned(tf_repo: Path) -> None:
     run_tf(tf_repo, "install")
     main_env = (tf_repo / ".env").read_bytes()
     d = tf_repo.parent / "d"
-    r = git(tf_repo, "worktree", "add", "--detach", str(d))
-    assert "detached HEAD" in r.stderr and "git switch -c" in r.stderr
-    assert UNPROVISIONED in db_url(d)  # never the main worktree's URL
+    git(tf_repo, "worktree", "add", "--detach", str(d))
+    row = _ls(tf_repo)["d"]
+    assert (row["status"], row["branch"], row["path"]) == ("ready", None, str(d))
+    assert UNPROVISIONED not in db_url(d) and db_url(d) != db_url(tf_repo)
     git(tf_repo, "checkout", "-q", "-b", "y")
-    assert set(_ls(tf_repo)) == {"root"}
+    assert set(_ls(tf_repo)) == {"root", "d"}
     assert (tf_repo / ".env").read_bytes() == main_env
-    # giving it a branch, then sync, provisions it
-    git(d, "switch", "-q", "-c", "dd")
-    run_tf(d, "sync")
-    assert _ls(tf_repo)["dd"]["status"] == "ready" and UNPROVISIONED not in db_url(d)
 
 
 def test_failed_provisioning_never_fails_git_and_sync_finishes(tf_repo: Path) -> None:
@@ -170,4 +167,34 @@ def test_doctor_reports_hooks(tf_repo: Path) -> None:
     assert checks["hook post-checkout"]["level"] == "ok" and checks["hook reference-transaction"]["level"] == "ok"
     assert checks["backend"]["level"] == "ok" and checks["orphans"]["level"] == "ok"
     assert checks[".worktreeinclude"]["level"] == "warn"
-    assert checks["claude settings"]["level"] == "warn"
+    assert checks["agent claude"]["level"] == "warn"
+
+
+def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_repo: Path) -> None:
+    """The issue's three examples, plus the plain case: git hook and `treefork new` agree."""
+    import psycopg
+
+    run_tf(tf_repo, "install")
+    a = Path(json.loads(run_tf(tf_repo, "new", "feat-A", "--json").out)["path"])
+    git(a, "commit", "-q", "--allow-empty", "-m", "on feat-A")
+    with psycopg.connect(db_url(a), autocommit=True) as conn:
+        conn.execute("CREATE TABLE marker (v text)")
+        conn.execute("INSERT INTO marker VALUES ('feat-A')")
+    a_head = git(a, "rev-parse", "HEAD").stdout.strip()
+
+    def forked_from_a(wt: Path) -> bool:
+        with psycopg.connect(db_url(wt)) as conn:
+            has = conn.execute("SELECT to_regclass('marker') IS NOT NULL").fetchone()[0]
+            return bool(has) and conn.execute("SELECT v FROM marker").fetchall() == [("feat-A",)]
+
+    base = tf_repo.parent
+    git(tf_repo, "worktree", "add", "-q", "--track", "-b", "x", str(base / "x"), "feat-A")  # upstream
+    git(tf_repo, "worktree", "add", "-q", "-b", "y", str(base / "y"), a_head)  # start point at feat-A's HEAD
+    z = Path(json.loads(run_tf(a, "new", "z", "--json").out)["path"])  # `new` inside feat-A
+    git(a, "worktree", "add", "-q", "-b", "w", str(base / "w"))  # `git worktree add` inside feat-A
+    git(tf_repo, "worktree", "add", "-q", "-b", "m", str(base / "m"))  # from main, at main's HEAD
+    rows = _ls(tf_repo)
+    for name, wt in (("x", base / "x"), ("y", base / "y"), ("z", z), ("w", base / "w")):
+        assert rows[name]["parent"] == "feat-A", (name, rows[name])
+        assert git(wt, "rev-parse", "HEAD").stdout.strip() == a_head and forked_from_a(wt)
+    assert rows["m"]["parent"] == "root" and not forked_from_a(base / "m")

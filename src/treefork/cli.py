@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import click
@@ -84,7 +85,7 @@ def init(
     "parent",
     metavar="WORKSPACE",
     shell_complete=workspace_names,
-    help="Fork from this workspace's database instead of the root's.",
+    help="Fork code and data from this workspace (default: the one this runs in, else the root; `root` for the root).",
 )
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
@@ -198,31 +199,42 @@ def demo(workspaces: int, keep: bool, as_json: bool) -> None:
     _exit(cmd.run(count=workspaces, keep=keep, as_json=as_json))
 
 
+AGENTS = ("claude", "codex", "gemini", "opencode")
+
+
+def _agent_flags(verb: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def decorate(f: Callable[..., None]) -> Callable[..., None]:
+        for agent in reversed(AGENTS):
+            f = click.option(f"--{agent}", f"agent_{agent}", is_flag=True, help=f"{verb} the {agent} integration.")(f)
+        return f
+
+    return decorate
+
+
+def _picked(flags: dict[str, bool]) -> tuple[str, ...]:
+    return tuple(a for a in AGENTS if flags.get(f"agent_{a}"))
+
+
 @cli.command()
-@click.option(
-    "--claude",
-    "claude_code",
-    is_flag=True,
-    help="Also add the Claude Code WorktreeCreate/WorktreeRemove hooks to .claude/settings.json.",
-)
+@_agent_flags("Also install")
+@click.option("--agents", "detect", is_flag=True, help="Also install every agent found on PATH or in the project.")
 @JSON
-def install(claude_code: bool, as_json: bool) -> None:
-    """Install the git hooks that provision every new worktree (post-checkout, reference-transaction)."""
+def install(detect: bool, as_json: bool, **flags: bool) -> None:
+    """Install the git hooks that provision every new worktree, and the chosen agents' hooks (docs/agents.md)."""
     from treefork.commands import install as cmd
 
-    _exit(cmd.run(claude_code=claude_code, as_json=as_json))
+    _exit(cmd.run(agents=_picked(flags), detect=detect, as_json=as_json))
 
 
 @cli.command()
-@click.option(
-    "--claude", "claude_code", is_flag=True, help="Also remove treefork's Claude Code hooks from .claude/settings.json."
-)
+@_agent_flags("Also remove")
+@click.option("--agents", "every", is_flag=True, help="Also remove every agent integration.")
 @JSON
-def uninstall(claude_code: bool, as_json: bool) -> None:
-    """Remove treefork's git hooks and restore any hook they had chained."""
+def uninstall(every: bool, as_json: bool, **flags: bool) -> None:
+    """Remove treefork's git hooks (restoring any hook they had chained) and the chosen agents' hooks."""
     from treefork.commands import uninstall as cmd
 
-    _exit(cmd.run(claude_code=claude_code, as_json=as_json))
+    _exit(cmd.run(agents=_picked(flags), every=every, as_json=as_json))
 
 
 @cli.command(name="claude-hook")
@@ -246,12 +258,13 @@ def hook(hook_name: str, args: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("name", required=False, shell_complete=workspace_names)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success (for agent session-start hooks).")
 @JSON
-def sync(name: str | None, as_json: bool) -> None:
-    """Finish provisioning a workspace whose worktree git made (default: the current worktree's)."""
+def sync(name: str | None, quiet: bool, as_json: bool) -> None:
+    """Make sure this worktree (or NAME) is provisioned: idempotent, a fast no-op when it already is."""
     from treefork.commands import sync as cmd
 
-    _exit(cmd.run(name, as_json=as_json))
+    _exit(cmd.run(name, quiet=quiet, as_json=as_json))
 
 
 @cli.command()

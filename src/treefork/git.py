@@ -140,6 +140,10 @@ class Repo:
     def branch_exists(self, branch: str) -> bool:
         return git("show-ref", "--verify", "-q", f"refs/heads/{branch}", cwd=self.toplevel, check=False).rc == 0
 
+    def rev(self, ref: str) -> str | None:
+        r = git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=self.toplevel, check=False)
+        return r.out.strip() or None
+
     def head_of(self, path: Path) -> str | None:
         r = git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False)
         return r.out.strip() or None

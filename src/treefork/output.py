@@ -61,9 +61,19 @@ def _expect_stdout() -> None:
         )
 
 
+_quiet = False
+
+
+def be_quiet() -> None:
+    """Drop progress lines from now on (`sync --quiet`); warnings and errors still show."""
+    global _quiet
+    _quiet = True
+
+
 def info(message: str) -> None:
     """A progress line on stderr."""
-    _to_stderr(redact(message))
+    if not _quiet:
+        _to_stderr(redact(message))
 
 
 def warn(message: str) -> None:

@@ -107,16 +107,16 @@ def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
 
 
 def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
-    branch = req.branch or str(req.name)
+    branch = req.branch or (None if req.adopt_worktree else str(req.name))  # adopted detached: no branch
     path = (req.path or ctx.config.worktree_path(ctx.repo.main_root, req.name.dir_name)).absolute()
     with ctx.registry.transaction() as st:
         ws = st.workspaces.get(req.name)
         if ws is not None:
             return _resume(ws, req, branch, path)
-        other = st.workspace_by_path_or_none(path) or st.workspace_by_branch_or_none(branch)
+        other = st.workspace_by_path_or_none(path) or (branch and st.workspace_by_branch_or_none(branch)) or None
         if other is not None:
             raise FatalError(
-                f"workspace {other.name!r} already uses {path if Path(other.path) == path else 'branch ' + branch}",
+                f"workspace {other.name!r} already uses {path if Path(other.path) == path else f'branch {branch}'}",
                 hint=f"pick another name, or `treefork rm {other.name}`",
             )
         if req.parent is not None and req.parent not in st.workspaces:
@@ -141,7 +141,7 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
         return ws
 
 
-def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspace:
+def _resume(ws: Workspace, req: NewRequest, branch: str | None, path: Path) -> Workspace:
     _expect_same_request(ws, req, branch, path)
     if ws.status == READY and Path(ws.path).exists():
         return ws  # idempotent: the steps below find everything done
@@ -155,7 +155,7 @@ def _resume(ws: Workspace, req: NewRequest, branch: str, path: Path) -> Workspac
     return ws
 
 
-def _expect_same_request(ws: Workspace, req: NewRequest, branch: str, path: Path) -> None:
+def _expect_same_request(ws: Workspace, req: NewRequest, branch: str | None, path: Path) -> None:
     """A re-run finishes the workspace as it was asked for the first time; options that say otherwise are
     refused rather than ignored."""
     if req.origin != "new":

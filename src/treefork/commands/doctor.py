@@ -6,15 +6,17 @@ Exit 1 when a check fails (a warning alone does not fail). Each finding carries 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from treefork import git as gitmod
 from treefork import output, reconcile
+from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
-from treefork.hooks import claude, git_hooks
-from treefork.state import UNPROVISIONED
+from treefork.hooks import git_hooks
+from treefork.state import READY, UNPROVISIONED, State
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -31,7 +33,8 @@ class Check:
 def run(*, as_json: bool) -> int:
     gitmod.check_version()
     ctx = Context.open()
-    checks = [*_hook_checks(ctx), _claude_check(ctx), _worktreeinclude_check(ctx), *_state_checks(ctx)]
+    checks = [*_hook_checks(ctx), _neon_git_check(ctx), *_agent_checks(ctx), _worktreeinclude_check(ctx)]
+    checks += [*_state_checks(ctx), *_worktree_checks(ctx)]
     failed = any(c.level == FAIL for c in checks)
     if as_json:
         output.emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
@@ -97,20 +100,85 @@ def _hook_checks(ctx: Context) -> list[Check]:
     return checks
 
 
-def _claude_check(ctx: Context) -> Check:
+def _agent_checks(ctx: Context) -> list[Check]:
+    from treefork.agents import claude_settings, launcher, registry
+
+    checks = []
     try:
-        installed = claude.settings_installed(ctx)
+        foreign = claude_settings.foreign_create_hooks(ctx.repo.main_root)
     except FatalError as e:
-        return Check("claude settings", FAIL, e.message, e.hint)
-    path = claude.settings_path(ctx)
-    if installed:
-        return Check("claude settings", OK, f"WorktreeCreate/WorktreeRemove hooks in {path}")
-    return Check(
-        "claude settings",
-        WARN,
-        f"no treefork WorktreeCreate/WorktreeRemove hooks in {path}",
-        "treefork install --claude",
-    )
+        return [Check("claude settings", FAIL, e.message, e.hint)]
+    if foreign:
+        where, cmd = foreign[0]
+        checks.append(
+            Check(
+                "claude settings",
+                FAIL,
+                f"a foreign WorktreeCreate hook in {where} ({cmd}): Claude Code runs both and takes the first path",
+                f"remove it from {where}, then `treefork install --claude`",
+            )
+        )
+    for agent in registry.all_agents():
+        try:
+            ok = agent.installed(ctx.repo)
+        except FatalError as e:
+            checks.append(Check(f"agent {agent.name}", FAIL, e.message, e.hint))
+            continue
+        checks.append(
+            Check(f"agent {agent.name}", OK, "integration installed")
+            if ok
+            else Check(f"agent {agent.name}", WARN, "integration not installed", f"treefork install --{agent.name}")
+        )
+        if ok and agent.name != "claude" and not launcher.current(ctx.repo):
+            checks.append(
+                Check(
+                    f"agent {agent.name}",
+                    FAIL,
+                    f"{launcher.path(ctx.repo)} is missing or was written by another interpreter: the hook cannot fire",
+                    f"treefork install --{agent.name}",
+                )
+            )
+    return checks
+
+
+def _worktree_checks(ctx: Context) -> list[Check]:
+    """Every worktree without a workspace, and every Claude worktree its hooks cannot reach."""
+    from treefork.agents import claude_settings
+
+    state = ctx.state()
+    if not state.initialized:
+        return []
+    main = ctx.repo.main_root.resolve()
+    trees = [w for w in ctx.repo.worktrees() if w.path.resolve() != main and not w.prunable and not w.bare]
+    known = {Path(w.path).resolve() for w in state.workspaces.values()}
+    bare = [str(w.path) for w in trees if w.path.resolve() not in known]
+    checks = [
+        Check(
+            "worktrees without a workspace",
+            FAIL if bare else OK,
+            ", ".join(bare) if bare else "none",
+            f"cd {bare[0]} && treefork sync" if bare else None,
+            bare,
+        )
+    ]
+    if claude_settings.installed(ctx.repo):
+        deaf = [
+            w.path
+            for w in state.workspaces.values()
+            if w.origin == "claude" and Path(w.path).is_dir() and not claude_settings.installed_in(Path(w.path))
+        ]
+        checks.append(
+            Check(
+                "claude worktrees",
+                WARN if deaf else OK,
+                f"treefork's WorktreeRemove hook cannot fire in: {', '.join(deaf)}"
+                if deaf
+                else "every one has the hooks",
+                f"cp {main / claude_settings.LOCAL} {Path(deaf[0]) / claude_settings.LOCAL}" if deaf else None,
+                deaf,
+            )
+        )
+    return checks
 
 
 def _worktreeinclude_check(ctx: Context) -> Check:
@@ -126,6 +194,52 @@ def _worktreeinclude_check(ctx: Context) -> Check:
             f"remove {env} from {path}, or `treefork install --claude`",
         )
     return Check(".worktreeinclude", OK, f"does not list {env}")
+
+
+def _neon_git_check(ctx: Context) -> Check:
+    from treefork import neon_git
+
+    if neon_git.neon_git_sync_hook_present(ctx.repo.toplevel):
+        return Check("neon git-sync hook", FAIL, neon_git.EXPLANATION, "neon git uninstall")
+    return Check("neon git-sync hook", OK, "not installed")
+
+
+def _connection_checks(ctx: Context, state: State) -> list[Check]:
+    """The URL each ready workspace's env file holds really opens its database (local clusters: a lost record,
+    a port taken, an env file edited by hand). Neon's computes are not woken up for this."""
+    if state.backend != "local":
+        return []
+    from treefork import envbuild
+    from treefork.backends.local import libpq
+
+    places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
+    root_url = ctx.backend(state).connection(ctx.backend(state).root()).url
+    main_url = envbuild.load_env(ctx.repo.main_root / ctx.config.env_file).get(ctx.config.url_var)
+    if main_url == root_url:  # else the main worktree keeps a database of its own (`init --no-import`)
+        places.insert(0, ("root", ctx.repo.main_root))
+    bad = []
+    for name, where in places:
+        url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
+        if not url:
+            continue  # a missing worktree is the worktree check's finding
+        try:
+            ctx.backend(state).connection(_db_of(ctx, state, name))  # starts its cluster if it is stopped
+            libpq.connect_url(url, connect_timeout=3).close()
+        except FatalError as e:
+            bad.append(f"{name} ({e.message})")
+    if bad:
+        return [
+            Check("connections", FAIL, "env file URLs that do not connect: " + "; ".join(bad), "treefork sync NAME")
+        ]
+    return [Check("connections", OK, f"{len(places)} env file URL(s) connect")]
+
+
+def _db_of(ctx: Context, state: State, name: str) -> DbBranch:
+    if name == "root":
+        return ctx.backend(state).root()
+    db = state.workspaces[name].db_ref_or_none()
+    assert db is not None
+    return db
 
 
 def _state_checks(ctx: Context) -> list[Check]:
@@ -148,6 +262,7 @@ def _state_checks(ctx: Context) -> list[Check]:
             [a.to_json() for a in orphans],
         )
     )
+    checks += _connection_checks(ctx, state)
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
     checks.append(
         Check(

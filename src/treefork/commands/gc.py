@@ -8,7 +8,9 @@ from treefork.context import Context
 
 def run(*, dry_run: bool, as_json: bool) -> int:
     ctx = Context.open()
-    actions = reconcile.gc(ctx, dry_run=dry_run)
+    from treefork.agents import reclaim
+
+    actions = reclaim.run(ctx, dry_run=dry_run) + reconcile.gc(ctx, dry_run=dry_run)
     if as_json:
         output.emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
         return 0

@@ -1,28 +1,29 @@
-"""`treefork install [--claude]`: the git hooks (and, with --claude, the Claude Code worktree hooks)."""
+"""`treefork install [--claude ...]`: the git hooks, plus each chosen agent's own hooks."""
 
 from __future__ import annotations
 
 from treefork import git, output
+from treefork.agents import registry
 from treefork.context import Context
-from treefork.hooks import claude, git_hooks
+from treefork.hooks import git_hooks
 
 
-def run(*, claude_code: bool, as_json: bool) -> int:
+def run(*, agents: tuple[str, ...], detect: bool, as_json: bool) -> int:
     git.check_version()
     ctx = Context.open()
+    chosen = registry.choose(ctx.repo, agents, detect=detect)
+    for agent in chosen:
+        agent.preflight(ctx.repo)  # refuse before writing anything
     done = git_hooks.install(ctx.repo)
-    if claude_code:
-        path, changed = claude.write_settings(ctx, install=True)
-        done.append(
-            {
-                "hook": "WorktreeCreate/WorktreeRemove",
-                "path": str(path),
-                "action": "installed" if changed else "unchanged",
-            }
-        )
+    for agent in chosen:
+        done += agent.install(ctx.repo)
     _report(done, as_json=as_json)
     if not ctx.state().initialized:
         output.warn("treefork is not initialised here yet: the hooks do nothing until you run `treefork init`")
+    from treefork import neon_git
+
+    if neon_git.neon_git_sync_hook_present(ctx.repo.toplevel):
+        output.warn(neon_git.EXPLANATION)
     return 0
 
 

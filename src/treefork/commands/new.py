@@ -41,7 +41,7 @@ def run(
     started = time.perf_counter()
     req = workspace.NewRequest(
         name=ws_name,
-        parent=parent,
+        parent=_parent(ctx, parent),
         branch=branch,
         path=Path(path).absolute() if path else None,
         options=CreateOptions(
@@ -49,6 +49,9 @@ def run(
         ),
     )
     ws = workspace.create(ctx, req)
+    from treefork.agents import claude_worktree
+
+    claude_worktree.share_settings(ctx.repo, Path(ws.path))
     elapsed = time.perf_counter() - started
     if agent:
         from treefork.commands import attach
@@ -76,3 +79,11 @@ def run(
         )
         output.result(ws.path)
     return 0
+
+
+def _parent(ctx: Context, given: str | None) -> str | None:
+    """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md)."""
+    if given is not None:
+        return None if given == "root" else given
+    here = ctx.state().workspace_by_path_or_none(ctx.repo.toplevel)
+    return here.name if here is not None and here.status == READY and here.db_branch else None

@@ -1,6 +1,9 @@
-"""`treefork sync [NAME]`: finish provisioning a workspace whose worktree git made (default: this worktree's).
+"""`treefork sync [NAME] [--quiet]`: make sure a worktree is provisioned (default: this worktree).
 
-Idempotent: on a ready workspace it re-checks every step and rewrites nothing that is right.
+Idempotent and cheap when there is nothing to do, so agents run it at every session start. A worktree git
+made without treefork is adopted: named after its branch, or, when detached (Codex), after its directory
+(docs/agents.md, "Names"). When provisioning fails, the worktree still gets an env file whose DATABASE_URL
+fails loudly, and is recorded unprovisioned.
 """
 
 from __future__ import annotations
@@ -10,19 +13,37 @@ from pathlib import Path
 from treefork import output, workspace
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.hooks import handlers
-from treefork.names import WorkspaceName
+from treefork.hooks import adopt
+from treefork.state import READY
 
 
-def run(name: str | None, *, as_json: bool) -> int:
+def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
+    if quiet:
+        output.be_quiet()
     ctx = Context.open()
     state = ctx.state()
+    if quiet and not state.initialized:
+        return 0  # an agent's session hook in a repository that does not use treefork
     state.expect_initialized()
-    req = _request(ctx, name)
-    ws = workspace.create(ctx, req)
+    ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
+    if ws is not None and ws.status == READY and _env_present(ctx, ws.path) and not as_json:
+        if not quiet:
+            output.info(f"workspace {ws.name} is ready: database {ws.db_branch}, parent {ws.parent or 'root'}")
+        return 0  # the fast path: one registry read, one stat
+    if ws is None and not ctx.repo.is_linked_worktree:
+        if quiet:
+            return 0
+        raise FatalError(
+            "the main worktree is the root workspace; there is nothing to sync",
+            hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
+        )
+    if ws is not None:
+        ws = workspace.create(ctx, adopt.resume_request(ws))
+    else:
+        ws = adopt.provision(ctx, ctx.repo.toplevel, origin="sync")
     if as_json:
         output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file)})
-    else:
+    elif not quiet:
         output.info(
             f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), "
             f"parent {ws.parent or 'root'}"
@@ -30,28 +51,5 @@ def run(name: str | None, *, as_json: bool) -> int:
     return 0
 
 
-def _request(ctx: Context, name: str | None) -> workspace.NewRequest:
-    state = ctx.state()
-    ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
-    if ws is not None:
-        return workspace.NewRequest(
-            name=WorkspaceName(ws.name),
-            branch=ws.branch,
-            path=Path(ws.path),
-            parent=ws.parent,
-            origin=ws.origin,
-            adopt_worktree=True,
-        )
-    if not ctx.repo.is_linked_worktree:
-        raise FatalError(
-            "the main worktree is the root workspace; there is nothing to sync",
-            hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
-        )
-    branch = ctx.repo.current_branch(ctx.repo.toplevel)
-    if branch is None:
-        raise FatalError(
-            f"{ctx.repo.toplevel} is on a detached HEAD",
-            hint="give it a branch first: git switch -c NAME, then `treefork sync`",
-        )
-    head = ctx.repo.head_of(ctx.repo.toplevel) or ""
-    return handlers.adoption_request(ctx, ctx.repo.toplevel, branch=branch, new_head=head, invoker=None)
+def _env_present(ctx: Context, path: str) -> bool:
+    return (Path(path) / ctx.config.env_file).is_file()

@@ -1,114 +1,32 @@
-"""Claude Code worktree hooks (CONTRACTS C): WorktreeCreate / WorktreeRemove, and the settings.json merge.
+"""Claude Code worktree hooks (CONTRACTS C): WorktreeCreate / WorktreeRemove.
 
 With a WorktreeCreate hook configured, Claude Code runs no git logic itself: we add the worktree at
-`<main>/.claude/worktrees/<n>` on branch `worktree-<n>` (`<n>` = name with '/' -> '+'), provision it,
-and print its absolute path as the last stdout line. Everything else goes to stderr.
+`<main>/.claude/worktrees/<n>` on branch `worktree-<n>` (`<n>` = name with '/' -> '+') from Claude's own
+base, provision it, do what Claude would have done (agents/claude_worktree.py) and print its absolute
+path as the last stdout line. Everything else goes to stderr.
+
+Remove runs with its cwd inside the worktree it removes: it finds the main worktree from `worktree_path`,
+leaves for it, and only removes what loses nothing (agents/owner.py); otherwise it keeps the worktree,
+its branch and its database and exits 1, so Claude says "kept at ...".
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 from treefork import output, workspace
+from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.fsutil import atomic_write_text
+from treefork.git import Repo
+from treefork.hooks import procinfo
 from treefork.hooks.handlers import IN_PROGRESS_ENV
 from treefork.names import WorkspaceName
-from treefork.state import READY
 
-EVENTS = {"WorktreeCreate": "create", "WorktreeRemove": "remove"}
-TIMEOUT = 300
 WORKTREES_DIR = ".claude/worktrees"
-
-
-# ---- settings.json ------------------------------------------------------------------------------
-
-
-def hook_command(verb: str, python: str | None = None) -> str:
-    return f"{shlex.quote(python or sys.executable)} -m treefork claude-hook {verb}"
-
-
-def is_our_command(command: object) -> bool:
-    return isinstance(command, str) and (
-        "-m treefork claude-hook " in command or command.startswith("treefork claude-hook ")
-    )
-
-
-def settings_path(ctx: Context) -> Path:
-    return ctx.repo.main_root / ".claude" / "settings.json"
-
-
-def read_settings(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise FatalError(f"{path} is not valid JSON ({e})", hint="fix it by hand, then run the command again") from None
-    if not isinstance(data, dict):
-        raise FatalError(f"{path} does not hold a JSON object", hint="fix it by hand, then run the command again")
-    return data
-
-
-def merged(settings: dict[str, Any], *, install: bool) -> dict[str, Any]:
-    """The settings with our two hooks added (install) or removed; every other key untouched."""
-    data: dict[str, Any] = json.loads(json.dumps(settings))
-    hooks = data.setdefault("hooks", {})
-    for event, verb in EVENTS.items():
-        groups = [g for g in (_without_ours(g) for g in hooks.get(event, [])) if g is not None]
-        if install:
-            groups.append({"hooks": [{"type": "command", "command": hook_command(verb), "timeout": TIMEOUT}]})
-        if groups:
-            hooks[event] = groups
-        else:
-            hooks.pop(event, None)
-    if not hooks:
-        data.pop("hooks")
-    return data
-
-
-def _without_ours(group: Any) -> Any:
-    if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
-        return group
-    kept = [h for h in group["hooks"] if not (isinstance(h, dict) and is_our_command(h.get("command")))]
-    if not kept and group["hooks"]:
-        return None
-    return {**group, "hooks": kept}
-
-
-def write_settings(ctx: Context, *, install: bool) -> tuple[Path, bool]:
-    path = settings_path(ctx)
-    before = read_settings(path)
-    after = merged(before, install=install)
-    if after == before:
-        return path, False
-    if not install and not path.exists():
-        return path, False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, atomic_write_text(path, json.dumps(after, indent=2) + "\n", mode=0o644)
-
-
-def settings_installed(ctx: Context) -> bool:
-    data = read_settings(settings_path(ctx))
-    return all(_has_current(data, e, v) for e, v in EVENTS.items())
-
-
-def _has_current(data: dict[str, Any], event: str, verb: str) -> bool:
-    return any(
-        isinstance(h, dict) and h.get("command") == hook_command(verb)
-        for g in data.get("hooks", {}).get(event, [])
-        if isinstance(g, dict)
-        for h in g.get("hooks", [])
-    )
-
-
-# ---- the hooks ----------------------------------------------------------------------------------
 
 
 def read_payload(stream: int = 0) -> dict[str, Any]:
@@ -133,9 +51,13 @@ def read_payload(stream: int = 0) -> dict[str, Any]:
             )
 
 
-def _context(payload: dict[str, Any]) -> Context:
-    cwd = payload.get("cwd")
-    return Context.open(Path(cwd) if isinstance(cwd, str) and Path(cwd).is_dir() else None)
+def _main_context(start: Path) -> Context:
+    """The context of the main worktree, opened from there (never from inside a worktree about to go)."""
+    if not start.is_dir():
+        raise FatalError(f"{start} does not exist", hint="run the hook from the repository")
+    main = Repo.discover(start).main_root
+    os.chdir(main)
+    return Context.open(main)
 
 
 def create(payload: dict[str, Any]) -> Path:
@@ -144,28 +66,28 @@ def create(payload: dict[str, Any]) -> Path:
         raise FatalError("the WorktreeCreate payload has no name", hint='expected {"name": "..."} on stdin')
     name = WorkspaceName.of(raw)
     os.environ[IN_PROGRESS_ENV] = "1"  # our own `git worktree add` fires post-checkout: it must back off
-    ctx = _context(payload)
+    cwd = payload.get("cwd")
+    ctx = _main_context(Path(cwd) if isinstance(cwd, str) else Path.cwd())
     ctx.state().expect_initialized()
-    path = ctx.repo.main_root / WORKTREES_DIR / name.dir_name
-    _exclude_worktrees_dir(ctx)
-    parent = _cwd_workspace(ctx)
-    output.info(f"treefork: creating worktree {path} (branch worktree-{name.dir_name}, parent {parent or 'root'})")
+    repo = ctx.repo
+    path = (repo.main_root / WORKTREES_DIR / name.dir_name).absolute()
+    branch = f"worktree-{name.dir_name}"
+    repo.add_exclude(f"/{WORKTREES_DIR}/", why="Claude Code worktrees")
+    settings = claude_settings.worktree_settings(repo.main_root)
+    with ctx.registry.git_lock():
+        if path.resolve() not in {w.path.resolve() for w in repo.worktrees()}:
+            if not repo.has_commits():
+                raise FatalError("this repository has no commits yet", hint="make a first commit, then retry")
+            output.info(f"treefork: creating worktree {path} (branch {branch})")
+            claude_worktree.add(repo, path, branch, settings)
     ws = workspace.create(
         ctx,
-        workspace.NewRequest(name=name, branch=f"worktree-{name.dir_name}", path=path, parent=parent, origin="claude"),
+        workspace.NewRequest(name=name, branch=branch, path=path, parent=None, origin="claude", adopt_worktree=True),
     )
+    claude_worktree.finish(repo, path, settings, env_file=ctx.config.env_file)
+    owner.record(path, agent="claude", pid=procinfo.agent_pid())
     output.info(f"treefork: workspace {ws.name} ready: database {ws.db_branch} ({ws.clone_method})")
-    return path.absolute()
-
-
-def _cwd_workspace(ctx: Context) -> str | None:
-    """Fork from the workspace Claude Code runs in, if it is one; else from the root (local HEAD)."""
-    ws = ctx.state().workspace_by_path_or_none(ctx.repo.toplevel)
-    return ws.name if ws is not None and ws.status == READY else None
-
-
-def _exclude_worktrees_dir(ctx: Context) -> None:
-    ctx.repo.add_exclude(f"/{WORKTREES_DIR}/", why="Claude Code worktrees")
+    return path
 
 
 def remove(payload: dict[str, Any]) -> str:
@@ -176,16 +98,46 @@ def remove(payload: dict[str, Any]) -> str:
         )
     os.environ[IN_PROGRESS_ENV] = "1"
     path = Path(raw).absolute()
-    ctx = _context(payload)
-    ws = ctx.state().workspace_by_path_or_none(path) if ctx.state().initialized else None
+    ctx = _main_context(_main_root_of(path))
+    if path.resolve() == ctx.repo.main_root.resolve():
+        raise FatalError(f"{path} is the main worktree", hint="WorktreeRemove is for worktrees Claude made")
+    state = ctx.state()
+    ws = state.workspace_by_path_or_none(path) if state.initialized else None
+    tree = next((w for w in ctx.repo.worktrees() if w.path.resolve() == path.resolve()), None)
+    branch = ws.branch if ws is not None else tree.branch if tree is not None else None
+    # uncommitted changes: Claude asked the user before discarding them, and that was their choice
+    why = owner.keep_reason(ctx.repo, path, branch, check_owner=False, check_dirty=False)
+    if why:
+        name = ws.name if ws is not None else None
+        raise FatalError(
+            f"kept {path}: {why}; its worktree, branch{' and database' if ws else ''} stay",
+            hint=f"merge or push it, then `treefork rm {name}`"
+            if name
+            else f"merge or push it, then git worktree remove {path}",
+        )
     if ws is not None:
         workspace.remove(ctx, ws.name, force=True, delete_branch=True)
         return f"removed workspace {ws.name}: worktree, branch {ws.branch} and its database"
-    tree = next((w for w in ctx.repo.worktrees() if w.path.resolve() == path.resolve()), None)
     if tree is None:
         return f"{path} is already gone"
     with ctx.registry.git_lock():
         ctx.repo.remove_worktree(tree.path, force=True)
-        if tree.branch and tree.branch.startswith("worktree-") and ctx.repo.branch_exists(tree.branch):
+        if tree.branch and ctx.repo.branch_exists(tree.branch):
             ctx.repo.delete_branch(tree.branch)
     return f"removed worktree {path} (it had no treefork workspace)"
+
+
+def _main_root_of(worktree: Path) -> Path:
+    """The main worktree of a linked worktree, read from its `.git` file; else `<main>/.claude/worktrees/<n>`."""
+    gitdir = owner.gitdir_of(worktree)
+    common = gitdir / "commondir" if gitdir is not None else None
+    if common is not None and common.is_file():
+        common_dir = (common.parent / common.read_text(encoding="utf-8").strip()).resolve()
+        if common_dir.name == ".git":
+            return common_dir.parent
+    for p in worktree.parents:
+        if p.name == "worktrees" and p.parent.name == ".claude":
+            return p.parent.parent
+    raise FatalError(
+        f"cannot tell which repository {worktree} belongs to", hint=f"remove it with git worktree remove {worktree}"
+    )

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from treefork import envbuild, output, workspace
+from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import ZERO_SHA
+from treefork.hooks import adopt
 from treefork.hooks import parent as parent_rule
-from treefork.names import WorkspaceName
 from treefork.state import CREATING, REMOVING, pid_alive
 
 IN_PROGRESS_ENV = "TREEFORK_IN_PROGRESS"
@@ -49,48 +49,15 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
         return
     root = repo.toplevel
     branch = repo.current_branch(root)
-    if branch is None:
-        _fail_loud_env(ctx, root)
-        output.warn(
-            f"treefork: {root} is on a detached HEAD: no database branch for it, and its DATABASE_URL fails loudly. "
-            "To give it one: `git switch -c NAME` there, then `treefork sync`."
-        )
-        return
-    busy = state.workspace_by_path_or_none(root) or state.workspace_by_branch_or_none(branch)
+    busy = state.workspace_by_path_or_none(root) or (state.workspace_by_branch_or_none(branch) if branch else None)
     if busy is not None and busy.status in (CREATING, REMOVING) and busy.pid != os.getpid() and pid_alive(busy.pid):
         return  # `treefork new` or `treefork claude-hook create` is making this very worktree
-    try:
-        req = adoption_request(ctx, root, branch=branch, new_head=new_head, invoker=parent_rule.invoking_worktree())
-    except FatalError:
-        _fail_loud_env(ctx, root)
-        raise
-    output.info(f"treefork: provisioning workspace {req.name} for {root} (parent: {req.parent or 'root'})")
-    ws = workspace.create(ctx, req)
+    output.info(f"treefork: provisioning {root}")
+    ws = adopt.provision(ctx, root, origin="post-checkout", new_head=new_head, invoker=parent_rule.invoking_worktree())
     output.info(
-        f"treefork: workspace {ws.name} is ready: database {ws.db_branch} ({ws.clone_method}), env file {root / ctx.config.env_file}"
+        f"treefork: workspace {ws.name} is ready (parent {ws.parent or 'root'}): database {ws.db_branch} "
+        f"({ws.clone_method}), env file {root / ctx.config.env_file}"
     )
-
-
-def adoption_request(
-    ctx: Context, root: Path, *, branch: str, new_head: str, invoker: Path | None
-) -> workspace.NewRequest:
-    """Provisioning for a worktree git already made: named after its branch, parent by the documented rule."""
-    try:
-        name = WorkspaceName.of(branch)
-    except FatalError as e:
-        raise FatalError(
-            f"branch {branch!r} cannot name a workspace ({e.message})",
-            hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}",
-        ) from None
-    parent = parent_rule.choose(ctx, ctx.state(), branch=branch, new_head=new_head, invoker=invoker)
-    return workspace.NewRequest(
-        name=name, branch=branch, path=root, parent=parent, origin="post-checkout", adopt_worktree=True
-    )
-
-
-def _fail_loud_env(ctx: Context, root: Path) -> None:
-    """A .env bootstrapped from the main worktree's, with a DATABASE_URL that fails loudly, never the parent's."""
-    envbuild.write_worktree_env(ctx.repo, ctx.config, root, None)
 
 
 # ---- reference-transaction ----------------------------------------------------------------------
@@ -129,6 +96,7 @@ def _forget_deleted(ctx: Context, branches: list[str]) -> None:
         return
     from treefork import reconcile
 
+    branches = reconcile.confirmed_deletions(ctx, branches)  # git pack-refs/gc report packed refs as deletions
     listed = reconcile.listed_worktrees(ctx)
     for branch in branches:
         ws = state.workspace_by_branch_or_none(branch)

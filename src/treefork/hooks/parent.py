@@ -1,11 +1,12 @@
-"""Which workspace a worktree made by plain git forks its database from (the parent rule).
+"""Which workspace a new worktree's database forks from: the one its code starts from (the parent rule).
+Every entry point follows it: post-checkout, `treefork sync` (and so every agent's session hook), and
+`treefork new` without --from (which takes the workspace it runs in, code and data alike).
 
-1. The workspace whose worktree ran the command (`git -C ../a worktree add ...` forks from a),
-   read from the invoking git process's cwd where the OS shows it (/proc on Linux).
-2. Else the workspace whose branch is the new branch's upstream (`git worktree add --track -b x ../x a`).
-3. Else a workspace whose HEAD is the new worktree's start commit, unless the main worktree's HEAD is
-   that commit too (a tie goes to the root).
-4. Else the root.
+1. The workspace whose branch is the new branch's upstream (`git worktree add --track -b x ../x feat-A`).
+2. Else a workspace whose worktree HEAD is the new worktree's start commit. When several are, the one
+   the command ran in wins (read from the invoking git process's cwd where the OS shows it, /proc on
+   Linux); else the root when the main worktree's HEAD is that commit too; else the first by name.
+3. Else the root.
 Only ready workspaces can be parents.
 """
 
@@ -16,66 +17,38 @@ from pathlib import Path
 
 from treefork.context import Context
 from treefork.git import git
+from treefork.hooks import procinfo
 from treefork.state import READY, State, Workspace
 
 
 def invoking_worktree() -> Path | None:
     """The cwd of the git process that ran this hook (our parent, as the hook script execs us), if knowable."""
-    for pid in _ancestors(3):
+    for pid in procinfo.ancestors(3):
         try:
             cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
         except OSError:
             continue
-        if _is_git(pid):
+        if procinfo.comm(pid) == "git":
             return cwd
     return None
 
 
-def _ancestors(depth: int) -> list[int]:
-    pids, pid = [], os.getppid()
-    for _ in range(depth):
-        if pid <= 1:
-            break
-        pids.append(pid)
-        pid = _ppid_of(pid)
-    return pids
-
-
-def _ppid_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _is_git(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
-            return f.read().strip() == "git"
-    except OSError:
-        return False
-
-
-def choose(ctx: Context, state: State, *, branch: str, new_head: str, invoker: Path | None) -> str | None:
+def choose(ctx: Context, state: State, *, branch: str | None, new_head: str, invoker: Path | None) -> str | None:
     ready = [ws for ws in state.workspaces.values() if ws.status == READY and ws.db_branch and ws.branch != branch]
-    by_cwd = _by_invoker(ready, invoker)
+    if branch:
+        upstream = git(
+            "rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False
+        ).out.strip()
+        for ws in ready:
+            if upstream and ws.branch == upstream:
+                return ws.name
+    same = [ws for ws in ready if Path(ws.path).exists() and ctx.repo.head_of(Path(ws.path)) == new_head]
+    by_cwd = _by_invoker(same, invoker)
     if by_cwd is not None:
         return by_cwd.name
-    if invoker is not None and _within(invoker, ctx.repo.main_root):
-        return None  # run from the main worktree: the root
-    upstream = git(
-        "rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False
-    ).out.strip()
-    for ws in ready:
-        if upstream and ws.branch == upstream:
-            return ws.name
-    if ctx.repo.head_of(ctx.repo.main_root) == new_head:
+    if not same or ctx.repo.head_of(ctx.repo.main_root) == new_head:
         return None
-    for ws in sorted(ready, key=lambda w: w.name):
-        if Path(ws.path).exists() and ctx.repo.head_of(Path(ws.path)) == new_head:
-            return ws.name
-    return None
+    return sorted(same, key=lambda w: w.name)[0].name
 
 
 def _by_invoker(ready: list[Workspace], invoker: Path | None) -> Workspace | None:

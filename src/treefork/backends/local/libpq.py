@@ -261,6 +261,22 @@ def connect(
     return Connection(handle, lib)
 
 
+def connect_url(url: str, *, connect_timeout: int = 10) -> Connection:
+    """Connect with an application's URL, as the application would (only the SCRAM requirement added)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    return connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        dbname=unquote(parts.path.lstrip("/")),
+        connect_timeout=connect_timeout,
+        require_auth="scram-sha-256",
+    )
+
+
 def _first_line(raw: bytes | None) -> str:
     lines = (raw or b"").decode(errors="replace").strip().splitlines()
     return lines[0] if lines else "no detail"

@@ -1,0 +1,1 @@
+"""Agent integrations: each coding agent's own hook system, wired to treefork (docs/agents.md)."""

@@ -1,0 +1,137 @@
+"""Claude Code settings: our WorktreeCreate/WorktreeRemove hooks live in `.claude/settings.local.json`.
+
+Why there (CONTRACTS C): after creating a worktree Claude re-reads hook settings from the worktree's own
+checkout, so the hooks must be in the worktree; a committed file would carry this machine's interpreter path.
+settings.local.json is kept out of git (info/exclude) and the create hook copies it into each new worktree.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from treefork.agents import jsonfile
+from treefork.errors import FatalError
+from treefork.git import Repo
+
+EVENTS = {"WorktreeCreate": "create", "WorktreeRemove": "remove"}
+TIMEOUT = 300
+LOCAL = Path(".claude") / "settings.local.json"
+SHARED = Path(".claude") / "settings.json"
+
+
+def hook_command(verb: str, python: str | None = None) -> str:
+    return f"{shlex.quote(python or sys.executable)} -m treefork claude-hook {verb}"
+
+
+def is_ours(command: object) -> bool:
+    return isinstance(command, str) and (
+        "-m treefork claude-hook " in command or command.startswith("treefork claude-hook ")
+    )
+
+
+def user_settings() -> Path:
+    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude") / "settings.json"
+
+
+def files(root: Path) -> list[Path]:
+    """Where Claude reads settings for a checkout, lowest precedence first."""
+    return [user_settings(), root / SHARED, root / LOCAL]
+
+
+def foreign_create_hooks(root: Path) -> list[tuple[Path, str]]:
+    """WorktreeCreate hooks that are not ours: Claude runs them all and takes the first path in config order."""
+    found = []
+    for path in files(root):
+        data = jsonfile.read(path)
+        for cmd in jsonfile.command_hooks(_hooks(data).get("WorktreeCreate")):
+            if not is_ours(cmd):
+                found.append((path, cmd))
+    return found
+
+
+def _hooks(data: dict[str, Any]) -> dict[str, Any]:
+    hooks = data.get("hooks")
+    return hooks if isinstance(hooks, dict) else {}
+
+
+def _change(*, install: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        hooks = data.setdefault("hooks", {})
+        for event, verb in EVENTS.items():
+            groups = jsonfile.without_commands(hooks.get(event), is_ours)
+            if install:
+                groups.append({"hooks": [{"type": "command", "command": hook_command(verb), "timeout": TIMEOUT}]})
+            if groups:
+                hooks[event] = groups
+            else:
+                hooks.pop(event, None)
+        if not hooks:
+            data.pop("hooks")
+        return data
+
+    return change
+
+
+def install(repo: Repo) -> list[dict[str, str]]:
+    root = repo.main_root
+    repo.add_exclude(f"/{LOCAL.as_posix()}", why="Claude Code local settings hold this machine's interpreter path")
+    done = []
+    moved = jsonfile.update(root / SHARED, _change(install=False))
+    if moved:
+        done.append({"hook": "claude (old install)", "path": str(root / SHARED), "action": "removed"})
+    changed = jsonfile.update(root / LOCAL, _change(install=True))
+    done.append(
+        {
+            "hook": "claude WorktreeCreate/WorktreeRemove",
+            "path": str(root / LOCAL),
+            "action": jsonfile.action(changed=changed),
+        }
+    )
+    return done
+
+
+def uninstall(repo: Repo) -> list[dict[str, str]]:
+    done = []
+    for path in (repo.main_root / LOCAL, repo.main_root / SHARED):
+        changed = jsonfile.update(path, _change(install=False))
+        done.append(
+            {
+                "hook": "claude WorktreeCreate/WorktreeRemove",
+                "path": str(path),
+                "action": "removed" if changed else "not installed",
+            }
+        )
+    return done
+
+
+def installed(repo: Repo) -> bool:
+    """Both our hooks, with this interpreter, in the main checkout's settings.local.json."""
+    return installed_in(repo.main_root)
+
+
+def installed_in(root: Path) -> bool:
+    data = jsonfile.read(root / LOCAL)
+    return all(hook_command(v) in jsonfile.command_hooks(_hooks(data).get(e)) for e, v in EVENTS.items())
+
+
+def worktree_settings(root: Path) -> dict[str, Any]:
+    """The merged `worktree` settings object (symlinkDirectories, sparsePaths, baseRef), local winning."""
+    merged: dict[str, Any] = {}
+    for path in files(root):
+        value = jsonfile.read(path).get("worktree")
+        if isinstance(value, dict):
+            merged.update(value)
+    return merged
+
+
+def check_local_excluded(repo: Repo) -> None:
+    if repo.is_tracked(LOCAL.as_posix(), repo.main_root):
+        raise FatalError(
+            f"{repo.main_root / LOCAL} is tracked by git; treefork's hooks (with this machine's paths) go there",
+            hint=f"git rm --cached {LOCAL.as_posix()} && git commit, then run `treefork install --claude` again",
+        )

@@ -1,0 +1,104 @@
+"""Adopting a worktree that something other than treefork made (git, an agent): one request builder for
+post-checkout, `treefork sync` and every agent's session hook.
+
+Names: a worktree on a branch is named after the branch. A detached one (Codex) is named after its
+directory; when that name is the repository's own (Codex puts every worktree at `<4 hex>/<repo>`) or is
+already taken, after `<parent directory>/<directory>`.
+
+When provisioning cannot even start, the worktree still gets an env file whose DATABASE_URL fails loudly
+(never the main worktree's), and, when it has a usable name, a registry entry marked unprovisioned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from treefork import envbuild, workspace
+from treefork.context import Context
+from treefork.errors import FatalError
+from treefork.hooks import parent as parent_rule
+from treefork.names import WorkspaceName
+from treefork.state import UNPROVISIONED, Workspace
+
+
+def name_for(ctx: Context, root: Path, branch: str | None) -> WorkspaceName:
+    if branch is not None:
+        try:
+            return WorkspaceName.of(branch)
+        except FatalError as e:
+            raise FatalError(
+                f"branch {branch!r} cannot name a workspace ({e.message})",
+                hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}",
+            ) from None
+    taken = set(ctx.state().workspaces)
+    candidate = root.name
+    if candidate == ctx.repo.name or candidate in taken:
+        candidate = f"{root.parent.name}/{root.name}"
+    try:
+        return WorkspaceName.of(candidate)
+    except FatalError as e:
+        raise FatalError(
+            f"the detached worktree {root} cannot be named from its directory ({e.message})",
+            hint=f"give it a branch (git switch -c NAME in {root}), then run `treefork sync` there",
+        ) from None
+
+
+def request_for(
+    ctx: Context, root: Path, *, origin: str, new_head: str | None = None, invoker: Path | None = None
+) -> workspace.NewRequest:
+    """The request for a worktree git already made, writing the fail-loud env file if none can be built."""
+    try:
+        branch = ctx.repo.current_branch(root)
+        name = name_for(ctx, root, branch)
+        head = new_head or ctx.repo.head_of(root) or ""
+        parent = parent_rule.choose(ctx, ctx.state(), branch=branch, new_head=head, invoker=invoker)
+    except FatalError as e:
+        fail_loud(ctx, root, None, e)
+        raise
+    return workspace.NewRequest(name=name, branch=branch, path=root, parent=parent, origin=origin, adopt_worktree=True)
+
+
+def resume_request(ws: Workspace) -> workspace.NewRequest:
+    return workspace.NewRequest(
+        name=WorkspaceName(ws.name),
+        branch=ws.branch,
+        path=Path(ws.path),
+        parent=ws.parent,
+        origin=ws.origin,
+        adopt_worktree=True,
+    )
+
+
+def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Exception) -> None:
+    """An env file that fails loudly, and (with a name) the worktree recorded as unprovisioned."""
+    envbuild.write_worktree_env(ctx.repo, ctx.config, root, None)
+    if name is None:
+        return
+    with ctx.registry.transaction() as st:
+        if name not in st.workspaces and st.workspace_by_path_or_none(root) is None:
+            st.workspaces[name] = Workspace(
+                name=str(name),
+                branch=ctx.repo.current_branch(root),
+                path=str(root),
+                parent=None,
+                status=UNPROVISIONED,
+                origin="adopted",
+                error=str(error),
+            )
+
+
+def provision(
+    ctx: Context, root: Path, *, origin: str, new_head: str | None = None, invoker: Path | None = None
+) -> Workspace:
+    """Adopt and provision; on any failure the worktree is left fail-loud and recorded where possible."""
+    req = request_for(ctx, root, origin=origin, new_head=new_head, invoker=invoker)
+    try:
+        ctx.backend().prepare()
+        ws = workspace.create(ctx, req)
+    except FatalError as e:
+        fail_loud(ctx, root, req.name, e)
+        raise
+    from treefork.agents import claude_worktree
+
+    claude_worktree.share_settings(ctx.repo, root)
+    return ws
