@@ -10,7 +10,7 @@ from treefork import output
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.git import Worktree
-from treefork.state import CREATING, State, Workspace, pid_alive
+from treefork.state import State, Workspace
 
 
 @dataclass
@@ -147,8 +147,8 @@ def _live_path(ws: Workspace, listed: dict[Path, Worktree]) -> Path:
 def _is_gone(ws: Workspace, listed: dict[Path, Worktree]) -> str | None:
     """Why the workspace is provably gone, or None if it is not. A worktree git still lists (moved, reused
     path, its branch checked out anywhere, the main worktree included) keeps it."""
-    if ws.status == CREATING and pid_alive(ws.pid):
-        return None  # being created right now
+    if ws.in_progress_elsewhere():
+        return None  # being created (or removed) right now
     if ws.branch and any(t.branch == ws.branch for t in listed.values()):
         return None
     if locate(ws, listed).state != "missing":

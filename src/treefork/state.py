@@ -52,6 +52,10 @@ class Workspace:
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))  # every field is a scalar, so a shallow copy is a full one
 
+    def in_progress_elsewhere(self) -> bool:
+        """Another live treefork process is creating or removing this workspace right now."""
+        return self.status in (CREATING, REMOVING) and self.pid not in (None, os.getpid()) and pid_alive(self.pid)
+
     def db_ref_or_none(self) -> DbBranch | None:
         """The database branch the registry records for this workspace (None before it was made)."""
         from treefork.backends.base import DbBranch

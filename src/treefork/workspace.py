@@ -24,7 +24,7 @@ from treefork.removal import RemoveResult as RemoveResult
 from treefork.removal import drop_db as drop_db
 from treefork.removal import expect_removable as expect_removable
 from treefork.removal import remove as remove
-from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace, pid_alive
+from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace
 
 T = TypeVar("T")
 
@@ -149,7 +149,7 @@ def _resume(ws: Workspace, req: NewRequest, branch: str | None, path: Path) -> W
         raise FatalError(
             f"workspace {ws.name!r} is being removed", hint=f"finish with `treefork rm {ws.name}`, then create it again"
         )
-    if ws.pid and ws.pid != os.getpid() and pid_alive(ws.pid) and ws.status == CREATING:
+    if ws.in_progress_elsewhere():
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
     ws.pid = os.getpid()
     return ws

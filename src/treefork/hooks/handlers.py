@@ -19,7 +19,6 @@ from treefork.errors import FatalError
 from treefork.git import ZERO_SHA
 from treefork.hooks import adopt
 from treefork.hooks import parent as parent_rule
-from treefork.state import CREATING, REMOVING, pid_alive
 
 IN_PROGRESS_ENV = "TREEFORK_IN_PROGRESS"
 
@@ -50,7 +49,7 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     root = repo.toplevel
     branch = repo.current_branch(root)
     busy = state.workspace_by_path_or_none(root) or (state.workspace_by_branch_or_none(branch) if branch else None)
-    if busy is not None and busy.status in (CREATING, REMOVING) and busy.pid != os.getpid() and pid_alive(busy.pid):
+    if busy is not None and busy.in_progress_elsewhere():
         return  # `treefork new` or `treefork claude-hook create` is making this very worktree
     output.info(f"treefork: provisioning {root}")
     ws = adopt.provision(ctx, root, origin="post-checkout", new_head=new_head, invoker=parent_rule.invoking_worktree())
@@ -100,7 +99,7 @@ def _forget_deleted(ctx: Context, branches: list[str]) -> None:
     listed = reconcile.listed_worktrees(ctx)
     for branch in branches:
         ws = state.workspace_by_branch_or_none(branch)
-        if ws is None or ws.status == REMOVING or (ws.status == CREATING and pid_alive(ws.pid)):
+        if ws is None or ws.in_progress_elsewhere():
             continue  # not ours, or another treefork command is handling it
         tree = listed.get(Path(ws.path).resolve())
         now = tree.branch if tree is not None and reconcile.worktree_state(ws, listed) == "present" else None
