@@ -19,7 +19,7 @@ from treefork.git import git
 from treefork.state import State, Workspace
 
 FIELDS = (
-    "name", "is_root", "branch", "parent", "path", "status", "error", "worktree", "origin",
+    "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
     "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
     "disk_bytes", "ports", "agent", "created_at", "expires_at",
 )  # fmt: skip
@@ -31,14 +31,22 @@ def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[
     out = [_root_row(ctx, state)] if names is None or "root" in names else []
     for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
         if names is None or ws.name in names:
-            out.append(
-                row(ctx, state, ws, worktree=reconcile.worktree_state(ws, listed), expires_at=expiry.get(ws.name))
-            )
+            where = reconcile.locate(ws, listed)
+            path = reconcile.live_path(ws, where)
+            out.append(row(ctx, state, ws, worktree=where.state, path=path, expires_at=expiry.get(ws.name)))
     return out
 
 
-def row(ctx: Context, state: State, ws: Workspace, *, worktree: str, expires_at: str | None = None) -> dict[str, Any]:
-    path = Path(ws.path)
+def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
+    """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra."""
+    found = rows(ctx, ctx.state(), names=[name])
+    assert found, name
+    return {**found[0], "env_file": str(Path(found[0]["path"]) / ctx.config.env_file), **extra}
+
+
+def row(
+    ctx: Context, state: State, ws: Workspace, *, worktree: str, path: Path, expires_at: str | None = None
+) -> dict[str, Any]:
     present = worktree == "present"
     ahead, behind = _ahead_behind(ctx, state, ws) if present else (None, None)
     return {
@@ -46,7 +54,8 @@ def row(ctx: Context, state: State, ws: Workspace, *, worktree: str, expires_at:
         "is_root": False,
         "branch": ws.branch,
         "parent": ws.parent or "root",
-        "path": ws.path,
+        "forked_from": ws.forked_from,
+        "path": str(path),
         "status": ws.status,
         "error": ws.error,
         "worktree": worktree,

@@ -101,46 +101,8 @@ def follow_moves(ctx: Context) -> None:
             ws.worktree_id = where.tree.admin_id
 
 
-def rows(ctx: Context, state: State) -> list[dict[str, Any]]:
-    listed = listed_worktrees(ctx)
-    main = ctx.repo.main_root
-    result: list[dict[str, Any]] = [
-        {
-            "name": "root",
-            "is_root": True,
-            "branch": ctx.repo.current_branch(main),
-            "path": str(main),
-            "parent": None,
-            "backend": state.backend,
-            "db_branch": state.root_db_branch,
-            "clone_method": state.root_clone_method,
-            "status": "ready",
-            "worktree": "present",
-        }
-    ]
-    for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
-        result.append(
-            {
-                "name": ws.name,
-                "is_root": False,
-                "branch": ws.branch,
-                "path": str(_live_path(ws, listed)),
-                "parent": ws.parent or "root",
-                "backend": state.backend,
-                "db_branch": ws.db_branch,
-                "clone_method": ws.clone_method,
-                "status": ws.status,
-                "worktree": worktree_state(ws, listed),
-                "forked_from": ws.forked_from,  # the real parent, when it was removed (parent is then its parent)
-                "origin": ws.origin,
-                "error": ws.error,
-            }
-        )
-    return result
-
-
-def _live_path(ws: Workspace, listed: dict[Path, Worktree]) -> Path:
-    where = locate(ws, listed)
+def live_path(ws: Workspace, where: Location) -> Path:
+    """Where the workspace's worktree really is (git knows it moved before the registry does)."""
     return where.tree.path if where.state == "present" and where.tree else Path(ws.path)
 
 

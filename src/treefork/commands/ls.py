@@ -41,7 +41,7 @@ def _cells(r: dict[str, Any]) -> list[str]:
     return [
         r["name"],
         r["branch"] or "(detached)",
-        r["parent"] or "",
+        f"{r['forked_from']} (removed)" if r.get("forked_from") else r["parent"] or "",
         ahead_behind,
         tree,
         f"{r['db_branch'] or '-'} ({r['clone_method'] or r['backend']})",

@@ -58,14 +58,9 @@ def run(
 
         attach.start_agent(ctx, ws, agent, prompt)
     if as_json:
-        output.emit_json(
-            {
-                **ws.to_json(),
-                "env_file": str(Path(ws.path) / ctx.config.env_file),
-                "seconds": round(elapsed, 3),
-                "existed": existed,
-            }
-        )
+        from treefork import listing
+
+        output.emit_json(listing.workspace_json(ctx, ws.name, seconds=round(elapsed, 3), existed=existed))
     elif existed:
         output.info(
             f"workspace {ws.name} already exists: {ws.path} on branch {ws.branch}, database {ws.db_branch}; "

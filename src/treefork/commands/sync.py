@@ -42,7 +42,9 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     else:
         ws = adopt.provision(ctx, ctx.repo.toplevel, origin="sync")
     if as_json:
-        output.emit_json({**ws.to_json(), "env_file": str(Path(ws.path) / ctx.config.env_file)})
+        from treefork import listing
+
+        output.emit_json(listing.workspace_json(ctx, ws.name))
     elif not quiet:
         output.info(
             f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), "
