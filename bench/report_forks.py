@@ -165,6 +165,58 @@ def startup_table(sites: dict[str, Any]) -> list[str]:
     return out
 
 
+def goals_table(sites: dict[str, Any], sizes: list[int]) -> list[str]:
+    """One line per goal of issue 8, with the number that decides it."""
+    out = ["| goal | filesystem | measured | |", "|---|---|---|---|"]
+    for label, site in sites.items():
+        ld = phase(site, "load")
+        if ld:
+            ok = [x for x in ld["forks"] if x["ok"]]
+            missing = sum(x["missing"] for x in ok)
+            c = ld["client"]
+            good = len(ok) == ld["n"] and c["client_errors"] == 0 and c["dropped_connections"] == 0 and missing == 0
+            out.append(
+                f"| {ld['n']} forks under a 10 ms writer: 0 errors, 0 drops, every row | {FS[label]} | "
+                f"{c['client_errors']} errors, {c['dropped_connections']} drops, {missing} rows missing, "
+                f"{ld['n'] - len(ok)} failed forks | {met(good)} |"
+            )
+    for label, site in sites.items():
+        for size in sizes:
+            t = phase(site, f"times_{size}")
+            if t is None:
+                continue
+            if label == "xfs" and size >= 1000:
+                m = seconds(t["new"])["median"]
+                out.append(f"| 1 GB `treefork new` ≤ 400 ms | {FS[label]} | {fmt_ms(m)} | {met(m <= XFS_1GB_GOAL)} |")
+            if label == "ext4":
+                r = pair_ratio(t["new"], t["floor"])["median"]
+                out.append(
+                    f"| `treefork new` ≤ 1.2× floor, {size} MB | {FS[label]} | {r:.2f}× | {met(r <= EXT4_RATIO_GOAL)} |"
+                )
+    for label, site in sites.items():
+        one, par = phase(site, "memory_one"), phase(site, "parallel")
+        if one and one.get("child"):
+            worst = max([one["child"]["Pss"], *[m["Pss"] for m in (par or {}).get("memory", [])]])
+            out.append(
+                f"| PSS ≤ 40 MB per idle cluster | {FS[label]} | at most {mb(worst)} | {met(worst <= 40 * 1024)} |"
+            )
+    xfs = sites.get("xfs", {})
+    d = phase(xfs, "disk_frozen")
+    if d:
+        share = d["after_read"] / d["parent_bytes"]
+        out.append(
+            f"| extra disk per child after a full read ≤ 2% | {FS['xfs']} | {share * 100:.1f}% | {met(share <= DISK_GOAL)} |"
+        )
+    for label, site in sites.items():
+        p = phase(site, "parallel")
+        if p:
+            out.append(
+                f"| {p['n']} `new` at once from a busy parent, 0 failures | {FS[label]} | {len(p['failures'])} failures, "
+                f"{fmt_ms(p['wall'])} in all | {met(not p['failures'])} |"
+            )
+    return out
+
+
 def kept_sections() -> str:
     """The Neon and git-hook sections of the current document, unchanged."""
     text = DOC.read_text() if DOC.exists() else ""
@@ -194,6 +246,10 @@ def render(doc: dict[str, Any]) -> None:
         "| | |",
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in machine.items()],
+        "",
+        "## Goals (issue 8)",
+        "",
+        *goals_table(sites, cfg["sizes_mb"]),
         "",
         "## 1. Online fork under load",
         "",
