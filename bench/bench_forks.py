@@ -28,7 +28,7 @@ from common import MB, Site, XfsLoop, fs_type, load_average, log, machine_descri
 
 RESULTS = Path(__file__).resolve().parent / "results-forks.json"
 
-FULL = {"sizes_mb": [10, 100, 1000], "repeats": 5, "load_forks": 50, "parallel": 16, "unvacuumed_mb": 250, "idle": 5.0}
+FULL = {"sizes_mb": [10, 100, 1000], "repeats": 7, "load_forks": 50, "parallel": 16, "unvacuumed_mb": 250, "idle": 5.0}
 QUICK = {"sizes_mb": [10, 50], "repeats": 2, "load_forks": 8, "parallel": 8, "unvacuumed_mb": 20, "idle": 2.0}
 
 

@@ -247,6 +247,8 @@ def render(doc: dict[str, Any]) -> None:
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in machine.items()],
         "",
+        *[f"- {note}" for note in doc.get("notes", [])],
+        "" if doc.get("notes") else None,
         "## Goals (issue 8)",
         "",
         *goals_table(sites, cfg["sizes_mb"]),
@@ -310,7 +312,7 @@ def render(doc: dict[str, Any]) -> None:
         "## Reproducing",
         "",
         "```",
-        "sudo python bench/bench_forks.py            # full: 10 MB, 100 MB, 1 GB, 5 repeats, 50 forks under load (~25 min)",
+        "sudo python bench/bench_forks.py            # full: 10 MB, 100 MB, 1 GB, 7 repeats, 50 forks under load",
         "sudo python bench/bench_forks.py --quick    # 10 and 50 MB, 2 repeats, 8 forks under load (a few minutes)",
         "python bench/bench_forks.py --render-only   # re-write this page from bench/results-forks.json",
         "```",
@@ -319,4 +321,4 @@ def render(doc: dict[str, Any]) -> None:
         "the image and its mount) is removed at the end.",
         "",
     ]
-    DOC.write_text("\n".join(lines))
+    DOC.write_text("\n".join(line for line in lines if line is not None))
