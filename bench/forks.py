@@ -142,7 +142,7 @@ def parallel_under_load(site: Site, n: int, idle_seconds: float) -> dict[str, An
     wall = time.monotonic() - t0
     client = writer.finish()
     made, failures, checks = [], [], []
-    for nm, p, (out, err) in zip(names, procs, outs):
+    for nm, p, (out, err) in zip(names, procs, outs, strict=True):
         if p.returncode != 0:
             failures.append(err.strip()[-300:])
             continue

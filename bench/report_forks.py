@@ -50,7 +50,7 @@ def load_table(sites: dict[str, Any]) -> list[str]:
 
 
 def pair_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
-    return stats([x["seconds"] / y["seconds"] for x, y in zip(a, b) if y["seconds"]])
+    return stats([x["seconds"] / y["seconds"] for x, y in zip(a, b, strict=True) if y["seconds"]])
 
 
 def times_table(label: str, site: dict[str, Any], sizes: list[int]) -> list[str]:
