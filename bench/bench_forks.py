@@ -18,13 +18,14 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import forks  # noqa: E402
-from common import MB, Site, XfsLoop, fs_type, load_average, log, machine_description, make_workdir, remove_tree  # noqa: E402
+import forks
+from common import MB, Site, XfsLoop, fs_type, load_average, log, machine_description, make_workdir, remove_tree
 
 RESULTS = Path(__file__).resolve().parent / "results-forks.json"
 
@@ -39,7 +40,7 @@ def each_site(sites: list[Site], step: int, what: str, fn: Callable[[Site], Any]
         t0 = time.monotonic()
         try:
             out.setdefault(site.label, {})[what] = fn(site)
-        except Exception:
+        except Exception:  # noqa: BLE001 - one failed measurement must not lose the others
             out.setdefault(site.label, {})[what] = {"error": traceback.format_exc()[-2000:]}
             log(f"  [{site.label}] {what} FAILED:\n{traceback.format_exc()[-1500:]}")
         log(f"  [{site.label}] {what} done in {time.monotonic() - t0:.1f}s")
@@ -109,7 +110,7 @@ def main() -> int:
         for site in sites:
             try:
                 site.teardown()
-            except Exception:
+            except Exception:  # noqa: BLE001 - tear down every site whatever happened to one
                 log(f"[{site.label}] teardown: {traceback.format_exc()[-500:]}")
         if xfs is not None:
             xfs.cleanup()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import statistics
@@ -33,14 +34,14 @@ def log(msg: str) -> None:
 
 def stats(values: list[float]) -> dict[str, Any]:
     """Median and spread (min, max) of repeated measurements."""
-    vals = [v for v in values if v is not None and v == v]
+    vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return {"median": None, "min": None, "max": None, "n": 0}
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
 def fmt_ms(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
+    if seconds is None or math.isnan(seconds):
         return "n/a"
     ms = seconds * 1000
     return f"{ms:,.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
@@ -56,7 +57,7 @@ def fmt_spread(s: dict[str, Any]) -> str:
 
 
 def fmt_bytes(n: float | None) -> str:
-    if n is None or n != n:
+    if n is None or math.isnan(n):
         return "n/a"
     sign = "-" if n < 0 else ""
     n = abs(n)
@@ -80,7 +81,15 @@ def bench_env(home: Path, user_home: Path) -> dict[str, str]:
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], *, check: bool = True, timeout: float = 900, **kw: Any):
     cp = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw
+        cmd,
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kw,
     )
     if check and cp.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
@@ -168,7 +177,7 @@ class Site:
         """Remove every workspace and stop every cluster of this home; then stop anything still running in it."""
         try:
             names = [w["name"] for w in json.loads(self.tf("ls", "--json").stdout or "[]") if w.get("name") != "root"]
-        except Exception:
+        except Exception:  # noqa: BLE001 - clean up what can be cleaned up
             names = []
         if names:
             self.tf("rm", "--force", "--delete-branch", *names, check=False)
@@ -279,7 +288,7 @@ class XfsLoop:
             ["mount", "-o", "loop", str(self.image), str(self.mountpoint)],
         ]
         for cmd in steps:
-            cp = subprocess.run(cmd, capture_output=True, text=True)
+            cp = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if cp.returncode != 0:
                 self.error = f"`{' '.join(cmd)}` failed ({cp.returncode}): {(cp.stderr or cp.stdout).strip()}"
                 self.cleanup()
@@ -290,9 +299,9 @@ class XfsLoop:
 
     def cleanup(self) -> None:
         if self.mounted or os.path.ismount(self.mountpoint):
-            subprocess.run(["umount", str(self.mountpoint)], capture_output=True)
+            subprocess.run(["umount", str(self.mountpoint)], check=False, capture_output=True)
             if os.path.ismount(self.mountpoint):
-                subprocess.run(["umount", "-l", str(self.mountpoint)], capture_output=True)
+                subprocess.run(["umount", "-l", str(self.mountpoint)], check=False, capture_output=True)
         self.mounted = False
         try:
             self.mountpoint.rmdir()
@@ -325,7 +334,7 @@ def machine_description() -> dict[str, str]:
         )
     except (OSError, StopIteration, ValueError):
         pass
-    info["git"] = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    info["git"] = subprocess.run(["git", "--version"], check=False, capture_output=True, text=True).stdout.strip()
     return info
 
 
@@ -334,7 +343,7 @@ def load_average() -> str:
 
 
 def fs_type(path: Path) -> str:
-    cp = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True)
+    cp = subprocess.run(["df", "-T", str(path)], check=False, capture_output=True, text=True)
     try:
         return cp.stdout.splitlines()[1].split()[1]
     except IndexError:

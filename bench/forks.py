@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from common import SERVER_USER, Site, dir_allocated, env_url, free_bytes, memory_kb, remove_tree, tf_cmd
+from psycopg import sql
 
 # ---- a client writing to the parent -----------------------------------------------------------------
 
