@@ -356,7 +356,7 @@ def render(doc: dict[str, Any]) -> None:
         "",
         "```",
         "sudo python bench/bench_forks.py            # full: 10 MB, 100 MB, 1 GB, 7 repeats, 50 forks under load",
-        "sudo python bench/bench_forks.py --quick    # 10 and 50 MB, 2 repeats, 8 forks under load (a few minutes)",
+        "sudo python bench/bench_forks.py --quick    # 10 and 50 MB, 2 repeats, 8 forks: prints the goals (~2 min)",
         "python bench/bench_forks.py --render-only   # re-write this page from bench/results-forks.json",
         "```",
         "",
