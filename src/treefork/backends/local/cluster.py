@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,10 @@ DEV_SETTINGS = (
     "huge_pages = off\n"
     "logging_collector = off\n"
 )
+# A fork starts from a backup label, and PostgreSQL first fsyncs every file of the copy, one by one; syncfs
+# flushes the filesystem in one call instead (about 100 ms less per fork, docs/benchmarks.md). Linux only.
+if sys.platform == "linux":
+    DEV_SETTINGS += "recovery_init_sync_method = syncfs\n"
 
 
 @dataclass
