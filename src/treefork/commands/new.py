@@ -41,7 +41,7 @@ def run(
     started = time.perf_counter()
     req = workspace.NewRequest(
         name=ws_name,
-        parent=_parent(ctx, parent),
+        parent=_parent(ctx, parent, ws_name),
         branch=branch,
         path=Path(path).absolute() if path else None,
         options=CreateOptions(
@@ -76,9 +76,13 @@ def run(
     return 0
 
 
-def _parent(ctx: Context, given: str | None) -> str | None:
-    """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md)."""
+def _parent(ctx: Context, given: str | None, name: str) -> str | None:
+    """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md); a
+    re-run of an existing workspace keeps the parent it was made with, wherever it runs."""
     if given is not None:
         return None if given == "root" else given
-    here = ctx.state().workspace_by_path_or_none(ctx.repo.toplevel)
+    state = ctx.state()
+    if name in state.workspaces:
+        return state.workspaces[name].parent
+    here = state.workspace_by_path_or_none(ctx.repo.toplevel)
     return here.name if here is not None and here.status == READY and here.db_branch else None
