@@ -63,6 +63,17 @@ def worktree_adds(root: Path, n: int, tag: str) -> list[float]:
     ]
 
 
+def session_starts(root: Path, n: int) -> tuple[list[float], list[float]]:
+    """What every agent session start costs: `treefork sync --quiet` in a provisioned worktree (a no-op),
+    beside a bare interpreter start (`python -c pass`), alternating."""
+    worktree = root.parent / "h0"
+    bare, synced = [], []
+    for _ in range(n):
+        bare.append(run(worktree, sys.executable, "-c", "pass"))
+        synced.append(run(worktree, sys.executable, "-m", "treefork", "sync", "--quiet"))
+    return bare, synced
+
+
 def ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
@@ -99,6 +110,15 @@ def main() -> None:
                 a.adds,
             ),
         ]
+        bare, synced = session_starts(hooked, a.commits)
+        rows.append(
+            (
+                "agent session start: `sync --quiet`, nothing to do (vs `python -c pass`)",
+                ms(bare),
+                ms(synced),
+                a.commits,
+            )
+        )
         write(rows)
     finally:
         subprocess.run([sys.executable, "-m", "treefork", "server", "stop"], capture_output=True, cwd=str(base))
