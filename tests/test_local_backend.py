@@ -364,3 +364,20 @@ def test_server_autostart_writes_a_systemd_user_unit_that_starts_every_cluster(t
     text = unit.read_text()
     assert f"ExecStart={sys.executable} -m treefork server start" in text
     assert f"Environment=TREEFORK_HOME={home()}" in text and "WantedBy=default.target" in text
+
+
+def test_ls_counts_the_disk_a_workspaces_cluster_really_adds(tf_repo: Path) -> None:
+    from treefork.backends.local import extents
+
+    wt = new(tf_repo, "disk")
+    before = ls(tf_repo)["disk"]["db_disk_bytes"]
+    assert before > 0
+    with psycopg.connect(db_url(wt), autocommit=True) as conn:
+        conn.execute("CREATE TABLE blob AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 20000)")
+        conn.execute("CHECKPOINT")
+    after = ls(tf_repo)["disk"]["db_disk_bytes"]
+    assert after - before > 15_000_000, (before, after)
+    rec = cluster_of(tf_repo, "disk")
+    assert rec is not None
+    one = home() / "clusters" / rec["id"] / "data" / "PG_VERSION"
+    assert extents.unshared_bytes(str(one)) in (0, one.stat().st_blocks * 512)

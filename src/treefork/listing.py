@@ -21,7 +21,7 @@ from treefork.state import State, Workspace
 FIELDS = (
     "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
     "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
-    "disk_bytes", "ports", "agent", "created_at", "expires_at",
+    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at",
 )  # fmt: skip
 
 
@@ -70,6 +70,7 @@ def row(
         "server": _server(ctx, path) if present else None,
         "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
         "disk_bytes": disk_bytes(path) if present else None,
+        "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
         "ports": ports.held_by(path),
         "agent": agents_launch.status(agents_launch.session_name(ctx.repo.name, ws.name)),
         "created_at": ws.created_at,
@@ -94,6 +95,7 @@ def _root_row(ctx: Context, state: State) -> dict[str, Any]:
         "clone_method": state.root_clone_method,
         "server": _server(ctx, main),
         "server_state": _server_state(ctx, state, ctx.backend(state).root()),
+        "db_disk_bytes": _db_disk(ctx, state, ctx.backend(state).root()),
         "ports": {},
         "agent": None,
     }
@@ -111,6 +113,10 @@ def _ahead_behind(ctx: Context, state: State, ws: Workspace) -> tuple[int | None
     )
     parts = r.out.split()
     return (int(parts[1]), int(parts[0])) if r.rc == 0 and len(parts) == 2 else (None, None)
+
+
+def _db_disk(ctx: Context, state: State, db: DbBranch | None) -> int | None:
+    return ctx.backend(state).extra_disk_bytes(db) if db is not None else None
 
 
 def _server_state(ctx: Context, state: State, db: DbBranch | None) -> str | None:

@@ -90,6 +90,10 @@ class Backend(Protocol):
     def status(self) -> dict[str, Any]:
         """What `doctor` and `server status` show (no secrets)."""
 
+    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
+        """The disk the branch really adds on this machine (a copy-on-write branch: what it wrote since), or
+        None where that is not this machine's disk (Neon)."""
+
     def server_state(self, branch: DbBranch) -> str | None:
         """What serves the branch, as `ls` shows it without waiting: "running" or "stopped" (a local cluster),
         or None when the backend cannot tell cheaply (Neon's computes wake on demand)."""

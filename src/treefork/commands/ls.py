@@ -48,7 +48,7 @@ def _cells(r: dict[str, Any]) -> list[str]:
         " ".join(x for x in (r["server"], r["server_state"]) if x),
         ports,
         r["agent"] or "",
-        human_bytes(r["disk_bytes"]),
+        human_bytes(_disk(r)),
         _age(r),
     ]
 
@@ -59,6 +59,12 @@ def _details(r: dict[str, Any]) -> None:
         if isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items())
         output.result(f"{key + ':':14} {'' if value is None else value}")
+
+
+def _disk(r: dict[str, Any]) -> int | None:
+    """What the workspace really costs on this disk: its worktree's files and its database's own extents."""
+    parts = [r["disk_bytes"], r["db_disk_bytes"]]
+    return None if all(p is None for p in parts) else sum(p or 0 for p in parts)
 
 
 def human_bytes(n: int | None) -> str:

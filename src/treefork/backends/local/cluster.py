@@ -237,15 +237,15 @@ class Cluster:
         bad = [ln for ln in lines if any(w in ln for w in ("FATAL", "PANIC", "ERROR", "could not"))]
         return (bad or lines or [""])[-1].strip()
 
-    def disk_bytes(self) -> int:
-        """Bytes allocated to this cluster's files (shared reflinked extents are counted in full)."""
+    def extra_disk_bytes(self) -> int:
+        """The disk this cluster really adds: its files' extents that no other file shares (a reflinked fork
+        costs only what it has written since), or, where the filesystem cannot tell, every allocated block."""
+        from treefork.backends.local import extents
+
         total = 0
         for root, _, files in os.walk(self.data):
             for name in files:
-                try:
-                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
-                except OSError:
-                    pass
+                total += extents.unshared_bytes(os.path.join(root, name))
         return total
 
 

@@ -177,6 +177,10 @@ class ClusterBackend:
             rows.append({**record_json(rec), "running": pid is not None, "pid": pid, "data_dir": str(cluster.data)})
         return {"backend": "local", "server": "embedded", "home": str(self.store.home), "clusters": rows}
 
+    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
+        cluster = self.store.cluster(branch.id)
+        return cluster.extra_disk_bytes() if cluster.record_or_none() is not None else None
+
     def server_state(self, branch: DbBranch) -> str | None:
         cluster = self.store.cluster(branch.id)
         if cluster.record_or_none() is None:

@@ -304,6 +304,9 @@ class TemplateBackend:
     def server_state(self, branch: DbBranch) -> str | None:
         return None
 
+    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
+        return None
+
     def status(self) -> dict[str, Any]:
         info = self.server()
         return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}

@@ -229,6 +229,9 @@ class NeonBackend:
     def server_state(self, branch: DbBranch) -> str | None:
         return None
 
+    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
+        return None
+
     def status(self) -> dict[str, Any]:
         count = self.api.get(f"{self._base}/branches/count").get("count")
         return {
