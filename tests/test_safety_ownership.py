@@ -93,11 +93,14 @@ def test_rerun_keeps_database_of_ready_workspace(tf_repo: Path) -> None:
     record = home() / "clusters" / rec["id"] / "cluster.json"
     record.rename(record.with_suffix(".lost"))  # what a lost record looks like to treefork
     try:
-        for cmd in (("new", "rerun"), ("sync", "rerun")):
-            r = run_tf(tf_repo, *cmd, check=False)
-            assert read_rows(url) == ["precious"], r.err
-            assert r.rc != 0
-            assert_one_line_error(r.err, "will not replace")
+        r = run_tf(tf_repo, "new", "rerun", check=False)
+        assert read_rows(url) == ["precious"], r.err
+        assert r.rc == 1
+        assert_one_line_error(r.err, "will not replace")
+        # sync, the agents' session-start no-op, finds the workspace ready and its env file there: it
+        # touches nothing at all (so nothing to replace either)
+        r = run_tf(tf_repo, "sync", "rerun")
+        assert read_rows(url) == ["precious"] and db_url(wt) == url
     finally:
         record.with_suffix(".lost").rename(record)
     assert read_rows(url) == ["precious"]

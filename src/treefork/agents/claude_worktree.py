@@ -25,11 +25,13 @@ def base_ref(repo: Repo, settings: dict[str, Any]) -> str:
     return head
 
 
-def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any]) -> None:
-    """`git worktree add` as Claude runs it: a new branch at the base (an existing one is resumed)."""
+def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any]) -> bool:
+    """`git worktree add` as Claude runs it: a new branch at the base (an existing one is resumed). Returns
+    whether it created the branch."""
     sparse = [p for p in settings.get("sparsePaths") or [] if isinstance(p, str)]
     checkout = ["--no-checkout"] if sparse else []
-    if repo.branch_exists(branch):
+    created = not repo.branch_exists(branch)
+    if not created:
         git("worktree", "add", *checkout, str(path), branch, cwd=repo.main_root)
     else:
         git(
@@ -46,6 +48,7 @@ def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any]) -> None:
     if sparse:
         git("sparse-checkout", "set", "--cone", "--", *sparse, cwd=path)
         git("checkout", "HEAD", cwd=path)
+    return created
 
 
 def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -> None:

@@ -74,16 +74,21 @@ def create(payload: dict[str, Any]) -> Path:
     branch = f"worktree-{name.dir_name}"
     repo.add_exclude(f"/{WORKTREES_DIR}/", why="Claude Code worktrees")
     settings = claude_settings.worktree_settings(repo.main_root)
+    made_branch = None
     with ctx.registry.git_lock():
         if path.resolve() not in {w.path.resolve() for w in repo.worktrees()}:
             if not repo.has_commits():
                 raise FatalError("this repository has no commits yet", hint="make a first commit, then retry")
             output.info(f"treefork: creating worktree {path} (branch {branch})")
-            claude_worktree.add(repo, path, branch, settings)
+            made_branch = claude_worktree.add(repo, path, branch, settings)
     ws = workspace.create(
         ctx,
         workspace.NewRequest(name=name, branch=branch, path=path, parent=None, origin="claude", adopt_worktree=True),
     )
+    if made_branch is not None:  # treefork ran `git worktree add`: the worktree, and maybe the branch, are its own
+        with ctx.registry.transaction() as st:
+            st.workspaces[ws.name].created_worktree = True
+            st.workspaces[ws.name].created_branch = st.workspaces[ws.name].created_branch or made_branch
     claude_worktree.finish(repo, path, settings, env_file=ctx.config.env_file)
     owner.record(path, agent="claude", pid=procinfo.agent_pid())
     output.info(f"treefork: workspace {ws.name} ready: database {ws.db_branch} ({ws.clone_method})")
