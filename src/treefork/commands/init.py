@@ -164,7 +164,7 @@ def _backend_context(ctx: Context, repo_id: str, settings: dict[str, Any]) -> Ba
 def _record(ctx: Context, repo_id: str, backend: str, settings: dict[str, Any], root: DbBranch) -> None:
     with ctx.registry.transaction() as st:
         st.repo_id, st.backend = repo_id, backend
-        st.backend_settings = {**settings, **st.backend_settings, "root_method": root.clone_method}
+        st.backend_settings = {**settings, **st.backend_settings}
         st.root_db_branch, st.root_db_id, st.root_clone_method = root.name, root.id, root.clone_method
 
 

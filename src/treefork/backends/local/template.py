@@ -154,7 +154,10 @@ class TemplateBackend:
     def root(self) -> DbBranch:
         name = root_db_name(self.ctx.repo_id)
         return DbBranch(
-            name=name, id=name, workspace=ROOT_MARK, clone_method=self.ctx.settings.get("root_method", EMPTY)
+            name=name,
+            id=name,
+            workspace=ROOT_MARK,
+            clone_method=None,  # how it was made: the registry's record
         )
 
     def create_root(self, *, import_url: str | None) -> DbBranch:

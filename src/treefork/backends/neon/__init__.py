@@ -133,13 +133,7 @@ class NeonBackend:
         if conn is not None:
             self._connections[branch["id"]] = conn
         self._branches = None
-        return DbBranch(
-            name=branch["name"],
-            id=branch["id"],
-            workspace=workspace,
-            clone_method=NEON,
-            extra={"parent_id": branch.get("parent_id")},
-        )
+        return _db_branch(branch, workspace)
 
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         if self._creating_unrecorded(workspace):
@@ -314,13 +308,7 @@ class NeonBackend:
                 hint="rename or delete it in Neon, or set [neon].branch_name_template in treefork.toml (e.g. 'tf-{workspace}')",
             )
         self.ctx.progress(f"adopting the existing Neon branch {name} (made by treefork for {workspace})")
-        return DbBranch(
-            name=match["name"],
-            id=match["id"],
-            workspace=workspace,
-            clone_method=NEON,
-            extra={"parent_id": match.get("parent_id")},
-        )
+        return _db_branch(match, workspace)
 
     def _limit_error(self) -> BackendError:
         try:
@@ -344,3 +332,14 @@ class NeonBackend:
             with self.ctx.registry.transaction() as st:
                 st.backend_settings[learn] = round(took, 3)
             self.ctx.settings[learn] = round(took, 3)
+
+
+def _db_branch(branch: dict[str, Any], workspace: str) -> DbBranch:
+    """A Neon branch object as the Backend Protocol's record of a workspace's branch."""
+    return DbBranch(
+        name=branch["name"],
+        id=branch["id"],
+        workspace=workspace,
+        clone_method=NEON,
+        extra={"parent_id": branch.get("parent_id")},
+    )
