@@ -381,3 +381,20 @@ def test_ls_counts_the_disk_a_workspaces_cluster_really_adds(tf_repo: Path) -> N
     assert rec is not None
     one = home() / "clusters" / rec["id"] / "data" / "PG_VERSION"
     assert extents.unshared_bytes(str(one)) in (0, one.stat().st_blocks * 512)
+
+
+def test_rm_never_removes_a_cluster_whose_record_is_lost(tf_repo: Path) -> None:
+    wt = new(tf_repo, "orphaned")
+    url = db_url(wt)
+    _fill(url, 9)
+    rec = cluster_of(tf_repo, "orphaned")
+    assert rec is not None
+    record = home() / "clusters" / rec["id"] / "cluster.json"
+    record.rename(record.with_suffix(".lost"))
+    r = run_tf(tf_repo, "rm", "orphaned", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "lost treefork's record")
+    assert _rows(url) == [9], "its data is still there"
+    record.with_suffix(".lost").rename(record)
+    run_tf(tf_repo, "rm", "orphaned")
+    assert_nothing_left(tf_repo, "orphaned")

@@ -141,6 +141,12 @@ class ClusterBackend:
     def delete_branch(self, branch: DbBranch) -> None:
         cluster = self.store.cluster(branch.id)
         rec = cluster.record_or_none()
+        if rec is None and (cluster.data / "PG_VERSION").exists():
+            raise BackendError(
+                f"the PostgreSQL cluster in {cluster.dir} has lost treefork's record of it; treefork will not remove "
+                "what it cannot prove it made",
+                hint=f"restore {cluster.record_file}, or stop it (pg_ctl -D {cluster.data} stop) and remove it yourself",
+            )
         if rec is None:
             return  # already gone
         if rec.repo_id != self.ctx.repo_id or rec.workspace in (ROOT, None):
