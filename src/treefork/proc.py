@@ -112,16 +112,30 @@ def pipe(
         raise ProcError(tuple(second), p2.returncode, out2.decode(errors="replace"), err2.decode(errors="replace"))
 
 
-def spawn_detached(*args: str, run_as: RunAs | None = None, env: Mapping[str, str] | None = None) -> None:
-    """Start a long-lived process in its own session (the database server)."""
-    subprocess.Popen(
+def spawn_detached(
+    *args: str,
+    cwd: str | os.PathLike[str] | None = None,
+    run_as: RunAs | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived process in its own session, its output discarded (a follow-up hook, a short-lived
+    `opencode serve`). The caller may signal its process group through the returned handle."""
+    return subprocess.Popen(
         list(args),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         env=dict(env) if env is not None else None,
         **_identity(run_as),
+    )
+
+
+def converse(*args: str, cwd: str | os.PathLike[str]) -> subprocess.Popen[str]:
+    """Start a process to talk to over its stdin and stdout (a JSON-RPC server such as `codex app-server`)."""
+    return subprocess.Popen(
+        list(args), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import IO, Any
 
+from treefork import proc
 from treefork.agents import launcher
 from treefork.errors import FatalError
 
@@ -25,15 +25,7 @@ def trust_ours(root: Path) -> str:
     exe = shutil.which("codex")
     if exe is None:
         return "written; trust it once in Codex (`/hooks`): codex is not on PATH here"
-    # a JSON-RPC conversation, outside proc.run's run-and-capture shape; killed if it stalls
-    server = subprocess.Popen(
-        [exe, "app-server"],
-        cwd=root,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = proc.converse(exe, "app-server", cwd=root)  # a JSON-RPC conversation; killed if it stalls
     timer = threading.Timer(TIMEOUT, server.kill)
     timer.start()
     try:

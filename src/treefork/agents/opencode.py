@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from treefork import proc
 from treefork.agents import launcher
 from treefork.errors import FatalError
 from treefork.git import Repo
@@ -54,15 +55,7 @@ def _call(url: str, method: str = "GET", body: Any = None, *, timeout: float = 3
 def set_start_command(root: Path, command: str | None) -> None:
     """PATCH the project's start command through a temporary `opencode serve` (its own process group)."""
     port = _free_port()
-    # a long-running server whose output we do not need: outside proc.run's capture-and-wait shape
-    server = subprocess.Popen(
-        [_executable(), "serve", "--hostname", "127.0.0.1", "--port", str(port)],
-        cwd=root,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = proc.spawn_detached(_executable(), "serve", "--hostname", "127.0.0.1", "--port", str(port), cwd=root)
     base = f"http://127.0.0.1:{port}"
     query = f"?directory={urllib.parse.quote(str(root))}"
     try:
