@@ -1,4 +1,5 @@
-"""Bringing an existing database into a root cluster: pg_dump | pg_restore, then a freeze.
+"""Copying a database logically (pg_dump | pg_restore): an existing dev database into a root, then a freeze;
+a busy parent into a child on a server the user runs.
 
 The wheel's pg_dump 18 reads any server from PostgreSQL 9.2 on. Passwords travel in each process's own
 environment (PGPASSWORD), never on a command line, where every local user could read them in `ps`.
@@ -8,34 +9,47 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from treefork import proc
-from treefork.backends.local.cluster import Cluster, ClusterRecord, bin_dir
+from treefork.backends.local.cluster import Cluster, ClusterRecord
+from treefork.backends.local.dist import wheel_bin_dir
 from treefork.errors import BackendError, FatalError
 from treefork.redact import register
 
 
 def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
+    target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
+    import_database(url, target, progress=progress)
+    freeze(cluster, rec)
+
+
+def import_database(url: str, target_url: str, *, progress: Callable[[str], None]) -> None:
+    """An existing database copied into a new root once, owned by the role of target_url."""
     register(url)
-    source, source_password = split_password(url)
     progress(f"importing {safe_url(url)} into the root (pg_dump | pg_restore)")
-    tools = bin_dir()
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10", "LC_ALL": "C"}
-    target = f"postgresql://{rec.role}@127.0.0.1:{rec.port}/{rec.dbname}"
     try:
-        proc.pipe(
-            [str(tools / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
-            [str(tools / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
-            env={**base, **({"PGPASSWORD": source_password} if source_password else {})},
-            second_env={**base, "PGPASSWORD": rec.role_password},
-        )
+        copy_database(url, target_url)
     except FatalError as e:
         raise BackendError(
             f"import from {safe_url(url)} failed: {e.message}",
             hint="check the URL and that its server is up, or `treefork init --no-import` to start with an empty root",
         ) from None
-    freeze(cluster, rec)
+
+
+def copy_database(source_url: str, target_url: str) -> None:
+    """pg_dump (one consistent snapshot) | pg_restore, the objects owned by target_url's role. Each side's
+    password goes in its own process's environment."""
+    tools = wheel_bin_dir()
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10", "LC_ALL": "C"}
+    source, source_password = split_password(source_url)
+    target, target_password = split_password(target_url)
+    proc.pipe(
+        [str(tools / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
+        [str(tools / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
+        env={**base, **({"PGPASSWORD": source_password} if source_password else {})},
+        second_env={**base, **({"PGPASSWORD": target_password} if target_password else {})},
+    )
 
 
 FREEZE_AFTER_ROWS = 10_000

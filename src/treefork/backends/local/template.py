@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from treefork import proc
 from treefork.backends.base import COPY, EMPTY, IMPORT, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import dist, libpq
+from treefork.backends.local import libpq
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.background import Background
 from treefork.errors import BackendError, FatalError, ParentBusyError
@@ -231,18 +229,16 @@ class TemplateBackend:
         snapshot) into a new empty database, without disconnecting anyone."""
         self.ctx.progress(f"{parent} has live connections: copying it with pg_dump | pg_restore (method: logical)")
         self._create_marked(conn, name, workspace, template=None)
+        from treefork.backends.local.importer import copy_database
+
         info = self.server()
-        bin_dir = dist.wheel_bin_dir()
-        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
-        source = f"postgresql://{quote(info.user, safe='')}@{info.host}:{info.port}/{quote(parent, safe='')}"
-        target = f"postgresql://{quote(self.role, safe='')}@{info.host}:{info.port}/{quote(name, safe='')}"
+        at = f"{info.host}:{info.port}"
+        source = (
+            f"postgresql://{quote(info.user, safe='')}:{quote(info.password, safe='')}@{at}/{quote(parent, safe='')}"
+        )
+        target = self._url(name)
         try:
-            proc.pipe(
-                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
-                [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
-                env={**base, "PGPASSWORD": info.password},
-                second_env={**base, "PGPASSWORD": self._role_password()},
-            )
+            copy_database(source, target)
         except BaseException:
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
             raise
@@ -297,9 +293,14 @@ class TemplateBackend:
         ]
 
     def connection(self, branch: DbBranch) -> Connection:
-        info = self.server()
-        url = f"postgresql://{quote(self.role, safe='')}:{quote(self._role_password(), safe='')}@{info.host}:{info.port}/{quote(branch.name, safe='')}"
+        url = self._url(branch.name)
         return Connection(url=url, direct_url=url)
+
+    def _url(self, dbname: str) -> str:
+        """The repo role's URL of one of its databases."""
+        info = self.server()
+        who = f"{quote(self.role, safe='')}:{quote(self._role_password(), safe='')}"
+        return f"postgresql://{who}@{info.host}:{info.port}/{quote(dbname, safe='')}"
 
     def clone_method(self) -> str:
         return str(self.ctx.settings.get("clone_method", COPY))
@@ -427,28 +428,9 @@ class TemplateBackend:
             conn.execute(SQL.of("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident))
 
     def _import(self, url: str, root: DbBranch) -> None:
-        """Copy an existing database into the root once: pg_dump | pg_restore, owned by the repo's role.
-        Each side's password travels in its own environment, never on a command line (`ps`)."""
-        from treefork.backends.local.importer import safe_url, split_password
+        from treefork.backends.local.importer import import_database
 
-        register(url)
-        self.ctx.progress(f"importing {safe_url(url)} into {root.name} (pg_dump | pg_restore)")
-        bin_dir = dist.wheel_bin_dir()
-        source, source_password = split_password(url)
-        target, target_password = split_password(self.connection(root).url)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
-        try:
-            proc.pipe(
-                [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
-                [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
-                env={**env, **({"PGPASSWORD": source_password} if source_password else {})},
-                second_env={**env, "PGPASSWORD": target_password or ""},
-            )
-        except FatalError as e:
-            raise BackendError(
-                f"import from {safe_url(url)} failed: {e.message}",
-                hint="check the URL (`treefork init --import URL`) and that the server is reachable",
-            ) from None
+        import_database(url, self.connection(root).url, progress=self.ctx.progress)
 
 
 def _not_here(what: str) -> FatalError:
