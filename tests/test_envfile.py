@@ -102,6 +102,7 @@ def _has_key(text: str, key: str) -> bool:
 @example(text=ENV_SAMPLE, url="postgresql://tf_x:pw@127.0.0.1:1/tf_x_a_1")
 @example(text=BOM + "# c\r\nDATABASE_URL=old\r\nA=1", url="postgresql://u:p@h/d")
 @example(text="A=1", url="postgresql://u:p@h/d")
+@example(text='DATABASE_URL=\n#\nDATABASE_URL=\nA="unterminated\nDATABASE_URL=\n', url="=")  # our quote would close A's
 @example(text="DATABASE_URL=a\nX=1\r\nexport DATABASE_URL='b'  # two\n", url="postgresql://u:p@h/d")
 def test_rewrite_changes_only_database_url(text: str, url: str) -> None:
     # sanity: the split concatenates back to the text (the premise of the byte comparison)

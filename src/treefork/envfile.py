@@ -67,11 +67,14 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
     newline = "\r\n" if "\r\n" in body else "\n"
     pieces: list[str] = []
     seen: set[str] = set()
+    kept: list[tuple[str | None, bool]] = []  # the statements the result must still read as
     for binding in parse_stream(io.StringIO(body)):
         original = binding.original.string
         if binding.key is None and _defines_removed_key(original, updates):
             pieces.append(_leading_space(original))  # a secret on a line dotenv cannot parse still goes
             continue
+        if binding.key is None or updates.get(binding.key, "") is not None:
+            kept.append((binding.key, binding.error))
         if binding.key is None or binding.key not in updates:
             pieces.append(original)
             continue
@@ -88,13 +91,25 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
             out += newline
         out += "".join(k + "=" + _quote(v, style="") + newline for k, v in missing)
     parsed = values(out)
-    for key, value in updates.items():  # e.g. an unterminated quote earlier in the file can swallow our line
-        if value is not None and parsed.get(key) != value:
+    # it must still read as the same statements: a quote of ours may not close an unterminated one of the file's
+    moved = _statements(_shape(out))[: len(_statements(kept))] != _statements(kept)
+    for key, value in updates.items():  # e.g. an unterminated quote earlier in the file can swallow our line,
+        if value is not None and (parsed.get(key) != value or moved):
             raise FatalError(
                 f"cannot set {key} in the env file: python-dotenv cannot parse the text around it",
                 hint="fix the env file's unterminated quote or malformed line (python-dotenv warns which), then retry",
             )
     return bom + out
+
+
+def _shape(text: str) -> list[tuple[str | None, bool]]:
+    """The file as python-dotenv reads it: each statement's key (None for a blank, a comment or an error)."""
+    return [(b.key, b.error) for b in parse_stream(io.StringIO(text))]
+
+
+def _statements(shape: list[tuple[str | None, bool]]) -> list[tuple[str | None, bool]]:
+    """Bindings and unparseable statements; blanks and comments left out (where they fall may shift)."""
+    return [s for s in shape if s[0] is not None or s[1]]
 
 
 def write(path: Path, text: str) -> bool:
