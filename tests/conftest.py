@@ -10,13 +10,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from testing import home_guard
+from testing import home_guard, in_process
 
 ENV_SAMPLE = (
     "# app settings\r\n"
@@ -45,24 +46,43 @@ def run_tf(
     input: str | None = None,
     check: bool = True,
     timeout: float = 180,
+    fresh_process: bool = False,
 ) -> Run:
-    full_env = {**os.environ, **(env or {})}
+    """`treefork ARGS` in CWD. In this process (`treefork.cli.main`), as fast as a function call, unless
+    fresh_process asks for the real `python -m treefork` (an interpreter's start-up is what is tested), the
+    run may kill its process (TREEFORK_CRASH_AT), it runs beside others (a thread of the test's), or
+    TREEFORK_TEST_SUBPROCESS=1 asks for it every time. Git hooks and agents run treefork in a subprocess
+    either way."""
+    if (
+        fresh_process
+        or os.environ.get("TREEFORK_TEST_SUBPROCESS") == "1"
+        or "TREEFORK_CRASH_AT" in (env or {})
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        result = _run_subprocess(cwd, args, env=env, input=input, timeout=timeout)
+    else:
+        result = in_process.run(cwd, args, env=env or {}, input=input)
+    if check and result.rc != 0:
+        raise AssertionError(
+            f"treefork {' '.join(args)} failed ({result.rc}):\nstdout: {result.out}\nstderr: {result.err}"
+        )
+    return result
+
+
+def _run_subprocess(
+    cwd: Path, args: tuple[str, ...], *, env: dict[str, str] | None, input: str | None, timeout: float
+) -> Run:
     cp = subprocess.run(
         [sys.executable, "-m", "treefork", *args],
         cwd=cwd,
-        env=full_env,
+        env={**os.environ, **(env or {})},
         input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
-    result = Run(cp.returncode, cp.stdout, cp.stderr)
-    if check and cp.returncode != 0:
-        raise AssertionError(
-            f"treefork {' '.join(args)} failed ({cp.returncode}):\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-        )
-    return result
+    return Run(cp.returncode, cp.stdout, cp.stderr)
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,6 +97,13 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     if check and cp.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {cp.stderr}")
     return cp
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the agent CLIs (the `agent_clis` fixture) is an `agent_cli` test, whatever its module."""
+    for item in items:
+        if "agent_clis" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.agent_cli)
 
 
 def _fast_dir() -> str | None:

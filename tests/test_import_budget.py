@@ -25,7 +25,7 @@ def profiled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _tf(cwd: Path, *args: str) -> set[str]:
-    packages = imported(run_tf(cwd, *args).err)
+    packages = imported(run_tf(cwd, *args, fresh_process=True).err)
     assert "treefork" in packages and "click" in packages, "no import log: the check would pass on anything"
     return packages
 

@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run treefork with these arguments (default: the command line's) and return its exit code."""
     from treefork import output
 
-    output.reopen_closed_std_fds()
+    output.begin()
     try:
         with error_handler():
             _run(argv)

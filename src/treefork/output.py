@@ -28,6 +28,14 @@ def _console(*, stderr: bool) -> Console:
 _closed_stdout = False
 
 
+def begin() -> None:
+    """A command starts: no state left from an earlier one in this process (`cli.main` may run many)."""
+    global _quiet
+    _quiet = False
+    _console.cache_clear()  # rich's consoles look at their terminal once
+    reopen_closed_std_fds()
+
+
 def reopen_closed_std_fds() -> None:
     """A closed stdin, stdout or stderr (`treefork ls >&-`) is reopened on /dev/null, so the next file
     treefork opens cannot take its number (nor a child's output land in it). A result then has nowhere to
