@@ -116,6 +116,27 @@ def test_a_child_has_the_parents_database_name_and_its_own_port_and_password(tf_
     assert a.port != root.port and a.password != root.password
 
 
+def test_every_root_is_a_copy_of_one_pristine_cluster_with_its_own_passwords(tmp_path: Path) -> None:
+    from conftest import make_repo
+    from testing.server import root_cluster
+
+    roots = []
+    for name in ("one", "two"):
+        repo = make_repo(tmp_path / name)
+        run_tf(repo, "init", "--no-import")
+        roots.append(root_cluster(repo))
+    pristine = list((home() / "pristine").glob("*/ready.json"))
+    assert len(pristine) == 1  # initdb ran once for both roots
+    pristine_password = json.loads(pristine[0].read_text())["admin_password"]
+    for rec in roots:
+        assert can_connect(f"postgresql://postgres:{rec['admin_password']}@127.0.0.1:{rec['port']}/postgres")
+        assert can_connect(f"postgresql://{rec['role']}:{rec['role_password']}@127.0.0.1:{rec['port']}/{rec['dbname']}")
+        assert not can_connect(f"postgresql://postgres:{pristine_password}@127.0.0.1:{rec['port']}/postgres")
+    one, two = roots
+    assert one["admin_password"] != two["admin_password"] and one["role_password"] != two["role_password"]
+    assert not can_connect(f"postgresql://{one['role']}:{one['role_password']}@127.0.0.1:{two['port']}/{two['dbname']}")
+
+
 # ---- isolation -----------------------------------------------------------------------------------
 def test_a_workspaces_credentials_open_its_own_cluster_and_nothing_else(tf_repo: Path) -> None:
     from urllib.parse import urlsplit, urlunsplit

@@ -5,6 +5,7 @@ Layout, under the treefork home (docs/local-backend.md):
   clusters/<id>/cluster.json    treefork's record of the cluster: owner repo and workspace, port, passwords (0600)
   clusters/<id>/data/           the data directory, owned by the user the server runs as
   clusters/<id>/server.log      the server's log
+  pristine/<version>-<format>/  initdb's output, copied for every new root (pristine.py)
 
 The record is the proof of ownership: treefork only starts, stops or removes clusters it recorded there, and
 never trusts anything inside a database (an agent can write there).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +35,8 @@ ADMIN_USER = "postgres"
 HOST = "127.0.0.1"
 CREATING, READY = "creating", "ready"
 START_TIMEOUT = 120.0
+STOP_TIMEOUT = 60.0
+STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}  # as pg_ctl's -m
 RESTART_ATTEMPTS = 20
 STALE_MARKS = ("lock file", "shared memory block is still in use")
 
@@ -197,9 +201,18 @@ class Cluster:
         )
 
     def stop(self, *, mode: str = "fast") -> bool:
-        if self.postmaster_pid() is None:
+        """Signal the postmaster as `pg_ctl stop -m MODE` would, and wait (polling every 5 ms, not pg_ctl's
+        100 ms) until it has gone. False if it was not running."""
+        pid = self.postmaster_pid()
+        if pid is None:
             return False
-        pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+        try:
+            os.kill(pid, STOP_SIGNALS[mode])
+        except ProcessLookupError:
+            return True
+        give_up = time.monotonic() + STOP_TIMEOUT
+        while self.postmaster_pid() == pid and time.monotonic() < give_up:
+            time.sleep(0.005)
         return True
 
     def destroy(self) -> None:

@@ -16,12 +16,9 @@ from treefork.backends.local.cluster import (
     READY,
     Cluster,
     ClusterRecord,
-    give_to_server_user,
     new_password,
     open_home,
-    pg,
 )
-from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 from treefork.names import _slug
 
@@ -98,35 +95,17 @@ class ClusterStore:
 
     # ---- a root from nothing --------------------------------------------------------------------
     def initdb(self, cluster: Cluster, rec: ClusterRecord) -> None:
-        """An empty cluster: the admin, the workspace role and its database (owned by the role)."""
-        cluster.data.mkdir(mode=0o700)
-        give_to_server_user(cluster.data)
-        pwfile = cluster.dir / ".pwfile"
-        atomic_write_text(pwfile, rec.admin_password + "\n", mode=0o600)
-        give_to_server_user(pwfile)
-        try:
-            pg(
-                "initdb",
-                "-D",
-                str(cluster.data),
-                "-U",
-                ADMIN_USER,
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-instructions",
-                "--wal-segsize=1",  # 1 MB segments: a fork copies only the few it needs
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
-        with (cluster.data / "postgresql.conf").open("a") as f:
-            f.write("\ninclude_if_exists = 'treefork.conf'\n")
-        cluster.start(rec)
-        with cluster.admin(rec) as conn:
-            from treefork.backends.local.libpq import SQL, Ident, Literal
+        """An empty cluster: the admin, the workspace role and its database (owned by the role). A copy of the
+        pristine one (initdb's output, made once), whose admin password is replaced first."""
+        from treefork.backends.local import pristine
+        from treefork.backends.local.fork import set_password
+        from treefork.backends.local.libpq import SQL, Ident, Literal
 
+        data, pristine_password = pristine.empty_data_dir(self.home)
+        pristine.copy_into(data, cluster.data)
+        cluster.start(rec, password=pristine_password)
+        with cluster.admin(rec, password=pristine_password) as conn:
+            set_password(conn, ADMIN_USER, rec.admin_password)
             verifier = conn.scram_verifier(rec.role, rec.role_password)
             conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {}", Ident(rec.dbname), Ident(rec.role)))
