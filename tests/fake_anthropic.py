@@ -80,7 +80,9 @@ class FakeAnthropic:
                 self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.01,), daemon=True
+        )  # shutdown() waits a poll
 
     @property
     def url(self) -> str:

@@ -73,7 +73,9 @@ class FakeNeon:
         for pid in project_ids:
             self.add_project(pid)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.01,), daemon=True
+        )  # shutdown() waits a poll
 
     # ---- lifecycle and test helpers -------------------------------------------------------------
     @property
@@ -519,4 +521,4 @@ def _handler(fake: FakeNeon) -> type[BaseHTTPRequestHandler]:
 
 def neon_env(fake: FakeNeon, **extra: str) -> dict[str, str]:
     """The environment that points treefork at the fake."""
-    return {"NEON_API_HOST": fake.url, "NEON_API_KEY": fake.api_key, "TREEFORK_NEON_POLL_SECONDS": "0.05", **extra}
+    return {"NEON_API_HOST": fake.url, "NEON_API_KEY": fake.api_key, "TREEFORK_NEON_POLL_SECONDS": "0.005", **extra}

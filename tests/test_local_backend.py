@@ -211,21 +211,23 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
     squatter.bind(("127.0.0.1", rec["port"]))
     squatter.listen(8)
 
+    done = threading.Event()
+
     def serve() -> None:
-        squatter.settimeout(20)
-        try:
-            while True:
+        squatter.settimeout(0.05)
+        while not done.is_set():
+            try:
                 conn, _ = squatter.accept()
-                with conn:
-                    conn.settimeout(3)
-                    received.append(conn.recv(4096))  # the startup packet
-                    conn.sendall(b"R" + (8).to_bytes(4, "big") + (3).to_bytes(4, "big"))  # cleartext, please
-                    try:
-                        received.append(conn.recv(4096))
-                    except OSError:
-                        pass
-        except OSError:
-            return
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(3)
+                received.append(conn.recv(4096))  # the startup packet
+                conn.sendall(b"R" + (8).to_bytes(4, "big") + (3).to_bytes(4, "big"))  # cleartext, please
+                try:
+                    received.append(conn.recv(4096))
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -234,8 +236,9 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
         assert r.rc == 1
         assert_one_line_error(r.err, f"port {rec['port']}", f"pid {os.getpid()}")
     finally:
-        squatter.close()
+        done.set()
         thread.join(5)
+        squatter.close()
     sent = b"".join(received)
     assert rec["admin_password"].encode() not in sent and rec["role_password"].encode() not in sent
     assert not any(chunk.startswith(b"p") for chunk in received[1:]), "no password message was ever sent"
@@ -402,6 +405,18 @@ def test_ls_counts_the_disk_a_workspaces_cluster_really_adds(tf_repo: Path) -> N
     assert rec is not None
     one = home() / "clusters" / rec["id"] / "data" / "PG_VERSION"
     assert extents.unshared_bytes(str(one)) in (0, one.stat().st_blocks * 512)
+
+
+def test_a_tree_of_unshared_files_counts_every_allocated_block(tmp_path: Path) -> None:
+    from treefork.backends.local import extents
+
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    files = [tmp_path / "a", tmp_path / "d" / "b", tmp_path / "d" / "e" / "c"]
+    for i, f in enumerate(files):
+        with f.open("wb") as out:
+            out.write(os.urandom(5000 * (i + 1)))
+            os.fsync(out.fileno())  # allocated now, not at writeback (ext4's delayed allocation)
+    assert extents.tree_unshared_bytes(str(tmp_path)) == sum(f.stat().st_blocks * 512 for f in files) >= 30_000
 
 
 def test_rm_never_removes_a_cluster_whose_record_is_lost(tf_repo: Path) -> None:

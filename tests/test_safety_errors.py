@@ -114,7 +114,7 @@ class _HtmlHandler(http.server.BaseHTTPRequestHandler):
 
 def test_neon_api_answering_html_is_a_clear_error(repo: Path) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     try:
         env = {"NEON_API_HOST": f"http://127.0.0.1:{server.server_address[1]}", "NEON_API_KEY": "napi_x"}
         r = run_tf(repo, "init", "--backend", "neon", "--project-id", "p-1", env=env, check=False)

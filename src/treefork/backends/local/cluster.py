@@ -255,11 +255,7 @@ class Cluster:
         costs only what it has written since), or, where the filesystem cannot tell, every allocated block."""
         from treefork.backends.local import extents
 
-        total = 0
-        for root, _, files in os.walk(self.data):
-            for name in files:
-                total += extents.unshared_bytes(os.path.join(root, name))
-        return total
+        return extents.tree_unshared_bytes(str(self.data))
 
 
 def _zombie(pid: int) -> bool:

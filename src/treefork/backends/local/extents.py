@@ -16,7 +16,37 @@ BATCH = 128
 NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
 
 
-def unshared_bytes(path: str) -> int:
+def tree_unshared_bytes(top: str) -> int:
+    """unshared_bytes summed over every file under top. Where the filesystem cannot map extents (tmpfs),
+    nothing can be shared either: the allocated blocks are counted from the directory listing, unopened."""
+    total, mapped = 0, True
+    stack = [top]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue  # gone meanwhile
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif not mapped:
+                total += _blocks(entry)
+            else:
+                size = unshared_bytes(entry.path, on_unsupported=-1)
+                mapped = size >= 0
+                total += size if mapped else _blocks(entry)
+    return total
+
+
+def _blocks(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat(follow_symlinks=False).st_blocks * 512
+    except OSError:
+        return 0
+
+
+def unshared_bytes(path: str, *, on_unsupported: int | None = None) -> int:
+    """on_unsupported: what to return where FIEMAP is not supported (default: the allocated blocks)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -27,7 +57,7 @@ def unshared_bytes(path: str) -> int:
         except OSError as e:
             if e.errno not in NOT_SUPPORTED:
                 raise
-            return os.fstat(fd).st_blocks * 512
+            return os.fstat(fd).st_blocks * 512 if on_unsupported is None else on_unsupported
     finally:
         os.close(fd)
 

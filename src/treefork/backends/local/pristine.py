@@ -41,12 +41,17 @@ def copy_into(src: Path, dst: Path) -> None:
     """A stopped cluster's data directory, file by file (dst must not exist)."""
     copier = Copier()
     copier.directory(src, dst)
-    for root, dirs, files in os.walk(src):
-        rel = os.path.relpath(root, src)
-        for name in dirs:
-            copier.directory(Path(root, name), dst / rel / name)
-        for name in files:
-            copier.file(Path(root, name), dst / rel / name)
+    stack = [(str(src), str(dst))]
+    while stack:
+        s, d = stack.pop()
+        with os.scandir(s) as entries:
+            for entry in entries:
+                target = os.path.join(d, entry.name)
+                if entry.is_dir(follow_symlinks=False):
+                    copier.directory(Path(entry.path), Path(target))
+                    stack.append((entry.path, target))
+                else:
+                    copier.file(Path(entry.path), Path(target))
 
 
 def _ready_or_none(base: Path) -> tuple[Path, str] | None:
