@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from testing import home_guard, in_process
 
@@ -97,6 +98,12 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     if check and cp.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {cp.stderr}")
     return cp
+
+
+# Property tests: 400 examples each, as CI runs them; `--hypothesis-profile=dev` (the inner loop) runs 50.
+settings.register_profile("ci", max_examples=400)
+settings.register_profile("dev", max_examples=50)
+settings.load_profile("ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -97,7 +97,7 @@ def _has_key(text: str, key: str) -> bool:
     return any(b.key == key for b in parse_stream(io.StringIO(text.removeprefix(BOM))))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=env_texts(), url=new_urls)
 @example(text=ENV_SAMPLE, url="postgresql://tf_x:pw@127.0.0.1:1/tf_x_a_1")
 @example(text=BOM + "# c\r\nDATABASE_URL=old\r\nA=1", url="postgresql://u:p@h/d")
@@ -138,7 +138,7 @@ def test_rewrite_changes_only_database_url(text: str, url: str) -> None:
     assert envfile.rewrite(out, {KEY: url}) == out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(text=env_texts(), url=new_urls)
 def test_rewrite_drops_secret_keys_and_keeps_the_rest(text: str, url: str) -> None:
     try:

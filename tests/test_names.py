@@ -122,7 +122,7 @@ def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_repo: Path) -> No
 _valid_chars = st.characters(blacklist_categories=("C", "Z"), blacklist_characters="$`;|&<>'\"\\()!{}#%*?[]~^:,=")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(a=st.text(_valid_chars, min_size=1, max_size=200), rid=st.from_regex(r"[0-9a-f]{6}", fullmatch=True))
 def test_db_names_are_short_valid_and_deterministic(a: str, rid: str) -> None:
     name = db_name(rid, a)
@@ -133,7 +133,7 @@ def test_db_names_are_short_valid_and_deterministic(a: str, rid: str) -> None:
     assert name != root_db_name(rid)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(a=st.text(_valid_chars, min_size=1, max_size=60), b=st.text(_valid_chars, min_size=1, max_size=60))
 def test_different_names_get_different_db_names(a: str, b: str) -> None:
     if a != b:
