@@ -153,44 +153,43 @@ def segment_name(timeline: int, lsn: str, segment_size: int) -> str:
     return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
 
 
-def online_copy(parent: Cluster, parent_rec: ClusterRecord, child: Cluster, label: str) -> str:
-    """Steps 1-4: the child's data directory, consistent once replayed. Returns the copy method used."""
+def online_copy(conn: libpq.Connection, parent: Cluster, child: Cluster, label: str) -> str:
+    """Steps 1-4 over conn, an admin session on the parent: the child's data directory, consistent once
+    replayed. Returns the copy method used."""
     copier = Copier()
-    with parent.admin(parent_rec) as conn:
-        row = conn.one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
-        segment_size = int(row[0] or 16777216) if row else 16777216
-        # A temporary slot holds the WAL from here until this session ends: without it, a checkpoint (another
-        # fork's pg_backup_start, say) may recycle the segments this copy needs before they are copied.
-        slot = "treefork_fork_" + os.urandom(6).hex()
-        conn.execute("SELECT pg_create_physical_replication_slot($1, true, true)", (slot,))
-        start = conn.one("SELECT pg_backup_start($1, true)", (label,))
-        assert start and start[0]
-        try:
-            copy_data_dir(parent.data, child.data, copier)
-            debug.crash_point("fork:after-copy")
-        finally:
-            stop = conn.one("SELECT lsn, labelfile FROM pg_backup_stop(false)")
-        assert stop and stop[0] and stop[1]
-        timeline = int(re.search(r"START TIMELINE: (\d+)", stop[1]).group(1))  # type: ignore[union-attr]
-        (child.data / "backup_label").write_text(stop[1])
-        if copier._owner is not None:
-            os.chown(child.data / "backup_label", copier._owner.uid, copier._owner.gid)
-        first = segment_name(timeline, start[0], segment_size)
-        last = segment_name(timeline, stop[0], segment_size)
-        copy_wal(parent.data, child.data, first, last, copier)
-        conn.execute("SELECT pg_drop_replication_slot($1)", (slot,))
+    row = conn.one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
+    segment_size = int(row[0] or 16777216) if row else 16777216
+    # A temporary slot holds the WAL from here until this session ends: without it, a checkpoint (another
+    # fork's pg_backup_start, say) may recycle the segments this copy needs before they are copied.
+    slot = "treefork_fork_" + os.urandom(6).hex()
+    conn.execute("SELECT pg_create_physical_replication_slot($1, true, true)", (slot,))
+    start = conn.one("SELECT pg_backup_start($1, true)", (label,))
+    assert start and start[0]
+    try:
+        copy_data_dir(parent.data, child.data, copier)
+        debug.crash_point("fork:after-copy")
+    finally:
+        stop = conn.one("SELECT lsn, labelfile FROM pg_backup_stop(false)")
+    assert stop and stop[0] and stop[1]
+    timeline = int(re.search(r"START TIMELINE: (\d+)", stop[1]).group(1))  # type: ignore[union-attr]
+    (child.data / "backup_label").write_text(stop[1])
+    if copier._owner is not None:
+        os.chown(child.data / "backup_label", copier._owner.uid, copier._owner.gid)
+    first = segment_name(timeline, start[0], segment_size)
+    last = segment_name(timeline, stop[0], segment_size)
+    copy_wal(parent.data, child.data, first, last, copier)
+    conn.execute("SELECT pg_drop_replication_slot($1)", (slot,))
     return copier.method
 
 
-def rekey(child: Cluster, rec: ClusterRecord, *, inherited_admin_password: str) -> None:
-    """Step 6: the child's own passwords (its admin's and its role's), then let the role in.
+def rekey(conn: libpq.Connection, child: Cluster, rec: ClusterRecord) -> None:
+    """Step 6, over conn (the child's admin, logged in with the parent's password the copy carries): the child's
+    own passwords (its admin's and its role's), then let the role in.
 
-    The child starts admitting only the admin (pg_hba), so the parent's credentials, which the copy carries,
-    never open it."""
-    with child.admin(rec, password=inherited_admin_password) as conn:
-        set_password(conn, "postgres", rec.admin_password)
-        set_password(conn, rec.role, rec.role_password)
-        child.open_to_role(rec, conn)
+    The child starts admitting only the admin (pg_hba), so the parent's credentials never open it to anyone."""
+    set_password(conn, "postgres", rec.admin_password)
+    set_password(conn, rec.role, rec.role_password)
+    child.open_to_role(rec, conn)
 
 
 def set_password(conn: libpq.Connection, role: str, password: str) -> None:
