@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -216,13 +217,20 @@ def settle(site: Site) -> None:
 
 
 def time_new(site: Site) -> dict[str, Any]:
+    """`treefork new NAME` as a user or a git hook runs it (not `--json`, whose listing of the new workspace, git
+    status and disk use included, is no part of the fork); the method is read afterwards, untimed."""
     name = site.next_name("tf")
     t0 = time.monotonic()
-    cp = site.tf("new", name, "--json")
+    cp = site.tf("new", name)
     seconds = time.monotonic() - t0
-    rec = json.loads(cp.stdout)
+    inside = re.search(r" in (\d+\.\d+)s$", cp.stderr.strip().splitlines()[-1])
+    rec = next(w for w in json.loads(site.tf("ls", "--json").stdout) if w.get("name") == name)
     site.tf("rm", "--force", "--delete-branch", name)
-    return {"seconds": seconds, "internal_seconds": rec.get("seconds"), "method": rec.get("clone_method")}
+    return {
+        "seconds": seconds,
+        "internal_seconds": float(inside.group(1)) if inside else None,
+        "method": rec.get("clone_method"),
+    }
 
 
 def free_port() -> int:
@@ -252,21 +260,41 @@ def time_floor(site: Site) -> dict[str, Any]:
         os.chown(dst / "backup_label", (dst / "PG_VERSION").stat().st_uid, (dst / "PG_VERSION").stat().st_gid)
     (dst / "postmaster.pid").unlink(missing_ok=True)
     site.pg_ctl("-D", str(dst), "-o", f"-p {port}", "-l", str(dst / "floor.log"), "-s", "start", "--no-wait")
-    while True:
-        try:
-            psycopg.connect(
-                host="127.0.0.1", port=port, user="postgres", password=pw, dbname="postgres", connect_timeout=2
-            ).close()
-            break
-        except psycopg.OperationalError:
-            log_text = (dst / "floor.log").read_text() if (dst / "floor.log").exists() else ""
-            if time.monotonic() - t0 > 300 or "database system is shut down" in log_text:
-                raise RuntimeError(f"the floor copy did not start: {(dst / 'floor.log').read_text()[-600:]}") from None
-            time.sleep(0.01)
+    wait_accepting(dst, port, pw, t0)
     seconds = time.monotonic() - t0
     site.pg_ctl("-D", str(dst), "-m", "immediate", "stop", check=False)
     remove_tree(dst)
     return {"seconds": seconds, "copy_seconds": t_copy - t0}
+
+
+def wait_accepting(data: Path, port: int, password: str, t0: float) -> None:
+    """Until the copy accepts a connection, waited for as treefork waits for its child (cluster.wait_ready): the
+    status line of postmaster.pid read every 2 ms (as `pg_ctl -w` reads it), a connection once it says ready or
+    every 100 ms. Polling with connection attempts alone would slow the floor down: each one costs the starting
+    server a backend."""
+    next_try = t0
+    while True:
+        try:
+            ready = (data / "postmaster.pid").read_text().splitlines()[7].strip() == "ready"
+        except (OSError, IndexError):
+            ready = False
+        if ready or time.monotonic() >= next_try:
+            try:
+                psycopg.connect(
+                    host="127.0.0.1",
+                    port=port,
+                    user="postgres",
+                    password=password,
+                    dbname="postgres",
+                    connect_timeout=2,
+                ).close()
+                return
+            except psycopg.OperationalError:
+                next_try = time.monotonic() + 0.1
+                log_text = (data / "floor.log").read_text() if (data / "floor.log").exists() else ""
+                if time.monotonic() - t0 > 300 or "database system is shut down" in log_text:
+                    raise RuntimeError(f"the floor copy did not start: {log_text[-600:]}") from None
+        time.sleep(0.002)
 
 
 def time_template(site: Site, *, clone: bool) -> dict[str, Any]:

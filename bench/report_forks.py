@@ -284,13 +284,18 @@ def render(doc: dict[str, Any]) -> None:
         "## 2. Fork time against the floor",
         "",
         (
-            "- **`treefork new`**: the whole command (git worktree and branch, the cluster forked and started, its "
-            "passwords changed, the env file), measured from outside; *inside the CLI* is the time it reports itself."
+            "- **`treefork new NAME`**: the whole command as a user or a git hook runs it (git worktree and branch, the "
+            "cluster forked and started, its passwords changed, the env file), measured from outside; *inside the CLI* "
+            "is the time it reports itself (to 10 ms). Not `--json`: its listing of the new workspace (git status, disk "
+            "use) is no part of the fork (runs before 2026-11-29 23:30 timed `new --json`)."
         ),
         (
             "- **floor**: the same fork by hand, on the same parent: `pg_backup_start(fast)`, `cp --reflink=auto -a` of "
             "the data directory (all of `pg_wal` included), `pg_backup_stop` and its `backup_label`, `pg_ctl start` of the "
-            "copy on another port, polled every 10 ms until it accepts a connection. No git, no CLI."
+            "copy on another port, until it accepts a connection: waited for as treefork waits for its own child, "
+            "the status line of `postmaster.pid` read every 2 ms (as `pg_ctl -w` reads it) and a connection once it "
+            "says ready. No git, no CLI. (Runs before 2026-11-29 23:30 polled with a connection attempt every 10 ms, "
+            "which slowed the floor's start: each attempt costs the starting server a backend.)"
         ),
         (
             "- **`CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`**: the previous design, the statement alone inside the "
