@@ -168,6 +168,7 @@ class ClusterBackend:
                 f"refusing to remove cluster {branch.id}: it is not a workspace of this repository",
                 hint="treefork only removes the clusters it created for this repository's workspaces",
             )
+        self._started.discard(branch.id)
         cluster.destroy()
 
     def list_branches(self) -> list[DbBranch]:
@@ -209,6 +210,7 @@ class ClusterBackend:
 
     def drop_throwaway_repo(self) -> None:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""
+        self._started.clear()
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             cluster.destroy()
 
@@ -253,6 +255,7 @@ class ClusterBackend:
         cluster = self.store.cluster(snapshot.id)
         rec = cluster.record_or_none()
         if rec is not None and rec.repo_id == self.ctx.repo_id and "@snapshot-" in rec.workspace:
+            self._started.discard(snapshot.id)
             cluster.destroy()
 
     # ---- helpers ------------------------------------------------------------------------------
