@@ -182,10 +182,7 @@ class Site:
         if names:
             self.tf("rm", "--force", "--delete-branch", *names, check=False)
         self.tf("server", "stop", check=False)
-        for data in glob.glob(str(self.home / "clusters" / "*" / "data")):
-            if Path(data, "postmaster.pid").exists():
-                self.pg_ctl("-D", data, "-m", "immediate", "stop", check=False)
-        for data in glob.glob(str(self.workdir / "floor" / "*")):
+        for data in glob.glob(str(self.home / "clusters" / "*" / "data")):  # the floor's copies too (forks.py)
             if Path(data, "postmaster.pid").exists():
                 self.pg_ctl("-D", data, "-m", "immediate", "stop", check=False)
 

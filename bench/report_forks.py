@@ -284,13 +284,18 @@ def render(doc: dict[str, Any]) -> None:
         "## 2. Fork time against the floor",
         "",
         (
-            "- **`treefork new`**: the whole command (git worktree and branch, the cluster forked and started, its "
-            "passwords changed, the env file), measured from outside; *inside the CLI* is the time it reports itself."
+            "- **`treefork new NAME`**: the whole command as a user or a git hook runs it (git worktree and branch, the "
+            "cluster forked and started, its passwords changed, the env file), measured from outside; *inside the CLI* "
+            "is the time it reports itself (to 10 ms). Not `--json`: its listing of the new workspace (git status, disk "
+            "use) is no part of the fork (runs before 2026-11-29 23:30 timed `new --json`)."
         ),
         (
             "- **floor**: the same fork by hand, on the same parent: `pg_backup_start(fast)`, `cp --reflink=auto -a` of "
             "the data directory (all of `pg_wal` included), `pg_backup_stop` and its `backup_label`, `pg_ctl start` of the "
-            "copy on another port, polled every 10 ms until it accepts a connection. No git, no CLI."
+            "copy on another port, until it accepts a connection: waited for as treefork waits for its own child, "
+            "the status line of `postmaster.pid` read every 2 ms (as `pg_ctl -w` reads it) and a connection once it "
+            "says ready. No git, no CLI. (Runs before 2026-11-29 23:30 polled with a connection attempt every 10 ms, "
+            "which slowed the floor's start: each attempt costs the starting server a backend.)"
         ),
         (
             "- **`CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`**: the previous design, the statement alone inside the "
@@ -307,11 +312,52 @@ def render(doc: dict[str, Any]) -> None:
     lines += [
         (
             "On XFS the copy itself (the floor's *of which the copy*) takes about 60 ms at every size: a reflink per file. "
-            "The rest of the floor is `pg_backup_start`'s checkpoint and PostgreSQL's start from a backup (an fsync of "
-            "every file of the copy, the replay, an end-of-recovery checkpoint). `treefork new` adds its own CLI start "
-            "(last table), `git worktree add`, the child's new passwords and a first login as the workspace's role. "
-            "On ext4 the copy is a real one, and for a small database it is mostly the creation of the cluster's ~1,300 "
-            "files (four databases' catalogs), whose time swings widely on this shared disk."
+            "The rest of the floor is `pg_backup_start`'s checkpoint and PostgreSQL's start from a backup (a `syncfs`, "
+            "the replay, an end-of-recovery checkpoint). `treefork new` adds its own CLI start (last table), the "
+            "registry, the parent's freeze check, the child's new passwords and a first login as the workspace's role; "
+            "`git worktree add` runs beside the copy. The floor copies all of `pg_wal`, treefork only the segments the "
+            "backup needs."
+        ),
+        "",
+        "### Where the time goes on ext4 (issue 8's last goal)",
+        "",
+        (
+            "- **File creation.** On ext4 the copy is a real one, and up to 100 MB it is mostly the creation of the "
+            "cluster's ~1,300 files (four databases' catalogs). This machine's ext4 runs without a journal "
+            "(`/sys/fs/ext4/vda/journal_task` is `<none>`), and ext4 without a journal does not hand out an inode "
+            "freed in the last minute: `perf record -g` of a copy shows two thirds of its time in `recently_deleted()`, "
+            "called from `find_inode_bit()` in `__ext4_new_inode()`, which checks the free inodes of the block group "
+            "one by one. A file creation then costs up to ~1 ms (0.6–1.0 ms measured inside `new`, in an "
+            "instrumented run: 1,280 creations, 0.73–1.35 s) where it otherwise costs tens of µs, and the same 1,300 files took 70–94 ms in one minute and "
+            "436–585 ms a minute later: the cost depends on the recent history of the block group, which every process "
+            "creating and deleting files under `/tmp` on this shared machine writes. That, not treefork, is why a 10 MB "
+            "fork swings between 0.3 and 1.5 s here; in `/dev/shm` the whole `new` takes ~0.2 s."
+        ),
+        (
+            "- **The floor was measured elsewhere.** ext4 puts a new file's inode in the block group of its directory. "
+            "Until 2026-11-29 23:40 the floor copied into `<workdir>/floor` and treefork into `<home>/clusters`: two "
+            "block groups with different histories, so at 10 and 100 MB the floor's files were cheap to create and "
+            "treefork's were not (the run before this fix, treefork's own changes already in: `new` "
+            "1.38 and 1.50 s, the floor 0.81 and 0.67 s, 1.83× and 2.19×; in an instrumented run treefork's copy alone "
+            "took 0.8–1.5 s while the floor's whole fork took 0.5–1.0 s). Now the floor copies into "
+            "`<home>/clusters/<dir>/data`, where treefork puts a child, and the two rise and fall together "
+            "(the pairs of the table above)."
+        ),
+        (
+            "- **Inside treefork** (changed in this run): the child's start was awaited with a connection attempt every "
+            "10 ms, and each attempt made the starting server fork a backend to refuse it; it now watches the status "
+            "line of `postmaster.pid`, as `pg_ctl -w` does, and connects once it says ready (in `/dev/shm` the wait "
+            "fell from ~125 ms to ~15 ms). One admin session on the parent instead of two connections; the connection "
+            'that finds the child ready changes its passwords; no second "is it running" login to a child this '
+            "command just started; the copy walks with `os.scandir` and plain string paths; the wheel's version is "
+            "read from its `dist-info` directory name rather than `importlib.metadata` (as root, every start). In "
+            "`/dev/shm`, 9 rotated repeats of the whole command at 10 MB: 255 ms before, 195 ms after, the floor 84 ms."
+        ),
+        (
+            "- **Not the cause:** `fsync`. A `new` calls it 20 times (the atomic writes of records, configuration, "
+            "registry and env file), 11–15 ms in all on ext4. PostgreSQL's `recovery_init_sync_method = syncfs` and the "
+            "end-of-recovery checkpoint apply to both sides (the floor copies `treefork.conf` with the data directory). "
+            "The git subprocesses run beside the copy."
         ),
         "",
     ]

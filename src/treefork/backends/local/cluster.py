@@ -39,6 +39,7 @@ STOP_TIMEOUT = 60.0
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}  # as pg_ctl's -m
 RESTART_ATTEMPTS = 20
 STALE_MARKS = ("lock file", "shared memory block is still in use")
+PM_STATUS_LINE = 7  # postmaster.pid's 8th line: starting, ready, stopping (LOCK_FILE_LINE_PM_STATUS)
 
 # A development database, not a production one: small shared memory, no I/O worker processes, no WAL
 # senders, one autovacuum worker. wal_level stays `replica`, which pg_backup_start (the online fork) needs.
@@ -156,8 +157,11 @@ class Cluster:
                 return
             self.start(rec)
 
-    def start(self, rec: ClusterRecord, *, admin_only: bool = False, password: str | None = None) -> None:
-        """password: the admin's password inside the data directory, when it is not yet rec's (a fresh fork)."""
+    def start(
+        self, rec: ClusterRecord, *, admin_only: bool = False, password: str | None = None, keep: bool = False
+    ) -> libpq.Connection | None:
+        """password: the admin's password inside the data directory, when it is not yet rec's (a fresh fork).
+        keep: return the admin connection that found it ready (the caller closes it), else None."""
         holder = ports.holder_or_none(rec.port)
         if holder is not None:
             raise BackendError(
@@ -172,33 +176,60 @@ class Cluster:
         for attempt in range(RESTART_ATTEMPTS):
             pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-s", "start", "--no-wait")
             try:
-                self.wait_ready(rec, what="did not start", password=password)
-                return
+                return self.wait_ready(rec, what="did not start", password=password, keep=keep)
             except BackendError as e:
                 # after a kill -9, the old postmaster (not yet reaped) or its backends hold the lock file or
                 # the shared memory for a moment: PostgreSQL refuses to start until they are gone
                 if attempt + 1 == RESTART_ATTEMPTS or not any(m in e.message for m in STALE_MARKS):
                     raise
                 time.sleep(0.5)
+        raise AssertionError("unreachable")
 
-    def wait_ready(self, rec: ClusterRecord, *, what: str, password: str | None = None) -> None:
-        """Poll (every 10 ms, not pg_ctl's 100 ms) until the cluster accepts the admin, or say why not from
-        its log: crash recovery still running, disk full, a lock file, a port."""
-        give_up = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < give_up:
-            try:
-                self.admin(rec, password=password, timeout=2).close()
-                return
-            except libpq.PgConnectError as e:
-                if "password authentication failed" in e.message or "require_auth" in e.message:
-                    raise BackendError(f"{describe(rec)}: {e.message}", hint=f"see {self.log}") from None
-            if self.postmaster_pid() is None and time.monotonic() > give_up - START_TIMEOUT + 1.0:
+    def wait_ready(
+        self, rec: ClusterRecord, *, what: str, password: str | None = None, keep: bool = False
+    ) -> libpq.Connection | None:
+        """Wait until the cluster accepts the admin, or say why not from its log: crash recovery still running,
+        disk full, a lock file, a port. keep: return that admin connection (the caller closes it).
+
+        As `pg_ctl -w` does, it watches the status line of postmaster.pid (a file read every 2 ms) and connects
+        once it says ready, or every 100 ms whatever it says: each attempt while the server starts costs it a
+        backend process and a refusal, on the CPU the recovery needs."""
+        started = time.monotonic()
+        give_up, next_try = started + START_TIMEOUT, started  # at once: it may be running already
+        while (now := time.monotonic()) < give_up:
+            pid, ready = self._pid_file()
+            if ready or now >= next_try:
+                try:
+                    conn = self.admin(rec, password=password, timeout=2)
+                except libpq.PgConnectError as e:
+                    if "password authentication failed" in e.message or "require_auth" in e.message:
+                        raise BackendError(f"{describe(rec)}: {e.message}", hint=f"see {self.log}") from None
+                    next_try = time.monotonic() + (0.01 if ready else 0.1)  # a stale file may say ready
+                else:
+                    if keep:
+                        return conn
+                    conn.close()
+                    return None
+            if pid is None and now > started + 1.0:
                 break  # the postmaster exited: the log says why
-            time.sleep(0.01)
+            time.sleep(0.002)
         raise BackendError(
             f"{describe(rec)} {what}: {self.log_tail() or 'no detail in its log'}",
             hint=f"see {self.log}; after fixing the cause, `treefork server start`",
         )
+
+    def _pid_file(self) -> tuple[int | None, bool]:
+        """The live postmaster's pid (None: none running), and whether postmaster.pid's status line says ready."""
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None, False
+        from treefork.state import pid_alive
+
+        if not pid_alive(pid) or _zombie(pid):
+            return None, False
+        return pid, len(lines) > PM_STATUS_LINE and lines[PM_STATUS_LINE].strip() == "ready"
 
     def stop(self, *, mode: str = "fast") -> bool:
         """Signal the postmaster as `pg_ctl stop -m MODE` would, and wait (polling every 5 ms, not pg_ctl's

@@ -29,6 +29,7 @@ class ClusterBackend:
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
         self.store = ClusterStore(_home(ctx))
+        self._started: set[str] = set()
 
     # ---- lifecycle --------------------------------------------------------------------------
     def ensure_ready(self) -> None:
@@ -67,21 +68,33 @@ class ClusterBackend:
                 "--ttl applies to Neon branches only", hint="drop --ttl (local workspaces last until `treefork rm`)"
             )
         parent_cluster, parent_rec = self._expect(parent.id)
-        self._running(parent_rec)
         rec = new_record(
             self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
         )
         self._clear_leftover(rec.id, workspace)
         from treefork.backends.local.importer import freeze
 
-        if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
-            self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
-        with self.store.creating(rec) as child:
-            rec.method = fork.online_copy(parent_cluster, parent_rec, child, label=f"treefork fork {rec.id}")
-            self._first_start(child, rec, password=parent_rec.admin_password)
-            fork.rekey(child, rec, inherited_admin_password=parent_rec.admin_password)
-            self._wait_for_role(rec)
+        with self._session(parent_cluster, parent_rec) as session:
+            if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
+                self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
+            with self.store.creating(rec) as child:
+                rec.method = fork.online_copy(session, parent_cluster, child, label=f"treefork fork {rec.id}")
+                session.close()  # the parent is no longer needed: its backup has ended
+                with self._first_start(child, rec, password=parent_rec.admin_password) as conn:
+                    fork.rekey(conn, child, rec)
+                self._wait_for_role(rec)
+        self._started.add(rec.id)
         return self._branch(rec)
+
+    @staticmethod
+    def _session(cluster: Cluster, rec: ClusterRecord) -> libpq.Connection:
+        """The admin session a fork's backup runs in (it also tells that the cluster runs), the cluster started
+        first if it does not answer. On the `postgres` database: the app's own stays free for its users."""
+        try:
+            return cluster.admin(rec)
+        except libpq.PgConnectError:
+            cluster.ensure_running(rec)  # starts it, or says why it cannot
+            return cluster.admin(rec)
 
     def _clear_leftover(self, cid: str, workspace: str) -> None:
         """A half-made cluster of this workspace from a killed command goes; a finished one is never touched."""
@@ -101,16 +114,17 @@ class ClusterBackend:
             raise BackendError(f"{describe(old)} is being created by process {old.pid}", hint="wait for it to finish")
         leftover.destroy()
 
-    def _first_start(self, child: Cluster, rec: ClusterRecord, *, password: str) -> None:
+    def _first_start(self, child: Cluster, rec: ClusterRecord, *, password: str) -> libpq.Connection:
+        """Start a fresh copy admitting only the admin (whose password is still the parent's); returns the admin
+        connection that found it ready."""
         for _ in range(5):
             try:
-                child.start(rec, admin_only=True, password=password)
-                return
+                return _kept(child.start(rec, admin_only=True, password=password, keep=True))
             except BackendError as e:
                 if "is taken by" not in e.message:
                     raise
                 self.store.repick_port(child, rec)  # lost a race for the port: nothing names it yet
-        child.start(rec, admin_only=True, password=password)
+        return _kept(child.start(rec, admin_only=True, password=password, keep=True))
 
     def _wait_for_role(self, rec: ClusterRecord) -> None:
         """pg_reload_conf() only signals the postmaster: wait until it admits the role (and so check the
@@ -154,6 +168,7 @@ class ClusterBackend:
                 f"refusing to remove cluster {branch.id}: it is not a workspace of this repository",
                 hint="treefork only removes the clusters it created for this repository's workspaces",
             )
+        self._started.discard(branch.id)
         cluster.destroy()
 
     def list_branches(self) -> list[DbBranch]:
@@ -195,6 +210,7 @@ class ClusterBackend:
 
     def drop_throwaway_repo(self) -> None:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""
+        self._started.clear()
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             cluster.destroy()
 
@@ -208,15 +224,16 @@ class ClusterBackend:
         staging.destroy()
         staging.dir.mkdir(mode=0o711)
         try:
-            method = fork.online_copy(source_cluster, source_rec, staging, label=f"treefork reset {rec.id}")
+            with self._session(source_cluster, source_rec) as session:
+                method = fork.online_copy(session, source_cluster, staging, label=f"treefork reset {rec.id}")
             cluster.stop(mode="fast")
             _swap_data(cluster, staging)
         finally:
             staging.destroy()
         rec.method, rec.parent = method, source_rec.id
         cluster.save(rec)
-        cluster.start(rec, admin_only=True, password=source_rec.admin_password)
-        fork.rekey(cluster, rec, inherited_admin_password=source_rec.admin_password)
+        with _kept(cluster.start(rec, admin_only=True, password=source_rec.admin_password, keep=True)) as conn:
+            fork.rekey(conn, cluster, rec)
         self._wait_for_role(rec)
         return self._branch(rec)
 
@@ -238,6 +255,7 @@ class ClusterBackend:
         cluster = self.store.cluster(snapshot.id)
         rec = cluster.record_or_none()
         if rec is not None and rec.repo_id == self.ctx.repo_id and "@snapshot-" in rec.workspace:
+            self._started.discard(snapshot.id)
             cluster.destroy()
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -258,7 +276,8 @@ class ClusterBackend:
         return cluster, rec
 
     def _running(self, rec: ClusterRecord) -> None:
-        self.store.cluster(rec.id).ensure_running(rec)
+        if rec.id not in self._started:  # one this command just started and logged into is running
+            self.store.cluster(rec.id).ensure_running(rec)
 
     def _branch(self, rec: ClusterRecord) -> DbBranch:
         return DbBranch(
@@ -278,6 +297,11 @@ class ClusterBackend:
             "password": rec.role_password,
             "dbname": rec.dbname,
         }
+
+
+def _kept(conn: libpq.Connection | None) -> libpq.Connection:
+    assert conn is not None  # start(keep=True) returns the connection or raises
+    return conn
 
 
 def _swap_data(cluster: Cluster, staging: Cluster) -> None:
