@@ -40,7 +40,7 @@ def empty_data_dir(home: Path) -> tuple[Path, str]:
 def copy_into(src: Path, dst: Path) -> None:
     """A stopped cluster's data directory, file by file (dst must not exist)."""
     copier = Copier()
-    copier.directory(src, dst)
+    copier.directory(str(dst), 0o700)
     stack = [(str(src), str(dst))]
     while stack:
         s, d = stack.pop()
@@ -48,10 +48,10 @@ def copy_into(src: Path, dst: Path) -> None:
             for entry in entries:
                 target = os.path.join(d, entry.name)
                 if entry.is_dir(follow_symlinks=False):
-                    copier.directory(Path(entry.path), Path(target))
+                    copier.directory(target, entry.stat(follow_symlinks=False).st_mode)
                     stack.append((entry.path, target))
                 else:
-                    copier.file(Path(entry.path), Path(target))
+                    copier.file(entry.path, target)
 
 
 def _ready_or_none(base: Path) -> tuple[Path, str] | None:

@@ -103,8 +103,9 @@ class ClusterStore:
 
         data, pristine_password = pristine.empty_data_dir(self.home)
         pristine.copy_into(data, cluster.data)
-        cluster.start(rec, password=pristine_password)
-        with cluster.admin(rec, password=pristine_password) as conn:
+        conn = cluster.start(rec, password=pristine_password, keep=True)
+        assert conn is not None
+        with conn:
             set_password(conn, ADMIN_USER, rec.admin_password)
             verifier = conn.scram_verifier(rec.role, rec.role_password)
             conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))
