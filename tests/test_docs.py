@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
+from conftest import run_tf
 from treefork import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +32,10 @@ def test_cli_reference_is_what_treefork_prints() -> None:
     documented = dict(re.findall(r"^## (treefork[^\n]*)\n\n```\n(.*?)```\n", text, re.MULTILINE | re.DOTALL))
     assert set(documented) == {" ".join(("treefork", *path)) for path in _generator().commands()}
     assert {"treefork", "treefork new", "treefork ls", "treefork rm"} <= set(documented)
-    env = {**os.environ, "COLUMNS": "200"}  # click wraps at 80 columns at most
+    env = {"COLUMNS": "200"}  # click wraps at 80 columns at most
     for title, block in documented.items():
-        argv = [*title.split()[1:], "-h"]
-        cp = subprocess.run([sys.executable, "-m", "treefork", *argv], capture_output=True, text=True, env=env)
-        assert (cp.returncode, cp.stdout) == (0, block), f"docs/cli.md's `{title} -h` differs from what it prints"
+        r = run_tf(ROOT, *title.split()[1:], "-h", env=env)
+        assert r.out == block, f"docs/cli.md's `{title} -h` differs from what it prints"
 
 
 def test_every_config_key_is_documented() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -155,3 +157,24 @@ def test_kill_9_postgres_then_next_command_restarts_it_and_data_survives(tf_repo
     run_tf(tf_repo, "rm", "after-crash", "keeper")
     assert_empty(tf_repo)
     assert git_worktrees(tf_repo) == [] and marked_databases(tf_repo) == []
+
+
+def test_interrupt_at_startup_never_prints_a_traceback(tf_repo: Path) -> None:
+    failures = []
+    for i in range(40):
+        p = subprocess.Popen(
+            [sys.executable, "-m", "treefork", "ls"],
+            cwd=tf_repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        time.sleep(0.002 * i)  # spread over the first ~80 ms: startup, imports, the command itself
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        # ^C inside the interpreter's own startup (site.py, runpy finding the package) comes before any
+        # treefork code can run: only a traceback through treefork's own files is treefork's
+        if "KeyboardInterrupt" in err and "/treefork/" in err:
+            failures.append((i, p.returncode, err))
+    assert failures == []
