@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from testing.loopback import LoopbackHTTP
 
 Reply = Callable[[dict[str, Any]], list[dict[str, Any]]]
 _ids = itertools.count(1)
@@ -79,22 +80,18 @@ class FakeAnthropic:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.01,), daemon=True
-        )  # shutdown() waits a poll
+        self.http = LoopbackHTTP(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.url
 
     def __enter__(self) -> FakeAnthropic:
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
 
 def _complete(block: dict[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from testing.loopback import LoopbackHTTP
 
 WORDS_A = ["aged", "bold", "calm", "dark", "eager", "fancy", "gentle", "hidden", "icy", "jolly", "keen", "lively"]
 WORDS_B = ["salad", "river", "forest", "meadow", "cloud", "stone", "field", "leaf", "wave", "dust", "sun", "moon"]
@@ -72,23 +74,19 @@ class FakeNeon:
         self._rng = random.Random(7)
         for pid in project_ids:
             self.add_project(pid)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.01,), daemon=True
-        )  # shutdown() waits a poll
+        self.http = LoopbackHTTP(_handler(self))
 
     # ---- lifecycle and test helpers -------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.url
 
     def start(self) -> FakeNeon:
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
     def add_project(self, pid: str) -> Project:
         project = Project(pid)

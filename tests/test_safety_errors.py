@@ -8,12 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import git, run_tf
+from testing.loopback import LoopbackHTTP
 from tf_helpers import assert_one_line_error, ls
 
 needs_mounts = pytest.mark.skipif(
@@ -111,13 +111,9 @@ class _HtmlHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_neon_api_answering_html_is_a_clear_error(repo: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        env = {"NEON_API_HOST": f"http://127.0.0.1:{server.server_address[1]}", "NEON_API_KEY": "napi_x"}
+    with LoopbackHTTP(_HtmlHandler) as server:
+        env = {"NEON_API_HOST": server.url, "NEON_API_KEY": "napi_x"}
         r = run_tf(repo, "init", "--backend", "neon", "--project-id", "p-1", env=env, check=False)
-    finally:
-        server.shutdown()
     assert r.rc == 1, r.err
     assert_one_line_error(r.err, "text/html", "NEON_API_HOST")
 
