@@ -115,15 +115,16 @@ def copy_data_dir(src: Path, dst: Path, copier: Copier) -> None:
     """Everything but the runtime state and the WAL, with global/pg_control last."""
     copier.directory(str(dst), src.stat().st_mode)
     control = os.path.join(src, "global", "pg_control")
-    _copy_tree(str(src), str(dst), copier, last=control, top=True)
+    copy_tree(str(src), str(dst), copier, last=control, top=True)
     for name in ("archive_status", "summaries"):
         copier.directory(os.path.join(dst, "pg_wal", name), 0o700)
     copier.file(control, os.path.join(dst, "global", "pg_control"))
 
 
-def _copy_tree(src: str, dst: str, copier: Copier, *, last: str, top: bool = False) -> None:
-    """One directory's files, then its subdirectories. A runtime directory (EMPTY_DIRS) is made empty; temporary
-    files and directories (pgsql_tmp*) and `last` are left out, as pg_basebackup does."""
+def copy_tree(src: str, dst: str, copier: Copier, *, last: str = "", top: bool = False) -> None:
+    """One directory's files, then its subdirectories (dst exists). Left out, as pg_basebackup does: runtime
+    files (SKIP_FILES), temporary files and directories (pgsql_tmp*) and `last`; with top, the runtime
+    directories (EMPTY_DIRS) are made empty."""
     with os.scandir(src) as it:
         entries = [e for e in it if not e.name.startswith("pgsql_tmp")]
     subdirs = []
@@ -136,7 +137,7 @@ def _copy_tree(src: str, dst: str, copier: Copier, *, last: str, top: bool = Fal
         target = os.path.join(dst, entry.name)
         copier.directory(target, entry.stat().st_mode)
         if not (top and entry.name in EMPTY_DIRS) and not entry.is_symlink():  # as os.walk: never into a link
-            _copy_tree(entry.path, target, copier, last=last)
+            copy_tree(entry.path, target, copier, last=last)
 
 
 def copy_wal(src: Path, dst: Path, first: str, last: str, copier: Copier) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from treefork.backends.local.cluster import ADMIN_USER, give_to_server_user, new_password, pg
 from treefork.backends.local.dist import wheel_version
-from treefork.backends.local.fork import Copier
+from treefork.backends.local.fork import Copier, copy_tree
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 
@@ -38,20 +38,11 @@ def empty_data_dir(home: Path) -> tuple[Path, str]:
 
 
 def copy_into(src: Path, dst: Path) -> None:
-    """A stopped cluster's data directory, file by file (dst must not exist)."""
+    """A stopped cluster's data directory (dst must not exist), its WAL included; the files a start writes
+    (treefork.conf, pg_hba.conf) are left to the start."""
     copier = Copier()
     copier.directory(str(dst), 0o700)
-    stack = [(str(src), str(dst))]
-    while stack:
-        s, d = stack.pop()
-        with os.scandir(s) as entries:
-            for entry in entries:
-                target = os.path.join(d, entry.name)
-                if entry.is_dir(follow_symlinks=False):
-                    copier.directory(target, entry.stat(follow_symlinks=False).st_mode)
-                    stack.append((entry.path, target))
-                else:
-                    copier.file(entry.path, target)
+    copy_tree(str(src), str(dst), copier)
 
 
 def _ready_or_none(base: Path) -> tuple[Path, str] | None:
