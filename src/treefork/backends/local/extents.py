@@ -17,7 +17,7 @@ NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
 
 
 def tree_unshared_bytes(top: str) -> int:
-    """unshared_bytes summed over every file under top. Where the filesystem cannot map extents (tmpfs),
+    """mapped_bytes_or_none summed over every file under top. Where the filesystem cannot map extents (tmpfs),
     nothing can be shared either: the allocated blocks are counted from the directory listing, unopened."""
     total, mapped = 0, True
     stack = [top]
@@ -29,12 +29,10 @@ def tree_unshared_bytes(top: str) -> int:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
-            elif not mapped:
-                total += _blocks(entry)
             else:
-                size = unshared_bytes(entry.path, on_unsupported=-1)
-                mapped = size >= 0
-                total += size if mapped else _blocks(entry)
+                size = mapped_bytes_or_none(entry.path) if mapped else None
+                mapped = size is not None
+                total += size if size is not None else _blocks(entry)
     return total
 
 
@@ -45,19 +43,18 @@ def _blocks(entry: os.DirEntry[str]) -> int:
         return 0
 
 
-def unshared_bytes(path: str, *, on_unsupported: int | None = None) -> int:
-    """on_unsupported: what to return where FIEMAP is not supported (default: the allocated blocks)."""
+def mapped_bytes_or_none(path: str) -> int | None:
+    """The bytes of path's unshared extents; None where the filesystem cannot map them."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return 0  # gone meanwhile (a dropped table), or not a regular file
     try:
-        try:
-            return _unshared(fd)
-        except OSError as e:
-            if e.errno not in NOT_SUPPORTED:
-                raise
-            return os.fstat(fd).st_blocks * 512 if on_unsupported is None else on_unsupported
+        return _unshared(fd)
+    except OSError as e:
+        if e.errno not in NOT_SUPPORTED:
+            raise
+        return None
     finally:
         os.close(fd)
 
