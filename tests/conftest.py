@@ -108,7 +108,13 @@ settings.load_profile("ci")
 
 def pytest_configure(config: pytest.Config) -> None:
     """Test repositories and their worktrees go to memory too (see _fast_dir): git's writes and fsyncs on a
-    shared disk were a third of the fast loop's time. The agent CLIs' npm cache stays on disk, across runs."""
+    shared disk were a third of the fast loop's time. The agent CLIs' npm cache stays on disk, across runs.
+
+    Bytecode is cached whatever PYTHONDONTWRITEBYTECODE says (these machines set it): otherwise every
+    interpreter the tests start (git hooks, agent hooks) compiles treefork from source, and every xdist worker
+    rewrites and compiles every test module."""
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     fast = _fast_dir()
     if fast is None or os.environ.get("TREEFORK_TEST_TMPDIR") == "keep":
         return
