@@ -91,6 +91,11 @@ class Connection:
             self._lib.PQfinish(self._conn)
             self._conn = None
 
+    def __del__(self) -> None:
+        """A connection nobody closed (a command's reused admin session, left for the process's exit to end)
+        ends when it is collected: `treefork.cli.main` also runs inside long-lived processes (the tests)."""
+        self.close()
+
     def __enter__(self) -> Connection:
         return self
 
