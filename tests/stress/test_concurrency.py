@@ -1,13 +1,17 @@
-"""Load: many treefork processes at once in one repo. Nothing lost, nothing orphaned, nothing duplicated."""
+"""Load: many treefork processes at once. Nothing lost, nothing orphaned, nothing duplicated."""
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from conftest import run_tf
+from testing.cli import ls, new
+from testing.repo import app_ports, ports_repo
 
 from .conftest import assert_consistent, assert_empty, git_worktrees, last_line, marked_databases, popen_tf
 
@@ -105,3 +109,16 @@ def test_gc_running_during_parallel_new_drops_nothing_in_flight(tf_repo: Path, m
         assert rc == 0, err
     assert_empty(tf_repo)
     assert git_worktrees(tf_repo) == [] and marked_databases(tf_repo) == []
+
+
+def test_sixteen_parallel_new_in_two_repos_get_distinct_ports(tmp_path: Path) -> None:
+    repos = [ports_repo(tmp_path / "one"), ports_repo(tmp_path / "two")]
+    jobs = [(repos[i % 2], f"w{i}") for i in range(16)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        paths = list(pool.map(lambda job: new(*job), jobs))
+    seen = [port for p in paths for port in app_ports(p).values()]
+    assert len(seen) == 32 and len(set(seen)) == 32
+    assert all(p != 0 for p in seen)
+    rows = ls(repos[0])
+    assert rows["w0"]["ports"] == app_ports(paths[0])  # shown in ls
+    assert "PORT" not in dotenv_values(repos[0] / ".env")  # never the main worktree's

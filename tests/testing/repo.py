@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import git
+from dotenv import dotenv_values
+
+from conftest import git, make_repo, run_tf
+
+APP_PORT_VARS = ("PORT", "VITE_PORT")
 
 
 def registry_file(repo: Path) -> Path:
@@ -53,3 +57,19 @@ def git_worktrees(repo: Path) -> list[Path]:
 
 def worktrees_dir(repo: Path) -> Path:
     return repo.parent / f"{repo.name}.worktrees"
+
+
+def ports_repo(root: Path) -> Path:
+    """An initialised repo whose treefork.toml gives every workspace its own PORT and VITE_PORT."""
+    repo = make_repo(root)
+    (repo / "treefork.toml").write_text('ports = ["PORT", "VITE_PORT"]\n')
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "ports")
+    run_tf(repo, "init", "--no-import")
+    return repo
+
+
+def app_ports(worktree: Path) -> dict[str, int]:
+    """The ports a worktree's env file gives its app."""
+    env = dotenv_values(worktree / ".env")
+    return {v: int(env[v] or 0) for v in APP_PORT_VARS}
