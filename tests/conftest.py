@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -183,6 +184,32 @@ class PgServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
+    def names(self) -> set[tuple[str, str]]:
+        """Every database and role on the server, as ("database", name) and ("role", name)."""
+        with self._admin() as conn:
+            rows = conn.execute(
+                "SELECT 'database', datname FROM pg_database UNION ALL SELECT 'role', rolname FROM pg_roles"
+            )
+        return {(str(kind), str(name)) for kind, name in rows}
+
+    def drop_all_but(self, kept: set[tuple[str, str]]) -> None:
+        """Drop the databases, then the roles, that are not in kept (what a test made)."""
+        from treefork.backends.local.libpq import SQL, Ident
+
+        made = self.names() - kept
+        with self._admin() as conn:
+            for kind in ("database", "role"):
+                for _, name in sorted(n for n in made if n[0] == kind):
+                    verb = "DROP DATABASE {} WITH (FORCE)" if kind == "database" else "DROP ROLE {}"
+                    conn.execute(SQL.of(verb, Ident(name)))
+
+    def _admin(self) -> Any:
+        from treefork.backends.local import libpq
+
+        return libpq.connect(
+            host="127.0.0.1", port=self.port, user="postgres", password=self.password, dbname="postgres"
+        )
+
 
 @pytest.fixture(scope="session")
 def pg_server(treefork_home: Path) -> PgServer:
@@ -241,6 +268,19 @@ def tf_repo(repo: Path) -> Path:
     """A repo where `treefork init` (local backend) has run."""
     run_tf(repo, "init", "--no-import")
     return repo
+
+
+@pytest.fixture
+def tf_server_repo(repo: Path, pg_server: PgServer) -> Iterator[Path]:
+    """A repo where `treefork init --server-url` has run, on the session's own PostgreSQL server: for the tests
+    whose subject is not how a database branch is made (git hooks, env files, names, refusals, agents' hooks).
+    A branch there is one CREATE DATABASE on a running server, where the local backend's is a new cluster (a
+    copy of ~1,300 files, a postmaster and its processes, all removed after): that was most of the fast loop's
+    CPU. The local backend, the default, keeps `tf_repo` for its own tests and the end-to-end ones."""
+    kept = pg_server.names()
+    run_tf(repo, "init", "--server-url", pg_server.url())
+    yield repo
+    pg_server.drop_all_but(kept)
 
 
 def db_url(worktree: Path, var: str = "DATABASE_URL") -> str:

@@ -29,36 +29,36 @@ def _remove(cwd: Path, path: Path, *, check: bool = True):
     )
 
 
-def test_create_and_remove_from_inside(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install", "--claude")  # post-checkout fires inside create too: it must back off
-    r = _create(tf_repo, "feature/auth")
+def test_create_and_remove_from_inside(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install", "--claude")  # post-checkout fires inside create too: it must back off
+    r = _create(tf_server_repo, "feature/auth")
     path = Path(r.out.strip().splitlines()[-1])
-    expected = tf_repo / ".claude" / "worktrees" / "feature+auth"
+    expected = tf_server_repo / ".claude" / "worktrees" / "feature+auth"
     assert path == expected and path.is_absolute() and r.out.strip() == str(path)  # nothing else on stdout
     assert git(expected, "symbolic-ref", "--short", "HEAD").stdout.strip() == "worktree-feature+auth"
-    assert db_url(expected) != db_url(tf_repo) and can_connect(db_url(expected))
-    row = ls(tf_repo)["feature/auth"]
+    assert db_url(expected) != db_url(tf_server_repo) and can_connect(db_url(expected))
+    row = ls(tf_server_repo)["feature/auth"]
     assert row["origin"] == "claude" and row["status"] == "ready"
     # the hooks reach the worktree: settings.local.json copied, and nothing of ours shows in git status
     assert (expected / ".claude" / "settings.local.json").read_text() == (
-        tf_repo / ".claude" / "settings.local.json"
+        tf_server_repo / ".claude" / "settings.local.json"
     ).read_text()
-    assert git(tf_repo, "status", "--porcelain", "-uall").stdout.strip() == ""
+    assert git(tf_server_repo, "status", "--porcelain", "-uall").stdout.strip() == ""
     assert git(expected, "status", "--porcelain", "-uall").stdout.strip() == ""
-    assert _create(tf_repo, "feature/auth").out.strip() == str(path)  # idempotent (Claude resumes by name)
-    assert gc_dry(tf_repo) == []  # its agent (here: this test process) is still running, so gc keeps it
+    assert _create(tf_server_repo, "feature/auth").out.strip() == str(path)  # idempotent (Claude resumes by name)
+    assert gc_dry(tf_server_repo) == []  # its agent (here: this test process) is still running, so gc keeps it
 
     _remove(expected, expected)
     assert not expected.exists()
-    assert git(tf_repo, "branch", "--list", "worktree-feature+auth").stdout.strip() == ""
-    assert "feature/auth" not in ls(tf_repo)
-    assert gc_dry(tf_repo) == []
-    assert _remove(tf_repo, expected).rc == 0  # the same removal may arrive twice
+    assert git(tf_server_repo, "branch", "--list", "worktree-feature+auth").stdout.strip() == ""
+    assert "feature/auth" not in ls(tf_server_repo)
+    assert gc_dry(tf_server_repo) == []
+    assert _remove(tf_server_repo, expected).rc == 0  # the same removal may arrive twice
 
 
-def test_remove_keeps_committed_work(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install", "--claude")
-    wt = Path(_create(tf_repo, "w").out.strip())
+def test_remove_keeps_committed_work(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install", "--claude")
+    wt = Path(_create(tf_server_repo, "w").out.strip())
     url = db_url(wt)
     (wt / "work.txt").write_text("precious\n")
     git(wt, "add", "work.txt")
@@ -66,100 +66,104 @@ def test_remove_keeps_committed_work(tf_repo: Path) -> None:
     r = _remove(wt, wt, check=False)
     assert r.rc == 1 and "1 commit(s) on no other branch" in r.err and "treefork rm w" in r.err
     assert (wt / "work.txt").read_text() == "precious\n"
-    assert ls(tf_repo)["w"]["status"] == "ready" and can_connect(url)
-    git(tf_repo, "merge", "-q", "--ff-only", "worktree-w")  # once merged, removal loses nothing
+    assert ls(tf_server_repo)["w"]["status"] == "ready" and can_connect(url)
+    git(tf_server_repo, "merge", "-q", "--ff-only", "worktree-w")  # once merged, removal loses nothing
     _remove(wt, wt)
-    assert not wt.exists() and "w" not in ls(tf_repo)
-    assert (tf_repo / "work.txt").read_text() == "precious\n"
+    assert not wt.exists() and "w" not in ls(tf_server_repo)
+    assert (tf_server_repo / "work.txt").read_text() == "precious\n"
 
 
-def test_what_claude_would_have_done(tf_repo: Path, tmp_path: Path) -> None:
+def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> None:
     """.worktreeinclude (never over our env file), symlinkDirectories, sparsePaths, baseRef."""
     for d in ("src", "docs"):
-        (tf_repo / d).mkdir()
-        (tf_repo / d / "f.txt").write_text(d)
-    (tf_repo / ".gitignore").write_text(".env\nsecret.json\nnode_modules/\n")
-    (tf_repo / ".worktreeinclude").write_text(".env\nsecret.json\n")
-    git(tf_repo, "add", ".")
-    git(tf_repo, "commit", "-q", "-m", "layout")
-    (tf_repo / "secret.json").write_text("{}")
-    (tf_repo / "node_modules").mkdir()
-    settings = tf_repo / ".claude" / "settings.json"
+        (tf_server_repo / d).mkdir()
+        (tf_server_repo / d / "f.txt").write_text(d)
+    (tf_server_repo / ".gitignore").write_text(".env\nsecret.json\nnode_modules/\n")
+    (tf_server_repo / ".worktreeinclude").write_text(".env\nsecret.json\n")
+    git(tf_server_repo, "add", ".")
+    git(tf_server_repo, "commit", "-q", "-m", "layout")
+    (tf_server_repo / "secret.json").write_text("{}")
+    (tf_server_repo / "node_modules").mkdir()
+    settings = tf_server_repo / ".claude" / "settings.json"
     settings.parent.mkdir()
     settings.write_text(json.dumps({"worktree": {"symlinkDirectories": ["node_modules"], "sparsePaths": ["src"]}}))
-    git(tf_repo, "add", ".")
-    git(tf_repo, "commit", "-q", "-m", "claude settings")
+    git(tf_server_repo, "add", ".")
+    git(tf_server_repo, "commit", "-q", "-m", "claude settings")
     # a remote whose default branch is one commit behind: Claude's default base is origin/<default>
     remote = tmp_path / "remote.git"
-    git(tf_repo, "clone", "-q", "--bare", str(tf_repo), str(remote))
-    git(tf_repo, "remote", "add", "origin", str(remote))
-    git(tf_repo, "fetch", "-q", "origin")
-    git(tf_repo, "remote", "set-head", "origin", "main")
-    git(tf_repo, "commit", "-q", "--allow-empty", "-m", "local only")
-    run_tf(tf_repo, "install", "--claude")
+    git(tf_server_repo, "clone", "-q", "--bare", str(tf_server_repo), str(remote))
+    git(tf_server_repo, "remote", "add", "origin", str(remote))
+    git(tf_server_repo, "fetch", "-q", "origin")
+    git(tf_server_repo, "remote", "set-head", "origin", "main")
+    git(tf_server_repo, "commit", "-q", "--allow-empty", "-m", "local only")
+    run_tf(tf_server_repo, "install", "--claude")
 
-    wt = Path(_create(tf_repo, "a").out.strip())
-    assert git(wt, "rev-parse", "HEAD").stdout == git(tf_repo, "rev-parse", "origin/main").stdout
+    wt = Path(_create(tf_server_repo, "a").out.strip())
+    assert git(wt, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "origin/main").stdout
     assert (wt / "secret.json").read_text() == "{}"
-    assert db_url(wt) != db_url(tf_repo)  # .worktreeinclude lists .env: ours was kept
+    assert db_url(wt) != db_url(tf_server_repo)  # .worktreeinclude lists .env: ours was kept
     assert (wt / "node_modules").is_symlink()
     assert (wt / "src" / "f.txt").exists() and not (wt / "docs").exists()
 
     settings.write_text(json.dumps({"worktree": {"baseRef": "head"}}))
-    wt2 = Path(_create(tf_repo, "b").out.strip())
-    assert git(wt2, "rev-parse", "HEAD").stdout == git(tf_repo, "rev-parse", "HEAD").stdout
+    wt2 = Path(_create(tf_server_repo, "b").out.strip())
+    assert git(wt2, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "HEAD").stdout
 
 
-def test_settings_merge_foreign_hook_and_uninstall(tf_repo: Path) -> None:
-    local = tf_repo / ".claude" / "settings.local.json"
+def test_settings_merge_foreign_hook_and_uninstall(tf_server_repo: Path) -> None:
+    local = tf_server_repo / ".claude" / "settings.local.json"
     local.parent.mkdir()
     other = {
         "permissions": {"allow": ["Bash(ls)"]},
         "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}]},
     }
     local.write_text(json.dumps(other))
-    run_tf(tf_repo, "install", "--claude")
+    run_tf(tf_server_repo, "install", "--claude")
     once = local.read_text()
-    run_tf(tf_repo, "install", "--claude")
+    run_tf(tf_server_repo, "install", "--claude")
     assert local.read_text() == once
     data = json.loads(once)
     assert data["permissions"] == other["permissions"] and data["hooks"]["PreToolUse"] == other["hooks"]["PreToolUse"]
     create = [h for g in data["hooks"]["WorktreeCreate"] for h in g["hooks"]]
     assert create[0]["command"].endswith("-m treefork claude-hook create") and create[0]["timeout"] == 300
-    assert git(tf_repo, "status", "--porcelain", "-uall").stdout.strip() == ""  # the machine path stays untracked
-    checks = {c["name"]: c for c in json.loads(run_tf(tf_repo, "doctor", "--json", check=False).out)["checks"]}
+    assert (
+        git(tf_server_repo, "status", "--porcelain", "-uall").stdout.strip() == ""
+    )  # the machine path stays untracked
+    checks = {c["name"]: c for c in json.loads(run_tf(tf_server_repo, "doctor", "--json", check=False).out)["checks"]}
     assert checks["agent claude"]["level"] == "ok"
 
-    shared = tf_repo / ".claude" / "settings.json"
+    shared = tf_server_repo / ".claude" / "settings.json"
     shared.write_text(json.dumps({"hooks": {"WorktreeCreate": [{"hooks": [{"type": "command", "command": "mine"}]}]}}))
-    r = run_tf(tf_repo, "install", "--claude", check=False)
+    r = run_tf(tf_server_repo, "install", "--claude", check=False)
     assert r.rc == 1 and "already has a WorktreeCreate hook (mine)" in r.err
-    checks = {c["name"]: c for c in json.loads(run_tf(tf_repo, "doctor", "--json", check=False).out)["checks"]}
+    checks = {c["name"]: c for c in json.loads(run_tf(tf_server_repo, "doctor", "--json", check=False).out)["checks"]}
     assert checks["claude settings"]["level"] == "fail" and "mine" in checks["claude settings"]["message"]
     shared.unlink()
 
-    run_tf(tf_repo, "uninstall", "--claude")
+    run_tf(tf_server_repo, "uninstall", "--claude")
     assert json.loads(local.read_text()) == other
 
 
-def test_remove_discards_uncommitted_changes_claude_asked_about(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install", "--claude")
-    wt = Path(_create(tf_repo, "dirty").out.strip())
+def test_remove_discards_uncommitted_changes_claude_asked_about(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install", "--claude")
+    wt = Path(_create(tf_server_repo, "dirty").out.strip())
     (wt / "scratch.txt").write_text("not committed\n")
     _remove(wt, wt)
-    assert not wt.exists() and "dirty" not in ls(tf_repo)
+    assert not wt.exists() and "dirty" not in ls(tf_server_repo)
 
 
-def test_install_moves_an_old_install_out_of_the_tracked_settings_and_refuses_a_tracked_local(tf_repo: Path) -> None:
-    shared = tf_repo / ".claude" / "settings.json"
+def test_install_moves_an_old_install_out_of_the_tracked_settings_and_refuses_a_tracked_local(
+    tf_server_repo: Path,
+) -> None:
+    shared = tf_server_repo / ".claude" / "settings.json"
     shared.parent.mkdir()
     old = "/old/venv/bin/python -m treefork claude-hook create"
     shared.write_text(json.dumps({"model": "x", "hooks": {"WorktreeCreate": [{"hooks": [{"command": old}]}]}}))
-    run_tf(tf_repo, "install", "--claude")
+    run_tf(tf_server_repo, "install", "--claude")
     assert json.loads(shared.read_text()) == {"model": "x"}
-    assert "claude-hook create" in (tf_repo / ".claude" / "settings.local.json").read_text()
-    run_tf(tf_repo, "uninstall", "--claude")
-    git(tf_repo, "add", "-f", ".claude/settings.local.json")
-    git(tf_repo, "commit", "-q", "-m", "tracked local settings")
-    r = run_tf(tf_repo, "install", "--claude", check=False)
+    assert "claude-hook create" in (tf_server_repo / ".claude" / "settings.local.json").read_text()
+    run_tf(tf_server_repo, "uninstall", "--claude")
+    git(tf_server_repo, "add", "-f", ".claude/settings.local.json")
+    git(tf_server_repo, "commit", "-q", "-m", "tracked local settings")
+    r = run_tf(tf_server_repo, "install", "--claude", check=False)
     assert r.rc == 1 and "is tracked by git" in r.err and "git rm --cached" in r.err

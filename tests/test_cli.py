@@ -38,9 +38,9 @@ def test_a_subcommand_usage_error_points_at_its_help(capsys: pytest.CaptureFixtu
 
 
 def test_main_runs_a_command_in_process(
-    tf_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tf_server_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tf_repo)
+    monkeypatch.chdir(tf_server_repo)
     capsys.readouterr()
     assert main(["ls", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -60,15 +60,15 @@ def _complete(cwd: Path, words: str) -> list[str]:
     return [line.removeprefix("plain,") for line in lines]
 
 
-def test_workspace_names_complete(tf_repo: Path, tmp_path: Path) -> None:
-    run_tf(tf_repo, "new", "alpha")
-    run_tf(tf_repo, "new", "alps")
-    run_tf(tf_repo, "new", "beta")
-    assert _complete(tf_repo, "treefork rm al") == ["alpha", "alps"]
-    assert _complete(tf_repo, "treefork rm alpha ") == ["alpha", "alps", "beta"]
-    assert _complete(tf_repo, "treefork url b") == ["beta"]
-    assert _complete(tf_repo, "treefork sync ") == ["alpha", "alps", "beta"]
-    assert _complete(tf_repo, "treefork new gamma --from a") == ["alpha", "alps"]
+def test_workspace_names_complete(tf_server_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_server_repo, "new", "alpha")
+    run_tf(tf_server_repo, "new", "alps")
+    run_tf(tf_server_repo, "new", "beta")
+    assert _complete(tf_server_repo, "treefork rm al") == ["alpha", "alps"]
+    assert _complete(tf_server_repo, "treefork rm alpha ") == ["alpha", "alps", "beta"]
+    assert _complete(tf_server_repo, "treefork url b") == ["beta"]
+    assert _complete(tf_server_repo, "treefork sync ") == ["alpha", "alps", "beta"]
+    assert _complete(tf_server_repo, "treefork new gamma --from a") == ["alpha", "alps"]
     outside = tmp_path / "outside"
     outside.mkdir()
     assert _complete(outside, "treefork rm ") == []  # not a repository: nothing, and no error

@@ -15,22 +15,22 @@ def _checks(repo: Path) -> dict[str, dict]:
     return {c["name"]: {**c, "rc": r.rc} for c in json.loads(r.out)["checks"]}
 
 
-def test_doctor_flags_neon_clis_git_sync_hook_and_install_explains_it(tf_repo: Path) -> None:
-    assert _checks(tf_repo)["neon git-sync hook"]["level"] == "ok"
-    hook = tf_repo / ".git" / "hooks" / "post-checkout"
+def test_doctor_flags_neon_clis_git_sync_hook_and_install_explains_it(tf_server_repo: Path) -> None:
+    assert _checks(tf_server_repo)["neon git-sync hook"]["level"] == "ok"
+    hook = tf_server_repo / ".git" / "hooks" / "post-checkout"
     hook.write_text("#!/bin/sh\n# neon:git-sync\nneon git sync\n")
     hook.chmod(0o755)
-    check = _checks(tf_repo)["neon git-sync hook"]
+    check = _checks(tf_server_repo)["neon git-sync hook"]
     assert check["level"] == "fail" and check["rc"] == 1 and "rewrites .env" in check["message"]
-    r = run_tf(tf_repo, "install")
+    r = run_tf(tf_server_repo, "install")
     assert "neon:git-sync" in r.err  # chained as .legacy, and still explained
 
 
-def test_doctor_says_which_env_file_url_does_not_connect(tf_repo: Path) -> None:
-    wt = new(tf_repo, "w")
-    assert _checks(tf_repo)["connections"]["level"] == "ok"
+def test_doctor_says_which_env_file_url_does_not_connect(tf_server_repo: Path) -> None:
+    wt = new(tf_server_repo, "w")
+    assert _checks(tf_server_repo)["connections"]["level"] == "ok"
     env = wt / ".env"
     env.write_text(env.read_text().replace(db_url(wt), db_url(wt).replace("@127.0.0.1", "x@127.0.0.1")))
-    check = _checks(tf_repo)["connections"]
+    check = _checks(tf_server_repo)["connections"]
     assert check["level"] == "fail" and check["message"].startswith("env file URLs that do not connect: w (")
     assert check["hint"] == "treefork sync NAME"

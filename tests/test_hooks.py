@@ -47,121 +47,123 @@ def test_worktree_add_provisions_and_branch_delete_drops(tf_repo: Path) -> None:
     assert json.loads(run_tf(tf_repo, "gc", "--dry-run", "--json").out)["actions"] == []
 
 
-def test_detached_worktree_is_named_from_its_directory_and_main_checkout_is_not_provisioned(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    main_env = (tf_repo / ".env").read_bytes()
-    d = tf_repo.parent / "d"
-    git(tf_repo, "worktree", "add", "--detach", str(d))
-    row = _ls(tf_repo)["d"]
+def test_detached_worktree_is_named_from_its_directory_and_main_checkout_is_not_provisioned(
+    tf_server_repo: Path,
+) -> None:
+    run_tf(tf_server_repo, "install")
+    main_env = (tf_server_repo / ".env").read_bytes()
+    d = tf_server_repo.parent / "d"
+    git(tf_server_repo, "worktree", "add", "--detach", str(d))
+    row = _ls(tf_server_repo)["d"]
     assert (row["status"], row["branch"], row["path"]) == ("ready", None, str(d))
-    assert UNPROVISIONED not in db_url(d) and db_url(d) != db_url(tf_repo)
-    git(tf_repo, "checkout", "-q", "-b", "y")
-    assert set(_ls(tf_repo)) == {"root", "d"}
-    assert (tf_repo / ".env").read_bytes() == main_env
+    assert UNPROVISIONED not in db_url(d) and db_url(d) != db_url(tf_server_repo)
+    git(tf_server_repo, "checkout", "-q", "-b", "y")
+    assert set(_ls(tf_server_repo)) == {"root", "d"}
+    assert (tf_server_repo / ".env").read_bytes() == main_env
 
 
-def test_failed_provisioning_never_fails_git_and_sync_finishes(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    wt = tf_repo.parent / "f"
-    r = _git_env(tf_repo, "worktree", "add", "-b", "f", str(wt), TREEFORK_FAIL_AT="new:after-db")
+def test_failed_provisioning_never_fails_git_and_sync_finishes(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    wt = tf_server_repo.parent / "f"
+    r = _git_env(tf_server_repo, "worktree", "add", "-b", "f", str(wt), TREEFORK_FAIL_AT="new:after-db")
     assert r.returncode == 0, r.stderr
     assert "NOT provisioned" in r.stderr
     assert UNPROVISIONED in db_url(wt)
-    assert _ls(tf_repo)["f"]["status"] == "unprovisioned"
-    doctor = run_tf(tf_repo, "doctor", "--json", check=False)
+    assert _ls(tf_server_repo)["f"]["status"] == "unprovisioned"
+    doctor = run_tf(tf_server_repo, "doctor", "--json", check=False)
     assert doctor.rc == 1
     checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
     assert checks["unprovisioned"]["data"] == ["f"] and checks["unprovisioned"]["hint"] == "treefork sync f"
     run_tf(wt, "sync")
     run_tf(wt, "sync")  # idempotent
-    assert _ls(tf_repo)["f"]["status"] == "ready"
-    assert UNPROVISIONED not in db_url(wt) and db_url(wt) != db_url(tf_repo)
+    assert _ls(tf_server_repo)["f"]["status"] == "ready"
+    assert UNPROVISIONED not in db_url(wt) and db_url(wt) != db_url(tf_server_repo)
 
 
-def test_unsupported_branch_name_is_loud(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    wt = tf_repo.parent / "weird"
-    r = git(tf_repo, "worktree", "add", "-b", "a,b", str(wt))
+def test_unsupported_branch_name_is_loud(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    wt = tf_server_repo.parent / "weird"
+    r = git(tf_server_repo, "worktree", "add", "-b", "a,b", str(wt))
     assert "cannot name a workspace" in r.stderr
     assert UNPROVISIONED in db_url(wt)
 
 
-def test_rename_keeps_database(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    wt = tf_repo.parent / "a"
-    git(tf_repo, "worktree", "add", "-b", "a", str(wt))
-    before = _ls(tf_repo)["a"]
+def test_rename_keeps_database(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    wt = tf_server_repo.parent / "a"
+    git(tf_server_repo, "worktree", "add", "-b", "a", str(wt))
+    before = _ls(tf_server_repo)["a"]
     git(wt, "branch", "-m", "a", "b")
     deadline = time.monotonic() + 15
-    while (after := _ls(tf_repo)["a"])["branch"] != "b" and time.monotonic() < deadline:
+    while (after := _ls(tf_server_repo)["a"])["branch"] != "b" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert after["branch"] == "b" and after["db_branch"] == before["db_branch"] and after["status"] == "ready"
-    assert json.loads(run_tf(tf_repo, "gc", "--dry-run", "--json").out)["actions"] == []
+    assert json.loads(run_tf(tf_server_repo, "gc", "--dry-run", "--json").out)["actions"] == []
 
 
-def test_parent_is_the_invoking_workspace(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    a = tf_repo.parent / "pa"
-    git(tf_repo, "worktree", "add", "-b", "pa", str(a))
-    git(a, "worktree", "add", "-b", "pb", str(tf_repo.parent / "pb"))
-    assert _ls(tf_repo)["pb"]["parent"] == "pa"
+def test_parent_is_the_invoking_workspace(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    a = tf_server_repo.parent / "pa"
+    git(tf_server_repo, "worktree", "add", "-b", "pa", str(a))
+    git(a, "worktree", "add", "-b", "pb", str(tf_server_repo.parent / "pb"))
+    assert _ls(tf_server_repo)["pb"]["parent"] == "pa"
 
 
-def test_foreign_hooks_are_chained_and_restored(tf_repo: Path) -> None:
-    hooks = tf_repo / ".git" / "hooks"
+def test_foreign_hooks_are_chained_and_restored(tf_server_repo: Path) -> None:
+    hooks = tf_server_repo / ".git" / "hooks"
     pc = b'#!/bin/sh\necho "$@" >> "$TF_MARK"\nexit 0\n'
     rt = b'#!/bin/sh\ncat >> "$TF_MARK.rt"\n'
     (hooks / "post-checkout").write_bytes(pc)
     (hooks / "reference-transaction").write_bytes(rt)
     for h in ("post-checkout", "reference-transaction"):
         (hooks / h).chmod(0o755)
-    run_tf(tf_repo, "install")
-    run_tf(tf_repo, "install")  # a no-op
+    run_tf(tf_server_repo, "install")
+    run_tf(tf_server_repo, "install")  # a no-op
     assert (hooks / "post-checkout.legacy").read_bytes() == pc
-    mark = tf_repo.parent / "mark"
-    wt = tf_repo.parent / "z"
-    r = _git_env(tf_repo, "worktree", "add", "-b", "z", str(wt), TF_MARK=str(mark))
+    mark = tf_server_repo.parent / "mark"
+    wt = tf_server_repo.parent / "z"
+    r = _git_env(tf_server_repo, "worktree", "add", "-b", "z", str(wt), TF_MARK=str(mark))
     assert r.returncode == 0
     assert mark.read_text().split()[0] == "0" * 40
     assert "refs/heads/z" in Path(str(mark) + ".rt").read_text()  # the legacy hook got the full stdin
-    assert _ls(tf_repo)["z"]["status"] == "ready"
-    run_tf(tf_repo, "uninstall")
+    assert _ls(tf_server_repo)["z"]["status"] == "ready"
+    run_tf(tf_server_repo, "uninstall")
     assert (hooks / "post-checkout").read_bytes() == pc
     assert (hooks / "reference-transaction").read_bytes() == rt
     assert not (hooks / "post-checkout.legacy").exists()
 
 
-def test_legacy_exit_status_is_kept(tf_repo: Path) -> None:
-    hooks = tf_repo / ".git" / "hooks"
+def test_legacy_exit_status_is_kept(tf_server_repo: Path) -> None:
+    hooks = tf_server_repo / ".git" / "hooks"
     (hooks / "post-checkout").write_text("#!/bin/sh\nexit 3\n")
     (hooks / "post-checkout").chmod(0o755)
-    run_tf(tf_repo, "install")
-    r = git(tf_repo, "worktree", "add", "-b", "e", str(tf_repo.parent / "e"), check=False)
+    run_tf(tf_server_repo, "install")
+    r = git(tf_server_repo, "worktree", "add", "-b", "e", str(tf_server_repo.parent / "e"), check=False)
     assert r.returncode == 3
-    assert _ls(tf_repo)["e"]["status"] == "ready"  # our part ran anyway
+    assert _ls(tf_server_repo)["e"]["status"] == "ready"  # our part ran anyway
 
 
-def test_absolute_hooks_path(tf_repo: Path, tmp_path: Path) -> None:
+def test_absolute_hooks_path(tf_server_repo: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared-hooks"
-    git(tf_repo, "config", "core.hooksPath", str(shared))
-    out = json.loads(run_tf(tf_repo, "install", "--json").out)
+    git(tf_server_repo, "config", "core.hooksPath", str(shared))
+    out = json.loads(run_tf(tf_server_repo, "install", "--json").out)
     assert {d["path"] for d in out} == {str(shared / "post-checkout"), str(shared / "reference-transaction")}
-    git(tf_repo, "worktree", "add", "-b", "hp", str(tf_repo.parent / "hp"))
-    assert _ls(tf_repo)["hp"]["status"] == "ready"
+    git(tf_server_repo, "worktree", "add", "-b", "hp", str(tf_server_repo.parent / "hp"))
+    assert _ls(tf_server_repo)["hp"]["status"] == "ready"
 
 
-def test_relative_hooks_path_is_refused(tf_repo: Path) -> None:
-    git(tf_repo, "config", "core.hooksPath", "hooks")
-    r = run_tf(tf_repo, "install", check=False)
+def test_relative_hooks_path_is_refused(tf_server_repo: Path) -> None:
+    git(tf_server_repo, "config", "core.hooksPath", "hooks")
+    r = run_tf(tf_server_repo, "install", check=False)
     assert r.rc == 1 and "git config core.hooksPath" in r.err
 
 
-def test_doctor_reports_hooks(tf_repo: Path) -> None:
-    before = {c["name"]: c for c in json.loads(run_tf(tf_repo, "doctor", "--json").out)["checks"]}
+def test_doctor_reports_hooks(tf_server_repo: Path) -> None:
+    before = {c["name"]: c for c in json.loads(run_tf(tf_server_repo, "doctor", "--json").out)["checks"]}
     assert before["hook post-checkout"]["level"] == "warn"
-    run_tf(tf_repo, "install")
-    (tf_repo / ".worktreeinclude").write_text(".env\n")
-    report = json.loads(run_tf(tf_repo, "doctor", "--json").out)
+    run_tf(tf_server_repo, "install")
+    (tf_server_repo / ".worktreeinclude").write_text(".env\n")
+    report = json.loads(run_tf(tf_server_repo, "doctor", "--json").out)
     checks = {c["name"]: c for c in report["checks"]}
     assert report["ok"] is True
     assert checks["hook post-checkout"]["level"] == "ok" and checks["hook reference-transaction"]["level"] == "ok"

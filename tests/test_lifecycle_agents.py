@@ -46,43 +46,45 @@ AGENT = "import os, sys, time, pathlib; pathlib.Path(sys.argv[1]).write_text(os.
 
 
 @needs_tmux
-def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_repo: Path, tmux_env, tmp_path: Path) -> None:
+def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_server_repo: Path, tmux_env, tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     profile = f"agents = {{ fake = {json.dumps([sys.executable, '-c', AGENT, str(seen)])} }}\n"
-    (tf_repo / "treefork.toml").write_text(profile)
-    git(tf_repo, "add", ".")
-    git(tf_repo, "commit", "-q", "-m", "agents")
-    run_tf(tf_repo, "new", "a", "--agent", "fake", "--prompt", "30", env=tmux_env)
+    (tf_server_repo / "treefork.toml").write_text(profile)
+    git(tf_server_repo, "add", ".")
+    git(tf_server_repo, "commit", "-q", "-m", "agents")
+    run_tf(tf_server_repo, "new", "a", "--agent", "fake", "--prompt", "30", env=tmux_env)
     _wait_for(seen)
     url, prompt = seen.read_text().split("|")
-    assert url == run_tf(tf_repo, "url", "a").out.strip() and prompt == "30"
-    assert ls(tf_repo)["a"]["agent"] == "running"
-    run_tf(tf_repo, "rm", "a", "--force", env=tmux_env)  # the agent goes with its worktree
+    assert url == run_tf(tf_server_repo, "url", "a").out.strip() and prompt == "30"
+    assert ls(tf_server_repo)["a"]["agent"] == "running"
+    run_tf(tf_server_repo, "rm", "a", "--force", env=tmux_env)  # the agent goes with its worktree
     import subprocess
 
-    assert subprocess.run(["tmux", "has-session", "-t", f"={tf_repo.name}/a"], capture_output=True).returncode != 0
+    assert (
+        subprocess.run(["tmux", "has-session", "-t", f"={tf_server_repo.name}/a"], capture_output=True).returncode != 0
+    )
 
 
 @needs_tmux
-def test_agent_that_exits_shows_exited(tf_repo: Path, tmux_env, tmp_path: Path) -> None:
+def test_agent_that_exits_shows_exited(tf_server_repo: Path, tmux_env, tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     command = " ".join([sys.executable, "-c", json.dumps(AGENT), str(seen)])
-    run_tf(tf_repo, "new", "a", "--agent", command, "--prompt", "0", env=tmux_env)
+    run_tf(tf_server_repo, "new", "a", "--agent", command, "--prompt", "0", env=tmux_env)
     _wait_for(seen)
     deadline = time.monotonic() + 60
-    while ls(tf_repo)["a"]["agent"] != "exited":
+    while ls(tf_server_repo)["a"]["agent"] != "exited":
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
 
-def test_without_tmux_the_workspace_is_still_made(tf_repo: Path, tmp_path: Path) -> None:
+def test_without_tmux_the_workspace_is_still_made(tf_server_repo: Path, tmp_path: Path) -> None:
     bare_path = tmp_path / "bin"
     bare_path.mkdir()
     for tool in ("git",):
         (bare_path / tool).symlink_to(shutil.which(tool))  # type: ignore[arg-type]
-    r = run_tf(tf_repo, "new", "a", "--agent", "claude", env={"PATH": str(bare_path)})
+    r = run_tf(tf_server_repo, "new", "a", "--agent", "claude", env={"PATH": str(bare_path)})
     assert "tmux is not installed" in r.err and "agent was not started" in r.err
-    row = ls(tf_repo)["a"]
+    row = ls(tf_server_repo)["a"]
     assert row["status"] == "ready" and Path(row["path"]).is_dir()
 
 
@@ -107,9 +109,9 @@ def test_ls_fields_and_details(tf_repo: Path) -> None:
     assert all(len(line) <= 400 for line in table.splitlines()) and len(table.splitlines()) == 4
 
 
-def test_attach_without_a_session_says_so(tf_repo: Path, tmp_path: Path) -> None:
-    run_tf(tf_repo, "new", "a")
-    r = run_tf(tf_repo, "attach", "a", env={"TMUX_TMPDIR": str(tmp_path)}, check=False)
+def test_attach_without_a_session_says_so(tf_server_repo: Path, tmp_path: Path) -> None:
+    run_tf(tf_server_repo, "new", "a")
+    r = run_tf(tf_server_repo, "attach", "a", env={"TMUX_TMPDIR": str(tmp_path)}, check=False)
     assert r.rc == 1 and ("no agent session" in r.err or "tmux is not installed" in r.err)
 
 

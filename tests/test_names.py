@@ -57,31 +57,31 @@ def test_bad_names_are_refused_in_process(raw: str) -> None:
     assert "\n" not in str(e.value)
 
 
-def test_bad_names_on_the_cli_create_nothing(tf_repo: Path) -> None:
-    rid = repo_id(tf_repo)
+def test_bad_names_on_the_cli_create_nothing(tf_server_repo: Path) -> None:
+    rid = repo_id(tf_server_repo)
     before_dbs = _our_dbs(rid)
     for raw in BAD_NAMES:
-        r = run_tf(tf_repo, "new", raw, check=False)
+        r = run_tf(tf_server_repo, "new", raw, check=False)
         assert r.rc == 1, (raw, r)
         assert_one_line_error(r.err, "invalid workspace name")
     for raw in ("has space", "$(touch x)", "a..b"):  # --branch is checked the same way
-        r = run_tf(tf_repo, "new", "ok-name", "--branch", raw, check=False)
+        r = run_tf(tf_server_repo, "new", "ok-name", "--branch", raw, check=False)
         assert r.rc == 1, (raw, r)
         assert_one_line_error(r.err, "invalid workspace name")
     # a leading '-' is an option to the parser; after `--` it is a name, and refused as one
-    r = run_tf(tf_repo, "new", "--", "-x", check=False)
+    r = run_tf(tf_server_repo, "new", "--", "-x", check=False)
     assert r.rc == 1
     assert_one_line_error(r.err, "starts with '-'")
-    r = run_tf(tf_repo, "new", "-x", check=False)
+    r = run_tf(tf_server_repo, "new", "-x", check=False)
     assert r.rc != 0 and "Traceback" not in r.err
     # nothing was created: no worktree dir, no registry entry, no branch, no database, no file from `$(touch x)`
-    assert not worktrees_dir(tf_repo).exists()
-    assert not (tf_repo / "x").exists() and not (tf_repo.parent / "x").exists()
-    assert registry(tf_repo)["workspaces"] == {}
-    assert branches(tf_repo) == {"main"}
-    assert len(worktree_paths(tf_repo)) == 1
+    assert not worktrees_dir(tf_server_repo).exists()
+    assert not (tf_server_repo / "x").exists() and not (tf_server_repo.parent / "x").exists()
+    assert registry(tf_server_repo)["workspaces"] == {}
+    assert branches(tf_server_repo) == {"main"}
+    assert len(worktree_paths(tf_server_repo)) == 1
     assert _our_dbs(rid) == before_dbs
-    assert gc_dry(tf_repo) == []
+    assert gc_dry(tf_server_repo) == []
 
 
 def _our_dbs(rid: str) -> set[str]:

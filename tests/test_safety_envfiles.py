@@ -25,9 +25,9 @@ MAIN_ENV = (
 )
 
 
-def test_every_database_variable_points_at_the_workspace(tf_repo: Path) -> None:
-    (tf_repo / ".env").write_text(MAIN_ENV)
-    out = run_tf(tf_repo, "new", "parts", "--json").out
+def test_every_database_variable_points_at_the_workspace(tf_server_repo: Path) -> None:
+    (tf_server_repo / ".env").write_text(MAIN_ENV)
+    out = run_tf(tf_server_repo, "new", "parts", "--json").out
     import json
 
     env = dotenv_values(Path(json.loads(out)["path"]) / ".env")
@@ -80,36 +80,36 @@ def _branch_with(repo: Path, branch: str, files: dict[str, str | Path], *, force
     git(repo, "switch", "-q", "main")
 
 
-def test_tracked_env_file_never_gets_the_password(tf_repo: Path) -> None:
-    main_env = (tf_repo / ".env").read_bytes()
-    _branch_with(tf_repo, "tracked", {".env": "APP_MODE=committed\n"}, force_add=True)
-    (tf_repo / ".env").write_bytes(main_env)  # switching branches took the untracked file away
-    r = run_tf(tf_repo, "new", "tracked", check=False)
+def test_tracked_env_file_never_gets_the_password(tf_server_repo: Path) -> None:
+    main_env = (tf_server_repo / ".env").read_bytes()
+    _branch_with(tf_server_repo, "tracked", {".env": "APP_MODE=committed\n"}, force_add=True)
+    (tf_server_repo / ".env").write_bytes(main_env)  # switching branches took the untracked file away
+    r = run_tf(tf_server_repo, "new", "tracked", check=False)
     assert r.rc != 0
     assert_one_line_error(r.err, "tracked by git", "git rm --cached")
-    assert "tracked" not in ls(tf_repo)
-    assert git(tf_repo, "show", "tracked:.env").stdout == "APP_MODE=committed\n"
+    assert "tracked" not in ls(tf_server_repo)
+    assert git(tf_server_repo, "show", "tracked:.env").stdout == "APP_MODE=committed\n"
 
 
-def test_env_file_unignored_by_negation_never_gets_the_password(tf_repo: Path) -> None:
-    _branch_with(tf_repo, "negated", {".gitignore": ".env\n!.env\n"})
-    r = run_tf(tf_repo, "new", "negated", check=False)
+def test_env_file_unignored_by_negation_never_gets_the_password(tf_server_repo: Path) -> None:
+    _branch_with(tf_server_repo, "negated", {".gitignore": ".env\n!.env\n"})
+    r = run_tf(tf_server_repo, "new", "negated", check=False)
     assert r.rc != 0
     assert_one_line_error(r.err, "!.env")
-    assert "negated" not in ls(tf_repo)
+    assert "negated" not in ls(tf_server_repo)
 
 
-def test_symlinked_env_file_in_a_branch_is_never_read_or_written(tf_repo: Path, tmp_path: Path) -> None:
+def test_symlinked_env_file_in_a_branch_is_never_read_or_written(tf_server_repo: Path, tmp_path: Path) -> None:
     victim = tmp_path / "shadow"
     victim.write_text("root:secret-hash\n")
-    main_env = (tf_repo / ".env").read_bytes()
-    _branch_with(tf_repo, "linked", {".env": victim}, force_add=True)
-    (tf_repo / ".env").write_bytes(main_env)
-    r = run_tf(tf_repo, "new", "linked", check=False)
+    main_env = (tf_server_repo / ".env").read_bytes()
+    _branch_with(tf_server_repo, "linked", {".env": victim}, force_add=True)
+    (tf_server_repo / ".env").write_bytes(main_env)
+    r = run_tf(tf_server_repo, "new", "linked", check=False)
     assert r.rc != 0
     assert_one_line_error(r.err, "symlink")
     assert victim.read_text() == "root:secret-hash\n"
-    assert "linked" not in ls(tf_repo)
+    assert "linked" not in ls(tf_server_repo)
 
 
 def test_symlinked_main_env_file_is_never_replaced_or_read(tmp_path: Path) -> None:
@@ -123,9 +123,9 @@ def test_symlinked_main_env_file_is_never_replaced_or_read(tmp_path: Path) -> No
     assert (repo / ".env").is_symlink() and shared.read_bytes() == ENV_SAMPLE.encode()
 
 
-def test_copy_files_cannot_copy_the_parents_env_file_over_the_workspaces(tf_repo: Path) -> None:
-    (tf_repo / "treefork.toml").write_text('copy_files = ["./.env"]\n')
-    r = run_tf(tf_repo, "new", "copied", check=False)
+def test_copy_files_cannot_copy_the_parents_env_file_over_the_workspaces(tf_server_repo: Path) -> None:
+    (tf_server_repo / "treefork.toml").write_text('copy_files = ["./.env"]\n')
+    r = run_tf(tf_server_repo, "new", "copied", check=False)
     assert r.rc == 1
     assert_one_line_error(r.err, "copy_files", "parent's database")
-    assert "copied" not in ls(tf_repo)
+    assert "copied" not in ls(tf_server_repo)

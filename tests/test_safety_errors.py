@@ -36,37 +36,37 @@ def run_tf_mounted(cwd: Path, setup: str, *args: str) -> subprocess.CompletedPro
 
 
 @needs_mounts
-def test_read_only_registry_is_a_clear_error(tf_repo: Path) -> None:
-    d = tf_repo / ".git" / "treefork"
-    r = run_tf_mounted(tf_repo, f"mount --bind '{d}' '{d}'; mount -o remount,bind,ro '{d}'", "new", "ro")
+def test_read_only_registry_is_a_clear_error(tf_server_repo: Path) -> None:
+    d = tf_server_repo / ".git" / "treefork"
+    r = run_tf_mounted(tf_server_repo, f"mount --bind '{d}' '{d}'; mount -o remount,bind,ro '{d}'", "new", "ro")
     assert r.returncode == 1, r.stderr
     assert_one_line_error(r.stderr, "cannot write", str(d))
-    assert "ro" not in ls(tf_repo)
+    assert "ro" not in ls(tf_server_repo)
 
 
 @needs_mounts
-def test_read_only_info_exclude_is_a_clear_error(tf_repo: Path) -> None:
-    (tf_repo / ".gitignore").write_text("")  # so treefork has to add the env file to info/exclude
-    git(tf_repo, "commit", "-qam", "ignore nothing")
-    f = tf_repo / ".git" / "info" / "exclude"
-    r = run_tf_mounted(tf_repo, f"mount --bind '{f}' '{f}'; mount -o remount,bind,ro '{f}'", "new", "noexcl")
+def test_read_only_info_exclude_is_a_clear_error(tf_server_repo: Path) -> None:
+    (tf_server_repo / ".gitignore").write_text("")  # so treefork has to add the env file to info/exclude
+    git(tf_server_repo, "commit", "-qam", "ignore nothing")
+    f = tf_server_repo / ".git" / "info" / "exclude"
+    r = run_tf_mounted(tf_server_repo, f"mount --bind '{f}' '{f}'; mount -o remount,bind,ro '{f}'", "new", "noexcl")
     assert r.returncode == 1, r.stderr
     assert_one_line_error(r.stderr, "cannot write", "exclude")
-    assert "noexcl" not in ls(tf_repo)
+    assert "noexcl" not in ls(tf_server_repo)
 
 
 @needs_mounts
-def test_full_disk_is_a_clear_error(tf_repo: Path, tmp_path: Path) -> None:
-    d = tf_repo / ".git" / "treefork"
+def test_full_disk_is_a_clear_error(tf_server_repo: Path, tmp_path: Path) -> None:
+    d = tf_server_repo / ".git" / "treefork"
     keep = tmp_path / "registry-copy"
     setup = (
         f"cp -a '{d}' '{keep}'; mount -t tmpfs -o size=64k tmpfs '{d}'; cp -a '{keep}/.' '{d}/'; "
         f"dd if=/dev/zero of='{d}/fill' bs=4k 2>/dev/null || true"
     )
-    r = run_tf_mounted(tf_repo, setup, "new", "full")
+    r = run_tf_mounted(tf_server_repo, setup, "new", "full")
     assert r.returncode == 1, r.stderr
     assert_one_line_error(r.stderr, "no space left", "df -h")
-    assert "full" not in ls(tf_repo)
+    assert "full" not in ls(tf_server_repo)
 
 
 def test_bug_details_reach_stderr_when_the_log_cannot_be_written(
@@ -118,12 +118,12 @@ def test_neon_api_answering_html_is_a_clear_error(repo: Path) -> None:
     assert_one_line_error(r.err, "text/html", "NEON_API_HOST")
 
 
-def test_closed_stdout_is_a_clear_error_and_closed_stdin_is_harmless(tf_repo: Path) -> None:
+def test_closed_stdout_is_a_clear_error_and_closed_stdin_is_harmless(tf_server_repo: Path) -> None:
     cmd = [sys.executable, "-m", "treefork", "ls"]
     closed_out = subprocess.run(
-        ["sh", "-c", '"$@" >&-', "sh", *cmd], cwd=tf_repo, stderr=subprocess.PIPE, text=True, timeout=60
+        ["sh", "-c", '"$@" >&-', "sh", *cmd], cwd=tf_server_repo, stderr=subprocess.PIPE, text=True, timeout=60
     )
     assert closed_out.returncode == 1
     assert_one_line_error(closed_out.stderr, "standard output is closed")
-    closed_in = subprocess.run(["sh", "-c", '"$@" <&-', "sh", *cmd], cwd=tf_repo, capture_output=True, text=True)
+    closed_in = subprocess.run(["sh", "-c", '"$@" <&-', "sh", *cmd], cwd=tf_server_repo, capture_output=True, text=True)
     assert closed_in.returncode == 0 and "root" in closed_in.stdout and "Traceback" not in closed_in.stderr

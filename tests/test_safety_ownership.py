@@ -106,76 +106,78 @@ def test_rerun_keeps_database_of_ready_workspace(tf_repo: Path) -> None:
     assert read_rows(url) == ["precious"]
 
 
-def test_control_characters_in_path_are_refused(tf_repo: Path, tmp_path: Path) -> None:
+def test_control_characters_in_path_are_refused(tf_server_repo: Path, tmp_path: Path) -> None:
     bad = f"{tmp_path}/a\nworktree {tmp_path}/phantom"
-    r = run_tf(tf_repo, "new", "nl", "--path", bad, check=False)
+    r = run_tf(tf_server_repo, "new", "nl", "--path", bad, check=False)
     assert r.rc != 0 and "control character" in r.err
-    assert "nl" not in ls(tf_repo)
+    assert "nl" not in ls(tf_server_repo)
 
 
-def test_newline_in_a_worktree_path_neither_corrupts_nor_injects_worktrees(tf_repo: Path, tmp_path: Path) -> None:
+def test_newline_in_a_worktree_path_neither_corrupts_nor_injects_worktrees(
+    tf_server_repo: Path, tmp_path: Path
+) -> None:
     from treefork.git import Repo
 
-    live = new(tf_repo, "live")
+    live = new(tf_server_repo, "live")
     url = db_url(live)
     write_row(url)
     # a worktree added by git itself, whose path crafts a phantom record naming another path
     odd = tmp_path / f"odd\n\nworktree {tmp_path}/phantom\nHEAD {'0' * 40}\nbranch refs/heads/zzz"
-    git(tf_repo, "worktree", "add", "-q", "-b", "odd", str(odd))
-    paths = [t.path for t in Repo.discover(tf_repo).worktrees()]
-    assert paths == [tf_repo.resolve(), live.resolve(), odd] or sorted(map(str, paths)) == sorted(
-        map(str, [tf_repo.resolve(), live.resolve(), odd])
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "odd", str(odd))
+    paths = [t.path for t in Repo.discover(tf_server_repo).worktrees()]
+    assert paths == [tf_server_repo.resolve(), live.resolve(), odd] or sorted(map(str, paths)) == sorted(
+        map(str, [tf_server_repo.resolve(), live.resolve(), odd])
     )
-    assert gc_dry(tf_repo) == []
-    run_tf(tf_repo, "gc")
+    assert gc_dry(tf_server_repo) == []
+    run_tf(tf_server_repo, "gc")
     assert read_rows(url) == ["precious"]
 
 
-def test_rm_keeps_worktree_that_reused_the_path(tf_repo: Path) -> None:
-    wt = new(tf_repo, "reused")
-    git(tf_repo, "worktree", "remove", str(wt))
-    git(tf_repo, "worktree", "add", "-q", "-b", "someone-else", str(wt))
+def test_rm_keeps_worktree_that_reused_the_path(tf_server_repo: Path) -> None:
+    wt = new(tf_server_repo, "reused")
+    git(tf_server_repo, "worktree", "remove", str(wt))
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "someone-else", str(wt))
     (wt / "their-work.txt").write_text("not treefork's\n")
     git(wt, "add", "their-work.txt")
     git(wt, "commit", "-q", "-m", "their work")
-    assert ls(tf_repo)["reused"]["worktree"] == "reused"
-    r = run_tf(tf_repo, "rm", "reused", "--force", "--json")
+    assert ls(tf_server_repo)["reused"]["worktree"] == "reused"
+    r = run_tf(tf_server_repo, "rm", "reused", "--force", "--json")
     assert json.loads(r.out)[0]["worktree_removed"] is False
     assert (wt / "their-work.txt").read_text() == "not treefork's\n"
-    assert wt.resolve() in worktree_paths(tf_repo) and "someone-else" in branches(tf_repo)
-    assert "reused" not in ls(tf_repo)
+    assert wt.resolve() in worktree_paths(tf_server_repo) and "someone-else" in branches(tf_server_repo)
+    assert "reused" not in ls(tf_server_repo)
 
 
-def test_rm_keeps_branch_treefork_did_not_create(tf_repo: Path) -> None:
-    git(tf_repo, "branch", "users-own-branch")
-    new(tf_repo, "review", "--branch", "users-own-branch")
-    out = json.loads(run_tf(tf_repo, "rm", "review", "--delete-branch", "--json").out)
+def test_rm_keeps_branch_treefork_did_not_create(tf_server_repo: Path) -> None:
+    git(tf_server_repo, "branch", "users-own-branch")
+    new(tf_server_repo, "review", "--branch", "users-own-branch")
+    out = json.loads(run_tf(tf_server_repo, "rm", "review", "--delete-branch", "--json").out)
     assert out[0]["branch_deleted"] is False and "not created by treefork" in out[0]["branch_kept_reason"]
-    assert "users-own-branch" in branches(tf_repo)
+    assert "users-own-branch" in branches(tf_server_repo)
 
 
 @pytest.mark.parametrize("layout", ["file-link", "dir-link"])
-def test_copy_files_never_writes_through_symlink(tf_repo: Path, tmp_path: Path, layout: str) -> None:
+def test_copy_files_never_writes_through_symlink(tf_server_repo: Path, tmp_path: Path, layout: str) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "app.yml").write_text("victim\n")
-    (tf_repo / "treefork.toml").write_text('copy_files = ["config/app.yml"]\n')
-    (tf_repo / "config").mkdir()
-    (tf_repo / "config" / "app.yml").write_text("secret: from main\n")
-    git(tf_repo, "switch", "-q", "-c", "evil")
+    (tf_server_repo / "treefork.toml").write_text('copy_files = ["config/app.yml"]\n')
+    (tf_server_repo / "config").mkdir()
+    (tf_server_repo / "config" / "app.yml").write_text("secret: from main\n")
+    git(tf_server_repo, "switch", "-q", "-c", "evil")
     if layout == "file-link":
-        (tf_repo / "config" / "app.yml").unlink()
-        (tf_repo / "config" / "app.yml").symlink_to(outside / "app.yml")
+        (tf_server_repo / "config" / "app.yml").unlink()
+        (tf_server_repo / "config" / "app.yml").symlink_to(outside / "app.yml")
     else:
-        shutil.rmtree(tf_repo / "config")
-        (tf_repo / "config").symlink_to(outside)
-    git(tf_repo, "add", "config")
-    git(tf_repo, "commit", "-q", "-m", "evil link")
-    git(tf_repo, "switch", "-q", "main")
-    shutil.rmtree(tf_repo / "config", ignore_errors=True)
-    (tf_repo / "config").mkdir(exist_ok=True)
-    (tf_repo / "config" / "app.yml").write_text("secret: from main\n")
-    r = run_tf(tf_repo, "new", "evil", check=False)
+        shutil.rmtree(tf_server_repo / "config")
+        (tf_server_repo / "config").symlink_to(outside)
+    git(tf_server_repo, "add", "config")
+    git(tf_server_repo, "commit", "-q", "-m", "evil link")
+    git(tf_server_repo, "switch", "-q", "main")
+    shutil.rmtree(tf_server_repo / "config", ignore_errors=True)
+    (tf_server_repo / "config").mkdir(exist_ok=True)
+    (tf_server_repo / "config" / "app.yml").write_text("secret: from main\n")
+    r = run_tf(tf_server_repo, "new", "evil", check=False)
     assert r.rc != 0 and "symlink" in r.err and "Traceback" not in r.err
     assert (outside / "app.yml").read_text() == "victim\n"
     assert sorted(p.name for p in outside.iterdir()) == ["app.yml"]
