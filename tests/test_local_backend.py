@@ -137,6 +137,26 @@ def test_every_root_is_a_copy_of_one_pristine_cluster_with_its_own_passwords(tmp
     assert not can_connect(f"postgresql://{one['role']}:{one['role_password']}@127.0.0.1:{two['port']}/{two['dbname']}")
 
 
+def test_the_pristine_cluster_keeps_one_wal_segment_and_a_root_writes_past_it(tmp_path: Path) -> None:
+    """initdb's recycled segments are not copied into every root: the root makes new ones as it writes."""
+    from conftest import make_repo
+    from testing.server import root_cluster
+
+    repo = make_repo(tmp_path / "app")
+    run_tf(repo, "init", "--no-import")
+    (pristine,) = (home() / "pristine").glob("*/data")
+    assert len([p for p in (pristine / "pg_wal").iterdir() if p.is_file()]) == 1
+    rec = root_cluster(repo)
+    with admin_conn(rec, rec["dbname"]) as conn:
+        conn.execute("CREATE TABLE t (n int)")
+        for n in range(3):
+            conn.execute("INSERT INTO t VALUES (%s)", (n,))
+            conn.execute("SELECT pg_switch_wal()")
+    child = new(repo, "a")  # a fork replays the WAL written since
+    with psycopg.connect(db_url(child)) as conn:
+        assert [r[0] for r in conn.execute("SELECT n FROM t ORDER BY n")] == [0, 1, 2]
+
+
 # ---- isolation -----------------------------------------------------------------------------------
 def test_a_workspaces_credentials_open_its_own_cluster_and_nothing_else(tf_repo: Path) -> None:
     from urllib.parse import urlsplit, urlunsplit

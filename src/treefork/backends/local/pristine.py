@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 from treefork.backends.local.cluster import ADMIN_USER, give_to_server_user, new_password, pg
 from treefork.backends.local.dist import wheel_version
-from treefork.backends.local.fork import Copier, copy_tree
+from treefork.backends.local.fork import SEGMENT, Copier, copy_tree
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 
-FORMAT = 1  # part of the directory's name: change it when initdb's options below change
+FORMAT = 2  # part of the directory's name: change it when initdb's options below, or what follows it, change
 
 
 def empty_data_dir(home: Path) -> tuple[Path, str]:
@@ -62,6 +63,7 @@ def _make(base: Path) -> None:
     password = new_password()
     try:
         _initdb(tmp / "data", password)
+        _drop_recycled_wal(tmp / "data")
         atomic_write_text(tmp / "ready.json", json.dumps({"admin_password": password}) + "\n", mode=0o600)
         os.rename(tmp, base)
     finally:
@@ -93,3 +95,17 @@ def _initdb(data: Path, password: str) -> None:
         pwfile.unlink(missing_ok=True)
     with (data / "postgresql.conf").open("a") as f:
         f.write("\ninclude_if_exists = 'treefork.conf'\n")
+
+
+def _drop_recycled_wal(data: Path) -> None:
+    """initdb leaves recycled WAL segments, named for the future, after the one its last (shutdown) checkpoint
+    is in. A cluster makes new segments as it needs them, so no root needs to copy them: 6 of the 7 MB of WAL."""
+    out = pg("pg_controldata", "-D", str(data)).out
+    redo = re.search(r"^Latest checkpoint's REDO WAL file:\s*([0-9A-F]{24})\s*$", out, re.MULTILINE)
+    shutdown = re.search(r"^Latest checkpoint's REDO location:\s*(\S+)\s*$", out, re.MULTILINE)
+    checkpoint = re.search(r"^Latest checkpoint location:\s*(\S+)\s*$", out, re.MULTILINE)
+    if not (redo and shutdown and checkpoint and shutdown.group(1) == checkpoint.group(1)):
+        return  # not the shutdown checkpoint initdb leaves: keep every segment
+    for name in os.listdir(data / "pg_wal"):
+        if SEGMENT.match(name) and name > redo.group(1):
+            os.unlink(data / "pg_wal" / name)
