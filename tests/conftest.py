@@ -180,13 +180,14 @@ class PgServer:
 
     port: int
     password: str
+    log: Path
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
     def names(self) -> set[tuple[str, str]]:
         """Every database and role on the server, as ("database", name) and ("role", name)."""
-        with self._admin() as conn:
+        with self.admin() as conn:
             rows = conn.execute(
                 "SELECT 'database', datname FROM pg_database UNION ALL SELECT 'role', rolname FROM pg_roles"
             )
@@ -197,13 +198,13 @@ class PgServer:
         from treefork.backends.local.libpq import SQL, Ident
 
         made = self.names() - kept
-        with self._admin() as conn:
+        with self.admin() as conn:
             for kind in ("database", "role"):
                 for _, name in sorted(n for n in made if n[0] == kind):
                     verb = "DROP DATABASE {} WITH (FORCE)" if kind == "database" else "DROP ROLE {}"
                     conn.execute(SQL.of(verb, Ident(name)))
 
-    def _admin(self) -> Any:
+    def admin(self) -> Any:
         from treefork.backends.local import libpq
 
         return libpq.connect(
@@ -219,7 +220,7 @@ def pg_server(treefork_home: Path) -> PgServer:
     rec = new_record("tests", "<root>", dbname="scratch", role="scratch", parent=None)
     cluster = store.register(rec)
     store.initdb(cluster, rec)
-    yield PgServer(port=rec.port, password=rec.admin_password)
+    yield PgServer(port=rec.port, password=rec.admin_password, log=cluster.log)
     cluster.destroy()
     shutil.rmtree(store.home, ignore_errors=True)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -121,6 +122,22 @@ def test_server_url_branches_on_an_existing_server(repo: Path, pg_server: PgServ
     assert pg_server.password not in (repo / ".git" / "treefork" / "registry.json").read_text()
     run_tf(repo, "rm", "a", "b")
     assert not (a.exists() or b.exists())
+
+
+def test_server_url_never_sends_the_roles_password_to_the_server(repo: Path, pg_server: PgServer) -> None:
+    """The repo's role gets a SCRAM verifier computed here, so its password is in no statement the server logs."""
+    kept = pg_server.names()
+    with pg_server.admin() as conn:
+        conn.execute("ALTER ROLE postgres SET log_statement = 'all'")
+    try:
+        run_tf(repo, "init", "--server-url", pg_server.url())
+    finally:
+        with pg_server.admin() as conn:
+            conn.execute("ALTER ROLE postgres RESET log_statement")
+    password = urlsplit(run_tf(repo, "url", "root").out.strip()).password
+    log = pg_server.log.read_text()
+    assert password and "CREATE ROLE" in log and password not in log
+    pg_server.drop_all_but(kept)
 
 
 def test_server_url_copies_a_busy_parent_logically_without_disconnecting_anyone(

@@ -141,7 +141,8 @@ class TemplateBackend:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ("treefork-role:" + self.role,))
             verb = "ALTER" if conn.one("SELECT 1 FROM pg_roles WHERE rolname = $1", (self.role,)) else "CREATE"
-            conn.execute(SQL.of(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}", Ident(self.role), Literal(password)))
+            verifier = conn.scram_verifier(self.role, password)  # the password itself never reaches the server's log
+            conn.execute(SQL.of(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}", Ident(self.role), Literal(verifier)))
             conn.execute(SQL.of("COMMENT ON ROLE {} IS {}", Ident(self.role), Literal(mark)))
 
     def _role_mark(self, conn: libpq.Connection) -> str | None:
