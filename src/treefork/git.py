@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -147,6 +148,16 @@ class Repo:
     def head_of(self, path: Path) -> str | None:
         r = git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False)
         return r.out.strip() or None
+
+    def head_in(self, path: Path, listed: Mapping[Path, Worktree]) -> str | None:
+        """head_of(path), read from a `worktrees()` listing keyed by resolved path (`git worktree list` prints
+        every worktree's HEAD) instead of one process a worktree. A path the listing does not show with a
+        commit (no worktree of this repository, a prunable entry, an unborn branch) is still asked of git, so
+        the answer is head_of's in every case."""
+        tree = listed.get(path.resolve())
+        if tree is not None and not tree.prunable and tree.head and tree.head != ZERO_SHA:
+            return tree.head
+        return self.head_of(path)
 
     def current_branch(self, path: Path) -> str | None:
         r = git("symbolic-ref", "-q", "--short", "HEAD", cwd=path, check=False)
