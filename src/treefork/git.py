@@ -80,6 +80,13 @@ class Repo:
             repo._expect_supported_layout()  # only unusual layouts pay for this check
         return repo
 
+    def from_main_root(self) -> Repo:
+        """The repository as `discover(main_root)` sees it. When this already is the main worktree, git would
+        answer with the same toplevel, git dir and common dir, so no second process asks."""
+        if self.is_linked_worktree:
+            return Repo.discover(self.main_root)
+        return replace(self, cwd=self.main_root)
+
     def _expect_supported_layout(self) -> None:
         """Refuse the layouts treefork does not support yet, before it writes anything in the wrong place."""
         if git("rev-parse", "--show-superproject-working-tree", cwd=self.toplevel, check=False).out.strip():
