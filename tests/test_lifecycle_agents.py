@@ -86,6 +86,16 @@ def test_without_tmux_the_workspace_is_still_made(tf_repo: Path, tmp_path: Path)
     assert row["status"] == "ready" and Path(row["path"]).is_dir()
 
 
+def test_ls_without_tmux_says_so_for_every_workspace(tf_repo: Path, tmp_path: Path) -> None:
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    (bare_path / "git").symlink_to(shutil.which("git"))  # type: ignore[arg-type]
+    new(tf_repo, "a")
+    new(tf_repo, "b")
+    rows = {r["name"]: r for r in json.loads(run_tf(tf_repo, "ls", "--json", env={"PATH": str(bare_path)}).out)}
+    assert (rows["root"]["agent"], rows["a"]["agent"], rows["b"]["agent"]) == (None, "no-tmux", "no-tmux")
+
+
 def test_ls_fields_and_details(tf_repo: Path) -> None:
     a = Path(json.loads(run_tf(tf_repo, "new", "a", "--json").out)["path"])
     (a / "f.txt").write_text("x\n")
