@@ -37,7 +37,8 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     _check_children(ctx, state, ws)
     from treefork import reconcile
 
-    with ctx.registry.git_lock():  # one worktree listing: no treefork command moves a worktree until it is removed
+    # the git lock is held from the one listing to the removal: no treefork command adds or removes a worktree between
+    with ctx.registry.git_lock():
         where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
         _expect_clean(ctx, name, where, force=force)
         with ctx.registry.transaction() as st:
