@@ -167,3 +167,13 @@ def test_install_moves_an_old_install_out_of_the_tracked_settings_and_refuses_a_
     git(tf_server_repo, "commit", "-q", "-m", "tracked local settings")
     r = run_tf(tf_server_repo, "install", "--claude", check=False)
     assert r.rc == 1 and "is tracked by git" in r.err and "git rm --cached" in r.err
+
+
+def test_create_in_a_repository_without_commits_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    run_tf(root, "init", "--no-import")
+    r = run_tf(root, "claude-hook", "create", input=_payload(root, name="c"), check=False)
+    assert r.rc == 1 and "no commits yet" in r.err
+    assert not (root / ".claude" / "worktrees" / "c").exists() and ls(root).keys() == {"root"}

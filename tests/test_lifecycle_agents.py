@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git, run_tf
-from tf_helpers import ls
+from tf_helpers import ls, new
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt package: tmux)")
 
@@ -88,6 +88,16 @@ def test_without_tmux_the_workspace_is_still_made(tf_server_repo: Path, tmp_path
     assert row["status"] == "ready" and Path(row["path"]).is_dir()
 
 
+def test_ls_without_tmux_says_so_for_every_workspace(tf_repo: Path, tmp_path: Path) -> None:
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    (bare_path / "git").symlink_to(shutil.which("git"))  # type: ignore[arg-type]
+    new(tf_repo, "a")
+    new(tf_repo, "b")
+    rows = {r["name"]: r for r in json.loads(run_tf(tf_repo, "ls", "--json", env={"PATH": str(bare_path)}).out)}
+    assert (rows["root"]["agent"], rows["a"]["agent"], rows["b"]["agent"]) == (None, "no-tmux", "no-tmux")
+
+
 def test_ls_fields_and_details(tf_repo: Path) -> None:
     a = Path(json.loads(run_tf(tf_repo, "new", "a", "--json").out)["path"])
     (a / "f.txt").write_text("x\n")
@@ -129,3 +139,81 @@ def test_a_narrow_terminal_drops_the_optional_columns_first(monkeypatch) -> None
     finally:
         output._console.cache_clear()
     assert columns == ["name", "branch", "tree", "server"] and rows == [["a", "a", "clean", "127.0.0.1:5432"]]
+
+
+def test_ls_counts_ahead_and_behind_from_each_parents_own_head(tf_repo: Path) -> None:
+    """Every row's base is its parent worktree's HEAD (read from one `git worktree list`), not the root's."""
+    a = new(tf_repo, "a")
+    git(a, "commit", "-q", "--allow-empty", "-m", "a1")
+    b = new(tf_repo, "b", "--from", "a")
+    git(a, "commit", "-q", "--allow-empty", "-m", "a2")
+    git(b, "commit", "-q", "--allow-empty", "-m", "b1")
+    git(tf_repo, "commit", "-q", "--allow-empty", "-m", "root1")
+    rows = ls(tf_repo)
+    assert (rows["a"]["ahead"], rows["a"]["behind"]) == (2, 1)  # a1, a2 / root1
+    assert (rows["b"]["ahead"], rows["b"]["behind"]) == (1, 1)  # b1 / a2
+    assert rows["root"]["branch"] == "main"
+    git(tf_repo, "switch", "-q", "--detach")
+    assert ls(tf_repo)["root"]["branch"] is None
+
+
+def test_rm_deletes_a_branch_merged_into_its_parent_workspace_not_the_root(tf_repo: Path) -> None:
+    a = new(tf_repo, "a")
+    b = new(tf_repo, "b", "--from", "a")
+    git(b, "commit", "-q", "--allow-empty", "-m", "b1")
+    git(a, "merge", "-q", "--ff-only", "b")  # merged into a's HEAD; the root's HEAD lacks it
+    out = json.loads(run_tf(tf_repo, "rm", "b", "--json").out)
+    assert out[0]["branch_deleted"] is True
+    c = new(tf_repo, "c", "--from", "a")
+    git(c, "commit", "-q", "--allow-empty", "-m", "c1")
+    git(tf_repo, "merge", "-q", "--ff-only", "c")  # merged into the root's HEAD, not into its parent a's
+    out = json.loads(run_tf(tf_repo, "rm", "c", "--json").out)
+    assert out[0]["branch_deleted"] is False and "not merged" in out[0]["branch_kept_reason"]
+
+
+@needs_tmux
+def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
+    tf_repo: Path, tmux_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One tmux call answers every row: running, exited and none side by side, and a session of the same
+    workspace name in another repository is not this one's."""
+    import subprocess
+
+    from treefork import agents_launch
+
+    monkeypatch.delenv("TMUX", raising=False)  # the test's own server, even when pytest runs inside tmux
+    assert not agents_launch.server_may_run()
+    new(tf_repo, "idle")
+    assert ls(tf_repo)["idle"]["agent"] == "none"
+    assert not agents_launch.server_may_run()  # asking did not start a server
+    seen = tmp_path / "seen"
+    run_tf(tf_repo, "new", "busy", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}", "--prompt", "30")
+    run_tf(tf_repo, "new", "done", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}.2", "--prompt", "0")
+    subprocess.run(["tmux", "new-session", "-d", "-s", "other-repo/idle", "sleep 30"], check=True)
+    assert agents_launch.server_may_run()
+    _wait_for(Path(f"{seen}.2"))
+    deadline = time.monotonic() + 60
+    while (rows := ls(tf_repo))["done"]["agent"] != "exited":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert (rows["busy"]["agent"], rows["idle"]["agent"], rows["root"]["agent"]) == ("running", "none", None)
+    run_tf(tf_repo, "rm", "busy", "done", "--force")
+    assert subprocess.run(["tmux", "has-session", "-t", "=other-repo/idle"]).returncode == 0
+
+
+def test_server_may_run_looks_where_a_tmux_client_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treefork.agents_launch import server_may_run
+
+    inside = tmp_path / "inside"
+    monkeypatch.setenv("TMUX", f"{inside},123,0")  # inside tmux: the socket $TMUX names
+    assert not server_may_run()
+    inside.touch()
+    assert server_may_run()
+    monkeypatch.delenv("TMUX")
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
+    (tmp_path / f"tmux-{os.getuid()}").mkdir()
+    assert not server_may_run()
+    (tmp_path / f"tmux-{os.getuid()}" / "default").touch()
+    assert server_may_run()
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path / "missing"))  # tmux 3 falls back to /tmp
+    assert server_may_run() is (Path("/tmp") / f"tmux-{os.getuid()}" / "default").exists()

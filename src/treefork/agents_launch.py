@@ -66,10 +66,52 @@ def status(session: str) -> str:
     tmux = tmux_path()
     if tmux is None:
         return NO_TMUX
+    if not server_may_run():
+        return NONE
     r = proc.run(tmux, "list-panes", "-s", "-t", f"={session}", "-F", "#{pane_dead}", check=False)
     if r.rc != 0:
         return NONE
-    return EXITED if all(line == "1" for line in r.out.split()) else RUNNING
+    return _state(r.out.split())
+
+
+def statuses() -> dict[str, str] | None:
+    """Every tmux session's state (RUNNING or EXITED) from one `tmux list-panes -a`, for `ls`, which asked
+    tmux once a workspace before; {} without a process when no server runs; None when tmux is not installed.
+    A session absent from the dict is NONE, as status() would say."""
+    tmux = tmux_path()
+    if tmux is None:
+        return None
+    if not server_may_run():
+        return {}
+    r = proc.run(tmux, "list-panes", "-a", "-F", "#{pane_dead} #{session_name}", check=False)
+    flags: dict[str, list[str]] = {}
+    for line in r.out.splitlines() if r.rc == 0 else []:
+        dead, _, session = line.partition(" ")
+        flags.setdefault(session, []).append(dead)
+    return {session: _state(dead) for session, dead in flags.items()}
+
+
+def status_in(sessions: dict[str, str] | None, session: str) -> str:
+    """status(session), looked up in what statuses() returned."""
+    return NO_TMUX if sessions is None else sessions.get(session, NONE)
+
+
+def _state(pane_dead: list[str]) -> str:
+    """A session whose every pane is dead (remain-on-exit kept it) has an agent that exited."""
+    return EXITED if all(flag == "1" for flag in pane_dead) else RUNNING
+
+
+def server_may_run() -> bool:
+    """Whether a tmux server may listen where a tmux client started by this process would connect
+    (tmux.c: main, make_label): inside tmux the socket $TMUX names, else <dir>/tmux-<uid>/default, dir being
+    $TMUX_TMPDIR when it exists (tmux 3 resolves it and falls back to /tmp). No socket, no server: asking
+    tmux would only start a process to hear "no server running"."""
+    inside = os.environ.get("TMUX", "")
+    if inside and not inside.startswith(","):
+        return os.path.exists(inside.split(",", 1)[0])
+    tmpdir = os.environ.get("TMUX_TMPDIR") or ""
+    base = os.path.realpath(tmpdir) if tmpdir and os.path.exists(tmpdir) else "/tmp"
+    return os.path.exists(os.path.join(base, f"tmux-{os.getuid()}", "default"))
 
 
 def attach(session: str) -> int:
@@ -84,5 +126,5 @@ def attach(session: str) -> int:
 
 def kill(session: str) -> None:
     tmux = tmux_path()
-    if tmux is not None:
+    if tmux is not None and server_may_run():
         proc.run(tmux, "kill-session", "-t", f"={session}", check=False)

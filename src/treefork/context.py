@@ -23,7 +23,10 @@ class Context:
 
     @classmethod
     def open(cls, cwd: Path | None = None) -> Context:
-        repo = Repo.discover(cwd)
+        return cls.of(Repo.discover(cwd))
+
+    @classmethod
+    def of(cls, repo: Repo) -> Context:
         return cls(repo=repo, registry=Registry(repo.common_dir), config=config_mod.load(repo.main_root))
 
     def state(self) -> State:

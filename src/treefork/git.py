@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -79,6 +80,13 @@ class Repo:
             repo._expect_supported_layout()  # only unusual layouts pay for this check
         return repo
 
+    def from_main_root(self) -> Repo:
+        """The repository as `discover(main_root)` sees it. When this already is the main worktree, git would
+        answer with the same toplevel, git dir and common dir, so no second process asks."""
+        if self.is_linked_worktree:
+            return Repo.discover(self.main_root)
+        return replace(self, cwd=self.main_root)
+
     def _expect_supported_layout(self) -> None:
         """Refuse the layouts treefork does not support yet, before it writes anything in the wrong place."""
         if git("rev-parse", "--show-superproject-working-tree", cwd=self.toplevel, check=False).out.strip():
@@ -147,6 +155,16 @@ class Repo:
     def head_of(self, path: Path) -> str | None:
         r = git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False)
         return r.out.strip() or None
+
+    def head_in(self, path: Path, listed: Mapping[Path, Worktree]) -> str | None:
+        """head_of(path), read from a `worktrees()` listing keyed by resolved path (`git worktree list` prints
+        every worktree's HEAD) instead of one process a worktree. A path the listing does not show with a
+        commit (no worktree of this repository, a prunable entry, an unborn branch) is still asked of git, so
+        the answer is head_of's in every case."""
+        tree = listed.get(path.resolve())
+        if tree is not None and not tree.prunable and tree.head and tree.head != ZERO_SHA:
+            return tree.head
+        return self.head_of(path)
 
     def current_branch(self, path: Path) -> str | None:
         r = git("symbolic-ref", "-q", "--short", "HEAD", cwd=path, check=False)

@@ -8,6 +8,7 @@ taken from the env file's URL without its credentials.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from treefork import agents_launch, ports, reconcile
 from treefork.backends.base import DbBranch
 from treefork.context import Context
-from treefork.git import git
+from treefork.git import Worktree, git
 from treefork.state import State, Workspace
 
 FIELDS = (
@@ -26,14 +27,19 @@ FIELDS = (
 
 
 def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One `git worktree list` gives every row its worktree, its branch and its parent's HEAD, and one tmux
+    call every row's agent (a process a row for each before)."""
     listed = reconcile.listed_worktrees(ctx)
     expiry = _expiries(ctx, state)
-    out = [_root_row(ctx, state)] if names is None or "root" in names else []
-    for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
-        if names is None or ws.name in names:
-            where = reconcile.locate(ws, listed)
-            path = reconcile.live_path(ws, where)
-            out.append(row(ctx, state, ws, worktree=where.state, path=path, expires_at=expiry.get(ws.name)))
+    out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
+    chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
+    sessions = agents_launch.statuses() if chosen else None
+    for ws in chosen:
+        where = reconcile.locate(ws, listed)
+        path = reconcile.live_path(ws, where)
+        agent = agents_launch.status_in(sessions, agents_launch.session_name(ctx.repo.name, ws.name))
+        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
+        out.append(row(ctx, state, ws, seen, expires_at=expiry.get(ws.name)))
     return out
 
 
@@ -44,11 +50,21 @@ def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
     return {**found[0], "env_file": str(Path(found[0]["path"]) / ctx.config.env_file), **extra}
 
 
-def row(
-    ctx: Context, state: State, ws: Workspace, *, worktree: str, path: Path, expires_at: str | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Seen:
+    """What `rows` read once for every row: where the workspace's worktree is, git's listing of worktrees
+    (HEADs and branches), and its agent's state."""
+
+    worktree: str  # reconcile.Location.state
+    path: Path
+    listed: dict[Path, Worktree]
+    agent: str
+
+
+def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: str | None = None) -> dict[str, Any]:
+    worktree, path = seen.worktree, seen.path
     present = worktree == "present"
-    ahead, behind = _ahead_behind(ctx, state, ws) if present else (None, None)
+    ahead, behind = _ahead_behind(ctx, state, ws, seen.listed) if present else (None, None)
     return {
         "name": ws.name,
         "is_root": False,
@@ -72,19 +88,20 @@ def row(
         "disk_bytes": disk_bytes(path) if present else None,
         "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
         "ports": ports.held_by(path),
-        "agent": agents_launch.status(agents_launch.session_name(ctx.repo.name, ws.name)),
+        "agent": seen.agent,
         "created_at": ws.created_at,
         "expires_at": expires_at,
     }
 
 
-def _root_row(ctx: Context, state: State) -> dict[str, Any]:
+def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[str, Any]:
     main = ctx.repo.main_root
+    tree = listed.get(main.resolve())
     return {
         **dict.fromkeys(FIELDS),
         "name": "root",
         "is_root": True,
-        "branch": ctx.repo.current_branch(main),
+        "branch": tree.branch if tree is not None else ctx.repo.current_branch(main),
         "path": str(main),
         "status": "ready",
         "worktree": "present",
@@ -101,11 +118,14 @@ def _root_row(ctx: Context, state: State) -> dict[str, Any]:
     }
 
 
-def _ahead_behind(ctx: Context, state: State, ws: Workspace) -> tuple[int | None, int | None]:
-    """Commits on the workspace's branch that its parent's HEAD lacks, and the reverse."""
+def _ahead_behind(
+    ctx: Context, state: State, ws: Workspace, listed: dict[Path, Worktree]
+) -> tuple[int | None, int | None]:
+    """Commits on the workspace's branch that its parent's HEAD lacks, and the reverse. One process a row:
+    git 2.39 has no for-each-ref %(ahead-behind), and rev-list counts one pair at a time."""
     parent = state.workspaces.get(ws.parent) if ws.parent else None
     parent_path = Path(parent.path) if parent else ctx.repo.main_root
-    base = ctx.repo.head_of(parent_path) if parent_path.exists() else None
+    base = ctx.repo.head_in(parent_path, listed) if parent_path.exists() else None
     if not base or not ws.branch:
         return None, None
     r = git(

@@ -16,6 +16,7 @@ from treefork.state import REMOVING, State, Workspace
 
 if TYPE_CHECKING:
     from treefork import reconcile
+    from treefork.git import Worktree
 
 RESERVED = {"root"}  # the root workspace's name: the main worktree and the root database
 
@@ -36,17 +37,14 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     _check_children(ctx, state, ws)
     from treefork import reconcile
 
-    where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
-    path = where.tree.path if where.state == "present" and where.tree else None
-    if path is not None and path.exists() and not force and ctx.repo.is_dirty(path):
-        raise FatalError(
-            f"worktree {path} has uncommitted changes",
-            hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
-        )
-    with ctx.registry.transaction() as st:
-        st.workspaces[name].status = REMOVING
-    debug.crash_point("rm:after-intent")
-    worktree_removed = _remove_worktree(ctx, ws, where, force=force)  # git's own dirty check is the last gate
+    # the git lock is held from the one listing to the removal: no treefork command adds or removes a worktree between
+    with ctx.registry.git_lock():
+        where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+        _expect_clean(ctx, name, where, force=force)
+        with ctx.registry.transaction() as st:
+            st.workspaces[name].status = REMOVING
+        debug.crash_point("rm:after-intent")
+        worktree_removed = _remove_worktree(ctx, where, force=force)  # git's own dirty check is the last gate
     _release_extras(ctx, ws)
     debug.crash_point("rm:after-worktree")
     db_dropped = drop_db(ctx, ws)
@@ -85,17 +83,22 @@ def drop_db(ctx: Context, ws: Workspace) -> bool:
     return True
 
 
-def _remove_worktree(ctx: Context, ws: Workspace, where: reconcile.Location, *, force: bool) -> bool:
-    """Remove the workspace's own worktree, re-identified under the git lock; never one that now sits at
-    its path for another branch."""
-    from treefork import reconcile
+def _expect_clean(ctx: Context, name: str, where: reconcile.Location, *, force: bool) -> None:
+    path = where.tree.path if where.state == "present" and where.tree else None
+    if path is not None and path.exists() and not force and ctx.repo.is_dirty(path):
+        raise FatalError(
+            f"worktree {path} has uncommitted changes",
+            hint=f"commit or stash them, or `treefork rm {name} --force` to discard them",
+        )
 
-    with ctx.registry.git_lock():
-        now = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
-        if now.state != "present" or now.tree is None or (where.tree and now.tree.path != where.tree.path):
-            return False
-        # ignored files (our env file, build output) do not stop git; modified or untracked ones do
-        ctx.repo.remove_worktree(now.tree.path, force=force)
+
+def _remove_worktree(ctx: Context, where: reconcile.Location, *, force: bool) -> bool:
+    """Remove the workspace's own worktree, identified under the git lock the caller holds since it listed
+    the worktrees; never one that sits at its path for another branch (that one is `reused`, not `present`)."""
+    if where.state != "present" or where.tree is None:
+        return False
+    # ignored files (our env file, build output) do not stop git; modified or untracked ones do
+    ctx.repo.remove_worktree(where.tree.path, force=force)
     return True
 
 
@@ -105,9 +108,12 @@ def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_del
         return False, None
     if not ws.created_branch:
         return False, f"branch {branch} was not created by treefork; kept (delete it yourself: git branch -D {branch})"
-    if any(w.branch == branch for w in ctx.repo.worktrees()):
+    from treefork import reconcile
+
+    listed = reconcile.listed_worktrees(ctx)  # read after the removal: the worktree list has changed
+    if any(w.branch == branch for w in listed.values()):
         return False, f"branch {branch} is checked out in another worktree"
-    into = _parent_ref(ctx, state, ws)
+    into = _parent_ref(ctx, state, ws, listed)
     if force_delete or (into and ctx.repo.is_merged(branch, into=into)):
         with ctx.registry.git_lock():
             ctx.repo.delete_branch(branch)
@@ -115,10 +121,10 @@ def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_del
     return False, f"branch {branch} is not merged into {into or 'its parent'}; kept (delete it with --delete-branch)"
 
 
-def _parent_ref(ctx: Context, state: State, ws: Workspace) -> str | None:
+def _parent_ref(ctx: Context, state: State, ws: Workspace, listed: dict[Path, Worktree]) -> str | None:
     parent = state.workspaces.get(ws.parent) if ws.parent else None
     where = Path(parent.path) if parent else ctx.repo.main_root
-    return ctx.repo.head_of(where) if where.exists() else None
+    return ctx.repo.head_in(where, listed) if where.exists() else None
 
 
 def _release_extras(ctx: Context, ws: Workspace) -> None:

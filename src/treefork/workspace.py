@@ -97,9 +97,11 @@ def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
     would shadow (`origin/main` is both refs/heads/origin/main and refs/remotes/origin/main)."""
     if req.path is not None and has_control_chars(str(req.path)):
         raise FatalError(f"the path {str(req.path)!r} contains a control character", hint="choose a plain path")
-    for what in {str(req.name), req.branch or str(req.name)}:
+    slashed = [what for what in {str(req.name), req.branch or str(req.name)} if "/" in what]
+    remotes = ctx.repo.remotes() if slashed else []  # one `git remote` for both names
+    for what in slashed:
         first = what.split("/", 1)[0]
-        if "/" in what and first in ctx.repo.remotes():
+        if first in remotes:
             raise FatalError(
                 f"{what!r} is ambiguous: {first!r} is a remote, so git would mix it up with the remote-tracking branch {what}",
                 hint=f"pick a name that does not start with '{first}/'",
@@ -189,9 +191,11 @@ def _checkout(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, b
 
 
 def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
+    from treefork import reconcile
+
     path = Path(ws.path)
     with ctx.registry.git_lock():
-        listed = {w.path.resolve(): w for w in ctx.repo.worktrees()}
+        listed = reconcile.listed_worktrees(ctx)
         tree = listed.get(path.resolve())
         if tree is not None:
             _expect_own_worktree(ws, tree)
@@ -202,7 +206,7 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
                 f"{path} is not a git worktree of this repository", hint="create it with `git worktree add`"
             )
         assert ws.branch
-        base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent)
+        base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent, listed)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
         created["worktree"], created["branch"] = True, base is not None
     with ctx.registry.transaction() as st:
@@ -230,10 +234,12 @@ def _record_worktree_id(ctx: Context, name: str, admin_id: str | None) -> None:
             rec.worktree_id = admin_id
 
 
-def _parent_head(ctx: Context, parent: str | None) -> str:
+def _parent_head(ctx: Context, parent: str | None, listed: dict[Path, Worktree]) -> str:
+    """The commit a new branch starts from: the parent worktree's HEAD, as the listing just read under the
+    git lock shows it (no second `rev-parse HEAD`)."""
     state = ctx.state()
     where = Path(state.workspaces[parent].path) if parent else ctx.repo.main_root
-    head = ctx.repo.head_of(where)
+    head = ctx.repo.head_in(where, listed)
     if head is None:
         raise FatalError(f"the parent worktree {where} has no commit to branch from", hint="make a first commit there")
     return head

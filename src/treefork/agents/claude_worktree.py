@@ -14,20 +14,19 @@ from treefork.agents import claude_settings
 from treefork.git import Repo, git
 
 
-def base_ref(repo: Repo, settings: dict[str, Any]) -> str:
-    """Claude's default ('fresh'): origin/<default branch>; local HEAD with baseRef 'head' or no such remote ref."""
+def base_ref(repo: Repo, settings: dict[str, Any], *, head: str) -> str:
+    """Claude's default ('fresh'): origin/<default branch>; the local HEAD (the caller read it already) with
+    baseRef 'head' or no such remote ref."""
     if settings.get("baseRef") != "head":
         remote = repo.rev("refs/remotes/origin/HEAD")
         if remote:
             return remote
-    head = repo.rev("HEAD")
-    assert head, "checked by the caller: the repository has commits"
     return head
 
 
-def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any]) -> bool:
+def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any], *, head: str) -> bool:
     """`git worktree add` as Claude runs it: a new branch at the base (an existing one is resumed). Returns
-    whether it created the branch."""
+    whether it created the branch. `head` is the main worktree's HEAD commit."""
     sparse = [p for p in settings.get("sparsePaths") or [] if isinstance(p, str)]
     checkout = ["--no-checkout"] if sparse else []
     created = not repo.branch_exists(branch)
@@ -42,7 +41,7 @@ def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any]) -> bool:
             "-b",
             branch,
             str(path),
-            base_ref(repo, settings),
+            base_ref(repo, settings, head=head),
             cwd=repo.main_root,
         )
     if sparse:

@@ -40,7 +40,8 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     if ws is not None:
         ws = workspace.create(ctx, adopt.resume_request(ws))
     else:
-        ws = adopt.provision(ctx, ctx.repo.toplevel, origin="sync")
+        root = ctx.repo.toplevel
+        ws = adopt.provision(ctx, root, branch=ctx.repo.current_branch(root), origin="sync")
     if as_json:
         from treefork import listing
 

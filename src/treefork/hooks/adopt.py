@@ -44,11 +44,17 @@ def name_for(ctx: Context, root: Path, branch: str | None) -> WorkspaceName:
 
 
 def request_for(
-    ctx: Context, root: Path, *, origin: str, new_head: str | None = None, invoker: Path | None = None
+    ctx: Context,
+    root: Path,
+    *,
+    branch: str | None,
+    origin: str,
+    new_head: str | None = None,
+    invoker: Path | None = None,
 ) -> workspace.NewRequest:
-    """The request for a worktree git already made, writing the fail-loud env file if none can be built."""
+    """The request for a worktree git already made (on `branch`, None when detached: the caller has asked
+    git already), writing the fail-loud env file if none can be built."""
     try:
-        branch = ctx.repo.current_branch(root)
         name = name_for(ctx, root, branch)
         head = new_head or ctx.repo.head_of(root) or ""
         parent = parent_rule.choose(ctx, ctx.state(), branch=branch, new_head=head, invoker=invoker)
@@ -88,10 +94,16 @@ def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Excep
 
 
 def provision(
-    ctx: Context, root: Path, *, origin: str, new_head: str | None = None, invoker: Path | None = None
+    ctx: Context,
+    root: Path,
+    *,
+    branch: str | None,
+    origin: str,
+    new_head: str | None = None,
+    invoker: Path | None = None,
 ) -> Workspace:
     """Adopt and provision; on any failure the worktree is left fail-loud and recorded where possible."""
-    req = request_for(ctx, root, origin=origin, new_head=new_head, invoker=invoker)
+    req = request_for(ctx, root, branch=branch, origin=origin, new_head=new_head, invoker=invoker)
     try:
         ctx.backend().prepare()
         ws = workspace.create(ctx, req)

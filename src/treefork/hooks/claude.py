@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from treefork import output, workspace
+from treefork import output, reconcile, workspace
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -55,9 +55,9 @@ def _main_context(start: Path) -> Context:
     """The context of the main worktree, opened from there (never from inside a worktree about to go)."""
     if not start.is_dir():
         raise FatalError(f"{start} does not exist", hint="run the hook from the repository")
-    main = Repo.discover(start).main_root
-    os.chdir(main)
-    return Context.open(main)
+    repo = Repo.discover(start).from_main_root()
+    os.chdir(repo.main_root)
+    return Context.of(repo)
 
 
 def create(payload: dict[str, Any]) -> Path:
@@ -76,11 +76,13 @@ def create(payload: dict[str, Any]) -> Path:
     settings = claude_settings.worktree_settings(repo.main_root)
     made_branch = None
     with ctx.registry.git_lock():
-        if path.resolve() not in {w.path.resolve() for w in repo.worktrees()}:
-            if not repo.has_commits():
+        listed = reconcile.listed_worktrees(ctx)
+        if path.resolve() not in listed:
+            head = repo.head_in(repo.main_root, listed)  # the main worktree's HEAD, in the listing already
+            if head is None:
                 raise FatalError("this repository has no commits yet", hint="make a first commit, then retry")
             output.info(f"treefork: creating worktree {path} (branch {branch})")
-            made_branch = claude_worktree.add(repo, path, branch, settings)
+            made_branch = claude_worktree.add(repo, path, branch, settings, head=head)
     ws = workspace.create(
         ctx,
         workspace.NewRequest(name=name, branch=branch, path=path, parent=None, origin="claude", adopt_worktree=True),

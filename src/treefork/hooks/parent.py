@@ -34,19 +34,27 @@ def invoking_worktree() -> Path | None:
 
 
 def choose(ctx: Context, state: State, *, branch: str | None, new_head: str, invoker: Path | None) -> str | None:
+    """Git is asked only what a candidate needs: the upstream when a workspace could be it, and every HEAD
+    from one `git worktree list` (one process, not one a workspace plus one for the root)."""
     ready = [ws for ws in state.workspaces.values() if ws.status == READY and ws.db_branch and ws.branch != branch]
-    if branch:
+    if branch and ready:
         upstream = git(
             "rev-parse", "--abbrev-ref", f"{branch}@{{upstream}}", cwd=ctx.repo.toplevel, check=False
         ).out.strip()
         for ws in ready:
             if upstream and ws.branch == upstream:
                 return ws.name
-    same = [ws for ws in ready if Path(ws.path).exists() and ctx.repo.head_of(Path(ws.path)) == new_head]
+    candidates = [ws for ws in ready if Path(ws.path).exists()]
+    if not candidates:
+        return None
+    from treefork import reconcile
+
+    listed = reconcile.listed_worktrees(ctx)
+    same = [ws for ws in candidates if ctx.repo.head_in(Path(ws.path), listed) == new_head]
     by_cwd = _by_invoker(same, invoker)
     if by_cwd is not None:
         return by_cwd.name
-    if not same or ctx.repo.head_of(ctx.repo.main_root) == new_head:
+    if not same or ctx.repo.head_in(ctx.repo.main_root, listed) == new_head:
         return None
     return sorted(same, key=lambda w: w.name)[0].name
 
