@@ -202,18 +202,18 @@ def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_repo: Path) 
     assert rows["m"]["parent"] == "root" and not forked_from_a(base / "m")
 
 
-def test_parent_rule_among_several_workspaces_at_the_start_commit(tf_repo: Path) -> None:
+def test_parent_rule_among_several_workspaces_at_the_start_commit(tf_server_repo: Path) -> None:
     """Rule 2 with the HEADs of several workspaces and the root's: the root wins when its HEAD is the start
     commit too, else the first workspace by name whose HEAD is."""
-    run_tf(tf_repo, "install")
-    base = tf_repo.parent
+    run_tf(tf_server_repo, "install")
+    base = tf_server_repo.parent
     for name in ("q", "p"):
-        run_tf(tf_repo, "new", name)
-    git(tf_repo, "worktree", "add", "-q", "-b", "same", str(base / "same"))  # every HEAD is main's
-    start = git(tf_repo, "rev-parse", "HEAD").stdout.strip()
-    git(tf_repo, "commit", "-q", "--allow-empty", "-m", "root moves on")
-    git(tf_repo, "worktree", "add", "-q", "-b", "old", str(base / "old"), start)  # p's and q's HEAD, not main's
+        run_tf(tf_server_repo, "new", name)
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "same", str(base / "same"))  # every HEAD is main's
+    start = git(tf_server_repo, "rev-parse", "HEAD").stdout.strip()
+    git(tf_server_repo, "commit", "-q", "--allow-empty", "-m", "root moves on")
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "old", str(base / "old"), start)  # p's and q's HEAD, not main's
     git(base / "app.worktrees" / "q", "commit", "-q", "--allow-empty", "-m", "q moves on")
-    git(tf_repo, "worktree", "add", "-q", "-b", "old2", str(base / "old2"), start)  # old's, p's and same's HEAD
-    rows = _ls(tf_repo)
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "old2", str(base / "old2"), start)  # old's, p's and same's HEAD
+    rows = _ls(tf_server_repo)
     assert (rows["same"]["parent"], rows["old"]["parent"], rows["old2"]["parent"]) == ("root", "p", "old")

@@ -88,13 +88,13 @@ def test_without_tmux_the_workspace_is_still_made(tf_server_repo: Path, tmp_path
     assert row["status"] == "ready" and Path(row["path"]).is_dir()
 
 
-def test_ls_without_tmux_says_so_for_every_workspace(tf_repo: Path, tmp_path: Path) -> None:
+def test_ls_without_tmux_says_so_for_every_workspace(tf_server_repo: Path, tmp_path: Path) -> None:
     bare_path = tmp_path / "bin"
     bare_path.mkdir()
     (bare_path / "git").symlink_to(shutil.which("git"))  # type: ignore[arg-type]
-    new(tf_repo, "a")
-    new(tf_repo, "b")
-    rows = {r["name"]: r for r in json.loads(run_tf(tf_repo, "ls", "--json", env={"PATH": str(bare_path)}).out)}
+    new(tf_server_repo, "a")
+    new(tf_server_repo, "b")
+    rows = {r["name"]: r for r in json.loads(run_tf(tf_server_repo, "ls", "--json", env={"PATH": str(bare_path)}).out)}
     assert (rows["root"]["agent"], rows["a"]["agent"], rows["b"]["agent"]) == (None, "no-tmux", "no-tmux")
 
 
@@ -141,39 +141,39 @@ def test_a_narrow_terminal_drops_the_optional_columns_first(monkeypatch) -> None
     assert columns == ["name", "branch", "tree", "server"] and rows == [["a", "a", "clean", "127.0.0.1:5432"]]
 
 
-def test_ls_counts_ahead_and_behind_from_each_parents_own_head(tf_repo: Path) -> None:
+def test_ls_counts_ahead_and_behind_from_each_parents_own_head(tf_server_repo: Path) -> None:
     """Every row's base is its parent worktree's HEAD (read from one `git worktree list`), not the root's."""
-    a = new(tf_repo, "a")
+    a = new(tf_server_repo, "a")
     git(a, "commit", "-q", "--allow-empty", "-m", "a1")
-    b = new(tf_repo, "b", "--from", "a")
+    b = new(tf_server_repo, "b", "--from", "a")
     git(a, "commit", "-q", "--allow-empty", "-m", "a2")
     git(b, "commit", "-q", "--allow-empty", "-m", "b1")
-    git(tf_repo, "commit", "-q", "--allow-empty", "-m", "root1")
-    rows = ls(tf_repo)
+    git(tf_server_repo, "commit", "-q", "--allow-empty", "-m", "root1")
+    rows = ls(tf_server_repo)
     assert (rows["a"]["ahead"], rows["a"]["behind"]) == (2, 1)  # a1, a2 / root1
     assert (rows["b"]["ahead"], rows["b"]["behind"]) == (1, 1)  # b1 / a2
     assert rows["root"]["branch"] == "main"
-    git(tf_repo, "switch", "-q", "--detach")
-    assert ls(tf_repo)["root"]["branch"] is None
+    git(tf_server_repo, "switch", "-q", "--detach")
+    assert ls(tf_server_repo)["root"]["branch"] is None
 
 
-def test_rm_deletes_a_branch_merged_into_its_parent_workspace_not_the_root(tf_repo: Path) -> None:
-    a = new(tf_repo, "a")
-    b = new(tf_repo, "b", "--from", "a")
+def test_rm_deletes_a_branch_merged_into_its_parent_workspace_not_the_root(tf_server_repo: Path) -> None:
+    a = new(tf_server_repo, "a")
+    b = new(tf_server_repo, "b", "--from", "a")
     git(b, "commit", "-q", "--allow-empty", "-m", "b1")
     git(a, "merge", "-q", "--ff-only", "b")  # merged into a's HEAD; the root's HEAD lacks it
-    out = json.loads(run_tf(tf_repo, "rm", "b", "--json").out)
+    out = json.loads(run_tf(tf_server_repo, "rm", "b", "--json").out)
     assert out[0]["branch_deleted"] is True
-    c = new(tf_repo, "c", "--from", "a")
+    c = new(tf_server_repo, "c", "--from", "a")
     git(c, "commit", "-q", "--allow-empty", "-m", "c1")
-    git(tf_repo, "merge", "-q", "--ff-only", "c")  # merged into the root's HEAD, not into its parent a's
-    out = json.loads(run_tf(tf_repo, "rm", "c", "--json").out)
+    git(tf_server_repo, "merge", "-q", "--ff-only", "c")  # merged into the root's HEAD, not into its parent a's
+    out = json.loads(run_tf(tf_server_repo, "rm", "c", "--json").out)
     assert out[0]["branch_deleted"] is False and "not merged" in out[0]["branch_kept_reason"]
 
 
 @needs_tmux
 def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
-    tf_repo: Path, tmux_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tf_server_repo: Path, tmux_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One tmux call answers every row: running, exited and none side by side, and a session of the same
     workspace name in another repository is not this one's."""
@@ -183,21 +183,25 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
 
     monkeypatch.delenv("TMUX", raising=False)  # the test's own server, even when pytest runs inside tmux
     assert not agents_launch.server_may_run()
-    new(tf_repo, "idle")
-    assert ls(tf_repo)["idle"]["agent"] == "none"
+    new(tf_server_repo, "idle")
+    assert ls(tf_server_repo)["idle"]["agent"] == "none"
     assert not agents_launch.server_may_run()  # asking did not start a server
     seen = tmp_path / "seen"
-    run_tf(tf_repo, "new", "busy", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}", "--prompt", "30")
-    run_tf(tf_repo, "new", "done", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}.2", "--prompt", "0")
+    run_tf(
+        tf_server_repo, "new", "busy", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}", "--prompt", "30"
+    )
+    run_tf(
+        tf_server_repo, "new", "done", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}.2", "--prompt", "0"
+    )
     subprocess.run(["tmux", "new-session", "-d", "-s", "other-repo/idle", "sleep 30"], check=True)
     assert agents_launch.server_may_run()
     _wait_for(Path(f"{seen}.2"))
     deadline = time.monotonic() + 60
-    while (rows := ls(tf_repo))["done"]["agent"] != "exited":
+    while (rows := ls(tf_server_repo))["done"]["agent"] != "exited":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert (rows["busy"]["agent"], rows["idle"]["agent"], rows["root"]["agent"]) == ("running", "none", None)
-    run_tf(tf_repo, "rm", "busy", "done", "--force")
+    run_tf(tf_server_repo, "rm", "busy", "done", "--force")
     assert subprocess.run(["tmux", "has-session", "-t", "=other-repo/idle"]).returncode == 0
 
 
