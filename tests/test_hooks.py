@@ -172,12 +172,12 @@ def test_doctor_reports_hooks(tf_server_repo: Path) -> None:
     assert checks["agent claude"]["level"] == "warn"
 
 
-def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_repo: Path) -> None:
+def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_server_repo: Path) -> None:
     """The issue's three examples, plus the plain case: git hook and `treefork new` agree."""
     import psycopg
 
-    run_tf(tf_repo, "install")
-    a = Path(json.loads(run_tf(tf_repo, "new", "feat-A", "--json").out)["path"])
+    run_tf(tf_server_repo, "install")
+    a = Path(json.loads(run_tf(tf_server_repo, "new", "feat-A", "--json").out)["path"])
     git(a, "commit", "-q", "--allow-empty", "-m", "on feat-A")
     with psycopg.connect(db_url(a), autocommit=True) as conn:
         conn.execute("CREATE TABLE marker (v text)")
@@ -189,13 +189,13 @@ def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_repo: Path) 
             has = conn.execute("SELECT to_regclass('marker') IS NOT NULL").fetchone()[0]
             return bool(has) and conn.execute("SELECT v FROM marker").fetchall() == [("feat-A",)]
 
-    base = tf_repo.parent
-    git(tf_repo, "worktree", "add", "-q", "--track", "-b", "x", str(base / "x"), "feat-A")  # upstream
-    git(tf_repo, "worktree", "add", "-q", "-b", "y", str(base / "y"), a_head)  # start point at feat-A's HEAD
+    base = tf_server_repo.parent
+    git(tf_server_repo, "worktree", "add", "-q", "--track", "-b", "x", str(base / "x"), "feat-A")  # upstream
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "y", str(base / "y"), a_head)  # start point at feat-A's HEAD
     z = Path(json.loads(run_tf(a, "new", "z", "--json").out)["path"])  # `new` inside feat-A
     git(a, "worktree", "add", "-q", "-b", "w", str(base / "w"))  # `git worktree add` inside feat-A
-    git(tf_repo, "worktree", "add", "-q", "-b", "m", str(base / "m"))  # from main, at main's HEAD
-    rows = _ls(tf_repo)
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "m", str(base / "m"))  # from main, at main's HEAD
+    rows = _ls(tf_server_repo)
     for name, wt in (("x", base / "x"), ("y", base / "y"), ("z", z), ("w", base / "w")):
         assert rows[name]["parent"] == "feat-A", (name, rows[name])
         assert git(wt, "rev-parse", "HEAD").stdout.strip() == a_head and forked_from_a(wt)
