@@ -101,6 +101,8 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     return cp
 
 
+SHARED_HOME = "TREEFORK_TEST_SHARED_HOME"
+
 # Property tests: 400 examples each, as CI runs them; `--hypothesis-profile=dev` (the inner loop) runs 50.
 settings.register_profile("ci", max_examples=400)
 settings.register_profile("dev", max_examples=50)
@@ -116,12 +118,40 @@ def pytest_configure(config: pytest.Config) -> None:
     rewrites and compiles every test module."""
     sys.dont_write_bytecode = False
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not hasattr(config, "workerinput"):  # the one process, or xdist's controller: its workers inherit this
+        os.environ[SHARED_HOME] = tempfile.mkdtemp(prefix="treefork-test-shared-", dir=_fast_dir())
     fast = _fast_dir()
     if fast is None or os.environ.get("TREEFORK_TEST_TMPDIR") == "keep":
         return
     os.environ.setdefault("TREEFORK_AGENT_CLI_CACHE", str(Path(tempfile.gettempdir()) / "treefork-agent-clis"))
     os.environ["TMPDIR"] = fast
     tempfile.tempdir = fast
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(SHARED_HOME, ""), ignore_errors=True)
+
+
+def _share_what_is_made_once(home: Path) -> None:
+    """The PostgreSQL binaries linked for the server user (as root) and the pristine cluster (initdb's output)
+    are made once a home. The tests' homes (one a worker, and the session server's) link to one set, made by
+    the first worker that needs it: each is about half a second of CPU."""
+    from treefork.backends.local import pristine
+    from treefork.locks import FileLock
+
+    shared = Path(os.environ[SHARED_HOME])
+    with FileLock(shared / "made.lock", timeout=300, what="the tests' shared home").held():
+        if not (shared / "pristine").is_dir():
+            saved = os.environ["TREEFORK_HOME"]
+            os.environ["TREEFORK_HOME"] = str(shared)  # where the server user's copy of the binaries goes
+            try:
+                pristine.empty_data_dir(shared)
+            finally:
+                os.environ["TREEFORK_HOME"] = saved
+    for part in ("dist", "pristine"):
+        if (shared / part).is_dir():
+            (home / part).symlink_to(shared / part)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -159,6 +189,7 @@ def treefork_home() -> Path:
         os.environ.pop(var, None)
     os.environ.pop("NEON_API_KEY", None)
     os.environ.pop("NEON_API_HOST", None)
+    _share_what_is_made_once(home)
     (fake_user_home / ".gitconfig").write_text(
         "[user]\n\tname = t\n\temail = t@example.invalid\n[init]\n\tdefaultBranch = main\n"
     )
@@ -217,6 +248,7 @@ def pg_server(treefork_home: Path) -> PgServer:
     from treefork.backends.local.store import ClusterStore, new_record
 
     store = ClusterStore(Path(tempfile.mkdtemp(prefix="treefork-test-pg-")))
+    _share_what_is_made_once(store.home)
     rec = new_record("tests", "<root>", dbname="scratch", role="scratch", parent=None)
     cluster = store.register(rec)
     store.initdb(cluster, rec)
