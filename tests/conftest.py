@@ -155,10 +155,13 @@ def _share_what_is_made_once(home: Path) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the agent CLIs (the `agent_clis` fixture) is an `agent_cli` test, whatever its module."""
+    """A test that uses the agent CLIs (the `agent_clis` fixture) is an `agent_cli` test, whatever its module.
+    The tests marked `waits` go first: xdist hands out the first tests one a worker, so their waiting overlaps
+    the other workers' work instead of ending the run alone."""
     for item in items:
         if "agent_clis" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.agent_cli)
+    items.sort(key=lambda item: item.get_closest_marker("waits") is None)
 
 
 def _fast_dir() -> str | None:

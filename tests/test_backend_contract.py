@@ -93,6 +93,7 @@ def harness(request: pytest.FixtureRequest, repo: Path) -> Iterator[Harness]:
     yield from HARNESSES[request.param](repo)
 
 
+@pytest.mark.waits  # Neon operations polled to the end
 def test_the_backend_contract(harness: Harness) -> None:
     be, write, read = harness.backend, harness.write, harness.read
 

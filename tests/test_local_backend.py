@@ -359,6 +359,7 @@ def test_a_cluster_whose_registry_entry_was_lost_is_collected(tf_repo: Path) -> 
     assert can_connect(run_tf(tf_repo, "url", "root").out.strip())
 
 
+@pytest.mark.waits  # until init reaps the killed postmaster
 def test_the_parents_postmaster_killed_then_the_next_new_restarts_it_and_forks(tf_repo: Path) -> None:
     root_url = run_tf(tf_repo, "url", "root").out.strip()
     _fill(root_url, 3)

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from conftest import db_url, git
 from neon_fake import PROJECT, FakeNeon, neon_env
 
@@ -39,6 +41,7 @@ def test_new_and_fork_use_neon_parents_and_both_urls(neon_repo: Path, tf_neon, f
     assert fake_neon.branch_names(PROJECT) == {}
 
 
+@pytest.mark.waits  # Neon backoff: seconds of sleep
 def test_retry_storms_leave_nothing_orphaned(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
     fake_neon.faults = [(429, "0"), (423, None), (503, None), (429, "0")]
     tf_neon(neon_repo, "new", "a")
@@ -105,6 +108,7 @@ def test_rm_parent_with_children_is_a_plain_error(neon_repo: Path, tf_neon, fake
     assert set(fake_neon.branch_names(PROJECT)) == {"a", "b"}
 
 
+@pytest.mark.waits  # Neon operations polled to the end
 def test_api_key_never_leaks(repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
     key = fake_neon.api_key
     env_text = (repo / ".env").read_text().replace("napi_test_secret_never_copy", key)
