@@ -133,7 +133,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(os.environ.pop(SHARED_HOME, ""), ignore_errors=True)
 
 
-def _share_what_is_made_once(home: Path) -> None:
+def share_what_is_made_once(home: Path) -> None:
     """The PostgreSQL binaries linked for the server user (as root) and the pristine cluster (initdb's output)
     are made once a home. The tests' homes (one a worker, and the session server's) link to one set, made by
     the first worker that needs it: each is about half a second of CPU."""
@@ -192,7 +192,7 @@ def treefork_home() -> Path:
         os.environ.pop(var, None)
     os.environ.pop("NEON_API_KEY", None)
     os.environ.pop("NEON_API_HOST", None)
-    _share_what_is_made_once(home)
+    share_what_is_made_once(home)
     (fake_user_home / ".gitconfig").write_text(
         "[user]\n\tname = t\n\temail = t@example.invalid\n[init]\n\tdefaultBranch = main\n"
     )
@@ -251,7 +251,7 @@ def pg_server(treefork_home: Path) -> PgServer:
     from treefork.backends.local.store import ClusterStore, new_record
 
     store = ClusterStore(Path(tempfile.mkdtemp(prefix="treefork-test-pg-")))
-    _share_what_is_made_once(store.home)
+    share_what_is_made_once(store.home)
     rec = new_record("tests", "<root>", dbname="scratch", role="scratch", parent=None)
     cluster = store.register(rec)
     store.initdb(cluster, rec)

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tf
+from conftest import run_tf, share_what_is_made_once
 
 
 @pytest.fixture
 def own_home() -> Iterator[dict[str, str]]:
     """A treefork home with no server in it (under the temp dir, which the server's user can reach as root)."""
     home = Path(tempfile.mkdtemp(prefix="treefork-test-demo-home-"))
+    share_what_is_made_once(home)
     env = {"TREEFORK_HOME": str(home)}
     yield env
     run_tf(home, "server", "stop", env=env, check=False)
