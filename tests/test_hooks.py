@@ -133,6 +133,25 @@ def test_foreign_hooks_are_chained_and_restored(tf_server_repo: Path) -> None:
     assert not (hooks / "post-checkout.legacy").exists()
 
 
+def test_treeforks_own_git_changes_leave_its_hooks_standing_down(tf_server_repo: Path) -> None:
+    """`new` and `rm` run git with TREEFORK_IN_PROGRESS set, so the installed hooks stand down in the shell, with no
+    Python started to learn that the workspace is treefork's own work. A worktree git adds by hand still gets them."""
+    hooks, mark = tf_server_repo / ".git" / "hooks", tf_server_repo.parent / "mark"
+    for h in ("post-checkout", "reference-transaction"):  # chained after treefork's part: they see its environment
+        (hooks / h).write_text(f"#!/bin/sh\necho \"{h} ${{TREEFORK_IN_PROGRESS:-unset}}\" >> '{mark}'\n")
+        (hooks / h).chmod(0o755)
+    run_tf(tf_server_repo, "install")
+    run_tf(tf_server_repo, "new", "a")
+    run_tf(tf_server_repo, "rm", "a")
+    seen = mark.read_text().splitlines()
+    assert "post-checkout 1" in seen and "reference-transaction 1" in seen  # the worktree add, the branch delete
+    assert not [line for line in seen if line.startswith("post-checkout") and line != "post-checkout 1"]
+    mark.unlink()
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "z", str(tf_server_repo.parent / "z"))
+    assert "post-checkout unset" in mark.read_text().splitlines()
+    assert _ls(tf_server_repo)["z"]["status"] == "ready"
+
+
 def test_legacy_exit_status_is_kept(tf_server_repo: Path) -> None:
     hooks = tf_server_repo / ".git" / "hooks"
     (hooks / "post-checkout").write_text("#!/bin/sh\nexit 3\n")

@@ -24,8 +24,16 @@ def no_git_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def git(*args: str, cwd: Path, check: bool = True) -> proc.Result:
-    return proc.run("git", *args, cwd=cwd, env=no_git_env(), check=check)
+# Set while treefork itself changes worktrees and branches: the git hooks it installed then stand down in the
+# shell, without starting Python to find out that the workspace is treefork's own work in progress.
+IN_PROGRESS_ENV = "TREEFORK_IN_PROGRESS"
+
+
+def git(*args: str, cwd: Path, check: bool = True, own_change: bool = False) -> proc.Result:
+    env = no_git_env()
+    if own_change:
+        env[IN_PROGRESS_ENV] = "1"
+    return proc.run("git", *args, cwd=cwd, env=env, check=check)
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class Repo:
         args = ["worktree", "add"]
         args += ["-b", branch, str(path), create_from] if create_from else [str(path), branch]
         for attempt in range(6):
-            r = git(*args, cwd=self.main_root, check=False)
+            r = git(*args, cwd=self.main_root, check=False, own_change=True)
             if r.rc == 0:
                 return
             if not _is_transient_worktree_race(r.err) or attempt == 5:
@@ -184,7 +192,14 @@ class Repo:
             _jitter(0.05, 0.2)
 
     def remove_worktree(self, path: Path, *, force: bool) -> None:
-        git("worktree", "remove", *(["--force", "--force"] if force else []), str(path), cwd=self.main_root)
+        git(
+            "worktree",
+            "remove",
+            *(["--force", "--force"] if force else []),
+            str(path),
+            cwd=self.main_root,
+            own_change=True,
+        )
 
     def prune_worktrees(self) -> None:
         git("worktree", "prune", cwd=self.main_root, check=False)
@@ -199,7 +214,7 @@ class Repo:
         return r.rc == 0
 
     def delete_branch(self, branch: str) -> None:
-        git("branch", "-D", branch, cwd=self.main_root)
+        git("branch", "-D", branch, cwd=self.main_root, own_change=True)
 
     def is_ignored(self, path: Path, worktree: Path) -> bool:
         return git("check-ignore", "-q", "--no-index", str(path), cwd=worktree, check=False).rc == 0

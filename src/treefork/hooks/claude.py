@@ -21,9 +21,8 @@ from treefork import output, reconcile, workspace
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.git import Repo
+from treefork.git import IN_PROGRESS_ENV, Repo
 from treefork.hooks import procinfo
-from treefork.hooks.handlers import IN_PROGRESS_ENV
 from treefork.names import WorkspaceName
 
 WORKTREES_DIR = ".claude/worktrees"

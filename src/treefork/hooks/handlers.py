@@ -16,11 +16,9 @@ from pathlib import Path
 from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.git import ZERO_SHA
+from treefork.git import IN_PROGRESS_ENV, ZERO_SHA
 from treefork.hooks import adopt
 from treefork.hooks import parent as parent_rule
-
-IN_PROGRESS_ENV = "TREEFORK_IN_PROGRESS"
 
 
 def post_checkout(prev: str, new: str, flag: str) -> int:
