@@ -41,7 +41,7 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
         ws = workspace.create(ctx, adopt.resume_request(ws))
     else:
         root = ctx.repo.toplevel
-        ws = adopt.provision(ctx, root, branch=ctx.repo.current_branch(root), origin="sync")
+        ws = adopt.provision(ctx, adopt.request_for(ctx, root, branch=ctx.repo.current_branch(root), origin="sync"))
     if as_json:
         from treefork import listing
 

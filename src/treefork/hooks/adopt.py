@@ -93,17 +93,11 @@ def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Excep
             )
 
 
-def provision(
-    ctx: Context,
-    root: Path,
-    *,
-    branch: str | None,
-    origin: str,
-    new_head: str | None = None,
-    invoker: Path | None = None,
-) -> Workspace:
-    """Adopt and provision; on any failure the worktree is left fail-loud and recorded where possible."""
-    req = request_for(ctx, root, branch=branch, origin=origin, new_head=new_head, invoker=invoker)
+def provision(ctx: Context, req: workspace.NewRequest) -> Workspace:
+    """Adopt and provision the worktree of `req` (from request_for); on any failure the worktree is left
+    fail-loud and recorded where possible."""
+    root = req.path
+    assert root is not None  # request_for names the worktree
     try:
         ctx.backend().prepare()
         ws = workspace.create(ctx, req)

@@ -50,9 +50,10 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     if busy is not None and busy.in_progress_elsewhere():
         return  # `treefork new` or `treefork claude-hook create` is making this very worktree
     output.info(f"treefork: provisioning {root}")
-    ws = adopt.provision(
+    req = adopt.request_for(
         ctx, root, branch=branch, origin="post-checkout", new_head=new_head, invoker=parent_rule.invoking_worktree()
     )
+    ws = adopt.provision(ctx, req)
     output.info(
         f"treefork: workspace {ws.name} is ready (parent {ws.parent or 'root'}): database {ws.db_branch} "
         f"({ws.clone_method}), env file {root / ctx.config.env_file}"
