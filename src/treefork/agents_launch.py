@@ -63,21 +63,14 @@ def launch(session: str, worktree: Path, workspace: str, command: tuple[str, ...
 
 
 def status(session: str) -> str:
-    tmux = tmux_path()
-    if tmux is None:
-        return NO_TMUX
-    if not server_may_run():
-        return NONE
-    r = proc.run(tmux, "list-panes", "-s", "-t", f"={session}", "-F", "#{pane_dead}", check=False)
-    if r.rc != 0:
-        return NONE
-    return _state(r.out.split())
+    """One session's state: RUNNING, EXITED, NONE, or NO_TMUX."""
+    return status_in(statuses(), session)
 
 
 def statuses() -> dict[str, str] | None:
     """Every tmux session's state (RUNNING or EXITED) from one `tmux list-panes -a`, for `ls`, which asked
     tmux once a workspace before; {} without a process when no server runs; None when tmux is not installed.
-    A session absent from the dict is NONE, as status() would say."""
+    A session absent from the dict has none (NONE)."""
     tmux = tmux_path()
     if tmux is None:
         return None
@@ -92,7 +85,7 @@ def statuses() -> dict[str, str] | None:
 
 
 def status_in(sessions: dict[str, str] | None, session: str) -> str:
-    """status(session), looked up in what statuses() returned."""
+    """A session's state, looked up in what statuses() returned."""
     return NO_TMUX if sessions is None else sessions.get(session, NONE)
 
 
