@@ -100,12 +100,16 @@ def _initdb(data: Path, password: str) -> None:
 def _drop_recycled_wal(data: Path) -> None:
     """initdb leaves recycled WAL segments, named for the future, after the one its last (shutdown) checkpoint
     is in. A cluster makes new segments as it needs them, so no root needs to copy them: 6 of the 7 MB of WAL."""
-    out = pg("pg_controldata", "-D", str(data)).out
-    redo = re.search(r"^Latest checkpoint's REDO WAL file:\s*([0-9A-F]{24})\s*$", out, re.MULTILINE)
-    shutdown = re.search(r"^Latest checkpoint's REDO location:\s*(\S+)\s*$", out, re.MULTILINE)
-    checkpoint = re.search(r"^Latest checkpoint location:\s*(\S+)\s*$", out, re.MULTILINE)
-    if not (redo and shutdown and checkpoint and shutdown.group(1) == checkpoint.group(1)):
-        return  # not the shutdown checkpoint initdb leaves: keep every segment
+    control = pg("pg_controldata", "-D", str(data)).out
+
+    def field(name: str) -> str | None:
+        found = re.search(rf"^{re.escape(name)}:\s*(\S+)\s*$", control, re.MULTILINE)
+        return found.group(1) if found else None
+
+    keep_until = field("Latest checkpoint's REDO WAL file")
+    redo, checkpoint = field("Latest checkpoint's REDO location"), field("Latest checkpoint location")
+    if keep_until is None or not SEGMENT.match(keep_until) or redo is None or redo != checkpoint:
+        return  # not the shutdown checkpoint initdb leaves (its redo point is the checkpoint): keep every segment
     for name in os.listdir(data / "pg_wal"):
-        if SEGMENT.match(name) and name > redo.group(1):
+        if SEGMENT.match(name) and name > keep_until:
             os.unlink(data / "pg_wal" / name)
