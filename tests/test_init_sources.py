@@ -131,13 +131,13 @@ def test_server_url_never_sends_the_roles_password_to_the_server(repo: Path, pg_
         conn.execute("ALTER ROLE postgres SET log_statement = 'all'")
     try:
         run_tf(repo, "init", "--server-url", pg_server.url())
+        password = urlsplit(run_tf(repo, "url", "root").out.strip()).password
     finally:
         with pg_server.admin() as conn:
             conn.execute("ALTER ROLE postgres RESET log_statement")
-    password = urlsplit(run_tf(repo, "url", "root").out.strip()).password
+        pg_server.drop_all_but(kept)  # the session's server, shared by the tests after this one
     log = pg_server.log.read_text()
     assert password and "CREATE ROLE" in log and password not in log
-    pg_server.drop_all_but(kept)
 
 
 def test_server_url_copies_a_busy_parent_logically_without_disconnecting_anyone(
