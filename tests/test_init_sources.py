@@ -6,26 +6,27 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from conftest import PgServer, db_url, run_tf
+from testing import in_process
 from tf_helpers import assert_one_line_error, cluster_dirs, new, registry
 
 
-def _source_db(pg: PgServer, repo: Path, rows: int = 2) -> str:
+def _source_db(pg: PgServer, repo: Path) -> str:
     name = f"devsrc_{repo.parent.name[-8:].lower().replace('-', '_')}"
     with psycopg.connect(pg.url(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(pg.url(name), autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
-        conn.execute("INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, %s) g", (rows,))
+        conn.execute("INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 2) g")
     return name
 
 
@@ -57,30 +58,30 @@ def test_plain_init_brings_the_existing_dev_database_into_the_root(repo: Path, p
     assert listed["root"]["clone_method"] == "import"
 
 
-def test_init_never_puts_a_password_on_a_command_line(repo: Path, pg_server: PgServer) -> None:
-    source = _source_db(pg_server, repo, rows=400_000)
-    _set_main_url(repo, pg_server.url(source))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "treefork", "init"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    seen: list[str] = []
-    while child.poll() is None:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "pg_dump" in cmdline or "pg_restore" in cmdline:
-                seen.append(cmdline)
-        time.sleep(0.005)
-    assert child.returncode == 0, child.stderr.read() if child.stderr else ""
-    assert seen, "pg_dump and pg_restore ran long enough to be seen"
+def test_init_never_puts_a_password_on_a_command_line(
+    repo: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process init starts is recorded with the command line `ps` would show it under (so init runs in
+    this process, whatever TREEFORK_TEST_SUBPROCESS says)."""
+    started: list[str] = []
+    real_popen_init = subprocess.Popen.__init__
+
+    def recording(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        started.append(" ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args))
+        real_popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording)
+    _set_main_url(repo, pg_server.url(_source_db(pg_server, repo)))
+    ran = in_process.run(repo, ("init",), env={}, input=None)
+    monkeypatch.undo()
+    assert ran.rc == 0, ran.err
+    assert any("/pg_dump " in c for c in started) and any("/pg_restore " in c for c in started), started
     root = json.loads(
         (
             Path(os.environ["TREEFORK_HOME"]) / "clusters" / f"{registry(repo)['repo_id']}-root" / "cluster.json"
         ).read_text()
     )
-    for cmdline in seen:
+    for cmdline in started:
         assert pg_server.password not in cmdline and root["role_password"] not in cmdline, cmdline
 
 
