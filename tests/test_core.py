@@ -271,15 +271,3 @@ def test_commands_before_init_say_so(repo: Path) -> None:
         assert r.rc == 1
         assert_one_line_error(r.err, "treefork init")
     assert branches(repo) == {"main"} and len(worktree_paths(repo)) == 1
-
-
-def test_demo_reports_isolation(tmp_path: Path) -> None:
-    r = run_tf(tmp_path, "demo", "--workspaces", "2", "--json")
-    report = json.loads(r.out)
-    assert report["isolated"] is True
-    assert [w["workspace"] for w in report["workspaces"]] == ["agent-1", "agent-2", "root (main)"]
-    assert report["workspaces"][0]["sees"] == ["seed", "agent-1"]
-    assert report["workspaces"][-1]["sees"] == ["seed"]
-    assert not Path(report["repo"]).exists()  # cleaned up
-    for w in report["workspaces"]:
-        assert not db_exists(w["database"])

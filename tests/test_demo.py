@@ -29,9 +29,15 @@ def _clusters(cwd: Path, env: dict[str, str]) -> list[dict]:
     return list(json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["clusters"])
 
 
-def test_demo_removes_every_cluster_it_made(tmp_path: Path, own_home: dict[str, str]) -> None:
+def test_demo_proves_isolation_and_removes_every_cluster_it_made(tmp_path: Path, own_home: dict[str, str]) -> None:
     env = own_home
-    r = run_tf(tmp_path, "demo", "--workspaces", "1", env=env)
+    r = run_tf(tmp_path, "demo", "--workspaces", "2", "--json", env=env)
+    report = json.loads(r.out)
+    assert report["isolated"] is True
+    assert [w["workspace"] for w in report["workspaces"]] == ["agent-1", "agent-2", "root (main)"]
+    assert report["workspaces"][0]["sees"] == ["seed", "agent-1"]
+    assert report["workspaces"][-1]["sees"] == ["seed"]
+    assert report["kept"] is None and not Path(report["repo"]).exists()
     assert "removed the demo repository and its PostgreSQL clusters" in r.err
     assert "kept" not in r.err
     assert _clusters(tmp_path, env) == []
@@ -39,14 +45,14 @@ def test_demo_removes_every_cluster_it_made(tmp_path: Path, own_home: dict[str, 
 
 def test_demo_keep_says_where_and_leaves_the_server_running(tmp_path: Path, own_home: dict[str, str]) -> None:
     env = own_home
-    r = run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", env=env)
+    r = run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", "--json", env=env)
+    report = json.loads(r.out)
     kept = Path(r.err.split("kept the demo repository in ", 1)[1].split()[0])
     try:
+        assert Path(report["kept"]) == kept and (kept / ".git").is_dir()
         assert [w["name"] for w in json.loads(run_tf(kept, "ls", "--json", env=env).out)] == ["root", "agent-1"]
         assert "its 2 PostgreSQL clusters are still running" in r.err
+        assert report["servers_running"] == 2
         assert len([c for c in _clusters(tmp_path, env) if c["running"]]) == 2
-        report = json.loads(run_tf(tmp_path, "demo", "--workspaces", "1", "--keep", "--json", env=env).out)
-        assert report["servers_running"] == 2 and Path(report["kept"], ".git").is_dir()
-        shutil.rmtree(Path(report["kept"]).parent)
     finally:
         shutil.rmtree(kept.parent)

@@ -35,7 +35,7 @@ def run(*, count: int, keep: bool, as_json: bool) -> int:
         output.emit_json(report)
     else:
         _show(report)
-        _say_what_is_left(report)
+    _say_what_is_left(report)  # on stderr, with the progress lines, --json or not
     return 0 if report["isolated"] else 1
 
 
