@@ -20,11 +20,25 @@ def test_a_worktree_removed_behind_treeforks_back_frees_its_ports(tmp_path: Path
     assert app_ports(b) == first
 
 
+def _listening_below_the_ephemeral_ports() -> socket.socket:
+    """A listening socket on a port of 28600-28699. Ports from the kernel's ephemeral range (32768 up) would
+    not do: any outgoing connection of the other tests may take one of them for a moment, and the bind probe
+    rightly skips it."""
+    for port in range(28600, 28700):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        s.listen()
+        return s
+    raise AssertionError("no free port in 28600-28699")
+
+
 def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tmp_path: Path) -> None:
     repo = ports_repo(tmp_path / "app")
-    with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
+    with _listening_below_the_ephemeral_ports() as blocker:
         busy = blocker.getsockname()[1]
         env = {"TREEFORK_PORT_RANGE": f"{busy}-{busy + 40}"}
         a = Path(run_tf(repo, "new", "a", env=env).out.strip().splitlines()[-1])
