@@ -27,61 +27,63 @@ def read_rows(url: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT v FROM keep ORDER BY v")]
 
 
-def test_gc_keeps_database_of_moved_worktree(tf_repo: Path, tmp_path: Path) -> None:
-    wt = new(tf_repo, "moved")
+def test_gc_keeps_database_of_moved_worktree(tf_server_repo: Path, tmp_path: Path) -> None:
+    wt = new(tf_server_repo, "moved")
     url = db_url(wt)
     write_row(url)
-    admin_id = registry(tf_repo)["workspaces"]["moved"]["worktree_id"]
-    assert (tf_repo / ".git" / "worktrees" / admin_id / "gitdir").read_text().strip() == str(wt.resolve() / ".git")
+    admin_id = registry(tf_server_repo)["workspaces"]["moved"]["worktree_id"]
+    assert (tf_server_repo / ".git" / "worktrees" / admin_id / "gitdir").read_text().strip() == str(
+        wt.resolve() / ".git"
+    )
     target = tmp_path / "elsewhere" / "moved"
     target.parent.mkdir()
-    git(tf_repo, "worktree", "move", str(wt), str(target))
+    git(tf_server_repo, "worktree", "move", str(wt), str(target))
     assert run_tf(target, "url").out.strip() == url  # found from inside the moved worktree
-    run_tf(tf_repo, "new", "moved")  # a re-run finishes it where it is now
+    run_tf(tf_server_repo, "new", "moved")  # a re-run finishes it where it is now
     run_tf(target, "sync")
-    assert gc_dry(tf_repo) == []
-    run_tf(tf_repo, "gc")
+    assert gc_dry(tf_server_repo) == []
+    run_tf(tf_server_repo, "gc")
     assert read_rows(db_url(target)) == ["precious"]
-    row = ls(tf_repo)["moved"]
+    row = ls(tf_server_repo)["moved"]
     assert row["worktree"] == "present" and Path(row["path"]).resolve() == target.resolve()
 
 
-def test_gc_keeps_database_of_worktree_moved_by_hand_then_repaired(tf_repo: Path, tmp_path: Path) -> None:
-    wt = new(tf_repo, "mv-repair")
+def test_gc_keeps_database_of_worktree_moved_by_hand_then_repaired(tf_server_repo: Path, tmp_path: Path) -> None:
+    wt = new(tf_server_repo, "mv-repair")
     url = db_url(wt)
     write_row(url)
     target = tmp_path / "by-hand"
     shutil.move(str(wt), str(target))
     # before the repair git lists it as prunable: gc must keep it and say how to fix it
-    r = run_tf(tf_repo, "gc", "--json")
+    r = run_tf(tf_server_repo, "gc", "--json")
     assert json.loads(r.out)["actions"] == [] and "git worktree repair" in r.err
     git(target, "worktree", "repair")
-    run_tf(tf_repo, "gc")
+    run_tf(tf_server_repo, "gc")
     assert read_rows(url) == ["precious"]
-    assert Path(ls(tf_repo)["mv-repair"]["path"]).resolve() == target.resolve()
+    assert Path(ls(tf_server_repo)["mv-repair"]["path"]).resolve() == target.resolve()
 
 
-def test_gc_keeps_database_while_branch_is_checked_out_elsewhere(tf_repo: Path, tmp_path: Path) -> None:
-    wt = new(tf_repo, "rehomed")
+def test_gc_keeps_database_while_branch_is_checked_out_elsewhere(tf_server_repo: Path, tmp_path: Path) -> None:
+    wt = new(tf_server_repo, "rehomed")
     url = db_url(wt)
     write_row(url)
-    git(tf_repo, "worktree", "remove", str(wt))
-    git(tf_repo, "worktree", "add", "-q", str(tmp_path / "other-home"), "rehomed")
-    assert gc_dry(tf_repo) == []
-    run_tf(tf_repo, "gc")
+    git(tf_server_repo, "worktree", "remove", str(wt))
+    git(tf_server_repo, "worktree", "add", "-q", str(tmp_path / "other-home"), "rehomed")
+    assert gc_dry(tf_server_repo) == []
+    run_tf(tf_server_repo, "gc")
     assert read_rows(url) == ["precious"]
 
 
-def test_packed_refs_keep_database_of_existing_branch(tf_repo: Path) -> None:
-    run_tf(tf_repo, "install")
-    wt = new(tf_repo, "packed")
+def test_packed_refs_keep_database_of_existing_branch(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    wt = new(tf_server_repo, "packed")
     url = db_url(wt)
     write_row(url)
-    git(tf_repo, "worktree", "remove", str(wt))  # the branch stays
-    r = git(tf_repo, "pack-refs", "--all")  # reports each packed loose ref as a deletion
-    assert "packed" in branches(tf_repo)
+    git(tf_server_repo, "worktree", "remove", str(wt))  # the branch stays
+    r = git(tf_server_repo, "pack-refs", "--all")  # reports each packed loose ref as a deletion
+    assert "packed" in branches(tf_server_repo)
     assert read_rows(url) == ["precious"], r.stderr
-    assert "packed" in ls(tf_repo)
+    assert "packed" in ls(tf_server_repo)
 
 
 def test_rerun_keeps_database_of_ready_workspace(tf_repo: Path) -> None:
