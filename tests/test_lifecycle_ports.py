@@ -7,11 +7,11 @@ import socket
 from pathlib import Path
 
 from conftest import git, run_tf
-from testing.repo import app_ports, ports_repo
+from testing.repo import app_ports, with_ports
 
 
-def test_a_worktree_removed_behind_treeforks_back_frees_its_ports(tmp_path: Path) -> None:
-    repo = ports_repo(tmp_path / "app")
+def test_a_worktree_removed_behind_treeforks_back_frees_its_ports(tf_server_repo: Path) -> None:
+    repo = with_ports(tf_server_repo)
     env = {"TREEFORK_PORT_RANGE": "28500-28540"}
     a = Path(run_tf(repo, "new", "a", env=env).out.strip().splitlines()[-1])
     first = app_ports(a)
@@ -36,8 +36,8 @@ def _listening_below_the_ephemeral_ports() -> socket.socket:
     raise AssertionError("no free port in 28600-28699")
 
 
-def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tmp_path: Path) -> None:
-    repo = ports_repo(tmp_path / "app")
+def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tf_server_repo: Path) -> None:
+    repo = with_ports(tf_server_repo)
     with _listening_below_the_ephemeral_ports() as blocker:
         busy = blocker.getsockname()[1]
         env = {"TREEFORK_PORT_RANGE": f"{busy}-{busy + 40}"}

@@ -60,12 +60,19 @@ def worktrees_dir(repo: Path) -> Path:
 
 
 def ports_repo(root: Path) -> Path:
-    """An initialised repo whose treefork.toml gives every workspace its own PORT and VITE_PORT."""
+    """An initialised repo (local backend) whose treefork.toml gives every workspace its own PORT and
+    VITE_PORT."""
     repo = make_repo(root)
+    with_ports(repo)
+    run_tf(repo, "init", "--no-import")
+    return repo
+
+
+def with_ports(repo: Path) -> Path:
+    """repo, its treefork.toml (committed) giving every workspace its own PORT and VITE_PORT."""
     (repo / "treefork.toml").write_text('ports = ["PORT", "VITE_PORT"]\n')
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "ports")
-    run_tf(repo, "init", "--no-import")
     return repo
 
 
