@@ -49,5 +49,5 @@ def test_git_hooks_import_nothing_heavy(tf_repo: Path, profiled: None) -> None:
     assert not deleted & HEAVY
 
 
-def test_the_check_sees_a_heavy_import(tf_repo: Path, profiled: None) -> None:
-    assert "rich" in _tf(tf_repo, "ls")  # the table is drawn with rich: the log does show it
+def test_the_check_sees_a_heavy_import(tf_server_repo: Path, profiled: None) -> None:
+    assert "rich" in _tf(tf_server_repo, "ls")  # the table is drawn with rich: the log does show it
