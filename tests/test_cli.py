@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,11 +49,9 @@ def test_main_runs_a_command_in_process(
 def _complete(cwd: Path, words: str) -> list[str]:
     """What bash's completion asks treefork for `words` (the cursor after the last word)."""
     cword = str(len(words.split(" ")) - 1)
-    env = {**os.environ, "_TREEFORK_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
-    cp = subprocess.run([sys.executable, "-m", "treefork"], cwd=cwd, env=env, capture_output=True, text=True)
-    assert cp.returncode == 0, cp.stderr
-    lines = [line for line in cp.stdout.splitlines() if line]
-    assert all(line.startswith("plain,") for line in lines), cp.stdout
+    r = run_tf(cwd, env={"_TREEFORK_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": cword})
+    lines = [line for line in r.out.splitlines() if line]
+    assert all(line.startswith("plain,") for line in lines), r.out
     return [line.removeprefix("plain,") for line in lines]
 
 
