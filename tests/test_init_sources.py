@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import PgServer, db_url, run_tf
+from conftest import ENV_SAMPLE, PgServer, db_url, run_tf
 from testing import in_process
 from tf_helpers import assert_one_line_error, cluster_dirs, new, registry
 
@@ -163,3 +163,11 @@ def test_server_url_copies_a_busy_parent_logically_without_disconnecting_anyone(
     rows = {x["name"]: x for x in json.loads(run_tf(repo, "ls", "--json").out)}
     assert rows["b"]["clone_method"] == "logical"
     run_tf(repo, "rm", "b", "a")
+
+
+def test_server_url_of_a_server_that_is_down_stops_init_with_the_fix(repo: Path) -> None:
+    r = run_tf(repo, "init", "--server-url", "postgresql://postgres:hunter2@127.0.0.1:1/postgres", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "127.0.0.1", "check the server is up and the admin URL")
+    assert "hunter2" not in r.text
+    assert (repo / ".env").read_bytes() == ENV_SAMPLE.encode(), "the main env file is untouched"

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import db_url, git
 from neon_fake import PROJECT, FakeNeon, neon_env
 
@@ -270,6 +272,7 @@ def test_gc_leaves_a_running_merges_snapshot_and_drops_a_dead_ones(
     assert set(fake_neon.branch_names(PROJECT)) == {"live-snap"}
 
 
+@pytest.mark.long  # node starts neonctl
 def test_the_real_neon_cli_inside_a_worktree_targets_its_branch(
     neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
 ) -> None:

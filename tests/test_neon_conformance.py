@@ -14,6 +14,7 @@ import pytest
 from neon_fake import PROJECT, FakeNeon
 
 pytest_plugins = ["conftest_neon"]
+pytestmark = pytest.mark.long  # node starts neonctl: half a second a command
 
 NPM_CACHE = Path(os.environ.get("TREEFORK_NPM_CACHE", "/tmp/treefork-npm-cache"))
 

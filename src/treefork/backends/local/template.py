@@ -69,7 +69,9 @@ class TemplateBackend:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def ensure_ready(self) -> None:
-        self.server()
+        """The server answers the admin URL: the connection that tells is kept for the command's next steps."""
+        with self.admin():
+            pass
 
     def server(self) -> ServerInfo:
         if self._server is None:
@@ -86,20 +88,13 @@ class TemplateBackend:
         register(url)
         parts = urlsplit(url)
         register(parts.password)
-        info = ServerInfo(
+        return ServerInfo(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
             user=parts.username or "postgres",
             password=parts.password or "",
             dbname=(parts.path.lstrip("/") or "postgres"),
         )
-        try:
-            libpq.connect(**info.conninfo(), connect_timeout=5).close()
-        except libpq.PgConnectError as e:
-            raise BackendError(
-                e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`"
-            ) from None
-        return info
 
     def prepare(self) -> None:
         if self._admin is None and self._connecting is None:
@@ -116,7 +111,12 @@ class TemplateBackend:
         yield self._admin
 
     def _connect_admin(self) -> libpq.Connection:
-        return libpq.connect(**self.server().conninfo())
+        try:
+            return libpq.connect(**self.server().conninfo(), connect_timeout=5)
+        except libpq.PgConnectError as e:
+            raise BackendError(
+                e.message, hint="check the server is up and the admin URL given to `treefork init --server-url`"
+            ) from None
 
     # ---- the repo's role ----------------------------------------------------------------------
     @property
