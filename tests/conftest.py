@@ -5,6 +5,7 @@ Tests drive the real CLI in a subprocess (`tf(...)`), exactly as agents and git 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -220,20 +221,20 @@ class PgServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
-    def names(self) -> set[tuple[str, str]]:
+    def names(self, conn: Any = None) -> set[tuple[str, str]]:
         """Every database and role on the server, as ("database", name) and ("role", name)."""
-        with self.admin() as conn:
-            rows = conn.execute(
+        with contextlib.nullcontext(conn) if conn is not None else self.admin() as c:
+            rows = c.execute(
                 "SELECT 'database', datname FROM pg_database UNION ALL SELECT 'role', rolname FROM pg_roles"
             )
         return {(str(kind), str(name)) for kind, name in rows}
 
     def drop_all_but(self, kept: set[tuple[str, str]]) -> None:
-        """Drop the databases, then the roles, that are not in kept (what a test made)."""
+        """Drop the databases, then the roles, that are not in kept (what a test made), over one connection."""
         from treefork.backends.local.libpq import SQL, Ident
 
-        made = self.names() - kept
         with self.admin() as conn:
+            made = self.names(conn) - kept
             for kind in ("database", "role"):
                 for _, name in sorted(n for n in made if n[0] == kind):
                     verb = "DROP DATABASE {} WITH (FORCE)" if kind == "database" else "DROP ROLE {}"
