@@ -15,6 +15,8 @@ import psycopg
 import pytest
 
 from conftest import db_url, run_tf
+from testing.checks import assert_nothing_left
+from testing.cli import assert_one_line_error
 
 from .conftest import (
     assert_consistent,
@@ -107,11 +109,15 @@ def test_random_sigkill_during_new_then_rerun(tf_repo: Path, main_env: bytes) ->
 
 
 def test_rollback_on_injected_failures_leaves_nothing(tf_repo: Path, main_env: bytes) -> None:
-    for point in ["new:after-worktree", "new:after-db", "new:after-env"]:
+    for point in NEW_POINTS[:3]:
         r = run_tf(tf_repo, "new", "failing", env={"TREEFORK_FAIL_AT": point}, check=False)
-        assert r.rc == 1 and "injected failure" in r.err, r.err
+        assert r.rc == 1
+        assert_one_line_error(r.err, f"injected failure at {point}")
         assert_empty(tf_repo)
+        assert_nothing_left(tf_repo, "failing")
     assert (tf_repo / ".env").read_bytes() == main_env
+    run_tf(tf_repo, "new", "failing")  # a re-run without the failure succeeds
+    assert [r["name"] for r in assert_consistent(tf_repo, main_env)] == ["failing"]
 
 
 def _postmaster_pid(repo: Path, workspace: str) -> int:
