@@ -11,17 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import db_url, run_tf
+from conftest import PgServer, db_url, run_tf
 from tf_helpers import (
     assert_one_line_error,
     branches,
-    cluster_of,
-    db_exists,
     gc_dry,
     ls,
     new,
     registry,
-    repo_id,
     worktree_paths,
     worktrees_dir,
 )
@@ -57,9 +54,8 @@ def test_bad_names_are_refused_in_process(raw: str) -> None:
     assert "\n" not in str(e.value)
 
 
-def test_bad_names_on_the_cli_create_nothing(tf_server_repo: Path) -> None:
-    rid = repo_id(tf_server_repo)
-    before_dbs = _our_dbs(rid)
+def test_bad_names_on_the_cli_create_nothing(tf_server_repo: Path, pg_server: PgServer) -> None:
+    before_dbs = _databases(pg_server)
     for raw in BAD_NAMES:
         r = run_tf(tf_server_repo, "new", raw, check=False)
         assert r.rc == 1, (raw, r)
@@ -80,43 +76,43 @@ def test_bad_names_on_the_cli_create_nothing(tf_server_repo: Path) -> None:
     assert registry(tf_server_repo)["workspaces"] == {}
     assert branches(tf_server_repo) == {"main"}
     assert len(worktree_paths(tf_server_repo)) == 1
-    assert _our_dbs(rid) == before_dbs
+    assert _databases(pg_server) == before_dbs
     assert gc_dry(tf_server_repo) == []
 
 
-def _our_dbs(rid: str) -> set[str]:
-    from tf_helpers import cluster_records
-
-    return {r["id"] for r in cluster_records() if r["repo_id"] == rid}
+def _databases(pg_server: PgServer) -> set[str]:
+    return {name for kind, name in pg_server.names() if kind == "database"}
 
 
-def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_repo: Path) -> None:
-    repo_id(tf_repo)
+def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_server_repo: Path, pg_server: PgServer) -> None:
+    """On one server, where names that slug alike must still get databases of their own (a cluster each on the
+    local backend: tests/stress/test_hostile.py)."""
+    repo = tf_server_repo
     long_name = "l" * 190 + "/" + "m" * 9  # 200 characters
     assert len(long_name) == 200
     names = ["función/ñ", long_name, "feature/auth", "feature-auth", "feature_auth"]
     paths = {}
     for name in names:
-        paths[name] = new(tf_repo, name)
-    rows = ls(tf_repo)
+        paths[name] = new(repo, name)
+    rows = ls(repo)
     dbs = {name: rows[name]["db_branch"] for name in names}
     assert len(set(dbs.values())) == len(names)  # names that slug alike get different databases
+    on_server = _databases(pg_server)
     for name in names:
-        assert rows[name]["branch"] == name and name in branches(tf_repo)
+        assert rows[name]["branch"] == name and name in branches(repo)
         assert paths[name].name == name.replace("/", "+")
-        assert db_exists(dbs[name])
-        assert cluster_of(tf_repo, name) is not None
-        assert run_tf(tf_repo, "url", name).out.strip() == db_url(paths[name])
+        assert dbs[name] in on_server and len(dbs[name].encode()) <= PG_MAX_IDENT_BYTES
+        assert run_tf(repo, "url", name).out.strip() == db_url(paths[name])
     # and their databases are isolated from one another
     with psycopg.connect(db_url(paths["feature/auth"]), autocommit=True) as conn:
         conn.execute("CREATE TABLE only_here (x int)")
     for other in ("feature-auth", "feature_auth"):
         with psycopg.connect(db_url(paths[other])) as conn:
             assert conn.execute("SELECT to_regclass('only_here')").fetchone() == (None,)
-    out = json.loads(run_tf(tf_repo, "rm", *names, "--json").out)
+    out = json.loads(run_tf(repo, "rm", *names, "--json").out)
     assert all(r["db_dropped"] and r["worktree_removed"] and r["branch_deleted"] for r in out)
-    assert not any(db_exists(d) for d in dbs.values())
-    assert set(ls(tf_repo)) == {"root"} and gc_dry(tf_repo) == []
+    assert not set(dbs.values()) & _databases(pg_server)
+    assert set(ls(repo)) == {"root"} and gc_dry(repo) == []
 
 
 _valid_chars = st.characters(blacklist_categories=("C", "Z"), blacklist_characters="$`;|&<>'\"\\()!{}#%*?[]~^:,=")
