@@ -240,6 +240,15 @@ class PgServer:
                     verb = "DROP DATABASE {} WITH (FORCE)" if kind == "database" else "DROP ROLE {}"
                     conn.execute(SQL.of(verb, Ident(name)))
 
+    @contextlib.contextmanager
+    def dropping_what_is_made(self) -> Iterator[None]:
+        """The databases and roles made inside this block are dropped at its end, whatever happened."""
+        kept = self.names()
+        try:
+            yield
+        finally:
+            self.drop_all_but(kept)
+
     def admin(self) -> Any:
         from treefork.backends.local import libpq
 
@@ -329,10 +338,9 @@ def tf_server_repo(repo: Path, pg_server: PgServer) -> Iterator[Path]:
     A branch there is one CREATE DATABASE on a running server, where the local backend's is a new cluster (a
     copy of ~1,300 files, a postmaster and its processes, all removed after): that was most of the fast loop's
     CPU. The local backend, the default, keeps `tf_repo` for its own tests and the end-to-end ones."""
-    kept = pg_server.names()
-    run_tf(repo, "init", "--server-url", pg_server.url())
-    yield repo
-    pg_server.drop_all_but(kept)
+    with pg_server.dropping_what_is_made():
+        run_tf(repo, "init", "--server-url", pg_server.url())
+        yield repo
 
 
 def db_url(worktree: Path, var: str = "DATABASE_URL") -> str:

@@ -127,16 +127,15 @@ def test_server_url_branches_on_an_existing_server(repo: Path, pg_server: PgServ
 
 def test_server_url_never_sends_the_roles_password_to_the_server(repo: Path, pg_server: PgServer) -> None:
     """The repo's role gets a SCRAM verifier computed here, so its password is in no statement the server logs."""
-    kept = pg_server.names()
-    with pg_server.admin() as conn:
-        conn.execute("ALTER ROLE postgres SET log_statement = 'all'")
-    try:
-        run_tf(repo, "init", "--server-url", pg_server.url())
-        password = urlsplit(run_tf(repo, "url", "root").out.strip()).password
-    finally:
+    with pg_server.dropping_what_is_made():  # the session's server, shared by the tests after this one
         with pg_server.admin() as conn:
-            conn.execute("ALTER ROLE postgres RESET log_statement")
-        pg_server.drop_all_but(kept)  # the session's server, shared by the tests after this one
+            conn.execute("ALTER ROLE postgres SET log_statement = 'all'")
+        try:
+            run_tf(repo, "init", "--server-url", pg_server.url())
+            password = urlsplit(run_tf(repo, "url", "root").out.strip()).password
+        finally:
+            with pg_server.admin() as conn:
+                conn.execute("ALTER ROLE postgres RESET log_statement")
     log = pg_server.log.read_text()
     assert password and "CREATE ROLE" in log and password not in log
 

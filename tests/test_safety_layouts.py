@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import db_url, git, make_repo, run_tf
+from conftest import PgServer, db_url, git, make_repo, run_tf
 from tf_helpers import assert_one_line_error, gc_dry, ls, new
 
 
@@ -24,9 +24,17 @@ def bare_layout(tmp_path: Path) -> tuple[Path, Path]:
     return bare, main
 
 
-def test_bare_repository_with_worktrees_keeps_root_and_workspaces_in_worktrees(tmp_path: Path) -> None:
+def test_bare_repository_with_worktrees_keeps_root_and_workspaces_in_worktrees(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """On the session's server: the layout, not how a branch is made, is the subject."""
+    with pg_server.dropping_what_is_made():
+        _bare_repository_with_worktrees(tmp_path, pg_server)
+
+
+def _bare_repository_with_worktrees(tmp_path: Path, pg_server: PgServer) -> None:
     bare, main = bare_layout(tmp_path)
-    run_tf(main, "init", "--no-import", "--overwrite-env")
+    run_tf(main, "init", "--server-url", pg_server.url(), "--overwrite-env")
     run_tf(main, "install")
     root_url = db_url(main)  # the root env file lives in the main worktree, not in x.git
     assert not (bare / ".env").exists()
