@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from dotenv.parser import parse_stream
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ENV_SAMPLE, db_url, git, run_tf
+from conftest import ENV_SAMPLE, PgServer, db_url, git, run_tf
 from tf_helpers import new
 from treefork import envfile
 from treefork.errors import FatalError
@@ -191,13 +192,20 @@ def _expected_worktree_env(url: str) -> bytes:
     ).encode()
 
 
-def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path) -> None:
+@pytest.fixture
+def server(pg_server: PgServer) -> Iterator[PgServer]:
+    """The session's server for `init --server-url`: these tests are about env files, not how a branch is made."""
+    with pg_server.dropping_what_is_made():
+        yield pg_server
+
+
+def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path, server: PgServer) -> None:
     main_before = (repo / ".env").read_bytes()
     assert main_before == ENV_SAMPLE.encode()
-    run_tf(repo, "init", "--no-import")
+    run_tf(repo, "init", "--server-url", server.url())
     # the user's own DATABASE_URL is kept, byte for byte
     assert (repo / ".env").read_bytes() == main_before
-    assert run_tf(repo, "init", "--no-import").rc == 0  # idempotent, and still untouched
+    assert run_tf(repo, "init", "--server-url", server.url()).rc == 0  # idempotent, and still untouched
     assert (repo / ".env").read_bytes() == main_before
 
     wt = new(repo, "env-check")
@@ -225,11 +233,11 @@ def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path)
     run_tf(repo, "rm", "env-check", "--force")
 
 
-def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path) -> None:
+def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path, server: PgServer) -> None:
     git(repo, "rm", "-q", "--cached", ".gitignore")
     (repo / ".gitignore").unlink()
     git(repo, "commit", "-q", "-m", "no gitignore")
-    run_tf(repo, "init", "--no-import")
+    run_tf(repo, "init", "--server-url", server.url())
     wt = new(repo, "no-ignore")
     assert (wt / ".env").is_file()
     assert git(wt, "status", "--porcelain", "--untracked-files=all").stdout == ""
@@ -238,7 +246,7 @@ def test_env_file_is_kept_out_of_git_without_a_gitignore(repo: Path) -> None:
     assert not wt.exists()
 
 
-def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Path) -> None:
+def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Path, server: PgServer) -> None:
     (repo / ".env").unlink()
     example = (
         '# copy me\nexport APP_MODE=dev\nDATABASE_URL="postgresql://localhost/app_dev"  # yours\n'
@@ -247,7 +255,7 @@ def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Pat
     (repo / ".env.example").write_text(example)
     git(repo, "add", ".env.example")
     git(repo, "commit", "-q", "-m", "example")
-    run_tf(repo, "init", "--no-import")
+    run_tf(repo, "init", "--server-url", server.url())
     root_url = run_tf(repo, "url", "root").out.strip()
     main_env = (repo / ".env").read_text()
     # init made the main env file from the example, pointing at the root

@@ -98,13 +98,13 @@ def test_ls_without_tmux_says_so_for_every_workspace(tf_server_repo: Path, tmp_p
     assert (rows["root"]["agent"], rows["a"]["agent"], rows["b"]["agent"]) == (None, "no-tmux", "no-tmux")
 
 
-def test_ls_fields_and_details(tf_repo: Path) -> None:
-    a = Path(json.loads(run_tf(tf_repo, "new", "a", "--json").out)["path"])
+def test_ls_fields_and_details(tf_server_repo: Path) -> None:
+    a = Path(json.loads(run_tf(tf_server_repo, "new", "a", "--json").out)["path"])
     (a / "f.txt").write_text("x\n")
     git(a, "add", ".")
     git(a, "commit", "-q", "-m", "f")
     (a / "dirt.txt").write_text("y\n")
-    rows = json.loads(run_tf(tf_repo, "ls", "--json").out)
+    rows = json.loads(run_tf(tf_server_repo, "ls", "--json").out)
     from treefork.listing import FIELDS
 
     assert all(set(r) == set(FIELDS) for r in rows)
@@ -112,10 +112,10 @@ def test_ls_fields_and_details(tf_repo: Path) -> None:
     assert (row["ahead"], row["behind"], row["dirty"]) == (1, 0, True)
     assert row["server"].startswith("127.0.0.1:") and row["disk_bytes"] > 0
     assert "pw" not in json.dumps(rows) and "@" not in row["server"]
-    details = run_tf(tf_repo, "ls", "a").out
+    details = run_tf(tf_server_repo, "ls", "a").out
     assert "ahead:" in details and "dirty:         True" in details
-    assert json.loads(run_tf(tf_repo, "ls", "a", "--json").out)["name"] == "a"
-    table = run_tf(tf_repo, "ls").out
+    assert json.loads(run_tf(tf_server_repo, "ls", "a", "--json").out)["name"] == "a"
+    table = run_tf(tf_server_repo, "ls").out
     assert all(len(line) <= 400 for line in table.splitlines()) and len(table.splitlines()) == 4
 
 
