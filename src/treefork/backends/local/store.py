@@ -109,8 +109,9 @@ class ClusterStore:
             set_password(conn, ADMIN_USER, rec.admin_password)
             verifier = conn.scram_verifier(rec.role, rec.role_password)
             conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))
-            # FILE_COPY: copy template1's files (a checkpoint before and after, trivial in a new cluster), where
-            # the default WAL_LOG writes all of template1 through the WAL: 11 ms less CPU an init here.
+            # FILE_COPY copies template1's files (a checkpoint before and after, trivial in a new cluster); the
+            # default WAL_LOG writes template1 into the WAL and shared buffers. As much CPU on ext4, half on tmpfs,
+            # and 4 MB less WAL (bench/bench_init.py, docs/benchmarks.md).
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY", Ident(rec.dbname), Ident(rec.role)))
             conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
         rec.status = READY
