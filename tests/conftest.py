@@ -157,9 +157,9 @@ def share_what_is_made_once(home: Path) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses the agent CLIs (the `agent_clis` fixture) is an `agent_cli` test, whatever its module.
-    The tests marked `waits` go first, then those marked `long`: xdist deals the first tests out round-robin,
-    so their waiting overlaps the other workers' work, and no worker ends the run alone on a long test while
-    the others sit idle (the longest first, as in any scheduling of jobs on machines)."""
+    The tests marked `waits` go first, then those marked `long` (the longest jobs first). With
+    `--maxschedchunk=1`, as the inner loop runs, xdist hands tests out one at a time from the front: their
+    waiting overlaps the other workers' work, and no worker ends the run alone on a long test."""
     for item in items:
         if "agent_clis" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.agent_cli)
