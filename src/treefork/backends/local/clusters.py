@@ -168,8 +168,7 @@ class ClusterBackend:
                 f"refusing to remove cluster {branch.id}: it is not a workspace of this repository",
                 hint="treefork only removes the clusters it created for this repository's workspaces",
             )
-        self._started.discard(branch.id)
-        cluster.destroy()
+        self._destroy(cluster)
 
     def list_branches(self) -> list[DbBranch]:
         return [
@@ -210,9 +209,8 @@ class ClusterBackend:
 
     def drop_throwaway_repo(self) -> None:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""
-        self._started.clear()
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
-            cluster.destroy()
+            self._destroy(cluster)
 
     # ---- lifecycle (reset, diff, merge) ---------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
@@ -255,10 +253,14 @@ class ClusterBackend:
         cluster = self.store.cluster(snapshot.id)
         rec = cluster.record_or_none()
         if rec is not None and rec.repo_id == self.ctx.repo_id and "@snapshot-" in rec.workspace:
-            self._started.discard(snapshot.id)
-            cluster.destroy()
+            self._destroy(cluster)
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _destroy(self, cluster: Cluster) -> None:
+        """Stop and remove a cluster, which this command no longer counts as started."""
+        self._started.discard(cluster.dir.name)
+        cluster.destroy()
+
     def _root_record(self) -> ClusterRecord:
         _, rec = self._expect(cluster_id(self.ctx.repo_id, ROOT))
         return rec
