@@ -109,7 +109,7 @@ def remove(payload: dict[str, Any]) -> str:
         raise FatalError(f"{path} is the main worktree", hint="WorktreeRemove is for worktrees Claude made")
     state = ctx.state()
     ws = state.workspace_by_path_or_none(path) if state.initialized else None
-    tree = next((w for w in ctx.repo.worktrees() if w.path.resolve() == path.resolve()), None)
+    tree = reconcile.listed_worktrees(ctx).get(path.resolve())
     branch = ws.branch if ws is not None else tree.branch if tree is not None else None
     # uncommitted changes: Claude asked the user before discarding them, and that was their choice
     why = owner.keep_reason(ctx.repo, path, branch, check_owner=False, check_dirty=False)
