@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import log, run  # noqa: E402
+from common import descendants, log, run  # noqa: E402
 
 from treefork.backends.local import libpq  # noqa: E402
 
@@ -35,15 +35,11 @@ STRATEGIES = ("WAL_LOG", "FILE_COPY")
 
 
 def _cluster_cpu_ns(postmaster: int) -> int:
-    """CPU time so far of the postmaster and every process it started that is still there."""
+    """CPU time so far of the postmaster and every process below it that is still there."""
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in descendants(postmaster):
         try:
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            if int(pid) == postmaster or ppid == postmaster:
-                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
     return total
