@@ -105,7 +105,7 @@ def test_ls_fields_and_details(tf_server_repo: Path) -> None:
     git(a, "commit", "-q", "-m", "f")
     (a / "dirt.txt").write_text("y\n")
     rows = json.loads(run_tf(tf_server_repo, "ls", "--json").out)
-    from treefork.listing import FIELDS
+    from treefork.workspace.views import FIELDS
 
     assert all(set(r) == set(FIELDS) for r in rows)
     row = {r["name"]: r for r in rows}["a"]
@@ -179,13 +179,13 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
     workspace name in another repository is not this one's."""
     import subprocess
 
-    from treefork import agents_launch
+    from treefork.agents import tmux
 
     monkeypatch.delenv("TMUX", raising=False)  # the test's own server, even when pytest runs inside tmux
-    assert not agents_launch.server_may_run()
+    assert not tmux.server_may_run()
     new(tf_server_repo, "idle")
     assert ls(tf_server_repo)["idle"]["agent"] == "none"
-    assert not agents_launch.server_may_run()  # asking did not start a server
+    assert not tmux.server_may_run()  # asking did not start a server
     seen = tmp_path / "seen"
     run_tf(
         tf_server_repo, "new", "busy", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}", "--prompt", "30"
@@ -194,7 +194,7 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
         tf_server_repo, "new", "done", "--agent", f"{sys.executable} -c {json.dumps(AGENT)} {seen}.2", "--prompt", "0"
     )
     subprocess.run(["tmux", "new-session", "-d", "-s", "other-repo/idle", "sleep 30"], check=True)
-    assert agents_launch.server_may_run()
+    assert tmux.server_may_run()
     _wait_for(Path(f"{seen}.2"))
     deadline = time.monotonic() + 60
     while (rows := ls(tf_server_repo))["done"]["agent"] != "exited":
@@ -206,7 +206,7 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
 
 
 def test_server_may_run_looks_where_a_tmux_client_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from treefork.agents_launch import server_may_run
+    from treefork.agents.tmux import server_may_run
 
     inside = tmp_path / "inside"
     monkeypatch.setenv("TMUX", f"{inside},123,0")  # inside tmux: the socket $TMUX names

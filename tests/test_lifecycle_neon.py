@@ -224,7 +224,7 @@ def test_new_at_the_floor_writes_neon_context_and_env_pull_variables(
 
 
 def test_neon_git_sync_hook_is_recognised(repo: Path) -> None:
-    from treefork.neon_git import neon_git_sync_hook_present
+    from treefork.backends.neon.git_sync import neon_git_sync_hook_present
 
     assert not neon_git_sync_hook_present(repo)
     hook = repo / ".git" / "hooks" / "post-checkout"

@@ -1,9 +1,9 @@
-"""schema.py's normalisation on dump text: noise (owners, privileges, comments, SET, \\restrict keys,
+"""schema_diff.py's normalisation on dump text: noise (owners, privileges, comments, SET, \\restrict keys,
 object order) never shows as a difference; real changes do, object by object."""
 
 from __future__ import annotations
 
-from treefork import schema
+from treefork.backends import schema_diff
 
 BASE = """--
 -- PostgreSQL database dump
@@ -50,12 +50,12 @@ def _noisy_reordering(text: str) -> str:
 
 
 def test_noise_and_order_are_not_differences() -> None:
-    assert schema.diff_dumps(BASE, _noisy_reordering(BASE)) == ""
+    assert schema_diff.diff_dumps(BASE, _noisy_reordering(BASE)) == ""
 
 
 def test_a_new_column_is_one_object_diff() -> None:
     changed = BASE.replace("id integer NOT NULL\n", "id integer NOT NULL,\n    email text\n")
-    diff = schema.diff_dumps(BASE, changed)
+    diff = schema_diff.diff_dumps(BASE, changed)
     assert "+    email text" in diff and "OWNER" not in diff and "GRANT" not in diff
-    assert schema.changed_objects(diff) == ["TABLE public.users"]
-    assert schema.changed_tables(diff) == {"public.users"}
+    assert schema_diff.changed_objects(diff) == ["TABLE public.users"]
+    assert schema_diff.changed_tables(diff) == {"public.users"}

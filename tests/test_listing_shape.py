@@ -1,5 +1,5 @@
 """One JSON shape for a workspace: `new --json`, `sync --json` and `ls --json` print the same fields with the
-same values (src/treefork/listing.py), documented in docs/lifecycle.md."""
+same values (src/treefork/workspace/views.py), documented in docs/lifecycle.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import run_tf
-from treefork.listing import FIELDS
+from treefork.workspace.views import FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 

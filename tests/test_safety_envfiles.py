@@ -57,8 +57,8 @@ def test_every_database_variable_points_at_the_workspace(tf_server_repo: Path) -
 
 def test_unprovisioned_env_leaves_no_variable_pointing_at_the_parent() -> None:
     from treefork import config as config_mod
-    from treefork.envbuild import url_updates
     from treefork.envfile import rewrite, values
+    from treefork.workspace.envbuild import url_updates
 
     cfg = config_mod.load(Path("/nonexistent"))
     out = values(rewrite(MAIN_ENV, url_updates(cfg, None, MAIN_ENV)))

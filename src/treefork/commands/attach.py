@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork import agents_launch, output
+from treefork import output
+from treefork.agents import tmux
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import Workspace
@@ -13,15 +14,15 @@ from treefork.state import Workspace
 def run(name: str) -> int:
     ctx = Context.open()
     ctx.state().expect_workspace(name)
-    return agents_launch.attach(agents_launch.session_name(ctx.repo.name, name))
+    return tmux.attach(tmux.session_name(ctx.repo.name, name))
 
 
 def start_agent(ctx: Context, ws: Workspace, agent: str, prompt: str | None) -> None:
     """Start the agent; without tmux, say so and leave the (ready) workspace as it is."""
-    command = agents_launch.agent_command(ctx.config, agent, prompt)
-    session = agents_launch.session_name(ctx.repo.name, ws.name)
+    command = tmux.agent_command(ctx.config, agent, prompt)
+    session = tmux.session_name(ctx.repo.name, ws.name)
     try:
-        agents_launch.launch(session, Path(ws.path), ws.name, command)
+        tmux.launch(session, Path(ws.path), ws.name, command)
     except FatalError as e:
         output.warn(str(e))
         return

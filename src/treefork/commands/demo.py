@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg  # the demo's stand-in for an app: it reads and writes rows like one
 
-from treefork import envbuild, output, proc
+from treefork import output, proc
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork.workspace import envbuild
 
 
 def run(*, count: int, keep: bool, as_json: bool) -> int:

@@ -3,8 +3,9 @@ Exit 0 when there is none, 1 when there is one (as `git diff --exit-code`)."""
 
 from __future__ import annotations
 
-from treefork import lifecycle, output
+from treefork import output
 from treefork.context import Context
+from treefork.workspace import lifecycle
 
 
 def run(name: str | None, *, all_: bool, as_json: bool) -> int:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from treefork import git as gitmod
-from treefork import output, reconcile
+from treefork import output
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
 from treefork.hooks import git_hooks
 from treefork.state import READY, UNPROVISIONED, State
+from treefork.workspace import reconcile
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -197,10 +198,10 @@ def _worktreeinclude_check(ctx: Context) -> Check:
 
 
 def _neon_git_check(ctx: Context) -> Check:
-    from treefork import neon_git
+    from treefork.backends.neon import git_sync
 
-    if neon_git.neon_git_sync_hook_present(ctx.repo.toplevel):
-        return Check("neon git-sync hook", FAIL, neon_git.EXPLANATION, "neon git uninstall")
+    if git_sync.neon_git_sync_hook_present(ctx.repo.toplevel):
+        return Check("neon git-sync hook", FAIL, git_sync.EXPLANATION, "neon git uninstall")
     return Check("neon git-sync hook", OK, "not installed")
 
 
@@ -209,8 +210,8 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     a port taken, an env file edited by hand). Neon's computes are not woken up for this."""
     if state.backend != "local":
         return []
-    from treefork import envbuild
     from treefork.backends.local import libpq
+    from treefork.workspace import envbuild
 
     places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
     root_url = ctx.backend(state).connection(ctx.backend(state).root()).url

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from treefork import output, reconcile
+from treefork import output
 from treefork.context import Context
+from treefork.workspace import reconcile
 
 
 def run(*, dry_run: bool, as_json: bool) -> int:
     ctx = Context.open()
-    from treefork.agents import reclaim
+    from treefork.workspace import reclaim
 
     actions = reclaim.run(ctx, dry_run=dry_run) + reconcile.gc(ctx, dry_run=dry_run)
     if as_json:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from treefork import envbuild, envfile, git, output, paths
+from treefork import envfile, git, output, paths
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, DbBranch
 from treefork.context import Context
@@ -19,6 +19,7 @@ from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
 from treefork.redact import register
 from treefork.state import new_repo_id
+from treefork.workspace import envbuild
 
 
 @dataclass(frozen=True)

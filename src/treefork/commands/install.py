@@ -20,10 +20,10 @@ def run(*, agents: tuple[str, ...], detect: bool, as_json: bool) -> int:
     _report(done, as_json=as_json)
     if not ctx.state().initialized:
         output.warn("treefork is not initialised here yet: the hooks do nothing until you run `treefork init`")
-    from treefork import neon_git
+    from treefork.backends.neon import git_sync
 
-    if neon_git.neon_git_sync_hook_present(ctx.repo.toplevel):
-        output.warn(neon_git.EXPLANATION)
+    if git_sync.neon_git_sync_hook_present(ctx.repo.toplevel):
+        output.warn(git_sync.EXPLANATION)
     return 0
 
 

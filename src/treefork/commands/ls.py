@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from treefork import listing, output
+from treefork import output
 from treefork.context import Context
+from treefork.workspace import views
 
 DROPPABLE = ("disk", "server", "age", "parent", "+/-", "ports")  # on a narrow terminal, in this order
 COLUMNS = ("name", "branch", "parent", "+/-", "tree", "database", "server", "ports", "agent", "disk", "age")
@@ -22,7 +23,7 @@ def run(name: str | None = None, *, as_json: bool) -> int:
     state.expect_initialized()
     if name is not None and name != "root":
         state.expect_workspace(name)
-    rows = listing.rows(ctx, state, names=[name] if name else None)
+    rows = views.rows(ctx, state, names=[name] if name else None)
     if as_json:
         output.emit_json(rows[0] if name else rows)
     elif name:
@@ -54,7 +55,7 @@ def _cells(r: dict[str, Any]) -> list[str]:
 
 
 def _details(r: dict[str, Any]) -> None:
-    for key in listing.FIELDS:
+    for key in views.FIELDS:
         value = r.get(key)
         if isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items())

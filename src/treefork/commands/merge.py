@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from treefork import merging, output
+from treefork import output
 from treefork.context import Context
+from treefork.workspace import merge
 
 
 def run(name: str, *, keep: bool, as_json: bool) -> int:
     ctx = Context.open()
-    result = merging.merge(ctx, name, keep=keep)
+    result = merge.merge(ctx, name, keep=keep)
     if as_json:
         output.emit_json(result.to_json())
         return 0

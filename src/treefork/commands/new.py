@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from treefork import output, workspace
+from treefork import output
 from treefork.backends.base import CreateOptions
+from treefork.backends.neon.ttl import parse_ttl
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.names import WorkspaceName
 from treefork.state import READY
-from treefork.ttl import parse_ttl
+from treefork.workspace import create
 
 
 def run(
@@ -39,7 +40,7 @@ def run(
     before = state.workspaces.get(ws_name)
     existed = before is not None and before.status == READY
     started = time.perf_counter()
-    req = workspace.NewRequest(
+    req = create.NewRequest(
         name=ws_name,
         parent=_parent(ctx, parent, ws_name),
         branch=branch,
@@ -48,7 +49,7 @@ def run(
             terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)
         ),
     )
-    ws = workspace.create(ctx, req)
+    ws = create.create(ctx, req)
     from treefork.agents import claude_worktree
 
     claude_worktree.share_settings(ctx.repo, Path(ws.path))
@@ -58,9 +59,9 @@ def run(
 
         attach.start_agent(ctx, ws, agent, prompt)
     if as_json:
-        from treefork import listing
+        from treefork.workspace import views
 
-        output.emit_json(listing.workspace_json(ctx, ws.name, seconds=round(elapsed, 3), existed=existed))
+        output.emit_json(views.workspace_json(ctx, ws.name, seconds=round(elapsed, 3), existed=existed))
     elif existed:
         output.info(
             f"workspace {ws.name} already exists: {ws.path} on branch {ws.branch}, database {ws.db_branch}; "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from treefork import lifecycle, output
+from treefork import output
 from treefork.context import Context
+from treefork.workspace import lifecycle
 
 
 def run(name: str, *, source: str | None, as_json: bool) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from treefork import output, removal
+from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
+from treefork.workspace import remove
 
 
 def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bool) -> int:
@@ -21,7 +22,7 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     results: list[dict[str, Any]] = []
     for name in unique:
         try:
-            results.append(asdict(removal.remove(ctx, name, force=force, delete_branch=delete_branch)))
+            results.append(asdict(remove.remove(ctx, name, force=force, delete_branch=delete_branch)))
         except FatalError as e:
             results.append({"name": name, "error": str(e)})
     if as_json:
@@ -38,7 +39,7 @@ def _expect_all_removable(ctx: Context, names: list[str]) -> None:
     problems = []
     for name in names:
         try:
-            removal.expect_removable(state, name)
+            remove.expect_removable(state, name)
         except FatalError as e:
             problems.append(e)
     if len(problems) == 1 and len(names) == 1:

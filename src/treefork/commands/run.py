@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from treefork import lifecycle
 from treefork.context import Context
+from treefork.workspace import lifecycle
 
 
 def run(name: str, command: tuple[str, ...]) -> int:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork import output, workspace
+from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.hooks import adopt
 from treefork.state import READY
+from treefork.workspace import adopt, create
 
 
 def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
@@ -38,14 +38,14 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
         )
     if ws is not None:
-        ws = workspace.create(ctx, adopt.resume_request(ws))
+        ws = create.create(ctx, adopt.resume_request(ws))
     else:
         root = ctx.repo.toplevel
         ws = adopt.provision(ctx, adopt.request_for(ctx, root, branch=ctx.repo.current_branch(root), origin="sync"))
     if as_json:
-        from treefork import listing
+        from treefork.workspace import views
 
-        output.emit_json(listing.workspace_json(ctx, ws.name))
+        output.emit_json(views.workspace_json(ctx, ws.name))
     elif not quiet:
         output.info(
             f"workspace {ws.name} is {ws.status}: database {ws.db_branch} ({ws.clone_method}), "

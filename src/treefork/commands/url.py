@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from treefork import output, reconcile
+from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import READY
+from treefork.workspace import reconcile
 
 
 def run(name: str | None, *, direct: bool, as_json: bool) -> int:

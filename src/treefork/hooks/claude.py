@@ -17,13 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from treefork import output, reconcile, workspace
+from treefork import output
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import IN_PROGRESS_ENV, Repo
 from treefork.hooks import procinfo
 from treefork.names import WorkspaceName
+from treefork.workspace import create as creating
+from treefork.workspace import reconcile
+from treefork.workspace import remove as removing
 
 WORKTREES_DIR = ".claude/worktrees"
 
@@ -82,9 +85,9 @@ def create(payload: dict[str, Any]) -> Path:
                 raise FatalError("this repository has no commits yet", hint="make a first commit, then retry")
             output.info(f"treefork: creating worktree {path} (branch {branch})")
             made_branch = claude_worktree.add(repo, path, branch, settings, head=head)
-    ws = workspace.create(
+    ws = creating.create(
         ctx,
-        workspace.NewRequest(name=name, branch=branch, path=path, parent=None, origin="claude", adopt_worktree=True),
+        creating.NewRequest(name=name, branch=branch, path=path, parent=None, origin="claude", adopt_worktree=True),
     )
     if made_branch is not None:  # treefork ran `git worktree add`: the worktree, and maybe the branch, are its own
         with ctx.registry.transaction() as st:
@@ -122,7 +125,7 @@ def remove(payload: dict[str, Any]) -> str:
             else f"merge or push it, then git worktree remove {path}",
         )
     if ws is not None:
-        workspace.remove(ctx, ws.name, force=True, delete_branch=True)
+        removing.remove(ctx, ws.name, force=True, delete_branch=True)
         return f"removed workspace {ws.name}: worktree, branch {ws.branch} and its database"
     if tree is None:
         return f"{path} is already gone"

@@ -17,8 +17,8 @@ from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import IN_PROGRESS_ENV, ZERO_SHA
-from treefork.hooks import adopt
-from treefork.hooks import parent as parent_rule
+from treefork.workspace import adopt
+from treefork.workspace import parent as parent_rule
 
 
 def post_checkout(prev: str, new: str, flag: str) -> int:
@@ -94,7 +94,7 @@ def _forget_deleted(ctx: Context, branches: list[str]) -> None:
     state = ctx.state()
     if not state.initialized:
         return
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     branches = reconcile.confirmed_deletions(ctx, branches)  # git pack-refs/gc report packed refs as deletions
     listed = reconcile.listed_worktrees(ctx)
@@ -154,7 +154,7 @@ def _follow_rename(ctx: Context, name: str, new_branch: str) -> None:
 
 
 def _drop(ctx: Context, name: str) -> None:
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     ws = reconcile.drop_if_gone(ctx, name)
     if ws is None:

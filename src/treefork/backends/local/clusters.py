@@ -236,9 +236,9 @@ class ClusterBackend:
         return self._branch(rec)
 
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
-        from treefork import schema
+        from treefork.backends import schema_diff
 
-        return schema.diff_urls(self.connection(branch).url, self.connection(base).url)
+        return schema_diff.diff_urls(self.connection(branch).url, self.connection(base).url)
 
     def snapshot(self, branch: DbBranch) -> DbBranch:
         _, rec = self._expect(branch.id)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 # Below Linux's ephemeral range (32768-60999), so an outgoing connection never takes a cluster's port, and
-# below the range of the apps' own ports (treefork.ports, 20000-29999), which are recorded but not yet bound.
+# below the range of the apps' own ports (treefork.workspace.ports, 20000-29999), which are recorded but not yet bound.
 FIRST, LAST = 15432, 19999
 
 

@@ -329,9 +329,9 @@ class TemplateBackend:
         raise _not_here("drop a snapshot")
 
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
-        from treefork import schema
+        from treefork.backends import schema_diff
 
-        return schema.diff_urls(self.connection(branch).url, self.connection(base).url)
+        return schema_diff.diff_urls(self.connection(branch).url, self.connection(base).url)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _mark(self, workspace: str) -> str:

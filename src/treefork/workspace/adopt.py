@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork import envbuild, workspace
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.hooks import parent as parent_rule
 from treefork.names import WorkspaceName
 from treefork.state import UNPROVISIONED, Workspace
+from treefork.workspace import create, envbuild
+from treefork.workspace import parent as parent_rule
 
 
 def name_for(ctx: Context, root: Path, branch: str | None) -> WorkspaceName:
@@ -51,7 +51,7 @@ def request_for(
     origin: str,
     new_head: str | None = None,
     invoker: Path | None = None,
-) -> workspace.NewRequest:
+) -> create.NewRequest:
     """The request for a worktree git already made (on `branch`, None when detached: the caller has asked
     git already), writing the fail-loud env file if none can be built."""
     try:
@@ -61,11 +61,11 @@ def request_for(
     except FatalError as e:
         fail_loud(ctx, root, None, e)
         raise
-    return workspace.NewRequest(name=name, branch=branch, path=root, parent=parent, origin=origin, adopt_worktree=True)
+    return create.NewRequest(name=name, branch=branch, path=root, parent=parent, origin=origin, adopt_worktree=True)
 
 
-def resume_request(ws: Workspace) -> workspace.NewRequest:
-    return workspace.NewRequest(
+def resume_request(ws: Workspace) -> create.NewRequest:
+    return create.NewRequest(
         name=WorkspaceName(ws.name),
         branch=ws.branch,
         path=Path(ws.path),
@@ -93,14 +93,14 @@ def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Excep
             )
 
 
-def provision(ctx: Context, req: workspace.NewRequest) -> Workspace:
+def provision(ctx: Context, req: create.NewRequest) -> Workspace:
     """Adopt and provision the worktree of `req` (from request_for); on any failure the worktree is left
     fail-loud and recorded where possible."""
     root = req.path
     assert root is not None  # request_for names the worktree
     try:
         ctx.backend().prepare()
-        ws = workspace.create(ctx, req)
+        ws = create.create(ctx, req)
     except FatalError as e:
         fail_loud(ctx, root, req.name, e)
         raise

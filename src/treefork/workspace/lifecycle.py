@@ -1,5 +1,5 @@
 """The lifecycle use cases after `new`: reset a workspace's database, diff its schema, run a command in it.
-`merge` lives in merging.py and builds on these."""
+`merge` lives in merge.py and builds on these."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from treefork import output, schema
+from treefork import output
+from treefork.backends import schema_diff as schemas
 from treefork.backends.base import Backend, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -57,7 +58,7 @@ def current_workspace_name(ctx: Context, state: State) -> str:
 
 def env_of(ctx: Context, worktree: Path) -> dict[str, str]:
     """The process environment with the worktree's env file loaded over it (the file wins)."""
-    from treefork import envbuild
+    from treefork.workspace import envbuild
 
     return {**os.environ, **envbuild.load_env(worktree / ctx.config.env_file)}
 
@@ -99,7 +100,7 @@ class SchemaDiff:
 
     @property
     def tables(self) -> set[str]:
-        return schema.changed_tables(self.diff)
+        return schemas.changed_tables(self.diff)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -116,7 +117,7 @@ def schema_diff(ctx: Context, state: State, name: str) -> SchemaDiff:
     ws = expect_ready(state, name)
     mine, base = side(ctx, state, name), parent_side(ctx, state, ws)
     text = ctx.backend(state).schema_diff(mine.db, base=base.db)
-    return SchemaDiff(name=name, base=base.name, diff=text, objects=schema.changed_objects(text))
+    return SchemaDiff(name=name, base=base.name, diff=text, objects=schemas.changed_objects(text))
 
 
 def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork import output, workspace
+from treefork import output
 from treefork.agents import owner
 from treefork.context import Context
-from treefork.reconcile import GcAction
 from treefork.state import READY
+from treefork.workspace import remove
+from treefork.workspace.reconcile import GcAction
 
 AGENT_ORIGINS = ("claude",)
 
@@ -26,7 +27,7 @@ def run(ctx: Context, *, dry_run: bool) -> list[GcAction]:
         act = GcAction(ws.name, ws.db_branch, "reclaim", f"leftover {ws.origin} worktree: its agent exited, "
                        "it is clean and every commit is on another branch")  # fmt: skip
         if not dry_run:
-            workspace.remove(ctx, ws.name, force=False, delete_branch=True)
+            remove.remove(ctx, ws.name, force=False, delete_branch=True)
             act.done = True
             output.info(f"reclaimed {ws.name}: worktree {ws.path}, branch {ws.branch} and its database")
         actions.append(act)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from treefork import agents_launch, ports, reconcile
+from treefork.agents import tmux
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.git import Worktree, git
 from treefork.state import State, Workspace
+from treefork.workspace import ports, reconcile
 
 FIELDS = (
     "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
@@ -33,11 +34,11 @@ def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[
     expiry = _expiries(ctx, state)
     out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
     chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
-    sessions = agents_launch.statuses() if chosen else None
+    sessions = tmux.statuses() if chosen else None
     for ws in chosen:
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
-        agent = agents_launch.status_in(sessions, agents_launch.session_name(ctx.repo.name, ws.name))
+        agent = tmux.status_in(sessions, tmux.session_name(ctx.repo.name, ws.name))
         seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
         out.append(row(ctx, state, ws, seen, expires_at=expiry.get(ws.name)))
     return out
@@ -145,7 +146,7 @@ def _server_state(ctx: Context, state: State, db: DbBranch | None) -> str | None
 
 def _server(ctx: Context, worktree: Path) -> str | None:
     """host:port of the URL in the worktree's env file (credentials left out)."""
-    from treefork import envbuild
+    from treefork.workspace import envbuild
 
     try:
         url = envbuild.load_env(worktree / ctx.config.env_file).get(ctx.config.url_var)

@@ -19,12 +19,8 @@ from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import Worktree, has_control_chars
 from treefork.names import WorkspaceName
-from treefork.removal import RESERVED as RESERVED
-from treefork.removal import RemoveResult as RemoveResult
-from treefork.removal import drop_db as drop_db
-from treefork.removal import expect_removable as expect_removable
-from treefork.removal import remove as remove
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace
+from treefork.workspace.remove import RESERVED, drop_db
 
 T = TypeVar("T")
 
@@ -61,7 +57,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     state.expect_initialized()
     existing = state.workspaces.get(req.name)
     if existing is not None and not Path(existing.path).exists():
-        from treefork import reconcile
+        from treefork.workspace import reconcile
 
         reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
     ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
@@ -72,7 +68,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         parent = parent_db(ctx, state, req.parent)
         db = _alongside(lambda: _checkout(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
-        from treefork import envbuild
+        from treefork.workspace import envbuild
 
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
@@ -185,13 +181,13 @@ def _checkout(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, b
     """The worktree, with its env file kept out of git before the file exists. Runs while the database
     clones, so the env-file modules (python-dotenv...) are loaded here too."""
     _ensure_worktree(ctx, ws, req, created)
-    from treefork import envbuild
+    from treefork.workspace import envbuild
 
     envbuild.exclude_from_git(ctx.repo, Path(ws.path), ctx.config.env_file)
 
 
 def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     path = Path(ws.path)
     with ctx.registry.git_lock():
@@ -300,7 +296,7 @@ def _undo_create(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str
     if req.adopt_worktree:
         if created["db"]:
             _quietly(lambda: drop_db(ctx, ws))
-        from treefork import envbuild
+        from treefork.workspace import envbuild
 
         _quietly(lambda: envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), None))
         with ctx.registry.transaction() as st:
@@ -338,7 +334,7 @@ def _quiet_dirty(ctx: Context, path: Path) -> bool:
 def _run_setup(ctx: Context, ws: Workspace) -> None:
     if not ctx.config.setup:
         return
-    from treefork import envbuild
+    from treefork.workspace import envbuild
 
     env = {**os.environ, **envbuild.load_env(Path(ws.path) / ctx.config.env_file)}
     for command in ctx.config.setup:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from treefork import output, proc, workspace
+from treefork import output, proc
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
-from treefork.lifecycle import Side, collisions, env_of, expect_method, expect_ready, parent_side, schema_diff
 from treefork.state import State, Workspace
+from treefork.workspace import remove
+from treefork.workspace.lifecycle import Side, collisions, env_of, expect_method, expect_ready, parent_side, schema_diff
 
 
 @dataclass
@@ -64,7 +65,7 @@ def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
     if not keep:
         inside = ctx.repo.toplevel.resolve() == Path(ws.path).resolve()
         # run from inside the workspace: its git calls must not run in the worktree being removed
-        workspace.remove(Context.open(ctx.repo.main_root) if inside else ctx, name)
+        remove.remove(Context.open(ctx.repo.main_root) if inside else ctx, name)
         removed = True
     return MergeResult(
         name, parent.name, parent_branch, before, after, bool(ctx.config.migrate), removed, warnings=warnings

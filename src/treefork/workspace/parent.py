@@ -47,7 +47,7 @@ def choose(ctx: Context, state: State, *, branch: str | None, new_head: str, inv
     candidates = [ws for ws in ready if Path(ws.path).exists()]
     if not candidates:
         return None
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     listed = reconcile.listed_worktrees(ctx)
     same = [ws for ws in candidates if ctx.repo.head_in(Path(ws.path), listed) == new_head]

@@ -113,7 +113,7 @@ def write_worktree_env(
     if conn is not None:
         updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
         if config.ports and linked:
-            from treefork import ports
+            from treefork.workspace import ports
 
             updates.update({k: str(v) for k, v in ports.allocate(repo.common_dir, worktree, config.ports).items()})
         if getattr(conn, "context", None) and linked:

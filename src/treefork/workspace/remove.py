@@ -15,8 +15,8 @@ from treefork.errors import FatalError
 from treefork.state import REMOVING, State, Workspace
 
 if TYPE_CHECKING:
-    from treefork import reconcile
     from treefork.git import Worktree
+    from treefork.workspace import reconcile
 
 RESERVED = {"root"}  # the root workspace's name: the main worktree and the root database
 
@@ -35,7 +35,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     state.expect_initialized()
     ws = expect_removable(state, name)
     _check_children(ctx, state, ws)
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     # the git lock is held from the one listing to the removal: no treefork command adds or removes a worktree between
     with ctx.registry.git_lock():
@@ -108,7 +108,7 @@ def _maybe_delete_branch(ctx: Context, state: State, ws: Workspace, *, force_del
         return False, None
     if not ws.created_branch:
         return False, f"branch {branch} was not created by treefork; kept (delete it yourself: git branch -D {branch})"
-    from treefork import reconcile
+    from treefork.workspace import reconcile
 
     listed = reconcile.listed_worktrees(ctx)  # read after the removal: the worktree list has changed
     if any(w.branch == branch for w in listed.values()):
@@ -130,9 +130,9 @@ def _parent_ref(ctx: Context, state: State, ws: Workspace, listed: dict[Path, Wo
 def _release_extras(ctx: Context, ws: Workspace) -> None:
     """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session."""
     if ctx.config.ports:
-        from treefork import ports
+        from treefork.workspace import ports
 
         ports.release(Path(ws.path))
-    from treefork import agents_launch
+    from treefork.agents import tmux
 
-    agents_launch.kill(agents_launch.session_name(ctx.repo.name, ws.name))
+    tmux.kill(tmux.session_name(ctx.repo.name, ws.name))
