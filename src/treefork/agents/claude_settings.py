@@ -8,12 +8,11 @@ settings.local.json is kept out of git (info/exclude) and the create hook copies
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from treefork import selfcmd
 from treefork.agents import jsonfile
 from treefork.errors import FatalError
 from treefork.git import Repo
@@ -25,7 +24,7 @@ SHARED = Path(".claude") / "settings.json"
 
 
 def hook_command(verb: str, python: str | None = None) -> str:
-    return f"{shlex.quote(python or sys.executable)} -m treefork claude-hook {verb}"
+    return selfcmd.shell("claude-hook", verb, python=python)
 
 
 def is_ours(command: object) -> bool:

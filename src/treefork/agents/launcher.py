@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from treefork import selfcmd
 from treefork.fsutil import atomic_write_text
 from treefork.git import Repo
 
@@ -24,7 +25,7 @@ SCRIPT = """\
 {marker}: written by `treefork install --<agent>`; agents' session-start hooks run it.
 INSTALL_PYTHON={python}
 if [ -x "$INSTALL_PYTHON" ]; then
-  "$INSTALL_PYTHON" -m treefork sync --quiet </dev/null >&2 || exit 1
+  {call} sync --quiet </dev/null >&2 || exit 1
 elif command -v treefork >/dev/null 2>&1; then
   treefork sync --quiet </dev/null >&2 || exit 1
 else
@@ -39,7 +40,9 @@ def path(repo: Repo) -> Path:
 
 
 def text(python: str | None = None) -> str:
-    return SCRIPT.format(marker=MARKER, python=shlex.quote(python or sys.executable))
+    return SCRIPT.format(
+        marker=MARKER, python=shlex.quote(python or sys.executable), call=selfcmd.shell_call("INSTALL_PYTHON")
+    )
 
 
 def write(repo: Repo) -> bool:

@@ -12,10 +12,9 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
-from treefork import proc
+from treefork import proc, selfcmd
 from treefork.config import Config
 from treefork.errors import FatalError
 
@@ -53,10 +52,7 @@ def launch(session: str, worktree: Path, workspace: str, command: tuple[str, ...
         )
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     # tmux splits commands at an argument ending in ';' unless it is written '\\;'
-    wrapped = tuple(
-        a[:-1] + "\\;" if a.endswith(";") else a
-        for a in (sys.executable, "-m", "treefork", "run", workspace, "--", *command)
-    )
+    wrapped = tuple(a[:-1] + "\\;" if a.endswith(";") else a for a in selfcmd.argv("run", workspace, "--", *command))
     # one tmux invocation, so the pane stays (remain-on-exit) even for an agent that exits at once
     keep = (";", "set-option", "-w", "-t", f"={session}:", "remain-on-exit", "on")
     proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, env=env)

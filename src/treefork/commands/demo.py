@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from typing import Any
 
 import psycopg  # the demo's stand-in for an app: it reads and writes rows like one
 
-from treefork import output, proc
+from treefork import output, proc, selfcmd
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.workspace import envbuild
@@ -42,7 +41,7 @@ def run(*, count: int, keep: bool, as_json: bool) -> int:
 
 def _servers_running(repo: Path) -> int:
     """How many of the kept demo repository's PostgreSQL clusters (its root and workspaces) still run."""
-    r = proc.run(sys.executable, "-m", "treefork", "server", "status", "--json", cwd=repo, check=False)
+    r = proc.run(*selfcmd.argv("server", "status", "--json"), cwd=repo, check=False)
     if r.rc != 0:
         return 0
     rid = Context.open(repo).state().repo_id
@@ -132,7 +131,7 @@ def _tf_setup_repo(repo: Path) -> None:
 
 
 def _treefork(repo: Path, *args: str) -> str:
-    return proc.run(sys.executable, "-m", "treefork", *args, cwd=repo).out
+    return proc.run(*selfcmd.argv(*args), cwd=repo).out
 
 
 def _cleanup(repo: Path) -> None:

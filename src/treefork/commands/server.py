@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from treefork import output
+from treefork import output, selfcmd
 from treefork.backends.local.cluster import READY, record_json
 from treefork.backends.local.store import ClusterStore
 from treefork.fsutil import atomic_write_text
@@ -73,8 +72,8 @@ Description=treefork: start every PostgreSQL cluster of every workspace
 Type=oneshot
 RemainAfterExit=yes
 Environment=TREEFORK_HOME={home}
-ExecStart={python} -m treefork server start
-ExecStop={python} -m treefork server stop
+ExecStart={start}
+ExecStop={stop}
 
 [Install]
 WantedBy=default.target
@@ -86,7 +85,11 @@ def _autostart(*, as_json: bool) -> int:
     home = ClusterStore().home
     unit = Path.home() / ".config" / "systemd" / "user" / "treefork.service"
     unit.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(unit, UNIT.format(home=home, python=sys.executable), mode=0o644)
+    atomic_write_text(
+        unit,
+        UNIT.format(home=home, start=selfcmd.shell("server", "start"), stop=selfcmd.shell("server", "stop")),
+        mode=0o644,
+    )
     if as_json:
         output.emit_json({"unit": str(unit)})
     else:

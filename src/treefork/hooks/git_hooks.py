@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from treefork import selfcmd
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
 from treefork.git import ZERO_SHA, Repo, git
@@ -28,7 +29,7 @@ LEGACY_SUFFIX = ".legacy"
 
 _PYTHON_CALL = """\
 if [ -x "$INSTALL_PYTHON" ]; then
-  "$INSTALL_PYTHON" -m treefork hook {args} || true
+  {call} hook {args} || true
 elif command -v treefork >/dev/null 2>&1; then
   treefork hook {args} || true
 else
@@ -108,11 +109,17 @@ def hooks_dir(repo: Repo) -> Path:
 def script_text(hook: str, python: str | None = None) -> str:
     python_q = shlex.quote(python or sys.executable)
     if hook == "post-checkout":
-        call = _PYTHON_CALL.format(args='post-checkout "$@"')
+        call = _PYTHON_CALL.format(call=selfcmd.shell_call("INSTALL_PYTHON"), args='post-checkout "$@"')
         return POST_CHECKOUT.format(
             marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX, call=_indent(call)
         )
-    call_inline = "{\n" + _indent(_PYTHON_CALL.format(args="reference-transaction committed")) + "\n}"
+    call_inline = (
+        "{\n"
+        + _indent(
+            _PYTHON_CALL.format(call=selfcmd.shell_call("INSTALL_PYTHON"), args="reference-transaction committed")
+        )
+        + "\n}"
+    )
     return REFERENCE_TRANSACTION.format(
         marker=MARKER, python=python_q, zero=ZERO_SHA, legacy=LEGACY_SUFFIX, call_inline=call_inline
     )

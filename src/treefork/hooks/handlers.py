@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from treefork import output
+from treefork import output, selfcmd
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import IN_PROGRESS_ENV, ZERO_SHA
@@ -121,7 +121,7 @@ def _spawn_follower(name: str, old_branch: str) -> None:
     from treefork import proc
     from treefork.git import no_git_env
 
-    proc.spawn_detached(sys.executable, "-m", "treefork", "hook", "follow-rename", name, old_branch, env=no_git_env())
+    proc.spawn_detached(*selfcmd.argv("hook", "follow-rename", name, old_branch), env=no_git_env())
 
 
 def follow_rename(name: str, old_branch: str, *, timeout: float = 10.0) -> int:
