@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 from conftest import db_url, git, run_tf
-
 from treefork import selfcmd
 from treefork.agents import claude_settings
 

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from treefork import procinfo
 from treefork.git import Repo, git
-from treefork.hooks import procinfo
 from treefork.state import pid_alive
 
 FILE = "treefork-owner.json"

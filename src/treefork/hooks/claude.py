@@ -17,12 +17,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from treefork import output
+from treefork import output, procinfo
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import IN_PROGRESS_ENV, Repo
-from treefork.hooks import procinfo
 from treefork.names import WorkspaceName
 from treefork.workspace import create as creating
 from treefork.workspace import reconcile

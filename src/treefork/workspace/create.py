@@ -1,4 +1,4 @@
-"""The use cases: create and remove a workspace, composed from git, the backend, env files and the registry.
+"""Creating a workspace: its worktree, branch, database branch and env file, from git, the backend and the registry.
 
 Every mutation records its intent in the registry before acting and marks it done after, so a re-run of
 the same command (or `treefork gc`) can finish or undo what a crash left.

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from treefork import procinfo
 from treefork.context import Context
 from treefork.git import git
-from treefork.hooks import procinfo
 from treefork.state import READY, State, Workspace
 
 
