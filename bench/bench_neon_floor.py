@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from neon_fake import PROJECT, FakeNeon, neon_env  # noqa: E402
+from testing import caches  # noqa: E402
 
-NPM_BIN = Path(os.environ.get("TREEFORK_NPM_CACHE", "/tmp/treefork-npm-cache")) / "node_modules" / ".bin"
+NPM_BIN = caches.entry("neonctl-5.0.1") / "node_modules" / ".bin"  # where the tests install it
 SEED = Path("/work/shared/seed")
 RUNS = 5
 OP_SECONDS = 0.2

@@ -4,18 +4,15 @@ with the reason."""
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from conftest import run_tf
+from testing import caches
 
 PINNED = {
     "claude": ("@anthropic-ai/claude-code", "2.1.197"),
@@ -25,46 +22,30 @@ PINNED = {
 }
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("TREEFORK_AGENT_CLI_CACHE") or Path(tempfile.gettempdir()) / "treefork-agent-clis")
-
-
-def _install(prefix: Path, specs: list[str]) -> str:
-    """npm install into prefix (once, under a lock); returns npm's complaint, empty on success."""
-    npm = shutil.which("npm")
-    if npm is None:
-        return "npm is not installed"
-    prefix.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "npm_config_cache": str(cache_root() / "_npm"), "npm_config_update_notifier": "false"}
-    cp = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *specs],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    return "" if cp.returncode == 0 else cp.stderr.strip()[-300:]
-
-
-@functools.cache
 def install_all() -> dict[str, Path | str]:
     """Every pinned CLI in one npm run (about 30 s the first time, cached after); per package on failure.
     Maps each agent to its executable, or to the reason it could not be installed."""
-    prefix = cache_root() / "-".join(f"{a}{v}" for a, (_, v) in sorted(PINNED.items()))
-    prefix.mkdir(parents=True, exist_ok=True)
+    return _install_all()
+
+
+@functools.cache
+def _install_all() -> dict[str, Path | str]:
+    prefix = caches.entry("agent-clis") / "-".join(f"{a}{v}" for a, (_, v) in sorted(PINNED.items()))
+    specs = {a: f"{PINNED[a][0]}@{PINNED[a][1]}" for a in PINNED}
     found: dict[str, Path | str] = {}
-    with open(cache_root() / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        exes = {a: prefix / "node_modules" / ".bin" / a for a in PINNED}
-        missing = [a for a, exe in exes.items() if not exe.exists()]
-        if missing and _install(prefix, [f"{PINNED[a][0]}@{PINNED[a][1]}" for a in missing]):
-            for a in missing:  # one bad package must not skip the others
-                problem = _install(prefix / a, [f"{PINNED[a][0]}@{PINNED[a][1]}"])
-                exes[a] = prefix / a / "node_modules" / ".bin" / a
-                if problem:
-                    found[a] = f"`npm install {PINNED[a][0]}@{PINNED[a][1]}` failed: {problem}"
-        for a, exe in exes.items():
-            found.setdefault(a, exe if exe.exists() else f"{PINNED[a][0]}@{PINNED[a][1]} did not install {a}")
+    if not caches.npm_install(prefix, sorted(specs.values())):
+        return {a: prefix / "node_modules" / ".bin" / a for a in PINNED}
+    for a, spec in specs.items():  # one bad package must not skip the others
+        alone = caches.entry("agent-clis") / spec.replace("/", "+")
+        problem = caches.npm_install(alone, [spec])
+        exe = alone / "node_modules" / ".bin" / a
+        found[a] = (
+            f"`npm install {spec}` failed: {problem}"
+            if problem
+            else exe
+            if exe.exists()
+            else f"{spec} did not install {a}"
+        )
     return found
 
 

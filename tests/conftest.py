@@ -124,7 +124,6 @@ def pytest_configure(config: pytest.Config) -> None:
     fast = _fast_dir()
     if fast is None or os.environ.get("TREEFORK_TEST_TMPDIR") == "keep":
         return
-    os.environ.setdefault("TREEFORK_AGENT_CLI_CACHE", str(Path(tempfile.gettempdir()) / "treefork-agent-clis"))
     os.environ["TMPDIR"] = fast
     tempfile.tempdir = fast
 

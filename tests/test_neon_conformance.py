@@ -4,40 +4,25 @@ it is a faithful enough stand-in for treefork's own client."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from neon_fake import PROJECT, FakeNeon
+from testing import caches
 
 pytest_plugins = ["conftest_neon"]
 pytestmark = pytest.mark.long  # node starts neonctl: half a second a command
 
-NPM_CACHE = Path(os.environ.get("TREEFORK_NPM_CACHE", "/tmp/treefork-npm-cache"))
-
 
 def neonctl_bin() -> Path:
-    """neonctl@5.0.1 installed once into a fixed cache dir (tests run with a temporary HOME)."""
-    binary = NPM_CACHE / "node_modules" / ".bin" / "neonctl"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        pytest.skip("npm/node not installed: cannot run neonctl")
-    NPM_CACHE.mkdir(parents=True, exist_ok=True)
-    cp = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_CACHE), "neonctl@5.0.1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if cp.returncode != 0 or not binary.exists():
-        pytest.skip(
-            f"npm install neonctl@5.0.1 failed (no network?): {(cp.stderr or cp.stdout).strip().splitlines()[-1:]}"
-        )
+    """neonctl@5.0.1 installed once into this user's test cache (tests run with a temporary HOME)."""
+    prefix = caches.entry("neonctl-5.0.1")
+    problem = caches.npm_install(prefix, ["neonctl@5.0.1"], timeout=300)
+    binary = prefix / "node_modules" / ".bin" / "neonctl"
+    if problem or not binary.exists():
+        pytest.skip(f"npm install neonctl@5.0.1 failed (no network?): {problem.splitlines()[-1:]}")
     return binary
 
 
