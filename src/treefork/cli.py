@@ -12,6 +12,7 @@ import click
 from treefork import __version__, output
 from treefork.completion import workspace_names
 from treefork.error_handler import error_handler
+from treefork.errors import FatalError
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output with stable field names.")
 
@@ -366,6 +367,7 @@ def _leave(code: int) -> NoReturn:
 
 
 def _run(argv: list[str] | None) -> None:
+    _expect_working_directory()
     try:
         cli.main(argv, prog_name="treefork", standalone_mode=False)
     except click.exceptions.Abort:
@@ -375,3 +377,14 @@ def _run(argv: list[str] | None) -> None:
         where = f"{ctx.command_path} --help" if ctx else "treefork --help"
         output.error(f"{e.format_message()} (hint: see `{where}`)")
         raise SystemExit(e.exit_code) from None
+
+
+def _expect_working_directory() -> None:
+    """A shell left in a removed worktree (`treefork rm` or `git worktree remove` from inside it)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise FatalError(
+            "the current directory no longer exists (its worktree was removed)",
+            hint="cd into the repository's main worktree",
+        ) from None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypedDict
 
 from treefork.errors import FatalError, ProcError
@@ -52,9 +53,7 @@ def run(
             **_identity(run_as),
         )
     except FileNotFoundError:
-        raise FatalError(
-            f"`{args[0]}` was not found", hint=f"install {os.path.basename(args[0])} or put it on PATH"
-        ) from None
+        raise _not_found(args[0], cwd, hint=f"install {os.path.basename(args[0])} or put it on PATH") from None
     except subprocess.TimeoutExpired:
         raise FatalError(f"`{' '.join(args[:3])}` did not finish within {timeout:.0f}s") from None
     result = Result(tuple(args), cp.returncode, cp.stdout, cp.stderr)
@@ -79,7 +78,7 @@ def run_attached(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str]
     try:
         return subprocess.run(list(args), cwd=cwd, env=dict(env)).returncode
     except FileNotFoundError:
-        raise FatalError(f"`{args[0]}` was not found", hint="check the command, or put it on PATH") from None
+        raise _not_found(args[0], cwd, hint="check the command, or put it on PATH") from None
 
 
 def pipe(
@@ -149,3 +148,15 @@ def _identity(run_as: RunAs | None) -> _Identity:
     if run_as is None:
         return {}
     return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+
+
+def _not_found(program: str, cwd: str | os.PathLike[str] | None, *, hint: str) -> FatalError:
+    """What a FileNotFoundError from starting a program means: the program is missing, or the directory it was
+    to run in is gone (a worktree removed under the command)."""
+    where = Path(cwd) if cwd is not None else None
+    if where is not None and not where.is_dir():
+        return FatalError(
+            f"{where} no longer exists, so `{program}` cannot run there",
+            hint="cd into the repository's main worktree and retry",
+        )
+    return FatalError(f"`{program}` was not found", hint=hint)

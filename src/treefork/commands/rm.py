@@ -6,7 +6,9 @@ does not stop the others, and each one's result is reported.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from treefork import output
@@ -19,6 +21,9 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     ctx = Context.open()
     unique = list(dict.fromkeys(names))
     _expect_all_removable(ctx, unique)
+    left = _leave_what_is_removed(ctx, unique)
+    if left is not None:
+        ctx = Context.open(ctx.repo.main_root)
     results: list[dict[str, Any]] = []
     for name in unique:
         try:
@@ -30,7 +35,22 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     else:
         for r in results:
             _report(r)
+    if left is not None and not left.exists():
+        output.info(f"your shell's directory {left} was removed with it: cd {ctx.repo.main_root}")
     return 1 if any("error" in r for r in results) else 0
+
+
+def _leave_what_is_removed(ctx: Context, names: list[str]) -> Path | None:
+    """Run from inside a worktree being removed, move to the main worktree first: git and every later step
+    must not run in a directory that is about to go. Returns the directory left."""
+    here = Path.cwd()
+    state = ctx.state()
+    for name in names:
+        ws = state.workspaces.get(name)
+        if ws is not None and ws.path and here.is_relative_to(Path(ws.path)):
+            os.chdir(ctx.repo.main_root)
+            return here
+    return None
 
 
 def _expect_all_removable(ctx: Context, names: list[str]) -> None:
