@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from agents_support import agent_bin, agent_env, install_all, ls
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, text_reply
+from testing.waits import wait_until
 from tf_helpers import can_connect
 
 
@@ -25,15 +25,6 @@ from tf_helpers import can_connect
 def agent_clis() -> dict:
     """The pinned agent CLIs, installed from npm once per test session (cached outside HOME)."""
     return install_all()
-
-
-def _wait(what: str, ready, *, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
-    """A bounded wait for an agent's background work; never an assertion on time."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline or (proc is not None and proc.poll() is not None and not ready()):
-            raise AssertionError(f"{what} never happened")
-        time.sleep(0.3)
 
 
 def _ready(repo: Path, path: Path) -> bool:
@@ -98,7 +89,13 @@ def test_codex_detached_worktree_gets_its_database_from_session_start(
             cwd=tf_repo, env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        _wait("codex's SessionStart hook", lambda: "SessionStart Completed" in out.read_text(), proc=proc)
+        wait_until(
+            lambda: "SessionStart Completed" in out.read_text(),
+            "codex's SessionStart hook",
+            timeout=120,
+            interval=0.3,
+            process=proc,
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -141,10 +138,14 @@ def test_opencode_create_reset_remove(agent_clis: dict, tf_repo: Path, tmp_path:
     base = f"http://127.0.0.1:{port}"
     q = f"?directory={urllib.request.quote(str(tf_repo))}"
     try:
-        _wait("opencode serve", lambda: _up(f"{base}/project/current{q}"), proc=server)
+        wait_until(
+            lambda: _up(f"{base}/project/current{q}"), "opencode serve", timeout=120, interval=0.3, process=server
+        )
         made = _http(f"{base}/experimental/worktree{q}", "POST", {})
         wt = Path(made["directory"])
-        _wait("the start command provisioning the worktree", lambda: _ready(tf_repo, wt))
+        wait_until(
+            lambda: _ready(tf_repo, wt), "the start command provisioning the worktree", timeout=120, interval=0.3
+        )
         assert ls(tf_repo)[made["branch"]]["status"] == "ready"
         url = db_url(wt)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -152,7 +153,7 @@ def test_opencode_create_reset_remove(agent_clis: dict, tf_repo: Path, tmp_path:
             conn.execute("INSERT INTO t VALUES (7)")
 
         _http(f"{base}/experimental/worktree/reset{q}", "POST", {"directory": str(wt)})  # git clean -ffdx
-        _wait("the env file coming back after reset", lambda: (wt / ".env").is_file())
+        wait_until(lambda: (wt / ".env").is_file(), "the env file coming back after reset", timeout=120, interval=0.3)
         assert db_url(wt) == url
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT v FROM t").fetchall() == [(7,)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git, run_tf
+from testing.waits import wait_until
 from tf_helpers import ls, new
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt package: tmux)")
@@ -35,13 +36,6 @@ def tmux_env(tmp_path: Path):
         os.environ["TMUX_TMPDIR"] = saved
 
 
-def _wait_for(path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 AGENT = "import os, sys, time, pathlib; pathlib.Path(sys.argv[1]).write_text(os.environ['DATABASE_URL'] + '|' + sys.argv[2]); time.sleep(float(sys.argv[2]))"
 
 
@@ -53,7 +47,7 @@ def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_server_repo: Path, t
     git(tf_server_repo, "add", ".")
     git(tf_server_repo, "commit", "-q", "-m", "agents")
     run_tf(tf_server_repo, "new", "a", "--agent", "fake", "--prompt", "30", env=tmux_env)
-    _wait_for(seen)
+    wait_until(seen.exists, f"{seen} appearing")
     url, prompt = seen.read_text().split("|")
     assert url == run_tf(tf_server_repo, "url", "a").out.strip() and prompt == "30"
     assert ls(tf_server_repo)["a"]["agent"] == "running"
@@ -70,7 +64,7 @@ def test_agent_that_exits_shows_exited(tf_server_repo: Path, tmux_env, tmp_path:
     seen = tmp_path / "seen"
     command = " ".join([sys.executable, "-c", json.dumps(AGENT), str(seen)])
     run_tf(tf_server_repo, "new", "a", "--agent", command, "--prompt", "0", env=tmux_env)
-    _wait_for(seen)
+    wait_until(seen.exists, f"{seen} appearing")
     deadline = time.monotonic() + 60
     while ls(tf_server_repo)["a"]["agent"] != "exited":
         assert time.monotonic() < deadline
@@ -195,7 +189,7 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
     )
     subprocess.run(["tmux", "new-session", "-d", "-s", "other-repo/idle", "sleep 30"], check=True)
     assert tmux.server_may_run()
-    _wait_for(Path(f"{seen}.2"))
+    wait_until(Path(f"{seen}.2").exists, f"{Path(f'{seen}.2')} appearing")
     deadline = time.monotonic() + 60
     while (rows := ls(tf_server_repo))["done"]["agent"] != "exited":
         assert time.monotonic() < deadline

@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import db_url, git
 from neon_fake import PROJECT, FakeNeon, neon_env
+from testing.waits import wait_until
 
 pytest_plugins = ["conftest_neon"]
 
@@ -104,14 +104,6 @@ def _start_merge(repo: Path, fake: FakeNeon, marker: Path) -> subprocess.Popen[s
     )
 
 
-def _wait_for(path: Path, p: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert p.poll() is None, f"merge ended early: {p.communicate()}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 def test_merge_migrates_the_parent_then_removes_the_workspace(
     neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
 ) -> None:
@@ -120,7 +112,7 @@ def test_merge_migrates_the_parent_then_removes_the_workspace(
     a = _merge_setup(neon_repo, tf_neon, WAITING_MIGRATION)
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker, p)
+    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # what the migration does to the parent's database
     (tmp_path / "marker.go").write_text("0")
     out, err = p.communicate(timeout=120)
@@ -151,7 +143,7 @@ def test_failing_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker, p)
+    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # half applied...
     (tmp_path / "marker.go").write_text("3")  # ...then it fails
     _, err = p.communicate(timeout=120)
@@ -173,7 +165,7 @@ def test_interrupt_during_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    _wait_for(marker, p)
+    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)
     os.killpg(p.pid, signal.SIGINT)  # ^C in the terminal: treefork and the migration both get it
     _, err = p.communicate(timeout=120)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -72,13 +75,46 @@ def run_visible(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str])
         return 127
 
 
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
 def run_attached(*args: str, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> int:
     """Run a user's command on the caller's own terminal (stdin, stdout, stderr): `treefork run`, a
-    migration, `tmux attach`. Returns its exit code; ^C reaches it and then treefork (same process group)."""
+    migration, `tmux attach`. Returns its exit code (-N when signal N ended it).
+
+    ^C reaches the command and treefork alike (one process group); a signal sent to treefork alone (SIGTERM
+    from a supervisor, SIGHUP) is passed on to the command, which decides when to end, and treefork waits."""
     try:
-        return subprocess.run(list(args), cwd=cwd, env=dict(env)).returncode
+        child = subprocess.Popen(list(args), cwd=cwd, env=dict(env))
     except FileNotFoundError:
         raise _not_found(args[0], cwd, hint="check the command, or put it on PATH") from None
+    with _forwarding_signals(child):
+        try:
+            return child.wait()
+        except BaseException:  # ^C: the command got it too; a moment to finish, then it goes with treefork
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.25)
+            child.kill()
+            child.wait()
+            raise
+
+
+@contextlib.contextmanager
+def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    before = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def pipe(
