@@ -188,7 +188,10 @@ def test_doctor_reports_hooks(tf_server_repo: Path) -> None:
     assert checks["hook post-checkout"]["level"] == "ok" and checks["hook reference-transaction"]["level"] == "ok"
     assert checks["backend"]["level"] == "ok" and checks["orphans"]["level"] == "ok"
     assert checks[".worktreeinclude"]["level"] == "warn"
-    assert checks["agent claude"]["level"] == "warn"
+    assert checks["agent claude"]["level"] == "ok"  # not used here: no `claude` on PATH, no .claude/
+    (tf_server_repo / ".claude").mkdir()
+    checks = {c["name"]: c for c in json.loads(run_tf(tf_server_repo, "doctor", "--json").out)["checks"]}
+    assert checks["agent claude"]["level"] == "warn" and checks["agent claude"]["hint"] == "treefork install --claude"
 
 
 def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_server_repo: Path) -> None:

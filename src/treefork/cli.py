@@ -269,12 +269,15 @@ def sync(name: str | None, quiet: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--fix", is_flag=True, help="Carry out treefork's own fixes (start, gc, sync, install), then check again."
+)
 @JSON
-def doctor(as_json: bool) -> None:
-    """Check hooks, Claude Code settings, the backend, and that the registry agrees with git."""
+def doctor(fix: bool, as_json: bool) -> None:
+    """Check hooks, agents' settings, the backend and the registry against git; change nothing without --fix."""
     from treefork.commands import doctor as cmd
 
-    _exit(cmd.run(as_json=as_json))
+    _exit(cmd.run(fix=fix, as_json=as_json))
 
 
 @cli.command()

@@ -71,11 +71,12 @@ def choose(repo: Repo, names: tuple[str, ...], *, detect: bool, every: bool = Fa
     by_name = {a.name: a for a in agents}
     chosen = [by_name[n] for n in names]
     if detect:
-        chosen += [a for a in agents if a not in chosen and _detected(repo, a)]
+        chosen += [a for a in agents if a not in chosen and detected(repo, a)]
     return chosen
 
 
-def _detected(repo: Repo, agent: Agent) -> bool:
+def detected(repo: Repo, agent: Agent) -> bool:
+    """The agent is used here: its executable is on PATH, or the project has its settings directory."""
     return shutil.which(agent.executable) is not None or (repo.main_root / agent.settings_dir).is_dir()
 
 

@@ -1,11 +1,15 @@
-"""`treefork doctor [--json]`: is automatic provisioning set up, and do the registry and git agree?
+"""`treefork doctor [--fix] [--json]`: is automatic provisioning set up, and do the registry and git agree?
 
 Exit 1 when a check fails (a warning alone does not fail). Each finding carries the command that fixes it.
+Doctor only looks: it starts no stopped database and changes nothing, unless `--fix` asks it to carry out the
+fixes that are treefork's own (start stopped databases, `gc`, `sync`, re-install its stale hooks); then it
+checks again and reports what is left.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +33,50 @@ class Check:
     message: str
     hint: str | None = None
     data: Any = None
+    fix: Callable[[], object] | None = field(default=None, repr=False, compare=False)  # what --fix runs
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "fix"}
 
 
-def run(*, as_json: bool) -> int:
+def run(*, fix: bool, as_json: bool) -> int:
     gitmod.check_version()
     ctx = Context.open()
-    checks = [*_hook_checks(ctx), _neon_git_check(ctx), *_agent_checks(ctx), _worktreeinclude_check(ctx)]
-    checks += [*_state_checks(ctx), *_worktree_checks(ctx)]
+    checks = _checks(ctx)
+    fixed: list[str] = []
+    if fix:
+        fixed = _fix(checks)
+        if fixed:
+            ctx = Context.open()
+            checks = _checks(ctx)
     failed = any(c.level == FAIL for c in checks)
     if as_json:
-        output.emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+        output.emit_json({"ok": not failed, "fixed": fixed, "checks": [c.to_json() for c in checks]})
     else:
+        for name in fixed:
+            output.info(f"[ fix] {name}")
         for c in checks:
             output.info(f"[{c.level:>4}] {c.name}: {c.message}" + (f" (fix: {c.hint})" if c.hint else ""))
     return 1 if failed else 0
+
+
+def _checks(ctx: Context) -> list[Check]:
+    checks = [*_hook_checks(ctx), _neon_git_check(ctx), *_agent_checks(ctx), _worktreeinclude_check(ctx)]
+    return checks + [*_state_checks(ctx), *_worktree_checks(ctx)]
+
+
+def _fix(checks: list[Check]) -> list[str]:
+    """Carry out every fix a finding carries; one that fails is reported and the others go on."""
+    fixed = []
+    for c in checks:
+        if c.level == OK or c.fix is None:
+            continue
+        try:
+            c.fix()
+            fixed.append(f"{c.name}: {c.hint}")
+        except FatalError as e:
+            output.warn(f"could not fix {c.name}: {e}")
+    return fixed
 
 
 def _hook_checks(ctx: Context) -> list[Check]:
@@ -76,6 +110,7 @@ def _hook_checks(ctx: Context) -> list[Check]:
                     f"installed by another treefork version or interpreter ({s.path})",
                     "treefork install",
                     s.to_json(),
+                    fix=lambda: git_hooks.install(ctx.repo),
                 )
             )
         elif s.foreign:
@@ -125,11 +160,19 @@ def _agent_checks(ctx: Context) -> list[Check]:
         except FatalError as e:
             checks.append(Check(f"agent {agent.name}", FAIL, e.message, e.hint))
             continue
-        checks.append(
-            Check(f"agent {agent.name}", OK, "integration installed")
-            if ok
-            else Check(f"agent {agent.name}", WARN, "integration not installed", f"treefork install --{agent.name}")
-        )
+        if ok:
+            checks.append(Check(f"agent {agent.name}", OK, "integration installed"))
+        elif registry.detected(ctx.repo, agent):
+            checks.append(
+                Check(
+                    f"agent {agent.name}",
+                    WARN,
+                    "used here, integration not installed",
+                    f"treefork install --{agent.name}",
+                )
+            )
+        else:
+            checks.append(Check(f"agent {agent.name}", OK, f"not used here ({agent.executable} is not on PATH)"))
         if ok and agent.name != "claude" and not launcher.current(ctx.repo):
             checks.append(
                 Check(
@@ -207,32 +250,62 @@ def _neon_git_check(ctx: Context) -> Check:
 
 def _connection_checks(ctx: Context, state: State) -> list[Check]:
     """The URL each ready workspace's env file holds really opens its database (local clusters: a lost record,
-    a port taken, an env file edited by hand). Neon's computes are not woken up for this."""
+    a port taken, an env file edited by hand). A stopped database is not started to find out, and Neon's
+    computes are not woken up."""
     if state.backend != "local":
         return []
     from treefork.backends.local import libpq
     from treefork.workspace import envbuild
 
+    backend = ctx.backend(state)
     places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
-    root_url = ctx.backend(state).connection(ctx.backend(state).root()).url
-    main_url = envbuild.load_env(ctx.repo.main_root / ctx.config.env_file).get(ctx.config.url_var)
-    if main_url == root_url:  # else the main worktree keeps a database of its own (`init --no-import`)
-        places.insert(0, ("root", ctx.repo.main_root))
+    places.insert(0, ("root", ctx.repo.main_root))
+    stopped = [name for name, _ in places if backend.server_state(_db_of(ctx, state, name)) == "stopped"]
     bad = []
+    checked = 0
     for name, where in places:
         url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
-        if not url:
+        if not url or name in stopped:
             continue  # a missing worktree is the worktree check's finding
+        if name == "root" and not _same_database(url, backend.connection(backend.root()).url):
+            continue  # the main worktree keeps a database of its own (`init --no-import`)
+        checked += 1
         try:
-            ctx.backend(state).connection(_db_of(ctx, state, name))  # starts its cluster if it is stopped
             libpq.connect_url(url, connect_timeout=3).close()
         except FatalError as e:
             bad.append(f"{name} ({e.message})")
+    checks = []
     if bad:
-        return [
+        checks.append(
             Check("connections", FAIL, "env file URLs that do not connect: " + "; ".join(bad), "treefork sync NAME")
-        ]
-    return [Check("connections", OK, f"{len(places)} env file URL(s) connect")]
+        )
+    else:
+        checks.append(Check("connections", OK, f"{checked} env file URL(s) connect"))
+    if stopped:
+        checks.append(
+            Check(
+                "stopped databases",
+                WARN,
+                f"{', '.join(stopped)}: each starts on the next command that needs it",
+                "treefork server start",
+                stopped,
+                fix=lambda: [backend.connection(_db_of(ctx, state, n)) for n in stopped],
+            )
+        )
+    return checks
+
+
+def _same_database(a: str, b: str) -> bool:
+    """Two URLs that open the same database, whatever their spelling (scheme, host alias, parameters)."""
+    from urllib.parse import unquote, urlsplit
+
+    def key(url: str) -> tuple[str, int | None, str, str]:
+        u = urlsplit(url)
+        host = u.hostname or ""
+        host = "127.0.0.1" if host in ("localhost", "::1", "127.0.0.1") else host
+        return host, u.port, unquote(u.username or ""), unquote(u.path.lstrip("/"))
+
+    return key(a) == key(b)
 
 
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:
@@ -249,8 +322,14 @@ def _state_checks(ctx: Context) -> list[Check]:
         return [Check("treefork", FAIL, "not initialised in this repository", "treefork init")]
     checks = []
     try:
-        ctx.backend(state).ensure_ready()
-        checks.append(Check("backend", OK, f"{state.backend} is reachable"))
+        backend = ctx.backend(state)
+        if backend.server_state(backend.root()) == "stopped":
+            checks.append(
+                Check("backend", OK, f"{state.backend}: the root's database is stopped (not started to check)")
+            )
+        else:
+            backend.ensure_ready()
+            checks.append(Check("backend", OK, f"{state.backend} is reachable"))
     except FatalError as e:
         return [*checks, Check("backend", FAIL, e.message, e.hint)]
     orphans = reconcile.plan(ctx)
@@ -261,6 +340,7 @@ def _state_checks(ctx: Context) -> list[Check]:
             f"{len(orphans)} database branch(es) or workspace(s) whose worktree is gone" if orphans else "none",
             "treefork gc" if orphans else None,
             [a.to_json() for a in orphans],
+            fix=lambda: reconcile.gc(ctx, dry_run=False),
         )
     )
     checks += _connection_checks(ctx, state)
@@ -272,6 +352,14 @@ def _state_checks(ctx: Context) -> list[Check]:
             f"workspaces without a database: {', '.join(unprov)}" if unprov else "none",
             f"treefork sync {unprov[0]}" if unprov else None,
             unprov,
+            fix=lambda: _sync(unprov),
         )
     )
     return checks
+
+
+def _sync(names: list[str]) -> None:
+    from treefork.commands import sync
+
+    for name in names:
+        sync.run(name, quiet=True, as_json=False)
