@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "plumbing",
         (
             "errors",
+            "exitcodes",
             "redact",
             "paths",
             "fsutil",

@@ -3,7 +3,9 @@
 
 # Used where vulture cannot see
 ls_  # the click command `treefork ls`
+autostart  # the click command `treefork server autostart`
 DOCS  # the config keys' documentation, checked by tests/test_docs.py
+TABLE  # exitcodes.TABLE: docs/cli.md's table of exit codes (scripts/gen_cli_docs.py)
 extra_groups  # a keyword argument of subprocess.run (proc._Identity)
 arg  # libpq's notice-processor callback signature
 exc  # __exit__'s signature
@@ -14,3 +16,4 @@ _.root_db_id
 
 run_  # the click command `treefork run`
 branch_deleted, branch_kept_reason  # removal.RemoveResult: `rm --json` prints them (asdict)
+format_commands  # click calls it to list a group's commands (cli.Group)

@@ -21,7 +21,7 @@ def test_doctor_flags_neon_clis_git_sync_hook_and_install_explains_it(tf_server_
     hook.write_text("#!/bin/sh\n# neon:git-sync\nneon git sync\n")
     hook.chmod(0o755)
     check = _checks(tf_server_repo)["neon git-sync hook"]
-    assert check["level"] == "fail" and check["rc"] == 1 and "rewrites .env" in check["message"]
+    assert check["level"] == "fail" and check["rc"] == 4 and "rewrites .env" in check["message"]
     r = run_tf(tf_server_repo, "install")
     assert "neon:git-sync" in r.err  # chained as .legacy, and still explained
 
@@ -61,7 +61,9 @@ def test_doctor_checks_main_whatever_the_spelling_of_its_url(tf_server_repo: Pat
     env = tf_server_repo / ".env"
     assert _checks(tf_server_repo)["connections"]["message"] == "0 env file URL(s) connect"  # main keeps its own
     url = run_tf(tf_server_repo, "url", "root").out.strip()
-    respelled = url.replace("postgresql://", "postgres://").replace("@127.0.0.1", "@localhost") + "?application_name=web"
+    respelled = (
+        url.replace("postgresql://", "postgres://").replace("@127.0.0.1", "@localhost") + "?application_name=web"
+    )
     env.write_text(env.read_text().replace(db_url(tf_server_repo), respelled))
     assert _checks(tf_server_repo)["connections"]["message"] == "1 env file URL(s) connect"
     env.write_text(env.read_text().replace(respelled, respelled.replace("postgres://", "postgres://x")))

@@ -71,7 +71,7 @@ def test_failed_provisioning_never_fails_git_and_sync_finishes(tf_server_repo: P
     assert UNPROVISIONED in db_url(wt)
     assert _ls(tf_server_repo)["f"]["status"] == "unprovisioned"
     doctor = run_tf(tf_server_repo, "doctor", "--json", check=False)
-    assert doctor.rc == 1
+    assert doctor.rc == 4  # exitcodes.FOUND: a check failed
     checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
     assert checks["unprovisioned"]["data"] == ["f"] and checks["unprovisioned"]["hint"] == "treefork sync f"
     run_tf(wt, "sync")

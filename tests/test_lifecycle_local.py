@@ -58,7 +58,7 @@ def test_diff_shows_column_index_and_function_and_hides_noise(users_repo: Path) 
         "CREATE FUNCTION shout(t text) RETURNS text LANGUAGE sql AS $$ SELECT upper(t) $$",
     )
     changed = run_tf(users_repo, "diff", "a", check=False)
-    assert changed.rc == 1
+    assert changed.rc == 4  # exitcodes.FOUND
     assert "+    email text" in changed.out
     assert "+CREATE INDEX users_email_idx ON public.users USING btree (email);" in changed.out
     assert "+CREATE FUNCTION public.shout(t text)" in changed.out
@@ -76,7 +76,7 @@ def test_diff_all_shows_tables_changed_by_two_workspaces(users_repo: Path) -> No
     _sql(db_url(a), "ALTER TABLE users ADD COLUMN email text")
     _sql(db_url(b), "ALTER TABLE users ADD COLUMN phone text")
     r = run_tf(users_repo, "diff", "--all", "--json", check=False)
-    assert r.rc == 1
+    assert r.rc == 4
     tables = {d["name"]: d["tables"] for d in json.loads(r.out)}
     assert tables == {"a": ["public.users"], "b": ["public.users"]}
 
@@ -203,6 +203,6 @@ def test_merge_warns_when_another_workspace_changed_the_same_tables(users_repo: 
     _sql(db_url(a), "ALTER TABLE users ADD COLUMN email text")
     _sql(db_url(b), "ALTER TABLE users ADD COLUMN phone text")
     _commit_file(a, "a.txt", "a\n")
-    r = run_tf(users_repo, "merge", "a", "--no-rm")
+    r = run_tf(users_repo, "merge", "a", "--keep")
     assert "workspace b also changed public.users" in r.err
-    assert a.is_dir() and (users_repo / "a.txt").exists()  # --no-rm keeps it
+    assert a.is_dir() and (users_repo / "a.txt").exists()  # --keep keeps it

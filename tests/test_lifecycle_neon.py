@@ -63,7 +63,7 @@ def test_diff_shows_compare_schema_with_exit_codes(neon_repo: Path, tf_neon, fak
     fake_neon.set_schema(PROJECT, fake_neon.branch_names(PROJECT)["a"], USERS_EMAIL)
     before = fake_neon.requests("GET", "/compare_schema")
     changed = tf_neon(neon_repo, "diff", "a", check=False)
-    assert changed.rc == 1 and "+    email text" in changed.out
+    assert changed.rc == 4 and "+    email text" in changed.out
     assert fake_neon.requests("GET", "/compare_schema") == before + 1
     data = json.loads(tf_neon(neon_repo, "diff", "a", "--json", check=False).out)
     assert data["changed"] is True and data["base"] == "root" and "TABLE public.users" in data["objects"]

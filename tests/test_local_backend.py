@@ -403,12 +403,20 @@ def test_a_hook_without_treefork_home_finds_the_repositorys_clusters_and_a_diffe
 def test_server_autostart_writes_a_systemd_user_unit_that_starts_every_cluster(tmp_path: Path) -> None:
     import sys
 
-    out = json.loads(run_tf(tmp_path, "server", "autostart", "--json").out)
+    out = json.loads(run_tf(tmp_path, "server", "autostart", "--force", "--json").out)
     unit = Path(out["unit"])
     assert unit == Path(os.environ["HOME"]) / ".config" / "systemd" / "user" / "treefork.service"
     text = unit.read_text()
-    assert f"ExecStart={sys.executable} -m treefork server start" in text
+    assert f"ExecStart={sys.executable} -I -m treefork server start" in text
     assert f"Environment=TREEFORK_HOME={home()}" in text and "WantedBy=default.target" in text
+
+
+@pytest.mark.skipif(Path("/run/systemd/system").is_dir(), reason="this machine runs systemd")
+def test_server_autostart_without_systemd_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    r = run_tf(tmp_path, "server", "autostart", env={"HOME": str(tmp_path / "home")}, check=False)
+    assert r.rc == 1 and "does not run systemd" in r.err and "crontab" in r.err
+    assert list((tmp_path / "home").iterdir()) == []
 
 
 def test_ls_counts_the_disk_a_workspaces_cluster_really_adds(tf_repo: Path) -> None:

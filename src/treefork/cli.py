@@ -16,8 +16,34 @@ from treefork.errors import FatalError
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output with stable field names.")
 
+# `treefork --help` lists the commands in these groups, each with its whole first sentence
+SECTIONS = {
+    "Workspaces": ("new", "ls", "url", "run", "attach", "rm"),
+    "When an agent's work is done": ("diff", "merge", "reset"),
+    "Set-up and upkeep": ("init", "install", "uninstall", "sync", "doctor", "gc", "server", "demo"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+
+def summary(command: click.Command) -> str:
+    """A command's first sentence, whole (click's own short help cuts it at 45 characters)."""
+    return command.get_short_help_str(limit=1_000)
+
+
+class Group(click.Group):
+    """A group whose help lists each command with its whole first sentence, in SECTIONS for the top level."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ours = SECTIONS if self.name == "cli" else {}
+        listed = {name for names in ours.values() for name in names}
+        sections = {**ours, "Other" if ours else "Commands": tuple(sorted(set(self.commands) - listed))}
+        for title, names in sections.items():
+            rows = [(n, summary(self.commands[n])) for n in names if n in self.commands and not self.commands[n].hidden]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="treefork")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -176,17 +202,43 @@ def gc(dry_run: bool, as_json: bool) -> None:
     _exit(cmd.run(dry_run=dry_run, as_json=as_json))
 
 
-@cli.command()
-@click.argument("action", type=click.Choice(["status", "start", "stop", "autostart"]), default="status")
+@cli.group(cls=Group, invoke_without_command=True)
 @JSON
-def server(action: str, as_json: bool) -> None:
+@click.pass_context
+def server(ctx: click.Context, as_json: bool) -> None:
     """Show, start or stop every embedded PostgreSQL cluster (one per workspace and root) on this machine.
 
     After a reboot, `treefork server start` starts them all (any treefork command also starts the ones it
     needs); `treefork server autostart` writes a systemd user unit that does it at login."""
+    if ctx.invoked_subcommand is None:  # `treefork server` alone: the status
+        from treefork.commands import server as cmd
+
+        _exit(cmd.run("status", as_json=as_json))
+
+
+def _server_action(action: str, summary_line: str) -> None:
+    @JSON
+    def command(as_json: bool) -> None:
+        from treefork.commands import server as cmd
+
+        _exit(cmd.run(action, as_json=as_json))
+
+    server.command(name=action, help=summary_line)(command)
+
+
+_server_action("status", "Every cluster: its workspace, port, state and pid.")
+_server_action("start", "Start every cluster of a repository that still exists (after a reboot).")
+_server_action("stop", "Stop every cluster; each starts again on the next command that needs it.")
+
+
+@server.command()
+@click.option("--force", is_flag=True, help="Write the unit even where systemd does not seem to run.")
+@JSON
+def autostart(force: bool, as_json: bool) -> None:
+    """Write a systemd user unit that runs `treefork server start` at login."""
     from treefork.commands import server as cmd
 
-    _exit(cmd.run(action, as_json=as_json))
+    _exit(cmd.run("autostart", as_json=as_json, force=force))
 
 
 @cli.command()
@@ -238,7 +290,7 @@ def uninstall(every: bool, as_json: bool, **flags: bool) -> None:
     _exit(cmd.run(agents=_picked(flags), every=every, as_json=as_json))
 
 
-@cli.command(name="claude-hook")
+@cli.command(name="claude-hook", hidden=True)
 @click.argument("verb", type=click.Choice(["create", "remove"]))
 def claude_hook(verb: str) -> None:
     """Claude Code WorktreeCreate/WorktreeRemove hook (reads the event JSON on stdin)."""
@@ -282,7 +334,8 @@ def doctor(fix: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--no-rm", "keep", is_flag=True, help="Keep the workspace after merging.")
+@click.option("--keep", "keep", is_flag=True, help="Keep the workspace after merging.")
+@click.option("--no-rm", "keep", is_flag=True, hidden=True)  # the old spelling of --keep
 @JSON
 def merge(name: str, keep: bool, as_json: bool) -> None:
     """Merge workspace NAME into its parent's branch, run `migrate` on the parent's database, remove NAME.
@@ -310,7 +363,7 @@ def reset(name: str, source: str | None, as_json: bool) -> None:
 @click.option("--all", "all_", is_flag=True, help="Every workspace: which tables each changed, and overlaps.")
 @JSON
 def diff(name: str | None, all_: bool, as_json: bool) -> None:
-    """Schema difference between NAME's database and its parent's. Exit 0: none; 1: there is one."""
+    """Schema difference between NAME's database and its parent's. Exit 0: none; 4: there is one."""
     from treefork.commands import diff as cmd
 
     _exit(cmd.run(name, all_=all_, as_json=as_json))

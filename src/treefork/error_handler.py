@@ -1,6 +1,6 @@
 """The one boundary where exceptions become messages and exit codes.
 
-FatalError (the user can fix it) -> 1, ^C -> 130, a bug -> 3 with a traceback in the log.
+FatalError (the user can fix it) -> 1, ^C -> 130, a bug -> 3 with a traceback in the log (exitcodes.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from treefork import output
+from treefork import exitcodes, output
 from treefork.errors import FatalError
 from treefork.redact import redact
 
-EXIT_FATAL = 1
-EXIT_BUG = 3
-EXIT_INTERRUPT = 130
+EXIT_FATAL = exitcodes.ERROR
+EXIT_BUG = exitcodes.BUG
+EXIT_INTERRUPT = exitcodes.INTERRUPTED
 
 
 def crash_log_path() -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 class FatalError(Exception):
     """Something the user can fix. Shown as one line, with the fix, exit code 1."""
 
-    exit_code = 1
+    exit_code = 1  # exitcodes.ERROR
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -1,9 +1,9 @@
 """`treefork diff [NAME] [--all]`: the schema difference between a workspace's database and its parent's.
-Exit 0 when there is none, 1 when there is one (as `git diff --exit-code`)."""
+Exit 0 when there is none, 4 (exitcodes.FOUND) when there is one; errors are 1."""
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import exitcodes, output
 from treefork.context import Context
 from treefork.workspace import lifecycle
 
@@ -22,7 +22,7 @@ def run(name: str | None, *, all_: bool, as_json: bool) -> int:
         _summary(diffs)
     elif diffs[0].diff:
         output.result(diffs[0].diff.rstrip("\n"))
-    return 1 if any(d.diff for d in diffs) else 0
+    return exitcodes.FOUND if any(d.diff for d in diffs) else exitcodes.OK
 
 
 def _summary(diffs: list[lifecycle.SchemaDiff]) -> None:

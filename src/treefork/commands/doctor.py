@@ -1,6 +1,6 @@
 """`treefork doctor [--fix] [--json]`: is automatic provisioning set up, and do the registry and git agree?
 
-Exit 1 when a check fails (a warning alone does not fail). Each finding carries the command that fixes it.
+Exit 4 (exitcodes.FOUND) when a check fails (a warning alone does not fail). Each finding carries the command that fixes it.
 Doctor only looks: it starts no stopped database and changes nothing, unless `--fix` asks it to carry out the
 fixes that are treefork's own (start stopped databases, `gc`, `sync`, re-install its stale hooks); then it
 checks again and reports what is left.
@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treefork import exitcodes, output
 from treefork import git as gitmod
-from treefork import output
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -57,7 +57,7 @@ def run(*, fix: bool, as_json: bool) -> int:
             output.info(f"[ fix] {name}")
         for c in checks:
             output.info(f"[{c.level:>4}] {c.name}: {c.message}" + (f" (fix: {c.hint})" if c.hint else ""))
-    return 1 if failed else 0
+    return exitcodes.FOUND if failed else exitcodes.OK
 
 
 def _checks(ctx: Context) -> list[Check]:

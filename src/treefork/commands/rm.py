@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from treefork import output
+from treefork import exitcodes, output
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.workspace import remove
@@ -37,7 +37,8 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
             _report(r)
     if left is not None and not left.exists():
         output.info(f"your shell's directory {left} was removed with it: cd {ctx.repo.main_root}")
-    return 1 if any("error" in r for r in results) else 0
+    failed = sum("error" in r for r in results)
+    return exitcodes.OK if not failed else exitcodes.ERROR if failed == len(results) else exitcodes.PARTIAL
 
 
 def _leave_what_is_removed(ctx: Context, names: list[str]) -> Path | None:

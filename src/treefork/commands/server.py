@@ -8,13 +8,16 @@ from typing import Any
 from treefork import output, selfcmd
 from treefork.backends.local.cluster import READY, record_json
 from treefork.backends.local.store import ClusterStore
+from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
 
+SYSTEMD_RUNNING = Path("/run/systemd/system")  # what sd_booted(3) checks: systemd is this machine's init
 
-def run(action: str, *, as_json: bool) -> int:
+
+def run(action: str, *, as_json: bool, force: bool = False) -> int:
     store = ClusterStore()
     if action == "autostart":
-        return _autostart(as_json=as_json)
+        return _autostart(as_json=as_json, force=force)
     failed = []
     for cluster, rec in store.all():
         if action == "start" and rec.status == READY:
@@ -80,8 +83,14 @@ WantedBy=default.target
 """
 
 
-def _autostart(*, as_json: bool) -> int:
+def _autostart(*, as_json: bool, force: bool) -> int:
     """A systemd user unit that starts every cluster at login (`systemctl --user enable --now treefork`)."""
+    if not force and not SYSTEMD_RUNNING.is_dir():
+        raise FatalError(
+            "this machine does not run systemd, so a systemd unit would never start; nothing was written",
+            hint="run `treefork server start` at login another way (your shell profile, or `@reboot` in crontab -e); "
+            "`treefork server autostart --force` writes the unit anyway",
+        )
     home = ClusterStore().home
     unit = Path.home() / ".config" / "systemd" / "user" / "treefork.service"
     unit.parent.mkdir(parents=True, exist_ok=True)

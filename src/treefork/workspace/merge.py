@@ -98,7 +98,7 @@ def _check_preconditions(ctx: Context, state: State, ws: Workspace, parent: Side
     if children and not keep and getattr(ctx.backend(state), "leaf_delete_only", False):
         raise FatalError(
             f"workspace {ws.name!r} has child workspaces ({', '.join(children)}) and could not be removed after the merge",
-            hint=f"remove them first, or `treefork merge {ws.name} --no-rm`",
+            hint=f"remove them first, or `treefork merge {ws.name} --keep`",
         )
     return branch
 
