@@ -95,10 +95,16 @@ def test_the_workspace_role_creates_both_at_their_real_versions_and_labels(tf_re
             ).fetchone()
             assert labels == expected, signature
         conn.execute("DROP EXTENSION pgcrypto")
-        conn.execute("CREATE EXTENSION pgcrypto VERSION '1.3'")
+        conn.execute('CREATE SCHEMA "odd Schema"')  # as apps that keep extensions in a schema of their own
+        conn.execute('CREATE EXTENSION pgcrypto SCHEMA "odd Schema" VERSION \'1.3\'')
         assert _one(conn, "SELECT extversion FROM pg_extension WHERE extname = 'pgcrypto'") == "1.3"
         conn.execute("ALTER EXTENSION pgcrypto UPDATE")
-        assert _one(conn, "SELECT fips_mode()") is False
+        conn.execute("SET search_path = pg_catalog")  # each function finds the others without the search path
+        assert _one(conn, 'SELECT "odd Schema".fips_mode()') is False
+        expected = hmac.new(b"key", b"data", "sha1").digest()
+        assert _one(conn, """SELECT "odd Schema".hmac('data'::text, 'key', 'sha1')""") == expected
+        name = uuid.uuid5(uuid.NAMESPACE_DNS, "example.com")
+        assert _one(conn, "SELECT public.uuid_generate_v5(public.uuid_ns_dns(), 'example.com')") == name
 
 
 def test_outputs_match_pythons_uuid_hashlib_and_hmac(tf_repo: Path) -> None:
