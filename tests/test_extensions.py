@@ -96,7 +96,7 @@ def test_the_workspace_role_creates_both_at_their_real_versions_and_labels(tf_re
             assert labels == expected, signature
         conn.execute("DROP EXTENSION pgcrypto")
         conn.execute('CREATE SCHEMA "odd Schema"')  # as apps that keep extensions in a schema of their own
-        conn.execute('CREATE EXTENSION pgcrypto SCHEMA "odd Schema" VERSION \'1.3\'')
+        conn.execute("CREATE EXTENSION pgcrypto SCHEMA \"odd Schema\" VERSION '1.3'")
         assert _one(conn, "SELECT extversion FROM pg_extension WHERE extname = 'pgcrypto'") == "1.3"
         conn.execute("ALTER EXTENSION pgcrypto UPDATE")
         conn.execute("SET search_path = pg_catalog")  # each function finds the others without the search path
