@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from treefork import paths, proc
-from treefork.backends.local import libpq, ports
+from treefork.backends.local import extensions, libpq, ports
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
 from treefork.errors import BackendError, FatalError
 from treefork.fsutil import atomic_write_text
@@ -260,7 +260,7 @@ class Cluster:
             "unix_socket_directories = ''\n"
             "password_encryption = 'scram-sha-256'\n"
         )
-        give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS)
+        give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS + extensions.control_path_setting())
         who = ADMIN_USER if admin_only else "all"
         hba = (
             "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n"

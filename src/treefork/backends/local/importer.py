@@ -8,33 +8,60 @@ environment (PGPASSWORD), never on a command line, where every local user could 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from treefork import proc
 from treefork.backends.local.cluster import Cluster, ClusterRecord
 from treefork.backends.local.dist import wheel_bin_dir
-from treefork.errors import BackendError, FatalError
+from treefork.errors import BackendError, FatalError, ProcError
 from treefork.redact import register
 
 
 def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
     target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
-    import_database(url, target, progress=progress)
+    import_database(url, target, progress=progress, embedded=True)
     freeze(cluster, rec)
 
 
-def import_database(url: str, target_url: str, *, progress: Callable[[str], None]) -> None:
-    """An existing database copied into a new root once, owned by the role of target_url."""
+def import_database(url: str, target_url: str, *, progress: Callable[[str], None], embedded: bool = False) -> None:
+    """An existing database copied into a new root once, owned by the role of target_url. embedded: the root
+    is a cluster of the embedded PostgreSQL (else a database on a server the user runs)."""
     register(url)
     progress(f"importing {safe_url(url)} into the root (pg_dump | pg_restore)")
     try:
         copy_database(url, target_url)
+    except ProcError as e:
+        missing = MISSING_EXTENSION.search(e.err)
+        if missing is not None:
+            raise _missing_extension(url, missing.group(1), embedded=embedded) from None
+        raise _import_failed(url, e) from None
     except FatalError as e:
-        raise BackendError(
-            f"import from {safe_url(url)} failed: {e.message}",
-            hint="check the URL and that its server is up, or `treefork init --no-import` to start with an empty root",
-        ) from None
+        raise _import_failed(url, e) from None
+
+
+# pg_restore's report of a CREATE EXTENSION the server has no control file for
+MISSING_EXTENSION = re.compile(r'ERROR:\s+extension ("[^"]+") is not available')
+
+
+def _missing_extension(url: str, extension: str, *, embedded: bool) -> BackendError:
+    if embedded:
+        lacks = "the embedded PostgreSQL does not have (docs/extensions.md lists those it has)"
+        fix = "branch on a PostgreSQL server that has it (`treefork init --server-url URL`)"
+    else:
+        lacks, fix = "the server of the root does not have", "install it on that server"
+    return BackendError(
+        f"import from {safe_url(url)} failed: it uses the extension {extension}, which {lacks}",
+        hint=f"{fix}, or start with an empty root (`treefork init --no-import`)",
+    )
+
+
+def _import_failed(url: str, e: FatalError) -> BackendError:
+    return BackendError(
+        f"import from {safe_url(url)} failed: {e.message}",
+        hint="check the URL and that its server is up, or `treefork init --no-import` to start with an empty root",
+    )
 
 
 def copy_database(source_url: str, target_url: str) -> None:
