@@ -230,7 +230,7 @@ def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path,
         for env_file in (app.repo / ".env", a / ".env"):
             assert_same_spelling(before, env_file.read_text(), POSTGRES_KEYS)
             assert _sql(_split_url(env_file), "SELECT title FROM item ORDER BY id") == [(t,) for t in ITEMS]
-        assert f"POSTGRES_PORT={pg_server.port}\n" not in (a / ".env").read_text(), "the workspace's own server"
+            assert f"POSTGRES_PORT={pg_server.port}\n" not in env_file.read_text(), "treefork's server, not the dev one"
 
 
 @XFAIL_UUID
