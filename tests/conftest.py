@@ -22,6 +22,10 @@ from hypothesis import settings
 
 from testing import home_guard, in_process
 
+# tests/apps holds real applications' files (their own tests among them), run by tests/test_apps.py in the
+# apps' own environments: never collected here.
+collect_ignore = ["apps"]
+
 ENV_SAMPLE = (
     "# app settings\r\n"
     "export APP_MODE=dev\r\n"

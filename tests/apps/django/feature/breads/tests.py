@@ -1,0 +1,17 @@
+from django.test import TestCase
+
+from breads.models import Bread, Review
+
+
+class BreadTests(TestCase):
+    def test_tags_are_an_array_and_names_ignore_case(self) -> None:
+        Bread.objects.create(name="Rye", tags=["dark", "sour"])
+        self.assertEqual(list(Bread.objects.filter(tags__contains=["sour"]).values_list("name", flat=True)), ["Rye"])
+        self.assertTrue(Bread.objects.filter(name="RYE").exists())
+
+
+class ReviewTests(TestCase):
+    def test_details_are_an_hstore(self) -> None:
+        rye = Bread.objects.create(name="Rye")
+        Review.objects.create(bread=rye, stars=5, details={"crust": "thick"})
+        self.assertEqual(Review.objects.get(details__crust="thick").bread, rye)

@@ -1,0 +1,321 @@
+"""Real applications, as they are: Django (dj-database-url, django.contrib.postgres), SQLAlchemy + Alembic
+(split POSTGRES_* settings, uuid-ossp) and knex + pg (DATABASE_URL with a query string), each installed from
+its registry (tests/apps_support.py) and taken through treefork's whole life: a dev database with rows,
+`init` importing it, `new a`, the app's own migration and own tests in the workspace, the data isolated from
+main, `merge a` running the app's migrate command, and the app querying main after.
+
+The apps' files are tests/apps/<stack>/base (the repository) and feature/ (what the workspace adds)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import apps_support
+from apps_support import App
+from conftest import PgServer, db_url, run_tf
+from tf_helpers import new
+
+pytestmark = pytest.mark.apps
+
+XFAIL_SCHEME = pytest.mark.xfail(reason="needs the postgres:// scheme kept as written (not postgresql://)", strict=True)
+XFAIL_QUERY = pytest.mark.xfail(reason="needs the URL's query parameters kept in the env files", strict=True)
+XFAIL_SPLIT = pytest.mark.xfail(reason="needs init to import from split POSTGRES_* settings", strict=True)
+XFAIL_UUID = pytest.mark.xfail(reason="needs uuid-ossp in the embedded PostgreSQL", strict=True)
+XFAIL_SPLIT_AND_UUID = pytest.mark.xfail(
+    reason="needs init to import from split POSTGRES_* settings, and uuid-ossp in the embedded PostgreSQL", strict=True
+)
+XFAIL_ROLE = pytest.mark.xfail(reason="needs a workspace role that is not a superuser (CREATEDB only)", strict=True)
+
+
+def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        cur = conn.execute(query)
+        return cur.fetchall() if cur.description else []
+
+
+def _dev_database(pg: PgServer, name: str) -> str:
+    """An empty database on the session's server: the developer's dev database, before the app migrates it."""
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg.url(name)
+
+
+def _root_url(repo: Path) -> str:
+    return run_tf(repo, "url", "root").out.strip()
+
+
+def _split_url(env_file: Path) -> str:
+    """The URL the FastAPI template's settings build from POSTGRES_*, as libpq takes it."""
+    from dotenv import dotenv_values
+
+    v = dotenv_values(env_file)
+    return (
+        f"host={v['POSTGRES_SERVER']} port={v['POSTGRES_PORT']} dbname={v['POSTGRES_DB']} "
+        f"user={v['POSTGRES_USER']} password={v['POSTGRES_PASSWORD']}"
+    )
+
+
+def assert_same_spelling(before: str, after: str, db_keys: tuple[str, ...]) -> None:
+    """AFTER is BEFORE with the database values alone changed: every other line byte for byte, each database
+    line with its key, quoting and (for a URL) its scheme and query string as written. treefork may append
+    a DATABASE_URL line the file did not have; nothing else."""
+    old, got = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    if "DATABASE_URL" not in db_keys and len(got) == len(old) + 1 and got[-1].startswith("DATABASE_URL="):
+        got = got[:-1]
+    assert len(got) == len(old), f"lines added or removed:\n{before}\n---\n{after}"
+    for was, now in zip(old, got, strict=True):
+        key = was.split("=", 1)[0]
+        if key not in db_keys:
+            assert now == was, f"{now!r} should still be {was!r}"
+            continue
+        assert now.startswith(f"{key}=") and now.endswith("\r\n") == was.endswith("\r\n"), now
+        old_url, new_url = urlsplit(was.split("=", 1)[1].strip()), urlsplit(now.split("=", 1)[1].strip())
+        assert (new_url.scheme, new_url.query) == (old_url.scheme, old_url.query), f"{now!r} was {was!r}"
+
+
+# ---- Django -------------------------------------------------------------------------------------------
+
+DJANGO_ENV = """\
+# bakery: local settings (wagtail/bakerydemo's spelling)
+DJANGO_SETTINGS_MODULE=bakery.settings
+DJANGO_DEBUG=on
+DJANGO_SECRET_KEY=changeme
+DATABASE_URL=postgres://postgres:{password}@127.0.0.1:{port}/bakery_dev
+"""
+BREADS = [("Baguette", ["french", "crusty"]), ("Brioche", ["sweet"]), ("Rye", ["dark"])]
+
+
+def _django_app(tmp_path: Path, pg: PgServer, bin_dir: Path | None) -> App:
+    url = _dev_database(pg, "bakery_dev")
+    env = DJANGO_ENV.format(password=pg.password, port=pg.port)
+    app = apps_support.make_app(
+        tmp_path, "django", env_text=env, migrate="python manage.py migrate", path_dirs=[bin_dir] if bin_dir else []
+    )
+    if bin_dir is None:  # the database as the app's migration 0001 leaves it, without running the app
+        _sql(url, "CREATE EXTENSION citext; CREATE TABLE breads_bread (id bigserial PRIMARY KEY, name citext)")
+        return app
+    app.run(app.repo, "python", "manage.py", "migrate")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, tags in BREADS:
+            conn.execute("INSERT INTO breads_bread (name, tags) VALUES (%s, %s)", (name, tags))
+    return app
+
+
+def test_django_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: PgServer) -> None:
+    bin_dir = apps_support.python_stack()
+    with pg_server.dropping_what_is_made():
+        app = _django_app(tmp_path, pg_server, bin_dir)
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        app.commit_overlay(a, "feature", "reviews, with an hstore")
+        app.run(a, "python", "manage.py", "migrate")
+        app.run(a, "python", "manage.py", "test", "--noinput")  # creates and drops test_bakery_dev: CREATEDB
+
+        root, ws = _root_url(app.repo), db_url(a)
+        for url in (root, ws):  # the dev database's rows, imported, then forked
+            assert _sql(url, "SELECT name, tags FROM breads_bread ORDER BY id") == [(n, t) for n, t in BREADS]
+        assert _sql(ws, "SELECT to_regclass('breads_review') IS NOT NULL") == [(True,)]
+        assert _sql(root, "SELECT to_regclass('breads_review')") == [(None,)], "main's database has no reviews"
+        applied = "SELECT name FROM django_migrations WHERE app = 'breads' ORDER BY name"
+        assert _sql(root, applied) == [("0001_initial",)]
+
+        run_tf(app.repo, "merge", "a", env={"PATH": app.env()["PATH"]})
+        assert _sql(root, applied) == [("0001_initial",), ("0002_review",)]
+        count = "from breads.models import Bread, Review; print(Bread.objects.count(), Review.objects.count())"
+        assert app.run(app.repo, "python", "manage.py", "shell", "-c", count).splitlines()[-1] == "3 0"
+
+
+@XFAIL_SCHEME
+def test_django_env_files_keep_the_postgres_scheme(tmp_path: Path, pg_server: PgServer) -> None:
+    with pg_server.dropping_what_is_made():
+        app = _django_app(tmp_path, pg_server, None)
+        before = (app.repo / ".env").read_text()
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        assert_same_spelling(before, (app.repo / ".env").read_text(), ("DATABASE_URL",))
+        assert_same_spelling(before, (a / ".env").read_text(), ("DATABASE_URL",))
+
+
+@XFAIL_ROLE
+def test_django_workspace_role_creates_test_databases_without_being_superuser(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    with pg_server.dropping_what_is_made():
+        app = _django_app(tmp_path, pg_server, None)
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        query = "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        assert _sql(db_url(a), query) == [(False, True)]
+
+
+# ---- SQLAlchemy + Alembic, the FastAPI full-stack template's settings ------------------------------------
+
+FASTAPI_ENV = """\
+# Domain
+DOMAIN=localhost
+ENVIRONMENT=local
+PROJECT_NAME="Full Stack FastAPI Project"
+
+# Backend
+SECRET_KEY=changethis
+FIRST_SUPERUSER=admin@example.com
+FIRST_SUPERUSER_PASSWORD=changethis
+
+# Postgres
+POSTGRES_SERVER=localhost
+POSTGRES_PORT={port}
+POSTGRES_DB=app
+POSTGRES_USER=postgres
+POSTGRES_PASSWORD={password}
+"""
+POSTGRES_KEYS = ("POSTGRES_SERVER", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+ITEMS = ["first", "second", "third"]
+
+
+def _alembic_app(tmp_path: Path, pg: PgServer, bin_dir: Path | None) -> App:
+    url = _dev_database(pg, "app")
+    env = FASTAPI_ENV.format(password=pg.password, port=pg.port)
+    app = apps_support.make_app(
+        tmp_path, "alembic", env_text=env, migrate="alembic upgrade head", path_dirs=[bin_dir] if bin_dir else []
+    )
+    if bin_dir is None:
+        _sql(url, "CREATE TABLE item (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, title varchar(255))")
+    else:
+        app.run(app.repo, "alembic", "upgrade", "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for title in ITEMS:
+            conn.execute("INSERT INTO item (title) VALUES (%s)", (title,))
+    return app
+
+
+@XFAIL_SPLIT_AND_UUID
+def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: PgServer) -> None:
+    bin_dir = apps_support.python_stack()
+    with pg_server.dropping_what_is_made():
+        app = _alembic_app(tmp_path, pg_server, bin_dir)
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        app.commit_overlay(a, "feature", "tags, with uuid-ossp ids")
+        app.run(a, "alembic", "upgrade", "head")
+        app.run(a, "pytest", "-q", "-p", "no:cacheprovider", "tests")
+
+        root, ws = _split_url(app.repo / ".env"), _split_url(a / ".env")
+        for url in (root, ws):
+            assert _sql(url, "SELECT title FROM item ORDER BY id") == [(t,) for t in ITEMS]
+        assert _sql(ws, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert _sql(root, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert _sql(root, "SELECT to_regclass('tag')") == [(None,)], "main's database has no tags"
+
+        run_tf(app.repo, "merge", "a", env={"PATH": app.env()["PATH"]})
+        assert _sql(root, "SELECT version_num FROM alembic_version") == [("0002",)]
+        app.run(app.repo, "pytest", "-q", "-p", "no:cacheprovider", "tests")
+
+
+@XFAIL_SPLIT
+def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path, pg_server: PgServer) -> None:
+    with pg_server.dropping_what_is_made():
+        app = _alembic_app(tmp_path, pg_server, None)
+        before = (app.repo / ".env").read_text()
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        for env_file in (app.repo / ".env", a / ".env"):
+            assert_same_spelling(before, env_file.read_text(), POSTGRES_KEYS)
+            assert _sql(_split_url(env_file), "SELECT title FROM item ORDER BY id") == [(t,) for t in ITEMS]
+            assert f"POSTGRES_PORT={pg_server.port}\n" not in env_file.read_text(), "treefork's server, not the dev one"
+
+
+@XFAIL_UUID
+def test_uuid_ossp_is_there_for_a_workspace_role(tf_repo: Path) -> None:
+    a = new(tf_repo, "a")
+    url = db_url(a)
+    _sql(url, 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"')
+    assert _sql(url, "SELECT uuid_generate_v4() IS NOT NULL") == [(True,)]
+
+
+# ---- knex + pg --------------------------------------------------------------------------------------
+
+KNEX_ENV = """\
+NODE_ENV=development
+PORT=3000
+DATABASE_URL=postgresql://postgres:{password}@127.0.0.1:{port}/shop_dev?application_name=shop&connect_timeout=5
+"""
+ORDERS = [("ada", 1200), ("grace", 800), ("linus", 450)]
+
+
+def _knex_app(tmp_path: Path, pg: PgServer, node_modules: Path) -> App:
+    url = _dev_database(pg, "shop_dev")
+    env = KNEX_ENV.format(password=pg.password, port=pg.port)
+    app = apps_support.make_app(
+        tmp_path, "knex", env_text=env, migrate="npx knex migrate:latest", path_dirs=[node_modules / ".bin"]
+    )
+    (app.repo / "node_modules").symlink_to(node_modules)  # `npm install`, from the session's cache
+    app.run(app.repo, "npx", "knex", "migrate:latest")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for customer, cents in ORDERS:
+            conn.execute("INSERT INTO orders (customer, cents) VALUES (%s, %s)", (customer, cents))
+    return app
+
+
+def _knex_workspace(app: App, node_modules: Path) -> Path:
+    run_tf(app.repo, "init")
+    a = new(app.repo, "a")
+    (a / "node_modules").symlink_to(node_modules)
+    return a
+
+
+def test_knex_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: PgServer) -> None:
+    node_modules = apps_support.node_stack()
+    with pg_server.dropping_what_is_made():
+        app = _knex_app(tmp_path, pg_server, node_modules)
+        a = _knex_workspace(app, node_modules)
+        app.commit_overlay(a, "feature", "refunds")
+        app.run(a, "npx", "knex", "migrate:latest")
+        app.run(a, "npm", "test")
+
+        root, ws = _root_url(app.repo), db_url(a)
+        for url in (root, ws):
+            assert _sql(url, "SELECT customer, cents FROM orders ORDER BY id") == ORDERS
+        assert _sql(ws, "SELECT to_regclass('refunds') IS NOT NULL") == [(True,)]
+        assert _sql(root, "SELECT to_regclass('refunds')") == [(None,)], "main's database has no refunds"
+        assert _sql(root, "SELECT count(*) FROM knex_migrations") == [(1,)]
+
+        run_tf(app.repo, "merge", "a", env={"PATH": app.env()["PATH"]})
+        assert _sql(root, "SELECT count(*) FROM knex_migrations") == [(2,)]
+        app.run(app.repo, "npm", "test")
+        seen = json.loads(app.run(app.repo, "node", "whoami.js"))
+        assert seen["database"] == "shop_dev"
+
+
+@XFAIL_QUERY
+def test_knex_env_files_keep_the_query_string(tmp_path: Path, pg_server: PgServer) -> None:
+    node_modules = apps_support.node_stack()
+    with pg_server.dropping_what_is_made():
+        app = _knex_app(tmp_path, pg_server, node_modules)
+        before = (app.repo / ".env").read_text()
+        a = _knex_workspace(app, node_modules)
+        for worktree in (app.repo, a):
+            assert_same_spelling(before, (worktree / ".env").read_text(), ("DATABASE_URL",))
+            assert json.loads(app.run(worktree, "node", "whoami.js"))["application_name"] == "shop"
+
+
+def test_the_apps_cache_is_refused_when_it_is_not_this_users_alone(tmp_path: Path) -> None:
+    shared = tmp_path / "cache"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(pytest.fail.Exception, match="not a directory of this user's alone"):
+        apps_support.private_dir(shared)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(pytest.fail.Exception, match="not a symlink"):
+        apps_support.private_dir(tmp_path / "link")
+    made = apps_support.private_dir(tmp_path / "new")
+    assert made.stat().st_mode & 0o777 == 0o700 and made.stat().st_uid == os.geteuid()
