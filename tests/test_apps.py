@@ -28,7 +28,6 @@ pytestmark = pytest.mark.apps
 XFAIL_SCHEME = pytest.mark.xfail(reason="needs the postgres:// scheme kept as written (not postgresql://)", strict=True)
 XFAIL_QUERY = pytest.mark.xfail(reason="needs the URL's query parameters kept in the env files", strict=True)
 XFAIL_SPLIT = pytest.mark.xfail(reason="needs init to import from split POSTGRES_* settings", strict=True)
-XFAIL_UUID = pytest.mark.xfail(reason="needs uuid-ossp in the embedded PostgreSQL", strict=True)
 XFAIL_SPLIT_AND_UUID = pytest.mark.xfail(
     reason="needs init to import from split POSTGRES_* settings, and uuid-ossp in the embedded PostgreSQL", strict=True
 )
@@ -233,7 +232,6 @@ def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path,
             assert f"POSTGRES_PORT={pg_server.port}\n" not in env_file.read_text(), "treefork's server, not the dev one"
 
 
-@XFAIL_UUID
 def test_uuid_ossp_is_there_for_a_workspace_role(tf_repo: Path) -> None:
     a = new(tf_repo, "a")
     url = db_url(a)
