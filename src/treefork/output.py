@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,7 @@ def table(
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     if fit and sys.stdout.isatty():
         columns, cells = _drop_columns(list(columns), cells, list(droppable))
+        cells = _shared_prefixes_cut(columns, cells)
     widths = _fitted_widths(columns, cells, cut=sys.stdout.isatty()) if fit else [None] * len(columns)
     for col, width in zip(columns, widths, strict=True):
         t.add_column(col, no_wrap=fit, overflow="ellipsis" if fit else "fold", width=width)
@@ -149,25 +151,48 @@ def table(
 
 
 def _drop_columns(columns: list[str], rows: list[list[str]], droppable: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Columns go before any value is cut: first the droppable ones that say the same on every row (nothing to
+    tell the rows apart by), then the others in the order given, while the whole table is wider than the room."""
     room = _console(stderr=False).width
-    while (
-        droppable
-        and sum(min(6, max([len(c), *(len(r[i]) for r in rows)])) + 3 for i, c in enumerate(columns)) + 2 > room
-    ):
-        gone = columns.index(droppable.pop(0))
+    same = [
+        c for c in droppable if c in columns and len(rows) > 1 and len({r[columns.index(c)] for r in rows} - {""}) <= 1
+    ]
+    order = same + [c for c in droppable if c not in same]
+
+    def width() -> int:
+        return sum(max([len(c), *(len(r[i]) for r in rows)]) + 3 for i, c in enumerate(columns)) + 2
+
+    while order and width() > room:
+        gone = columns.index(order.pop(0))
         columns = columns[:gone] + columns[gone + 1 :]
         rows = [r[:gone] + r[gone + 1 :] for r in rows]
     return columns, rows
 
 
+def _shared_prefixes_cut(columns: Sequence[str], rows: list[list[str]]) -> list[list[str]]:
+    """When the table is still too wide, a column whose values all begin alike (`tf_5b3093_feature_…`,
+    `tf_5b3093_billing_…`) loses that beginning, the widest first: cut at the end they would all read the same."""
+    room = _console(stderr=False).width - (3 * len(columns) + 2)
+    while sum(max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)) > room:
+        shared = [(len(os.path.commonprefix([r[i] for r in rows])), i) for i in range(1, len(columns))]
+        best, i = max(shared, default=(0, 0))
+        if len(rows) < 2 or best < 4:
+            break
+        rows = [[*r[:i], "…" + r[i][best:], *r[i + 1 :]] for r in rows]
+    return rows
+
+
 def _fitted_widths(columns: Sequence[str], rows: list[list[str]], *, cut: bool) -> list[int]:
-    """Natural widths, the widest cut first (one character at a time, never below 6) until the table fits."""
+    """Natural widths, the widest cut first (one character at a time, never below 6) until the table fits; the
+    first column (the name each row is known by) is cut last."""
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     if not cut:
         return widths
     room = _console(stderr=False).width - (3 * len(columns) + 2)  # padding and separators
     while sum(widths) > room and max(widths) > 6:
-        widths[widths.index(max(widths))] -= 1
+        rest = widths[1:]
+        i = 1 + rest.index(max(rest)) if rest and max(rest) > 6 else 0
+        widths[i] -= 1
     return widths
 
 

@@ -13,7 +13,8 @@ from treefork import output
 from treefork.context import Context
 from treefork.workspace import views
 
-DROPPABLE = ("disk", "server", "age", "parent", "+/-", "ports")  # on a narrow terminal, in this order
+# on a narrow terminal these go, in this order, before any value is cut (those the same on every row first)
+DROPPABLE = ("disk", "age", "agent", "server", "+/-", "parent", "ports", "branch")
 COLUMNS = ("name", "branch", "parent", "+/-", "tree", "database", "server", "ports", "agent", "disk", "age")
 
 
