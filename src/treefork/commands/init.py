@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from treefork import dbsettings, envbuild, envfile, git, output, paths
 from treefork.backends import BACKENDS, open_backend
-from treefork.backends.base import Backend, BackendContext, DbBranch
+from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
@@ -59,7 +59,7 @@ def run(
             ctx.registry.forget_secret("admin_url")
         raise
     _record(ctx, repo_id, backend, settings, root)
-    env_note = _main_env(ctx, be, root, source, has_own=main_db.url is not None, overwrite=overwrite_env)
+    env_note = _main_env(ctx, be, root, source, has_own=main_db.names_one, overwrite=overwrite_env)
     _report(backend, root, source, env_note, repo_id, main_db, as_json=as_json)
     return 0
 
@@ -107,6 +107,10 @@ def _expect_safe_env_file(ctx: Context) -> None:
     """Refuse a main env file treefork must not write a password into (tracked, not ignorable, a symlink)
     before anything is made: no root, no registry entry, no byte in the file."""
     envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, ctx.config.env_file)
+    path = ctx.repo.main_root / ctx.config.env_file
+    text = envfile.read(path) if path.exists() else envbuild.template_text(ctx.repo, ctx.config)
+    stand_in = Connection(url="postgresql://treefork:check@127.0.0.1:5432/check")
+    envfile.rewrite(text, envbuild.database_updates(ctx.config, stand_in, text, dbsettings.Notes()))  # parses
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ class MainDatabase:
     where: str = ""
     problem: str = ""  # why there is no url
     unrecognised: bool = False  # the file has database settings treefork cannot read
+
+    @property
+    def names_one(self) -> bool:
+        """The file has database settings of its own (a URL of another kind too): init leaves them alone
+        unless their data went into the root."""
+        return self.url is not None or self.unrecognised
 
 
 def _main_database(ctx: Context) -> MainDatabase:
@@ -182,7 +192,7 @@ def _source(
         return Source(main_db.url, from_main_env=True)
     if import_url:
         register(import_url)
-        return Source(import_url, from_main_env=import_url == main_db.url)
+        return Source(import_url, from_main_env=dbsettings.libpq_url(import_url) == main_db.url)
     if backend != "local" or server_url:
         return Source(None, from_main_env=False)
     if main_db.url:
