@@ -129,9 +129,9 @@ CASES: dict[str, tuple[str, str, list[str | dict[str, str]]]] = {
         ["DATABASE_URL"],
     ),
     "fastapi_postgres_server": (
-        "DOMAIN=localhost\nPOSTGRES_SERVER=localhost\nPOSTGRES_PORT=5432\nPOSTGRES_DB=app\n"
+        "DOMAIN=localhost\nPOSTGRES_SERVER=db\nPOSTGRES_PORT=5432\nPOSTGRES_DB=app\n"
         "POSTGRES_USER=postgres\nPOSTGRES_PASSWORD=changethis\nSENTRY_DSN=\n",
-        "DOMAIN=localhost\nPOSTGRES_SERVER=localhost\nPOSTGRES_PORT={port}\nPOSTGRES_DB={db}\n"
+        "DOMAIN=localhost\nPOSTGRES_SERVER=127.0.0.1\nPOSTGRES_PORT={port}\nPOSTGRES_DB={db}\n"
         "POSTGRES_USER={user}\nPOSTGRES_PASSWORD={password}\nSENTRY_DSN=\nDATABASE_URL={url}\n",
         [
             {

@@ -30,9 +30,11 @@ DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOL
 _DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
 
 
-def url_updates(config: Config, conn: Connection | None, base: str = "") -> dict[str, str | None]:
-    """Our keys with their values, and the secret keys removed (see database_updates)."""
-    updates = database_updates(config, conn, base, dbsettings.Notes())
+def url_updates(
+    config: Config, conn: Connection | None, base: str = "", notes: dbsettings.Notes | None = None
+) -> dict[str, str | None]:
+    """A worktree's keys with their values, and the secret keys removed (see database_updates)."""
+    updates = database_updates(config, conn, base, notes or dbsettings.Notes())
     updates.update({k: None for k in config.secret_keys})
     return updates
 
@@ -92,8 +94,7 @@ def write_worktree_env(
         exclude_from_git(repo, worktree, config.env_file)
     base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
     notes = dbsettings.Notes()
-    updates = database_updates(config, conn, base, notes)
-    updates.update({k: None for k in config.secret_keys})
+    updates = url_updates(config, conn, base, notes)
     linked = worktree.resolve() != repo.main_root.resolve()
     if conn is not None:
         updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
