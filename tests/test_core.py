@@ -93,7 +93,7 @@ def test_isolation_stacking_ls_and_url(tf_repo: Path) -> None:
         assert as_sample_spells(run_tf(wt, "url").out.strip()) == db_url(wt)
         assert as_sample_spells(json.loads(run_tf(b, "url", name, "--json").out)["url"]) == db_url(wt)
     (c / "nested" / "dir").mkdir(parents=True)
-    assert run_tf(c / "nested" / "dir", "url").out.strip() == c_url
+    assert as_sample_spells(run_tf(c / "nested" / "dir", "url").out.strip()) == c_url
     assert ls(c / "nested" / "dir") == rows
     assert run_tf(a, "url", "root").out.strip() == root_url
     assert run_tf(tf_repo, "url").out.strip() == root_url

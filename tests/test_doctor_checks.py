@@ -30,7 +30,7 @@ def test_doctor_says_which_env_file_url_does_not_connect(tf_server_repo: Path) -
     wt = new(tf_server_repo, "w")
     assert _checks(tf_server_repo)["connections"]["level"] == "ok"
     env = wt / ".env"
-    env.write_text(env.read_text().replace(db_url(wt), db_url(wt).replace("@127.0.0.1", "x@127.0.0.1")))
+    env.write_text(env.read_text().replace(db_url(wt), db_url(wt).replace("@localhost", "x@localhost")))
     check = _checks(tf_server_repo)["connections"]
     assert check["level"] == "fail" and check["message"].startswith("env file URLs that do not connect: w (")
     assert check["hint"] == "treefork sync NAME"

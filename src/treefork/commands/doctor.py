@@ -209,13 +209,13 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     a port taken, an env file edited by hand). Neon's computes are not woken up for this."""
     if state.backend != "local":
         return []
-    from treefork import envbuild
+    from treefork import dbsettings, envbuild
     from treefork.backends.local import libpq
 
     places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
     root_url = ctx.backend(state).connection(ctx.backend(state).root()).url
     main_url = envbuild.load_env(ctx.repo.main_root / ctx.config.env_file).get(ctx.config.url_var)
-    if main_url == root_url:  # else the main worktree keeps a database of its own (`init --no-import`)
+    if dbsettings.url_target(main_url) == dbsettings.url_target(root_url):  # else main keeps a database of its own
         places.insert(0, ("root", ctx.repo.main_root))
     bad = []
     for name, where in places:
@@ -224,7 +224,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
             continue  # a missing worktree is the worktree check's finding
         try:
             ctx.backend(state).connection(_db_of(ctx, state, name))  # starts its cluster if it is stopped
-            libpq.connect_url(url, connect_timeout=3).close()
+            libpq.connect_url(dbsettings.libpq_url(url), connect_timeout=3).close()  # the app's spelling, as libpq
         except FatalError as e:
             bad.append(f"{name} ({e.message})")
     if bad:
