@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "procinfo",
             "config",
             "envfile",
+            "dbsettings",
             "git",
             "state",
             "__init__",

@@ -346,6 +346,12 @@ def tf_server_repo(repo: Path, pg_server: PgServer) -> Iterator[Path]:
         yield repo
 
 
+def as_sample_spells(url: str) -> str:
+    """A workspace URL as an env file made from ENV_SAMPLE spells it: its DATABASE_URL says `localhost`, and
+    treefork keeps an app's loopback spelling (`treefork url` prints the backend's own, 127.0.0.1)."""
+    return url.replace("@127.0.0.1:", "@localhost:", 1)
+
+
 def db_url(worktree: Path, var: str = "DATABASE_URL") -> str:
     from dotenv import dotenv_values
 

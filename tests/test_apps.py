@@ -25,12 +25,6 @@ from tf_helpers import new
 
 pytestmark = pytest.mark.apps
 
-XFAIL_SCHEME = pytest.mark.xfail(reason="needs the postgres:// scheme kept as written (not postgresql://)", strict=True)
-XFAIL_QUERY = pytest.mark.xfail(reason="needs the URL's query parameters kept in the env files", strict=True)
-XFAIL_SPLIT = pytest.mark.xfail(reason="needs init to import from split POSTGRES_* settings", strict=True)
-XFAIL_SPLIT_AND_UUID = pytest.mark.xfail(
-    reason="needs init to import from split POSTGRES_* settings, and uuid-ossp in the embedded PostgreSQL", strict=True
-)
 XFAIL_ROLE = pytest.mark.xfail(reason="needs a workspace role that is not a superuser (CREATEDB only)", strict=True)
 
 
@@ -133,7 +127,6 @@ def test_django_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: P
         assert app.run(app.repo, "python", "manage.py", "shell", "-c", count).splitlines()[-1] == "3 0"
 
 
-@XFAIL_SCHEME
 def test_django_env_files_keep_the_postgres_scheme(tmp_path: Path, pg_server: PgServer) -> None:
     with pg_server.dropping_what_is_made():
         app = _django_app(tmp_path, pg_server, None)
@@ -196,7 +189,6 @@ def _alembic_app(tmp_path: Path, pg: PgServer, bin_dir: Path | None) -> App:
     return app
 
 
-@XFAIL_SPLIT_AND_UUID
 def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: PgServer) -> None:
     bin_dir = apps_support.python_stack()
     with pg_server.dropping_what_is_made():
@@ -219,7 +211,6 @@ def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: 
         app.run(app.repo, "pytest", "-q", "-p", "no:cacheprovider", "tests")
 
 
-@XFAIL_SPLIT
 def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path, pg_server: PgServer) -> None:
     with pg_server.dropping_what_is_made():
         app = _alembic_app(tmp_path, pg_server, None)
@@ -293,7 +284,6 @@ def test_knex_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: PgS
         assert seen["database"] == "shop_dev"
 
 
-@XFAIL_QUERY
 def test_knex_env_files_keep_the_query_string(tmp_path: Path, pg_server: PgServer) -> None:
     node_modules = apps_support.node_stack()
     with pg_server.dropping_what_is_made():

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import db_url, git, run_tf
+from conftest import as_sample_spells, db_url, git, run_tf
 from tf_helpers import (
     assert_nothing_left,
     assert_one_line_error,
@@ -89,11 +89,11 @@ def test_isolation_stacking_ls_and_url(tf_repo: Path) -> None:
 
     # 4. url NAME is what the worktree's .env says; bare `url` inside a worktree is its own
     for name, wt in (("a", a), ("b", b), ("c", c)):
-        assert run_tf(tf_repo, "url", name).out.strip() == db_url(wt)
-        assert run_tf(wt, "url").out.strip() == db_url(wt)
-        assert json.loads(run_tf(b, "url", name, "--json").out)["url"] == db_url(wt)
+        assert as_sample_spells(run_tf(tf_repo, "url", name).out.strip()) == db_url(wt)
+        assert as_sample_spells(run_tf(wt, "url").out.strip()) == db_url(wt)
+        assert as_sample_spells(json.loads(run_tf(b, "url", name, "--json").out)["url"]) == db_url(wt)
     (c / "nested" / "dir").mkdir(parents=True)
-    assert run_tf(c / "nested" / "dir", "url").out.strip() == c_url
+    assert as_sample_spells(run_tf(c / "nested" / "dir", "url").out.strip()) == c_url
     assert ls(c / "nested" / "dir") == rows
     assert run_tf(a, "url", "root").out.strip() == root_url
     assert run_tf(tf_repo, "url").out.strip() == root_url

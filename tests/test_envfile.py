@@ -213,10 +213,11 @@ def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path,
     url = run_tf(repo, "url", "env-check").out.strip()
     assert url.startswith("postgresql://") and "app_dev" not in url
     data = env_path.read_bytes()
-    assert data == _expected_worktree_env(url)
+    spelled = url.replace("@127.0.0.1:", "@localhost:")  # the user's loopback spelling stays
+    assert data == _expected_worktree_env(spelled)
     assert b"NEON_API_KEY" not in data and b"napi_test_secret" not in data
     assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
-    assert db_url(wt) == url
+    assert db_url(wt) == spelled
     assert git(wt, "status", "--porcelain", "--untracked-files=all").stdout == ""
     assert git(wt, "check-ignore", "-q", ".env", check=False).returncode == 0
 
@@ -228,7 +229,8 @@ def test_worktree_env_is_the_main_env_with_only_database_url_changed(repo: Path,
     run_tf(repo, "init", "--overwrite-env")
     root_url = run_tf(repo, "url", "root").out.strip()
     main_after = (repo / ".env").read_bytes()
-    assert main_after == ENV_SAMPLE.replace("postgresql://me:pw@localhost:5432/app_dev", root_url).encode()
+    root_spelled = root_url.replace("@127.0.0.1:", "@localhost:")
+    assert main_after == ENV_SAMPLE.replace("postgresql://me:pw@localhost:5432/app_dev", root_spelled).encode()
     assert b"NEON_API_KEY=napi_test_secret_never_copy\r\n" in main_after  # the user's own file keeps its secrets
     run_tf(repo, "rm", "env-check", "--force")
 
@@ -259,10 +261,12 @@ def test_env_example_is_the_template_when_the_main_worktree_has_no_env(repo: Pat
     root_url = run_tf(repo, "url", "root").out.strip()
     main_env = (repo / ".env").read_text()
     # init made the main env file from the example, pointing at the root
+    root_url = root_url.replace("@127.0.0.1:", "@localhost:")  # the example's loopback spelling stays
     assert main_env == example.replace("postgresql://localhost/app_dev", root_url)
     wt = new(repo, "from-example")
     url = run_tf(repo, "url", "from-example").out.strip()
     text = (wt / ".env").read_text()
+    url = url.replace("@127.0.0.1:", "@localhost:")
     assert text == example.replace("postgresql://localhost/app_dev", url).replace("NEON_API_KEY=napi_example\n", ""), (
         main_env,
         text,

@@ -35,7 +35,7 @@ def test_worktree_add_provisions_and_branch_delete_drops(tf_repo: Path) -> None:
     r = git(tf_repo, "worktree", "add", "-b", "x", str(wt))
     assert r.returncode == 0
     url = db_url(wt)
-    assert url != db_url(tf_repo) and "@127.0.0.1:" in url and UNPROVISIONED not in url
+    assert url != db_url(tf_repo) and "@localhost:" in url and UNPROVISIONED not in url
     row = _ls(tf_repo)["x"]
     assert (row["status"], row["origin"], row["parent"]) == ("ready", "post-checkout", "root")
     assert (tf_repo / ".env").read_bytes() == main_env

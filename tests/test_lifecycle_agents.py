@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, run_tf
+from conftest import as_sample_spells, git, run_tf
 from testing.waits import wait_until
 from tf_helpers import ls, new
 
@@ -49,7 +49,7 @@ def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_server_repo: Path, t
     run_tf(tf_server_repo, "new", "a", "--agent", "fake", "--prompt", "30", env=tmux_env)
     wait_until(seen.exists, f"{seen} appearing")
     url, prompt = seen.read_text().split("|")
-    assert url == run_tf(tf_server_repo, "url", "a").out.strip() and prompt == "30"
+    assert url == as_sample_spells(run_tf(tf_server_repo, "url", "a").out.strip()) and prompt == "30"
     assert ls(tf_server_repo)["a"]["agent"] == "running"
     run_tf(tf_server_repo, "rm", "a", "--force", env=tmux_env)  # the agent goes with its worktree
     import subprocess
@@ -104,7 +104,7 @@ def test_ls_fields_and_details(tf_server_repo: Path) -> None:
     assert all(set(r) == set(FIELDS) for r in rows)
     row = {r["name"]: r for r in rows}["a"]
     assert (row["ahead"], row["behind"], row["dirty"]) == (1, 0, True)
-    assert row["server"].startswith("127.0.0.1:") and row["disk_bytes"] > 0
+    assert row["server"].startswith("localhost:") and row["disk_bytes"] > 0  # as the .env spells it
     assert "pw" not in json.dumps(rows) and "@" not in row["server"]
     details = run_tf(tf_server_repo, "ls", "a").out
     assert "ahead:" in details and "dirty:         True" in details

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import db_url, git, run_tf
+from conftest import as_sample_spells, db_url, git, run_tf
 from tf_helpers import (
     admin_conn,
     assert_nothing_left,
@@ -112,7 +112,7 @@ def test_a_child_has_the_parents_database_name_and_its_own_port_and_password(tf_
 
     root = urlsplit(run_tf(tf_repo, "url", "root").out.strip())
     a = urlsplit(db_url(new(tf_repo, "a")))
-    assert (a.path, a.username, a.hostname) == (root.path, root.username, "127.0.0.1")
+    assert (a.path, a.username, a.hostname) == (root.path, root.username, "localhost")  # the .env's spelling
     assert a.port != root.port and a.password != root.password
 
 
@@ -263,7 +263,7 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
     assert rec["admin_password"].encode() not in sent and rec["role_password"].encode() not in sent
     assert not any(chunk.startswith(b"p") for chunk in received[1:]), "no password message was ever sent"
     # with the port back, the cluster starts on the same port: every env file stays right
-    assert run_tf(tf_repo, "url", "sq").out.strip() == db_url(wt)
+    assert as_sample_spells(run_tf(tf_repo, "url", "sq").out.strip()) == db_url(wt)
     assert can_connect(db_url(wt))
 
 
@@ -277,7 +277,9 @@ def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     assert "password" not in json.dumps(status)
     assert {r["name"]: r["server_state"] for r in ls(tf_repo).values()} == {"root": "stopped", "keep": "stopped"}
     assert not can_connect(db_url(wt))
-    assert run_tf(tf_repo, "url", "keep").out.strip() == db_url(wt)  # a command that needs it starts it
+    assert as_sample_spells(run_tf(tf_repo, "url", "keep").out.strip()) == db_url(
+        wt
+    )  # a command that needs it starts it
     assert _rows(db_url(wt)) == [5]
     run_tf(tf_repo, "server", "start")
     assert {r["name"]: r["server_state"] for r in ls(tf_repo).values()} == {"root": "running", "keep": "running"}
@@ -321,7 +323,7 @@ def test_a_crash_mid_fork_is_finished_by_a_rerun(tf_repo: Path) -> None:
     wt = new(tf_repo, "crashy")
     assert ls(tf_repo)["crashy"]["status"] == "ready"
     url = db_url(wt)
-    assert url == run_tf(tf_repo, "url", "crashy").out.strip() and can_connect(url)
+    assert url == as_sample_spells(run_tf(tf_repo, "url", "crashy").out.strip()) and can_connect(url)
     assert len([d for d in cluster_dirs(tf_repo) if "crashy" in d]) == 1
     out = json.loads(run_tf(tf_repo, "rm", "crashy", "--json").out)
     assert out[0]["db_dropped"] and out[0]["worktree_removed"] and out[0]["branch_deleted"]

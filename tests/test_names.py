@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PgServer, db_url, run_tf
+from conftest import PgServer, as_sample_spells, db_url, run_tf
 from tf_helpers import (
     assert_one_line_error,
     branches,
@@ -102,7 +102,7 @@ def test_unicode_long_and_slashed_names_work_and_stay_apart(tf_server_repo: Path
         assert rows[name]["branch"] == name and name in branches(repo)
         assert paths[name].name == name.replace("/", "+")
         assert dbs[name] in on_server and len(dbs[name].encode()) <= PG_MAX_IDENT_BYTES
-        assert run_tf(repo, "url", name).out.strip() == db_url(paths[name])
+        assert as_sample_spells(run_tf(repo, "url", name).out.strip()) == db_url(paths[name])
     # and their databases are isolated from one another
     with psycopg.connect(db_url(paths["feature/auth"]), autocommit=True) as conn:
         conn.execute("CREATE TABLE only_here (x int)")

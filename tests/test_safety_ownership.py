@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import db_url, git, run_tf
+from conftest import as_sample_spells, db_url, git, run_tf
 from tf_helpers import assert_one_line_error, branches, cluster_of, gc_dry, home, ls, new, registry, worktree_paths
 
 
@@ -38,7 +38,7 @@ def test_gc_keeps_database_of_moved_worktree(tf_server_repo: Path, tmp_path: Pat
     target = tmp_path / "elsewhere" / "moved"
     target.parent.mkdir()
     git(tf_server_repo, "worktree", "move", str(wt), str(target))
-    assert run_tf(target, "url").out.strip() == url  # found from inside the moved worktree
+    assert as_sample_spells(run_tf(target, "url").out.strip()) == url  # found from inside the moved worktree
     run_tf(tf_server_repo, "new", "moved")  # a re-run finishes it where it is now
     run_tf(target, "sync")
     assert gc_dry(tf_server_repo) == []

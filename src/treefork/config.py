@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treefork.dbsettings import Family, prefix_family
 from treefork.errors import FatalError
 
 CONFIG_FILE = "treefork.toml"
@@ -26,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "migrate": "",
     "ports": [],
     "agents": {},
+    "database_parts": [],
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -46,6 +48,8 @@ DOCS: dict[str, str] = {
     "worktree_dir": "where new worktrees go, relative to the main worktree; {repo} is its directory name",
     "migrate": "the command `treefork merge` runs in the parent's worktree after merging, e.g. 'alembic upgrade head'",
     "ports": "env variables that each workspace gets a port of its own for, e.g. ['PORT', 'VITE_PORT']",
+    "database_parts": "more families of split database settings: a prefix ('MYAPP_DB_') or a table of "
+    "host/port/user/password/database = variable name(s)",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
@@ -70,6 +74,7 @@ class Config:
     ports: tuple[str, ...] = ()
     agents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neon: dict[str, Any] = field(default_factory=dict)
+    database_parts: tuple[Family, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
 
     def worktree_path(self, main_root: Path, dir_name: str) -> Path:
@@ -121,6 +126,7 @@ def load(main_root: Path) -> Config:
         ports=_port_vars(path, values["ports"]),
         agents={str(k): _command(v) for k, v in values["agents"].items()},
         neon={**NEON_DEFAULTS, **neon_raw},
+        database_parts=tuple(_database_family(path, spec) for spec in values["database_parts"]),
         sources=sources,
     )
 
@@ -143,6 +149,28 @@ def _port_vars(path: Path, names: list[Any]) -> tuple[str, ...]:
     if bad or len(set(names)) != len(names):
         raise FatalError(f"{path}: ports must be distinct env variable names", hint="ports = ['PORT', 'VITE_PORT']")
     return tuple(names)
+
+
+_PART_KEYS = {"host": "host", "port": "port", "user": "user", "password": "password", "database": "dbname"}
+_PARTS_HINT = "database_parts = ['MYAPP_DB_'] or [{ host = 'APP_DB_SERVER', database = 'APP_DB_NAME', ... }]"
+
+
+def _database_family(path: Path, spec: Any) -> Family:
+    """A prefix (its HOST/SERVER, PORT, USER/USERNAME, PASSWORD/PASS, DB/DATABASE/NAME variables), or a table of
+    part = variable name (or list of names)."""
+    if isinstance(spec, str) and _is_var_name(spec):
+        return prefix_family(spec)
+    if isinstance(spec, dict) and spec and set(spec) <= set(_PART_KEYS):
+        parts = {_PART_KEYS[k]: (v,) if isinstance(v, str) else tuple(v) for k, v in spec.items()}
+        if all(names and all(isinstance(n, str) and _is_var_name(n) for n in names) for names in parts.values()):
+            return Family(f"treefork.toml {'/'.join(n[0] for n in parts.values())}", parts)
+    raise FatalError(f"{path}: bad database_parts entry {spec!r}", hint=_PARTS_HINT)
+
+
+def _is_var_name(name: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
 
 
 def _command(spec: Any) -> tuple[str, ...]:

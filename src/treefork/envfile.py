@@ -24,6 +24,7 @@ DQ = '"'
 # A value that fails loudly instead of silently reaching someone else's database.
 UNPROVISIONED_URL = "postgresql://unprovisioned.treefork.invalid/run_treefork_sync_to_provision_this_worktree"
 _SHELL_SAFE = re.compile(r"^[A-Za-z0-9_@%+:,./-]*$")
+_NEVER_UNQUOTED = set(" \t\r\n#'\"\\$`")
 
 
 def exists(path: Path) -> bool:
@@ -139,7 +140,7 @@ def _replace_value(original: str, key: str, value: str, newline: str) -> str:
         return key + "=" + _quote(value, style=DQ) + ending
     old = m.group("val")
     style = old[0] if old[:1] in ("'", '"') else ""
-    return m.group("pre") + _quote(value, style=style) + m.group("post")
+    return m.group("pre") + _quote(value, style=style, like=old) + m.group("post")
 
 
 def _defines_removed_key(original: str, updates: Mapping[str, str | None]) -> bool:
@@ -154,10 +155,17 @@ def _leading_space(original: str) -> str:
     return leading[: last_break + 1]
 
 
-def _quote(value: str, *, style: str) -> str:
+def _unquoted_like(value: str, like: str) -> bool:
+    unsafe = {c for c in value if not _SHELL_SAFE.match(c)}
+    return bool(like) and not unsafe & _NEVER_UNQUOTED and unsafe <= set(like)
+
+
+def _quote(value: str, *, style: str, like: str = "") -> str:
+    """value in the quoting style given; unquoted only when it is shell-safe, or its characters that are not
+    were in the old unquoted value `like` too (the app's own `?sslmode=...&x=y` stays unquoted)."""
     if style == "'" and "'" not in value and "\n" not in value and "\\" not in value:
         return f"'{value}'"
-    if style == "" and _SHELL_SAFE.match(value):
+    if style == "" and (_SHELL_SAFE.match(value) or _unquoted_like(value, like)):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'

@@ -254,6 +254,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     computes are not woken up."""
     if state.backend != "local":
         return []
+    from treefork import dbsettings
     from treefork.backends.local import libpq
     from treefork.workspace import envbuild
 
@@ -267,11 +268,13 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
         url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
         if not url or name in stopped:
             continue  # a missing worktree is the worktree check's finding
-        if name == "root" and not _same_database(url, backend.connection(backend.root()).url):
+        if name == "root" and dbsettings.url_target(url) != dbsettings.url_target(
+            backend.connection(backend.root()).url
+        ):
             continue  # the main worktree keeps a database of its own (`init --no-import`)
         checked += 1
         try:
-            libpq.connect_url(url, connect_timeout=3).close()
+            libpq.connect_url(dbsettings.libpq_url(url), connect_timeout=3).close()  # the app's spelling, as libpq
         except FatalError as e:
             bad.append(f"{name} ({e.message})")
     checks = []
@@ -293,19 +296,6 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
             )
         )
     return checks
-
-
-def _same_database(a: str, b: str) -> bool:
-    """Two URLs that open the same database, whatever their spelling (scheme, host alias, parameters)."""
-    from urllib.parse import unquote, urlsplit
-
-    def key(url: str) -> tuple[str, int | None, str, str]:
-        u = urlsplit(url)
-        host = u.hostname or ""
-        host = "127.0.0.1" if host in ("localhost", "::1", "127.0.0.1") else host
-        return host, u.port, unquote(u.username or ""), unquote(u.path.lstrip("/"))
-
-    return key(a) == key(b)
 
 
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from treefork import envfile, git, output, paths
+from treefork import dbsettings, envfile, git, output, paths
 from treefork.backends import BACKENDS, open_backend
-from treefork.backends.base import Backend, BackendContext, DbBranch
+from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
@@ -45,7 +45,9 @@ def run(
     state = ctx.state()
     if state.initialized:
         return _already(ctx, backend, import_url, overwrite_env=overwrite_env, as_json=as_json)
-    source = _source(ctx, backend, server_url, import_url, no_import=no_import)
+    _expect_safe_env_file(ctx)
+    main_db = _main_database(ctx)
+    source = _source(ctx, backend, server_url, import_url, main_db, no_import=no_import)
     repo_id = state.repo_id or new_repo_id()
     settings = _settings(backend, server_url, source, backend_options)
     if server_url:
@@ -58,8 +60,8 @@ def run(
             ctx.registry.forget_secret("admin_url")
         raise
     _record(ctx, repo_id, backend, settings, root)
-    env_note = _main_env(ctx, be, root, source, overwrite=overwrite_env)
-    _report(backend, root, source, env_note, repo_id, as_json=as_json)
+    env_note = _main_env(ctx, be, root, source, has_own=main_db.names_one, overwrite=overwrite_env)
+    _report(backend, root, source, env_note, repo_id, main_db, as_json=as_json)
     return 0
 
 
@@ -90,7 +92,9 @@ def _already(ctx: Context, backend: str, import_url: str | None, *, overwrite_en
     be = ctx.backend(state)
     be.ensure_ready()
     root = be.root()
-    note = _main_env(ctx, be, root, Source(None, from_main_env=False), overwrite=True) if overwrite_env else None
+    note = None
+    if overwrite_env:
+        note = _main_env(ctx, be, root, Source(None, from_main_env=False), has_own=True, overwrite=True)
     if as_json:
         output.emit_json({"backend": state.backend, "root_db_branch": root.name, "repo_id": state.repo_id, "env": note})
     else:
@@ -100,36 +104,103 @@ def _already(ctx: Context, backend: str, import_url: str | None, *, overwrite_en
     return 0
 
 
-def _source(ctx: Context, backend: str, server_url: str | None, import_url: str | None, *, no_import: bool) -> Source:
+def _expect_safe_env_file(ctx: Context) -> None:
+    """Refuse a main env file treefork must not write a password into (tracked, not ignorable, a symlink)
+    before anything is made: no root, no registry entry, no byte in the file."""
+    envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, ctx.config.env_file)
+    path = ctx.repo.main_root / ctx.config.env_file
+    text = envfile.read(path) if path.exists() else envbuild.template_text(ctx.repo, ctx.config)
+    stand_in = Connection(url="postgresql://treefork:check@127.0.0.1:5432/check")
+    envfile.rewrite(text, envbuild.database_updates(ctx.config, stand_in, text, dbsettings.Notes()))  # parses
+
+
+@dataclass(frozen=True)
+class MainDatabase:
+    """The database the main worktree's env file names, and in which settings; or why there is none."""
+
+    url: str | None
+    where: str = ""
+    problem: str = ""  # why there is no url
+    unrecognised: bool = False  # the file has database settings treefork cannot read
+
+    @property
+    def names_one(self) -> bool:
+        """The file has database settings of its own (a URL of another kind too): init leaves them alone
+        unless their data went into the root."""
+        return self.url is not None or self.unrecognised
+
+
+def _main_database(ctx: Context) -> MainDatabase:
+    """A URL (url_var first, then the other known URL variables) or a family of split settings (treefork.toml's
+    database_parts first, then POSTGRES_*, libpq's PG*, Laravel's DB_*, DATABASE_*)."""
+    name = ctx.config.env_file
+    env: dict[str, str | None] = dict(envbuild.load_env(ctx.repo.main_root / name))
+    for value in env.values():
+        if dbsettings.parse(value):
+            register(value)
+    url_var = ctx.config.url_var
+    if env.get(url_var) and not dbsettings.parse(env[url_var]):
+        scheme = (env[url_var] or "").partition(":")[0]
+        problem = f"{url_var} in {name} is not a PostgreSQL URL ({scheme}:...)"
+        return MainDatabase(None, problem=problem, unrecognised=True)
+    for var in (url_var, ctx.config.direct_url_var, *envbuild.DIRECT_URL_VARS, *envbuild.POOLED_URL_VARS):
+        if var and dbsettings.parse(env.get(var)):
+            return MainDatabase(dbsettings.libpq_url(env[var] or ""), where=var)
+    for family in dbsettings.families(ctx.config.database_parts, env):
+        parts = family.values(env)
+        register(parts.get("password"))
+        if parts.get("host") is not None or parts.get("dbname") is not None:
+            return MainDatabase(family.url(env), where=f"{family.name} settings")
+    connection = env.get("DB_CONNECTION")
+    if connection and connection.lower() not in ("pgsql", "postgres", "postgresql"):
+        return MainDatabase(None, problem=f"DB_CONNECTION={connection} in {name} is not PostgreSQL", unrecognised=True)
+    looks = [
+        k for k in env if set(k.upper().split("_")) & _DATABASE_WORDS and not set(k.upper().split("_")) & _OTHER_STORES
+    ]
+    if looks:
+        problem = f"{name} has database settings treefork does not recognise ({', '.join(looks[:4])})"
+        return MainDatabase(None, problem=problem, unrecognised=True)
+    return MainDatabase(None, problem=f"{name} names no database")
+
+
+_DATABASE_WORDS = {"DB", "DATABASE", "POSTGRES", "POSTGRESQL", "PGSQL", "PSQL", "DSN"}
+_OTHER_STORES = {"REDIS", "MONGO", "MONGODB", "CACHE", "ELASTIC", "CLICKHOUSE", "TEST"}
+
+
+_UNRECOGNISED_HINT = (
+    "name its variables in treefork.toml (database_parts = ['MYAPP_DB_'], see docs/configuration.md), "
+    "or `treefork init --import postgresql://user:pass@host/db`, or `treefork init --no-import` to start empty"
+)
+
+
+def _source(
+    ctx: Context,
+    backend: str,
+    server_url: str | None,
+    import_url: str | None,
+    main_db: MainDatabase,
+    *,
+    no_import: bool,
+) -> Source:
     """What to copy into the root: --import URL; else, on the embedded local backend, the main worktree's
-    existing DATABASE_URL; else nothing."""
+    existing database (a URL or split settings); else nothing. Database settings treefork cannot read stop
+    the import with the fix, rather than leave a silently empty root."""
     if no_import:
         return Source(None, from_main_env=False)
-    current = _main_url(ctx)
     if import_url == "":  # --import with no URL
-        if not current:
-            raise FatalError(
-                f"--import needs a URL: {ctx.config.env_file} has no {ctx.config.url_var}",
-                hint="treefork init --import postgresql://user:pass@host/db",
-            )
-        return Source(current, from_main_env=True)
+        if not main_db.url:
+            raise FatalError(f"--import needs a URL: {main_db.problem}", hint=_UNRECOGNISED_HINT)
+        return Source(main_db.url, from_main_env=True)
     if import_url:
         register(import_url)
-        return Source(import_url, from_main_env=import_url == current)
-    if backend == "local" and not server_url and current and _is_postgres(current):
-        return Source(current, from_main_env=True)
+        return Source(import_url, from_main_env=dbsettings.libpq_url(import_url) == main_db.url)
+    if backend != "local" or server_url:
+        return Source(None, from_main_env=False)
+    if main_db.url:
+        return Source(main_db.url, from_main_env=True)
+    if main_db.unrecognised:
+        raise FatalError(f"cannot tell which database to import: {main_db.problem}", hint=_UNRECOGNISED_HINT)
     return Source(None, from_main_env=False)
-
-
-def _main_url(ctx: Context) -> str | None:
-    env = envbuild.load_env(ctx.repo.main_root / ctx.config.env_file)
-    url = env.get(ctx.config.url_var)
-    register(url)
-    return url or None
-
-
-def _is_postgres(url: str) -> bool:
-    return urlsplit(url).scheme in ("postgres", "postgresql")
 
 
 def _settings(backend: str, server_url: str | None, source: Source, options: dict[str, Any]) -> dict[str, Any]:
@@ -169,27 +240,35 @@ def _record(ctx: Context, repo_id: str, backend: str, settings: dict[str, Any], 
         st.root_db_branch, st.root_db_id, st.root_clone_method = root.name, root.id, root.clone_method
 
 
-def _main_env(ctx: Context, be: Backend, root: DbBranch, source: Source, *, overwrite: bool) -> str:
-    """Point the main worktree at the root when its data went there (or it had no URL, or --overwrite-env);
-    its old URL is kept, 0600, in .git/treefork/previous.env."""
+def _main_env(ctx: Context, be: Backend, root: DbBranch, source: Source, *, has_own: bool, overwrite: bool) -> str:
+    """Point the main worktree's database settings (each in its own spelling) at the root when its data went
+    there (or it named no database, or --overwrite-env); the old values are kept, 0600, in
+    .git/treefork/previous.env. Checked safe to write before anything is written."""
     path = ctx.repo.main_root / ctx.config.env_file
     exists = path.exists()
     # No env file yet: start it from the example, as worktrees do.
     text = envfile.read(path) if exists else envbuild.template_text(ctx.repo, ctx.config)
-    current = envfile.values(text).get(ctx.config.url_var) if exists else None
     name = ctx.config.env_file
-    if current and not (overwrite or source.from_main_env):
-        return f"{name} keeps its own {ctx.config.url_var} (`treefork init --overwrite-env` points it at the root)"
-    if current:
+    if exists and has_own and not (overwrite or source.from_main_env):
+        return f"{name} keeps its own database settings (`treefork init --overwrite-env` points them at the root)"
+    envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, name)
+    notes = dbsettings.Notes()
+    updates = envbuild.database_updates(ctx.config, be.connection(root), text, notes)
+    before = envfile.values(text) if exists else {}
+    replaced = {k: v for k, v in before.items() if k in updates and v is not None and v != updates[k]}
+    if replaced:
         previous = ctx.registry.dir / "previous.env"
-        atomic_write_text(previous, f"{ctx.config.url_var}={current}\n", mode=0o600)
-    envfile.write(path, envfile.rewrite(text, {ctx.config.url_var: be.connection(root).url}))
-    envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, ctx.config.env_file)
-    kept = f"; the old one is kept in {ctx.registry.dir / 'previous.env'}" if current else ""
-    return f"{name} {ctx.config.url_var} now points at the root{kept}"
+        atomic_write_text(previous, envfile.rewrite("", replaced), mode=0o600)
+    if envfile.write(path, envfile.rewrite(text, updates)):
+        envbuild.say_notes(notes, path)
+    kept = f"; the old values are kept in {ctx.registry.dir / 'previous.env'}" if replaced else ""
+    keys = [k for k in updates if k in before] or [ctx.config.url_var]
+    return f"{name} now points at the root ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}){kept}"
 
 
-def _report(backend: str, root: DbBranch, source: Source, env_note: str, repo_id: str, *, as_json: bool) -> None:
+def _report(
+    backend: str, root: DbBranch, source: Source, env_note: str, repo_id: str, main_db: MainDatabase, *, as_json: bool
+) -> None:
     from treefork.backends.local.importer import safe_url
 
     imported = safe_url(source.url) if source.url else None
@@ -205,7 +284,9 @@ def _report(backend: str, root: DbBranch, source: Source, env_note: str, repo_id
             }
         )
         return
-    what = f"with the data of {imported}" if imported else "empty"
+    where = f" ({main_db.where})" if source.from_main_env and main_db.where else ""
+    empty = f"empty ({main_db.problem})" if source.url is None and main_db.problem else "empty"
+    what = f"with the data of {imported}{where}" if imported else empty
     output.info(f"treefork ready: backend {backend}, root database {root.name}, {what}")
     hint = " (`treefork init --no-import` would have left it alone)" if source.from_main_env else ""
     output.info(f"{env_note}{hint}; next: treefork new <name>")

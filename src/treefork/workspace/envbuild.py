@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from treefork import envfile
+from treefork import dbsettings, envfile
 from treefork.backends.base import Connection
 from treefork.config import Config
 from treefork.errors import FatalError
@@ -22,80 +22,65 @@ def template_text(repo: Repo, config: Config) -> str:
     return ""
 
 
-# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations, libpq,
-# the postgres Docker image). A worktree must never keep one pointing at the parent's database.
+# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations). A worktree must
+# never keep one pointing at the parent's database. Split settings (PGHOST, POSTGRES_DB, ...) are
+# dbsettings' families.
 POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")
 DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "POSTGRES_URL_NO_SSL")
-PART_VARS = {
-    "PGHOST": "host",
-    "PGHOST_UNPOOLED": "direct_host",
-    "PGPORT": "port",
-    "PGDATABASE": "dbname",
-    "PGUSER": "user",
-    "PGPASSWORD": "password",
-    "POSTGRES_HOST": "host",
-    "POSTGRES_PORT": "port",
-    "POSTGRES_DB": "dbname",
-    "POSTGRES_DATABASE": "dbname",
-    "POSTGRES_USER": "user",
-    "POSTGRES_PASSWORD": "password",
-}
-_UNPROVISIONED_PARTS = {"host": "unprovisioned.treefork.invalid", "port": "5432", "dbname": "unprovisioned"}
+_DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
 
 
-def url_updates(config: Config, conn: Connection | None, base: str = "") -> dict[str, str | None]:
-    """Our keys with their values, and the secret keys removed. conn None = not provisioned: every database
-    variable gets a value that fails loudly, never the parent's. Besides the configured keys, every known
-    database variable in `base` is rewritten, and so is any other Postgres URL that names the same server
-    and database as one of them (the parent's)."""
-    url = conn.url if conn else envfile.UNPROVISIONED_URL
-    direct = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
-    present = envfile.values(base)
-    parents = {_target(v) for k, v in present.items() if k in (*POOLED_URL_VARS, *DIRECT_URL_VARS, config.url_var)}
-    parents.discard(None)
-    updates: dict[str, str | None] = {}
-    for key, value in present.items():
-        if key in DIRECT_URL_VARS or ("UNPOOLED" in key or "NON_POOLING" in key) and _target(value) in parents:
-            updates[key] = direct
-        elif key in POOLED_URL_VARS or _target(value) in parents:
-            updates[key] = url
-        elif key in PART_VARS:
-            updates[key] = _part(PART_VARS[key], url, direct, provisioned=conn is not None)
+def url_updates(
+    config: Config, conn: Connection | None, base: str = "", notes: dbsettings.Notes | None = None
+) -> dict[str, str | None]:
+    """A worktree's keys with their values, and the secret keys removed (see database_updates)."""
+    updates = database_updates(config, conn, base, notes or dbsettings.Notes())
     updates.update({k: None for k in config.secret_keys})
-    updates[config.url_var] = url
-    if config.direct_url_var:
-        updates[config.direct_url_var] = direct
     return updates
 
 
-def _target(value: str | None) -> tuple[str, str, str] | None:
-    """(host, port, database) of a Postgres URL, or None for anything else."""
-    from urllib.parse import unquote, urlsplit
+def database_updates(
+    config: Config, conn: Connection | None, base: str, notes: dbsettings.Notes
+) -> dict[str, str | None]:
+    """Every database variable in `base` pointing at conn's database, each in its own spelling; conn None = not
+    provisioned: every one gets a value that fails loudly, never the parent's. Besides the configured keys and
+    the known URL variables, any other PostgreSQL URL naming the same server and database as one of them or as
+    a family of split settings (the parent's) is rewritten, and so is every family of split settings."""
+    url = conn.url if conn else envfile.UNPROVISIONED_URL
+    direct = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
+    present = envfile.values(base)
+    families = dbsettings.families(config.database_parts, present)
+    parents = {f.target(present) for f in families}
+    known = (*POOLED_URL_VARS, *DIRECT_URL_VARS, config.url_var, config.direct_url_var)
+    parents |= {t for k, v in present.items() if k in known and (t := dbsettings.url_target(v))}
+    in_family = {n for f in families for n in f.names()}
+    updates: dict[str, str | None] = {}
 
-    if not value or not value.startswith(("postgres://", "postgresql://")):
-        return None
-    try:
-        u = urlsplit(value)
-        return (u.hostname or "").lower(), str(u.port or 5432), unquote(u.path.lstrip("/"))
-    except ValueError:
-        return None
+    def point(key: str, new_url: str) -> None:
+        old = present.get(key)
+        updates[key] = dbsettings.retarget(old, new_url, var=key, notes=notes) if conn else new_url
+
+    for key, value in present.items():
+        if key in in_family:
+            continue
+        found = dbsettings.url_target(value)
+        if key in DIRECT_URL_VARS or ("UNPOOLED" in key or "NON_POOLING" in key) and found in parents:
+            point(key, direct)
+        elif key in POOLED_URL_VARS or (found is not None and found in parents):
+            point(key, url)
+        elif key in _DIRECT_HOST_VARS:
+            updates[key] = _host(direct) if conn else "unprovisioned.treefork.invalid"
+    for family in families:
+        updates.update(dbsettings.family_updates(family, present, url if conn else None))
+    point(config.url_var, url)
+    if config.direct_url_var:
+        point(config.direct_url_var, direct)
+    return updates
 
 
-def _part(part: str, url: str, direct: str, *, provisioned: bool) -> str | None:
-    from urllib.parse import unquote, urlsplit
-
-    if not provisioned:
-        return None if part in ("user", "password") else _UNPROVISIONED_PARTS["host" if part == "direct_host" else part]
-    u = urlsplit(direct if part == "direct_host" else url)
-    values = {
-        "host": u.hostname,
-        "direct_host": u.hostname,
-        "port": str(u.port or 5432),
-        "dbname": unquote(u.path.lstrip("/")),
-        "user": unquote(u.username or ""),
-        "password": unquote(u.password or ""),
-    }
-    return values[part] or None
+def _host(url: str) -> str:
+    parsed = dbsettings.parse(url)
+    return parsed.host if parsed else ""
 
 
 def write_worktree_env(
@@ -108,7 +93,8 @@ def write_worktree_env(
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
     base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
-    updates = url_updates(config, conn, base)
+    notes = dbsettings.Notes()
+    updates = url_updates(config, conn, base, notes)
     linked = worktree.resolve() != repo.main_root.resolve()
     if conn is not None:
         updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
@@ -118,8 +104,18 @@ def write_worktree_env(
             updates.update({k: str(v) for k, v in ports.allocate(repo.common_dir, worktree, config.ports).items()})
         if getattr(conn, "context", None) and linked:
             write_neon_context(repo, worktree, conn.context)  # type: ignore[attr-defined]
-    envfile.write(target, envfile.rewrite(base, updates))
+    if envfile.write(target, envfile.rewrite(base, updates)):
+        say_notes(notes, target)
     return target
+
+
+def say_notes(notes: dbsettings.Notes, path: Path) -> None:
+    """Once per env file written: the TLS parameters changed to suit the database it points at."""
+    line = notes.line(f"{path}: TLS parameters changed to suit its database")
+    if line:
+        from treefork import output
+
+        output.warn(line)
 
 
 def write_neon_context(repo: Repo, worktree: Path, context: dict[str, str]) -> None:
@@ -177,8 +173,9 @@ def exclude_from_git(repo: Repo, worktree: Path, name: str) -> None:
     if repo.is_tracked(name, worktree):
         raise FatalError(
             f"{target} is tracked by git; treefork will not write a database password into it",
-            hint=f"untrack it (cd {worktree} && git rm --cached {name} && git commit -m 'untrack {name}'), "
-            f"commit a {name}.example instead, then retry",
+            hint=f"untrack it (cd {worktree} && git rm --cached {name} && git commit -m 'untrack {name}') and commit "
+            f"a {name}.example instead, or give treefork an untracked file of its own (env_file = '.env.local' in "
+            "treefork.toml), then retry",
         )
     if repo.is_ignored(target, worktree):
         return
@@ -187,7 +184,8 @@ def exclude_from_git(repo: Repo, worktree: Path, name: str) -> None:
         raise FatalError(
             f"git does not ignore {target} even after adding it to info/exclude (a `!{name}` rule in a .gitignore "
             "overrides it); treefork will not write a database password where `git add -A` would commit it",
-            hint=f"remove the `!{name}` line (see `git -C {worktree} check-ignore -v --no-index {name}`), then retry",
+            hint=f"remove the `!{name}` line (see `git -C {worktree} check-ignore -v --no-index {name}`), or give "
+            "treefork an ignored file of its own (env_file = '.env.local' in treefork.toml), then retry",
         )
 
 

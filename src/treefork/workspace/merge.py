@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from treefork import output, proc
+from treefork import dbsettings, output, proc
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -141,9 +141,15 @@ def _migrate(ctx: Context, parent: Side) -> None:
     env = env_of(ctx, parent.path)
     conn = ctx.backend().connection(parent.db)
     env.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's DATABASE_URL_UNPOOLED, for migrations
-    env[ctx.config.url_var] = conn.url  # the parent's database, whatever its env file says
+    # the parent's database, whatever its env file says, in the app's spelling (an asyncpg app's migration
+    # needs its `postgresql+asyncpg://`)
+    notes = dbsettings.Notes()
+    env[ctx.config.url_var] = dbsettings.retarget(env.get(ctx.config.url_var), conn.url, var="", notes=notes)
     if ctx.config.direct_url_var:
-        env[ctx.config.direct_url_var] = conn.direct_url or conn.url
+        direct = conn.direct_url or conn.url
+        env[ctx.config.direct_url_var] = dbsettings.retarget(
+            env.get(ctx.config.direct_url_var), direct, var="", notes=notes
+        )
     output.info(f"migrate: {' '.join(command)} (in {parent.path}, against {parent.db.name})")
     rc = proc.run_attached(*command, cwd=parent.path, env=env)
     if rc != 0:

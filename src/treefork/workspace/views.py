@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from treefork.agents import tmux
 from treefork.backends.base import DbBranch
@@ -146,12 +145,12 @@ def _server_state(ctx: Context, state: State, db: DbBranch | None) -> str | None
 
 def _server(ctx: Context, worktree: Path) -> str | None:
     """host:port of the URL in the worktree's env file (credentials left out)."""
+    from treefork import dbsettings
     from treefork.workspace import envbuild
 
     try:
-        url = envbuild.load_env(worktree / ctx.config.env_file).get(ctx.config.url_var)
-        parts = urlsplit(url or "")
-        return f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else None
+        parts = dbsettings.parse(envbuild.load_env(worktree / ctx.config.env_file).get(ctx.config.url_var))
+        return f"{parts.host}:{parts.port}" if parts and parts.host else None
     except Exception:  # an unreadable env file is doctor's business, not ls's
         return None
 
