@@ -197,7 +197,7 @@ def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: 
         a = new(app.repo, "a")
         app.commit_overlay(a, "feature", "tags, with uuid-ossp ids")
         app.run(a, "alembic", "upgrade", "head")
-        app.run(a, "pytest", "-q", "-p", "no:cacheprovider", "tests")
+        app.run(a, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
 
         root, ws = _split_url(app.repo / ".env"), _split_url(a / ".env")
         for url in (root, ws):
@@ -208,7 +208,7 @@ def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: 
 
         run_tf(app.repo, "merge", "a", env={"PATH": app.env()["PATH"]})
         assert _sql(root, "SELECT version_num FROM alembic_version") == [("0002",)]
-        app.run(app.repo, "pytest", "-q", "-p", "no:cacheprovider", "tests")
+        app.run(app.repo, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
 
 
 def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path, pg_server: PgServer) -> None:

@@ -409,7 +409,7 @@ def test_server_autostart_writes_a_systemd_user_unit_that_starts_every_cluster(t
     unit = Path(out["unit"])
     assert unit == Path(os.environ["HOME"]) / ".config" / "systemd" / "user" / "treefork.service"
     text = unit.read_text()
-    assert f"ExecStart={sys.executable} -I -m treefork server start" in text
+    assert f"ExecStart={sys.executable} -P -m treefork server start" in text
     assert f"Environment=TREEFORK_HOME={home()}" in text and "WantedBy=default.target" in text
 
 
