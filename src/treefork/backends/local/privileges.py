@@ -44,5 +44,7 @@ def elevate(conn: Connection, role: str) -> None:
 def forget_old_passwords(conn: Connection) -> None:
     """ALTER ROLE … PASSWORD leaves the old row in pg_authid's file as a dead tuple: in a fork, the parent's
     verifiers (with which a program squatting the parent's port could pass SCRAM); in a new root, the pristine
-    cluster's. VACUUM FULL writes the catalog anew, with the live rows only, and empties the old file."""
+    cluster's. VACUUM FULL writes the catalog anew, with the live rows only, and empties the old file (about
+    1 ms on tmpfs, 6-30 ms on a busy ext4: its fsync). The WAL keeps such records until its segments are reused;
+    only the server's OS user reads pg_wal, and it reads every cluster's files anyway."""
     conn.execute("VACUUM FULL pg_authid")
