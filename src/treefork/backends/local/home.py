@@ -23,7 +23,7 @@ def open_home(home: Path) -> None:
     and checked: the user's (or root's), writable by no one else."""
     mode = 0o711 if paths.is_root() else 0o700
     if not home.exists():
-        home.mkdir(parents=True, mode=mode)
+        home.mkdir(parents=True, mode=mode, exist_ok=True)
         home.chmod(mode)  # whatever the umask
     check_home(home)
     if paths.is_root():

@@ -32,7 +32,8 @@ def downgrade(conn: Connection, role: str, dbname: str) -> None:
     )
     for (group,) in granted:
         conn.execute(SQL.of("REVOKE {} FROM {}", Ident(str(group)), Ident(role)))
-    conn.execute(SQL.of("ALTER DATABASE {} OWNER TO {}", Ident(dbname), Ident(role)))
+    if conn.one("SELECT 1 FROM pg_database WHERE datname = $1", (dbname,)):
+        conn.execute(SQL.of("ALTER DATABASE {} OWNER TO {}", Ident(dbname), Ident(role)))
 
 
 def elevate(conn: Connection, role: str) -> None:
