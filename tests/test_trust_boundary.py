@@ -207,8 +207,8 @@ def test_finding_7_a_home_others_can_write_to_is_refused(repo: Path, tmp_path: P
     assert not list(shared.glob("pristine/*"))  # nothing made from, or into, it
 
 
-def test_finding_7_a_home_treefork_makes_is_closed_to_others_whatever_the_umask(repo: Path) -> None:
-    """The red team's umask 000 case (#29): the home, clusters/ and pristine/ are made writable by no one else."""
+def test_finding_29_a_home_and_a_registry_made_under_umask_000_are_closed_to_others(repo: Path) -> None:
+    """The home, clusters/, pristine/ and .git/treefork are made writable by no one else, whatever the umask."""
     import shutil
     import tempfile
 
@@ -218,7 +218,7 @@ def test_finding_7_a_home_treefork_makes_is_closed_to_others_whatever_the_umask(
     old_umask = os.umask(0)
     try:
         run_tf(repo, "init", "--no-import", env=env)
-        for path in (fresh, fresh / "clusters", fresh / "pristine"):
+        for path in (fresh, fresh / "clusters", fresh / "pristine", repo / ".git" / "treefork"):
             assert path.stat().st_mode & 0o022 == 0, (path, oct(path.stat().st_mode))
         run_tf(repo, "ls", env=env)  # and it passes its own check on the next command
     finally:
@@ -237,3 +237,10 @@ def test_finding_7_a_record_that_is_not_treeforks_own_is_not_trusted(tf_repo: Pa
     os.chown(home() / "clusters" / rec["id"] / "cluster.json", nobody.pw_uid, nobody.pw_gid)
     r = run_tf(tf_repo, "url", "a", check=False)
     assert r.rc != 0 and rec["role_password"] not in r.out + r.err
+
+
+def test_finding_36_a_home_inside_the_repository_is_refused(repo: Path) -> None:
+    r = run_tf(repo, "init", "--no-import", env={"TREEFORK_HOME": "tfrel"}, check=False)  # relative: in the repo
+    assert r.rc == 1
+    assert_one_line_error(r.err, "is inside the repository", "outside the repository")
+    assert not (repo / "tfrel").exists() and not (repo / ".git" / "treefork").exists()  # nothing half-made

@@ -50,6 +50,7 @@ class ClusterBackend:
         rec = cluster.record_or_none()
         if rec is not None and rec.status == READY:
             return self._branch(rec)
+        self._refuse_a_home_in_the_repository()
         if rec is not None:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
@@ -85,6 +86,16 @@ class ClusterBackend:
                 self._wait_for_role(rec)
         self._started.add(rec.id)
         return self._branch(rec)
+
+    def _refuse_a_home_in_the_repository(self) -> None:
+        """A home inside the worktree (a relative TREEFORK_HOME, say) would put every cluster's passwords and
+        data files where `git add -A` takes them."""
+        home, repo = self.store.home.resolve(), self.ctx.main_root.resolve()
+        if home == repo or repo in home.parents:
+            raise FatalError(
+                f"TREEFORK_HOME ({home}) is inside the repository: `git add -A` would add its passwords and data files",
+                hint="set TREEFORK_HOME to an absolute path outside the repository, or unset it",
+            )
 
     @staticmethod
     def _session(cluster: Cluster, rec: ClusterRecord) -> libpq.Connection:
