@@ -25,7 +25,6 @@ from tf_helpers import new
 
 pytestmark = pytest.mark.apps
 
-XFAIL_ROLE = pytest.mark.xfail(reason="needs a workspace role that is not a superuser (CREATEDB only)", strict=True)
 
 
 def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
@@ -137,7 +136,6 @@ def test_django_env_files_keep_the_postgres_scheme(tmp_path: Path, pg_server: Pg
         assert_same_spelling(before, (a / ".env").read_text(), ("DATABASE_URL",))
 
 
-@XFAIL_ROLE
 def test_django_workspace_role_creates_test_databases_without_being_superuser(
     tmp_path: Path, pg_server: PgServer
 ) -> None:

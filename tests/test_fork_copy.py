@@ -43,6 +43,11 @@ def _data_dir(root: Path) -> Path:
     _write(outside / "16390" / "file", "tablespace data")
     (data / "pg_tblspc").mkdir()
     os.symlink(outside, data / "pg_tblspc" / "16400")
+    secret = root / "secret"  # a file the copy must never read through a link, nor a fifo it must not block on
+    _write(secret, "root only")
+    os.symlink(secret, data / "base" / "5" / "leak")
+    os.symlink(secret, data / "global" / "pg_control.link")
+    os.mkfifo(data / "base" / "5" / "fifo")
     return data
 
 
@@ -70,15 +75,14 @@ def test_the_copy_takes_the_cluster_and_leaves_its_runtime_state_out(tmp_path: P
         "global/pg_control": "control",
         "pg_replslot": None,
         "pg_stat_tmp": None,
-        "pg_tblspc": None,
-        "pg_tblspc/16400": None,  # a directory of its own, as before: never a link into the parent's files
+        "pg_tblspc": None,  # no link is copied, nor followed (a tablespace, a file an agent linked)
         "pg_wal": None,
         "pg_wal/archive_status": None,
         "pg_wal/summaries": None,
         "pg_xact": None,
         "pg_xact/0000": "commit log",
     }
-    assert not (dst / "pg_tblspc" / "16400").is_symlink()
+    assert not any(p.is_symlink() for p in dst.rglob("*"))
     assert (dst / "pg_xact" / "0000").stat().st_mode & 0o777 == 0o640
     assert copier.method in (fork.CLONE, fork.COPY)
 

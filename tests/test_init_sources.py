@@ -27,6 +27,8 @@ def _source_db(pg: PgServer, repo: Path) -> str:
     with psycopg.connect(pg.url(name), autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
         conn.execute("INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 2) g")
+        conn.execute("CREATE EXTENSION vector")  # untrusted: only a superuser creates it
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(3))")
     return name
 
 
@@ -52,6 +54,11 @@ def test_plain_init_brings_the_existing_dev_database_into_the_root(repo: Path, p
         assert conn.execute("SELECT current_database()").fetchone() == (source,), "the same database name"
         owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
         assert owner == "app", "imported objects belong to the workspace role, not the source's owner"
+        conn.execute("INSERT INTO items VALUES (1, '[1,2,3]')")  # usable by the role, which is no superuser
+        conn.execute("UPDATE customers SET name = 'renamed'")
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+    with psycopg.connect(root_url) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
     with psycopg.connect(pg_server.url(source)) as conn:
         assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,), "the source is only read"
     listed = {r["name"]: r for r in json.loads(run_tf(repo, "ls", "--json").out)}

@@ -149,6 +149,7 @@ def test_the_pristine_cluster_keeps_one_wal_segment_and_a_root_writes_past_it(tm
     rec = root_cluster(repo)
     with admin_conn(rec, rec["dbname"]) as conn:
         conn.execute("CREATE TABLE t (n int)")
+        conn.execute(f"ALTER TABLE t OWNER TO {rec['role']}")  # the app's, as if it had made it
         for n in range(3):
             conn.execute("INSERT INTO t VALUES (%s)", (n,))
             conn.execute("SELECT pg_switch_wal()")
@@ -175,15 +176,21 @@ def test_a_workspaces_credentials_open_its_own_cluster_and_nothing_else(tf_repo:
         psycopg.connect(f"postgresql://postgres:{a.password}@127.0.0.1:{a.port}/postgres", connect_timeout=5)
 
 
-def test_the_agent_is_superuser_of_its_own_cluster(tf_repo: Path) -> None:
-    """CREATE EXTENSION (untrusted ones too), CREATE DATABASE for test runners and ALTER SYSTEM just work."""
+def test_the_agent_owns_its_database_and_makes_databases_and_trusted_extensions(tf_repo: Path) -> None:
+    """What apps and test runners need, without superuser (tests/test_trust_boundary.py: what it cannot do)."""
     wt = new(tf_repo, "su")
     with psycopg.connect(db_url(wt), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION vector")
+        conn.execute("CREATE EXTENSION citext")  # trusted
+        conn.execute("CREATE EXTENSION pg_trgm")
+        conn.execute("CREATE TABLE public.t (name citext)")
+        conn.execute("CREATE SCHEMA billing")
+        conn.execute("CREATE DATABASE test_app")  # Django's test database, Prisma's shadow database
+        conn.execute("DROP DATABASE test_app")
         conn.execute("CREATE DATABASE test_app")
-        conn.execute("ALTER SYSTEM SET work_mem = '8MB'")
-    rec = cluster_of(tf_repo, "su")
-    assert rec is not None
+        assert conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user").fetchone() == (
+            False,
+            True,
+        )
     run_tf(tf_repo, "rm", "su")
     assert_nothing_left(tf_repo, "su")  # test_app went with the cluster
 
@@ -429,11 +436,12 @@ def test_ls_counts_the_disk_a_workspaces_cluster_really_adds(tf_repo: Path) -> N
     assert before > 0
     with psycopg.connect(db_url(wt), autocommit=True) as conn:
         conn.execute("CREATE TABLE blob AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 20000)")
-        conn.execute("CHECKPOINT")
-    after = ls(tf_repo)["disk"]["db_disk_bytes"]
-    assert after - before > 15_000_000, (before, after)
     rec = cluster_of(tf_repo, "disk")
     assert rec is not None
+    with admin_conn(rec) as conn:
+        conn.execute("CHECKPOINT")  # treefork's admin: the role is not a superuser
+    after = ls(tf_repo)["disk"]["db_disk_bytes"]
+    assert after - before > 15_000_000, (before, after)
     one = home() / "clusters" / rec["id"] / "data" / "PG_VERSION"
     if _filesystem_of(one) == "tmpfs":  # no extent maps: the tree's blocks are counted from the listing instead
         assert extents.mapped_bytes_or_none(str(one)) is None

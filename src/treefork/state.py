@@ -151,7 +151,7 @@ class Registry:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
         """Lock, load, let the caller change the state, save it if it changed."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         with self._lock.held():
             before = self._read_text()
             state = self._parse(before)
@@ -163,7 +163,7 @@ class Registry:
     @contextlib.contextmanager
     def git_lock(self) -> Iterator[None]:
         """Serialises this repo's worktree add/remove steps (git races with itself)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         with self._git_lock.held():
             yield
 
@@ -228,7 +228,7 @@ class Registry:
             ) from None
 
     def _save_secrets(self, data: dict[str, str]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         atomic_write_text(self.secrets_file, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 

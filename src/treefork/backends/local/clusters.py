@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import fork, libpq
-from treefork.backends.local.cluster import READY, Cluster, ClusterRecord, describe, record_json
+from treefork.backends.local.cluster import ADMIN_USER, READY, Cluster, ClusterRecord, describe, record_json
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, new_record
 from treefork.errors import BackendError, FatalError
 
@@ -50,6 +50,7 @@ class ClusterBackend:
         rec = cluster.record_or_none()
         if rec is not None and rec.status == READY:
             return self._branch(rec)
+        self._refuse_a_home_in_the_repository()
         if rec is not None:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
@@ -86,15 +87,28 @@ class ClusterBackend:
         self._started.add(rec.id)
         return self._branch(rec)
 
+    def _refuse_a_home_in_the_repository(self) -> None:
+        """A home inside the worktree (a relative TREEFORK_HOME, say) would put every cluster's passwords and
+        data files where `git add -A` takes them."""
+        home, repo = self.store.home.resolve(), self.ctx.main_root.resolve()
+        if home == repo or repo in home.parents:
+            raise FatalError(
+                f"TREEFORK_HOME ({home}) is inside the repository: `git add -A` would add its passwords and data files",
+                hint="set TREEFORK_HOME to an absolute path outside the repository, or unset it",
+            )
+
     @staticmethod
     def _session(cluster: Cluster, rec: ClusterRecord) -> libpq.Connection:
         """The admin session a fork's backup runs in (it also tells that the cluster runs), the cluster started
         first if it does not answer. On the `postgres` database: the app's own stays free for its users."""
         try:
-            return cluster.admin(rec)
+            session = cluster.admin(rec)
         except libpq.PgConnectError:
             cluster.ensure_running(rec)  # starts it, or says why it cannot
-            return cluster.admin(rec)
+            session = cluster.admin(rec)
+        if not rec.least_privilege:
+            cluster.downgrade(rec, session)
+        return session
 
     def _clear_leftover(self, cid: str, workspace: str) -> None:
         """A half-made cluster of this workspace from a killed command goes; a finished one is never touched."""
@@ -212,6 +226,23 @@ class ClusterBackend:
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             self._destroy(cluster)
 
+    def private_settings_problems(self) -> list[str]:
+        """Each running cluster of this repository whose live listen_addresses, port, hba_file, … are not
+        treefork's (`treefork doctor`): what a cluster started by hand, or by an older treefork, may have."""
+        problems = []
+        for cluster, rec in self.store.of_repo(self.ctx.repo_id):
+            if rec.status != READY or cluster.postmaster_pid() is None:
+                continue
+            try:
+                with cluster.admin(rec, timeout=3) as conn:
+                    for name, want in cluster.private_settings(rec).items():
+                        row = conn.one("SELECT current_setting($1)", (name,))
+                        if row is None or row[0] != want:
+                            problems.append(f"{describe(rec)} runs with {name} = {row[0] if row else None!r}")
+            except libpq.PgConnectError:
+                continue  # the connections check reports it
+        return problems
+
     # ---- lifecycle (reset, diff, merge) ---------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
         """Re-fork from source into the same cluster directory: same port, same passwords."""
@@ -232,13 +263,14 @@ class ClusterBackend:
         cluster.save(rec)
         with _kept(cluster.start(rec, admin_only=True, password=source_rec.admin_password, keep=True)) as conn:
             fork.rekey(conn, cluster, rec)
+        cluster.save(rec)
         self._wait_for_role(rec)
         return self._branch(rec)
 
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         from treefork.backends import schema_diff
 
-        return schema_diff.diff_urls(self.connection(branch).url, self.connection(base).url)
+        return schema_diff.diff_urls(self._admin_url(branch), self._admin_url(base))
 
     def snapshot(self, branch: DbBranch) -> DbBranch:
         _, rec = self._expect(branch.id)
@@ -289,6 +321,12 @@ class ClusterBackend:
             clone_method=rec.method,
             extra={"port": rec.port, "dbname": rec.dbname, "cluster": rec.id},
         )
+
+    def _admin_url(self, branch: DbBranch) -> str:
+        """treefork's admin on the workspace's database: pg_dump sees every object, whatever the role granted."""
+        _, rec = self._expect(branch.id)
+        self._running(rec)
+        return f"postgresql://{ADMIN_USER}:{quote(rec.admin_password, safe='')}@127.0.0.1:{rec.port}/{quote(rec.dbname, safe='')}"
 
     @staticmethod
     def _role_conninfo(rec: ClusterRecord) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 from pathlib import Path
 
 from treefork import debug
@@ -38,6 +39,7 @@ SKIP_FILES = {
     "pg_internal.init",
     "treefork.conf",
     "pg_hba.conf",
+    "postgresql.auto.conf",  # ALTER SYSTEM's: a fork starts with none (Cluster.write_config writes it empty)
 }
 EMPTY_DIRS = {"pg_wal", "pg_replslot", "pg_dynshmem", "pg_notify", "pg_serial", "pg_snapshots", "pg_stat_tmp"}
 EMPTY_DIRS |= {"pg_subtrans", "log"}
@@ -58,13 +60,22 @@ class Copier:
     def method(self) -> str:
         return CLONE if self.reflink else COPY
 
-    def file(self, src: str, dst: str) -> None:
+    def file(self, src: str, dst: str, *, dir_fd: int | None = None) -> None:
+        """A regular file, never what a symlink points to: as root, a link an agent planted in a data directory
+        (`x -> /etc/shadow`) would otherwise put a root-only file where the agent reads. A link, a fifo, a
+        socket or a device is left out (O_NONBLOCK: opening a fifo planted after the listing does not hang)."""
         try:
-            s = os.open(src, os.O_RDONLY)
+            s = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
         except FileNotFoundError:
             return  # dropped while we copied: WAL replay does not need it
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return  # a symlink
+            raise
         try:
             st = os.fstat(s)
+            if not stat.S_ISREG(st.st_mode):
+                return
             d = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o777)
             try:
                 if st.st_size:
@@ -124,20 +135,46 @@ def copy_data_dir(src: Path, dst: Path, copier: Copier) -> None:
 def copy_tree(src: str, dst: str, copier: Copier, *, last: str = "", top: bool = False) -> None:
     """One directory's files, then its subdirectories (dst exists). Left out, as pg_basebackup does: runtime
     files (SKIP_FILES), temporary files and directories (pgsql_tmp*) and `last`; with top, the runtime
-    directories (EMPTY_DIRS) are made empty."""
-    with os.scandir(src) as it:
+    directories (EMPTY_DIRS) are made empty. Each directory is opened without following a link (O_NOFOLLOW)
+    and read through its descriptor, so no directory swapped for a link while we copy leads anywhere else."""
+    fd = os.open(src, DIR_FLAGS)
+    try:
+        _copy_dir(fd, src, dst, copier, last=last, top=top)
+    finally:
+        os.close(fd)
+
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_dir(fd: int, src: str, dst: str, copier: Copier, *, last: str, top: bool) -> None:
+    with os.scandir(fd) as it:
         entries = [e for e in it if not e.name.startswith("pgsql_tmp")]
     subdirs = []
     for entry in entries:
-        if entry.is_dir():
+        if entry.is_dir(follow_symlinks=False):
             subdirs.append(entry)
-        elif entry.name not in SKIP_FILES and entry.path != last:
-            copier.file(entry.path, os.path.join(dst, entry.name))
+        elif entry.is_file(follow_symlinks=False) and entry.name not in SKIP_FILES:
+            if os.path.join(src, entry.name) != last:
+                copier.file(entry.name, os.path.join(dst, entry.name), dir_fd=fd)
+        # anything else (a symlink, a fifo, a socket, a device) is left out: a data directory has none
     for entry in subdirs:
         target = os.path.join(dst, entry.name)
-        copier.directory(target, entry.stat().st_mode)
-        if not (top and entry.name in EMPTY_DIRS) and not entry.is_symlink():  # as os.walk: never into a link
-            copy_tree(entry.path, target, copier, last=last)
+        copier.directory(target, entry.stat(follow_symlinks=False).st_mode)
+        if top and entry.name in EMPTY_DIRS:
+            continue
+        try:
+            sub = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            continue  # dropped while we copied
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                continue  # replaced by a link or a file since the listing
+            raise
+        try:
+            _copy_dir(sub, os.path.join(src, entry.name), target, copier, last=last, top=False)
+        finally:
+            os.close(sub)
 
 
 def copy_wal(src: Path, dst: Path, first: str, last: str, copier: Copier) -> None:
@@ -187,9 +224,16 @@ def rekey(conn: libpq.Connection, child: Cluster, rec: ClusterRecord) -> None:
     """Step 6, over conn (the child's admin, logged in with the parent's password the copy carries): the child's
     own passwords (its admin's and its role's), then let the role in.
 
-    The child starts admitting only the admin (pg_hba), so the parent's credentials never open it to anyone."""
+    The child starts admitting only the admin (pg_hba), so the parent's credentials never open it to anyone, and
+    it opens to the role with none of the parent's verifiers left in its files, and the role not a superuser
+    (a parent made by an older treefork had one)."""
+    from treefork.backends.local import privileges
+
     set_password(conn, "postgres", rec.admin_password)
     set_password(conn, rec.role, rec.role_password)
+    privileges.downgrade(conn, rec.role, rec.dbname)
+    privileges.forget_old_passwords(conn)
+    rec.least_privilege = True
     child.open_to_role(rec, conn)
 
 

@@ -20,8 +20,18 @@ from treefork.redact import register
 
 
 def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
+    """The user's dev database restored by the role, superuser for the restore only (no one else has its
+    password yet), so that it owns every object, those of untrusted extensions (pgvector) included."""
+    from treefork.backends.local import privileges
+
     target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
-    import_database(url, target, progress=progress, embedded=True)
+    with cluster.admin(rec) as conn:
+        privileges.elevate(conn, rec.role)
+    try:
+        import_database(url, target, progress=progress, embedded=True)
+    finally:
+        with cluster.admin(rec) as conn:
+            privileges.downgrade(conn, rec.role, rec.dbname)
     freeze(cluster, rec)
 
 

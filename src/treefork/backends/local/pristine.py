@@ -17,6 +17,7 @@ from pathlib import Path
 from treefork.backends.local.cluster import ADMIN_USER, give_to_server_user, new_password, pg
 from treefork.backends.local.dist import wheel_version
 from treefork.backends.local.fork import SEGMENT, Copier, copy_tree
+from treefork.backends.local.home import check_dir, read_ours
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 
@@ -26,6 +27,8 @@ FORMAT = 2  # part of the directory's name: change it when initdb's options belo
 def empty_data_dir(home: Path) -> tuple[Path, str]:
     """This version's pristine data directory and its admin's password, made on first use."""
     base = home / "pristine" / f"{wheel_version()}-{FORMAT}"
+    check_dir(base.parent)
+    check_dir(base)
     found = _ready_or_none(base)
     if found is not None:
         return found
@@ -48,7 +51,7 @@ def copy_into(src: Path, dst: Path) -> None:
 
 def _ready_or_none(base: Path) -> tuple[Path, str] | None:
     try:
-        password = json.loads((base / "ready.json").read_text(encoding="utf-8"))["admin_password"]
+        password = json.loads(read_ours(base / "ready.json"))["admin_password"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return base / "data", str(password)

@@ -17,8 +17,8 @@ from treefork.backends.local.cluster import (
     Cluster,
     ClusterRecord,
     new_password,
-    open_home,
 )
+from treefork.backends.local.home import check_home, make_subdir, open_home
 from treefork.locks import FileLock
 from treefork.names import _slug
 
@@ -38,6 +38,8 @@ class ClusterStore:
         self.home = home or paths.treefork_home()
         self.dir = self.home / "clusters"
         self._lock = FileLock(self.home / "clusters.lock", timeout=120, what="cluster registry")
+        if self.home.exists():
+            check_home(self.home)  # before anything in it is read
 
     def cluster(self, cid: str) -> Cluster:
         return Cluster(self.dir / cid)
@@ -89,17 +91,16 @@ class ClusterStore:
 
     def prepare_home(self) -> None:
         open_home(self.home)
-        self.dir.mkdir(exist_ok=True)
-        if paths.is_root():
-            self.dir.chmod(0o711)
+        make_subdir(self.home, "clusters", mode=0o711 if paths.is_root() else 0o700)
 
     # ---- a root from nothing --------------------------------------------------------------------
     def initdb(self, cluster: Cluster, rec: ClusterRecord) -> None:
-        """An empty cluster: the admin, the workspace role and its database (owned by the role). A copy of the
-        pristine one (initdb's output, made once), whose admin password is replaced first."""
-        from treefork.backends.local import pristine
+        """An empty cluster: the admin, the workspace role (not a superuser: privileges.py) and its database
+        (owned by the role). A copy of the pristine one (initdb's output, made once), whose admin password is
+        replaced first, the pristine one's forgotten."""
+        from treefork.backends.local import pristine, privileges
         from treefork.backends.local.fork import set_password
-        from treefork.backends.local.libpq import SQL, Ident, Literal
+        from treefork.backends.local.libpq import SQL, Ident
 
         data, pristine_password = pristine.empty_data_dir(self.home)
         pristine.copy_into(data, cluster.data)
@@ -108,13 +109,15 @@ class ClusterStore:
         with conn:
             set_password(conn, ADMIN_USER, rec.admin_password)
             verifier = conn.scram_verifier(rec.role, rec.role_password)
-            conn.execute(SQL.of("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}", Ident(rec.role), Literal(verifier)))
+            privileges.create_role(conn, rec.role, verifier)
+            privileges.forget_old_passwords(conn)  # the pristine cluster's admin verifier
             # FILE_COPY copies template1's files (a checkpoint before and after, trivial in a new cluster); the
             # default WAL_LOG writes template1 into the WAL and shared buffers. As much CPU on ext4, half on tmpfs,
             # and 4 MB less WAL (bench/bench_init.py, docs/benchmarks.md).
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY", Ident(rec.dbname), Ident(rec.role)))
             conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
         rec.status = READY
+        rec.least_privilege = True
 
 
 def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: str | None) -> ClusterRecord:
