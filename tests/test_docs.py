@@ -71,3 +71,45 @@ def test_readme_opens_with_the_two_commands_ci_runs() -> None:
     test_command = block[1].split("#")[0].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1].strip() == test_command
+
+
+def test_every_database_variable_treefork_rewrites_is_documented() -> None:
+    """The URL variables and every spelling of every built-in family (two were missing once)."""
+    from treefork import dbsettings
+    from treefork.workspace import envbuild
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    names = {*envbuild.POOLED_URL_VARS, *envbuild.DIRECT_URL_VARS}
+    for family in dbsettings.BUILTIN_FAMILIES:
+        names |= {name for spellings in family.parts.values() for name in spellings}
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert not missing, f"docs/configuration.md does not name: {missing}"
+
+
+def test_the_origins_a_workspace_can_have_are_the_documented_ones() -> None:
+    """docs/lifecycle.md listed three while code wrote five; every `origin=` literal in the code is one of them."""
+    import ast
+
+    from treefork.state import ORIGINS
+
+    row = next(
+        line for line in (ROOT / "docs" / "lifecycle.md").read_text().splitlines() if line.startswith("| `origin`")
+    )
+    assert set(re.findall(r"`([a-z-]+)`", row.split("|")[2])) == set(ORIGINS)
+    written = set()
+    for path in (ROOT / "src" / "treefork").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "origin" and isinstance(node.value, ast.Constant):
+                written.add(node.value.value)
+    assert written and written <= set(ORIGINS), written - set(ORIGINS)
+
+
+def test_the_readme_names_every_agent_treefork_integrates() -> None:
+    from treefork.agents import registry
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| Agent | Install |") :].split("\n\n")[0]
+    missing = [a for a in registry.names() if f"`--{a}`" not in table]
+    assert not missing, f"the README's agent table lacks {missing}"
+    intro = readme.split("## Quick start")[0]
+    assert "opencode" in intro and "Codex" in intro and "Gemini CLI" in intro and "Claude Code" in intro

@@ -29,6 +29,11 @@ READY = "ready"
 UNPROVISIONED = "unprovisioned"  # the worktree exists but its database could not be made
 REMOVING = "removing"
 
+# Who made a workspace (its `origin`, docs/lifecycle.md): `treefork new`; git's post-checkout hook; Claude Code's
+# WorktreeCreate hook; `treefork sync` (an agent's session-start hook, or by hand); "adopted": a worktree whose
+# provisioning failed, recorded so that `sync` and `doctor` find it.
+ORIGINS = ("new", "post-checkout", "claude", "sync", "adopted")
+
 
 @dataclass
 class Workspace:
@@ -40,7 +45,7 @@ class Workspace:
     db_id: str | None = None  # backend id (Neon branch id); None for local
     clone_method: str | None = None
     status: str = CREATING
-    origin: str = "new"  # new | post-checkout | claude
+    origin: str = "new"  # one of ORIGINS
     created_worktree: bool = False
     created_branch: bool = False
     worktree_id: str | None = None  # git's admin dir id (.git/worktrees/<id>): survives `git worktree move`

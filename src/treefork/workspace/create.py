@@ -32,7 +32,7 @@ class NewRequest:
     branch: str | None = None  # default: the workspace name
     path: Path | None = None  # default: from config.worktree_dir
     options: CreateOptions = CreateOptions()
-    origin: str = "new"  # new | post-checkout | claude
+    origin: str = "new"  # one of state.ORIGINS
     adopt_worktree: bool = False  # the worktree already exists (git hook): never remove it on failure
 
 

@@ -1,6 +1,6 @@
 """The one seam to PostgreSQL: libpq itself, called through ctypes.
 
-Why not psycopg here: `import psycopg` costs about 200 ms, more than everything else `treefork new` does
+Why not psycopg here: `import psycopg` costs more than everything else `treefork new` does
 (see docs/benchmarks.md). treefork sends a dozen admin statements per command and needs none of psycopg's
 type adaptation, so it talks to libpq directly: the same library, with the same SCRAM, TLS and quoting
 code that psycopg wraps. Identifiers and literals are quoted by libpq's PQescapeIdentifier and
