@@ -5,6 +5,7 @@
 ls_  # the click command `treefork ls`
 autostart  # the click command `treefork server autostart`
 DOCS  # the config keys' documentation, checked by tests/test_docs.py
+ORIGINS  # state.ORIGINS: the documented origins, checked against the code and docs by tests/test_docs.py
 TABLE  # exitcodes.TABLE: docs/cli.md's table of exit codes (scripts/gen_cli_docs.py)
 extra_groups  # a keyword argument of subprocess.run (proc._Identity)
 arg  # libpq's notice-processor callback signature
