@@ -8,6 +8,7 @@ taken from the env file's URL without its credentials.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,27 @@ def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[
     out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
     chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
     sessions = tmux.statuses() if chosen else None
-    for ws in chosen:
+    ctx.backend(state)  # opened here, once, not raced for by the rows' threads
+
+    def one(ws: Workspace) -> dict[str, Any]:
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(ctx.repo.name, ws.name))
         seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
-        out.append(row(ctx, state, ws, seen, expires_at=expiry.get(ws.name)))
-    return out
+        return row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
+
+    return out + _each(one, chosen)
+
+
+def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) -> list[dict[str, Any]]:
+    """The rows, in order, made side by side: each waits mostly on its own git processes (ahead/behind, dirty)
+    and its disk walk, so a listing of many workspaces costs a few rows' time, not the sum of them."""
+    if len(chosen) < 2:
+        return [make(ws) for ws in chosen]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        return list(pool.map(make, chosen))
 
 
 def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class ClusterBackend:
         self.ctx = ctx
         self.store = ClusterStore(_home(ctx))
         self._started: set[str] = set()
+        self._reflinked: bool | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
     def ensure_ready(self) -> None:
@@ -213,7 +214,17 @@ class ClusterBackend:
 
     def extra_disk_bytes(self, branch: DbBranch) -> int | None:
         cluster = self.store.cluster(branch.id)
-        return cluster.extra_disk_bytes() if cluster.record_or_none() is not None else None
+        if cluster.record_or_none() is None:
+            return None
+        return cluster.extra_disk_bytes(may_share=self._any_reflink())
+
+    def _any_reflink(self) -> bool:
+        """Whether any of this repo's clusters was forked by reflink: where none was (ext4, tmpfs: every fork a
+        copy), no extent can be shared, and the disk is counted from the listing without opening ~1,300 files
+        a cluster for FIEMAP. Asked once per command."""
+        if self._reflinked is None:
+            self._reflinked = any(rec.method == fork.CLONE for _, rec in self.store.of_repo(self.ctx.repo_id))
+        return self._reflinked
 
     def server_state(self, branch: DbBranch) -> str | None:
         cluster = self.store.cluster(branch.id)

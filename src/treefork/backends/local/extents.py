@@ -16,10 +16,11 @@ BATCH = 128
 NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
 
 
-def tree_unshared_bytes(top: str) -> int:
+def tree_unshared_bytes(top: str, *, may_share: bool = True) -> int:
     """mapped_bytes_or_none summed over every file under top. Where the filesystem cannot map extents (tmpfs),
-    nothing can be shared either: the allocated blocks are counted from the directory listing, unopened."""
-    total, mapped = 0, True
+    or the caller knows nothing there was ever reflinked (may_share=False: every fork a copy), nothing can be
+    shared either: the allocated blocks are counted from the directory listing, no file opened."""
+    total, mapped = 0, may_share
     stack = [top]
     while stack:
         try:
