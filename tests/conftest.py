@@ -252,6 +252,15 @@ class PgServer:
         finally:
             self.drop_all_but(kept)
 
+    def fresh_database(self, name: str) -> str:
+        """An empty database NAME on this server (dropped first if a failed run left it); its URL."""
+        from treefork.backends.local.libpq import SQL, Ident
+
+        with self.admin() as conn:
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
+            conn.execute(SQL.of("CREATE DATABASE {}", Ident(name)))
+        return self.url(name)
+
     def admin(self) -> Any:
         from treefork.backends.local import libpq
 

@@ -12,7 +12,6 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from conftest import PgServer, git, run_tf
 from tf_helpers import assert_one_line_error, home, new
@@ -279,10 +278,7 @@ def test_laravel_db_settings_of_another_database_kind_are_left_alone(tf_server_r
 
 def _source_db(pg: PgServer, repo: Path, table_rows: int = 3) -> str:
     name = f"appsrc_{repo.parent.name[-8:].lower().replace('-', '_')}"
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(pg.url(name), autocommit=True) as conn:
+    with psycopg.connect(pg.fresh_database(name), autocommit=True) as conn:
         conn.execute("CREATE TABLE bakery (id int PRIMARY KEY, bread text)")
         conn.execute("INSERT INTO bakery SELECT g, 'loaf ' || g FROM generate_series(1, %s) g", (table_rows,))
     return name

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 import apps_support
 from apps_support import App
@@ -34,10 +33,7 @@ def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
 
 def _dev_database(pg: PgServer, name: str) -> str:
     """An empty database on the session's server: the developer's dev database, before the app migrates it."""
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return pg.url(name)
+    return pg.fresh_database(name)
 
 
 def _root_url(repo: Path) -> str:

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from conftest import ENV_SAMPLE, PgServer, db_url, run_tf
 from testing import in_process
@@ -21,10 +20,7 @@ from tf_helpers import assert_one_line_error, cluster_dirs, new, registry
 
 def _source_db(pg: PgServer, repo: Path) -> str:
     name = f"devsrc_{repo.parent.name[-8:].lower().replace('-', '_')}"
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(pg.url(name), autocommit=True) as conn:
+    with psycopg.connect(pg.fresh_database(name), autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
         conn.execute("INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 2) g")
         conn.execute("CREATE EXTENSION vector")  # untrusted: only a superuser creates it
