@@ -39,7 +39,7 @@ def users(tf_server_repo: Path) -> Path:
 
 
 def test_after_a_merge_an_untouched_sibling_has_no_diff(users: Path) -> None:
-    a, c = new(users, "a"), new(users, "c")
+    a, _ = new(users, "a"), new(users, "c")
     _sql(db_url(a), "ALTER TABLE users ADD COLUMN phone text")
     _commit(a, {"feature.txt": "a\n"})
     run_tf(users, "merge", "a")
@@ -84,7 +84,9 @@ def test_columns_enums_views_and_two_workspaces_on_one_table(users: Path) -> Non
     kinds_b = {(c["kind"], c["name"], c["change"]) for c in by_name["b"]["changes"]}
     assert {("column", "public.users.email", "removed"), ("view", "public.v", "added")} <= kinds_b
     [clash] = by_name["a"]["collisions"]
-    assert clash["kind"] == "schema" and clash["workspaces"] == ["a", "b"] and clash["objects"] == ["TABLE public.users"]
+    assert (
+        clash["kind"] == "schema" and clash["workspaces"] == ["a", "b"] and clash["objects"] == ["TABLE public.users"]
+    )
     table = run_tf(users, "diff", "--all", check=False).out
     assert "workspaces a and b both changed public.users since they forked" in table
     ls = {row["name"]: row for row in json.loads(run_tf(users, "ls", "--json").out)}
@@ -92,7 +94,7 @@ def test_columns_enums_views_and_two_workspaces_on_one_table(users: Path) -> Non
 
 
 def test_without_a_recorded_fork_point_diff_falls_back_to_the_parent_and_says_so(users: Path) -> None:
-    a = new(users, "a")
+    new(users, "a")
     _sql(_root_url(users), "ALTER TABLE users ADD COLUMN phone text")
     assert run_tf(users, "diff", "a", check=False).rc == 0  # the parent's change is not a's
     for fork_point in (users / ".git" / "treefork" / "forkpoints").glob("*.sql"):
@@ -132,7 +134,9 @@ ALEMBIC = 'revision = "{rev}"\ndown_revision: str | None = "{down}"\n\ndef upgra
 
 def test_colliding_migration_files_are_named_by_diff_all_and_ls(tf_server_repo: Path) -> None:
     repo = tf_server_repo
-    _commit(repo, {"app/migrations/0001_initial.py": "", "alembic/versions/base_.py": ALEMBIC.format(rev="base", down="")})
+    _commit(
+        repo, {"app/migrations/0001_initial.py": "", "alembic/versions/base_.py": ALEMBIC.format(rev="base", down="")}
+    )
     a, b, c = new(repo, "a"), new(repo, "b"), new(repo, "c")
     _commit(a, {"app/migrations/0002_email.py": "", "alembic/versions/r1_.py": ALEMBIC.format(rev="r1", down="base")})
     _commit(b, {"app/migrations/0002_phone.py": "", "alembic/versions/r2_.py": ALEMBIC.format(rev="r2", down="base")})

@@ -14,14 +14,13 @@ Two added files collide when they claim the same place in their framework's orde
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from treefork.git import git
+from treefork import proc
+from treefork.git import git, no_git_env
 
 FIXES = {
     "django": "after merging one, run `python manage.py makemigrations --merge` in the other (or renumber it)",
@@ -67,21 +66,71 @@ class Lineage:
 
 
 def added_files(lineages: Iterable[Lineage], main_root: Path, *, extra_dirs: tuple[str, ...]) -> list[Added]:
-    """What every workspace adds, and what each one's parent gained since it branched; git side by side."""
-    jobs: list[tuple[str, str, str]] = []  # (side, from, to)
-    for lin in lineages:
-        jobs += [(lin.workspace, lin.base, lin.branch), (lin.parent, lin.branch, lin.base)]
-    if not jobs:
+    """What every workspace adds, and what each one's parent gained since it branched. A handful of git
+    processes whatever the number of workspaces: one listing of the branches, one `for-each-ref --contains`
+    per parent (a parent that did not move since a branch forked gained nothing), a `merge-base` for each
+    branch whose parent moved, and one `diff-tree --stdin` for every pair."""
+    lineages = list(lineages)
+    if not lineages:
         return []
-
-    def one(job: tuple[str, str, str]) -> list[Added]:
-        side, since, ref = job
-        return _classify_all(side, ref, _added_paths(main_root, since, ref), main_root, extra_dirs)
-
-    workers = min(len(jobs), 2 * (os.cpu_count() or 1), 16)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="treefork-git") as pool:
-        found = [a for batch in pool.map(one, jobs) for a in batch]
+    heads = _heads(main_root)
+    jobs: list[tuple[str, str, str]] = []  # (side, commit, the merge-base it is compared with)
+    for lin, since in zip(lineages, _merge_bases(main_root, lineages, heads), strict=True):
+        branch, base = heads.get(lin.branch), heads.get(lin.base, lin.base)
+        if branch is None or since is None:
+            continue
+        jobs.append((lin.workspace, branch, since))
+        if since != base:
+            jobs.append((lin.parent, base, since))
+    paths = _added_paths(main_root, [(commit, since) for _, commit, since in jobs])
+    found: list[Added] = []
+    for (side, commit, _), added in zip(jobs, paths, strict=True):
+        found += _classify_all(side, commit, added, main_root, extra_dirs)
     return list(dict.fromkeys(found))  # two siblings see the same parent additions once
+
+
+def _heads(main_root: Path) -> dict[str, str]:
+    """'refs/heads/x' -> its commit, for every branch: one process."""
+    r = git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/", cwd=main_root, check=False)
+    return {ref: sha for sha, _, ref in (line.partition(" ") for line in r.out.splitlines())}
+
+
+def _merge_bases(main_root: Path, lineages: list[Lineage], heads: dict[str, str]) -> list[str | None]:
+    """Each branch's fork point from its parent: the parent's commit itself when the branch contains it."""
+    containing: dict[str, set[str]] = {}
+    for base in {heads.get(lin.base, lin.base) for lin in lineages}:
+        r = git("for-each-ref", "--contains", base, "--format=%(refname)", "refs/heads/", cwd=main_root, check=False)
+        containing[base] = set(r.out.split()) if r.rc == 0 else set()
+    out: list[str | None] = []
+    for lin in lineages:
+        base = heads.get(lin.base, lin.base)
+        if lin.branch in containing[base]:
+            out.append(base)
+            continue
+        r = git("merge-base", base, lin.branch, cwd=main_root, check=False)
+        out.append(r.out.strip() if r.rc == 0 and r.out.strip() else None)
+    return out
+
+
+def _added_paths(main_root: Path, pairs: list[tuple[str, str]]) -> list[list[str]]:
+    """For each (commit, since): the files commit has that since had not. One `git diff-tree --stdin`: a line
+    '<commit> <since>' compares them, and --always heads each answer with the commit, empty or not."""
+    if not pairs:
+        return []
+    stdin = "".join(f"{commit} {since}\n" for commit, since in pairs)
+    r = proc.run(
+        "git", "diff-tree", "--stdin", "--always", "-r", "--no-renames", "--name-only", "-z", "--diff-filter=A",
+        cwd=main_root, env=no_git_env(), input=stdin, check=False,
+    )  # fmt: skip
+    tokens = r.out.split("\0") if r.rc == 0 else []
+    out: list[list[str]] = [[] for _ in pairs]
+    i = -1
+    for token in tokens:
+        if i + 1 < len(pairs) and token == pairs[i + 1][0]:
+            i += 1
+        elif token and i >= 0:
+            out[i].append(token)
+    return out
 
 
 def clashes(files: list[Added]) -> list[tuple[Added, Added]]:
@@ -94,13 +143,6 @@ def clashes(files: list[Added]) -> list[tuple[Added, Added]]:
         for i, a in enumerate(group):
             out += [(a, b) for b in group[i + 1 :] if a.side != b.side and a.path != b.path]
     return out
-
-
-def _added_paths(main_root: Path, since: str, ref: str) -> list[str]:
-    r = git(
-        "diff", "--name-only", "--no-renames", "-z", "--diff-filter=A", f"{since}...{ref}", cwd=main_root, check=False
-    )
-    return [p for p in r.out.split("\0") if p] if r.rc == 0 else []
 
 
 def _classify_all(side: str, ref: str, paths: list[str], main_root: Path, extra_dirs: tuple[str, ...]) -> list[Added]:
