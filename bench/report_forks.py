@@ -398,6 +398,7 @@ def render(doc: dict[str, Any]) -> None:
         "",
         pasted("neon", "Neon backend"),
         pasted("hooks", "Git hooks and agent integration"),
+        pasted("diff", "diff --all and ls with 20 workspaces"),
         "## Reproducing",
         "",
         "```",

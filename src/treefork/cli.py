@@ -360,13 +360,16 @@ def reset(name: str, source: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--all", "all_", is_flag=True, help="Every workspace: which tables each changed, and overlaps.")
+@click.option(
+    "--all", "all_", is_flag=True, help="Every workspace: what each changed, and collisions (schema, migration files)."
+)
+@click.option("--against-parent", is_flag=True, help="Compare with the parent's current schema, not NAME's fork point.")
 @JSON
-def diff(name: str | None, all_: bool, as_json: bool) -> None:
-    """Schema difference between NAME's database and its parent's. Exit 0: none; 4: there is one."""
+def diff(name: str | None, all_: bool, against_parent: bool, as_json: bool) -> None:
+    """What NAME changed in its schema since it was forked. Exit 0: nothing; 4: a change (or, with --all, a collision)."""
     from treefork.commands import diff as cmd
 
-    _exit(cmd.run(name, all_=all_, as_json=as_json))
+    _exit(cmd.run(name, all_=all_, against_parent=against_parent, as_json=as_json))
 
 
 @cli.command()

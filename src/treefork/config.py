@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "ports": [],
     "agents": {},
     "database_parts": [],
+    "migration_dirs": [],
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -50,6 +51,8 @@ DOCS: dict[str, str] = {
     "ports": "env variables that each workspace gets a port of its own for, e.g. ['PORT', 'VITE_PORT']",
     "database_parts": "more families of split database settings: a prefix ('MYAPP_DB_') or a table of "
     "host/port/user/password/database = variable name(s)",
+    "migration_dirs": "folders of numbered migration files that collision checks read besides the ones they find "
+    "themselves (Django, Alembic, Flyway, Rails, Prisma, `migrations/`), e.g. ['db/sql']",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
@@ -75,6 +78,7 @@ class Config:
     agents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neon: dict[str, Any] = field(default_factory=dict)
     database_parts: tuple[Family, ...] = ()
+    migration_dirs: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
 
     def worktree_path(self, main_root: Path, dir_name: str) -> Path:
@@ -127,6 +131,7 @@ def load(main_root: Path) -> Config:
         agents={str(k): _command(v) for k, v in values["agents"].items()},
         neon={**NEON_DEFAULTS, **neon_raw},
         database_parts=tuple(_database_family(path, spec) for spec in values["database_parts"]),
+        migration_dirs=_folders(path, values["migration_dirs"]),
         sources=sources,
     )
 
@@ -149,6 +154,17 @@ def _port_vars(path: Path, names: list[Any]) -> tuple[str, ...]:
     if bad or len(set(names)) != len(names):
         raise FatalError(f"{path}: ports must be distinct env variable names", hint="ports = ['PORT', 'VITE_PORT']")
     return tuple(names)
+
+
+def _folders(path: Path, names: list[Any]) -> tuple[str, ...]:
+    """Folders relative to the repository's root, as git names them: 'db/sql'."""
+    bad = [n for n in names if not isinstance(n, str) or not n.strip("/") or n.startswith("/") or ".." in n.split("/")]
+    if bad:
+        raise FatalError(
+            f"{path}: migration_dirs must be folders inside the repository ({bad[0]!r} is not)",
+            hint="migration_dirs = ['db/sql']",
+        )
+    return tuple(n.strip("/") for n in names)
 
 
 _PART_KEYS = {"host": "host", "port": "port", "user": "user", "password": "password", "database": "dbname"}

@@ -112,6 +112,19 @@ def raw_result(text: str) -> None:
     sys.stdout.flush()
 
 
+def printable(text: str) -> str:
+    """Text that cannot drive a terminal: every control character but newline and tab shown as an escape
+    (`\\x1b`), so a name an agent chose (a table, a function) cannot retitle, clear or recolour the screen."""
+    return "".join(_visible(c) for c in text)
+
+
+def _visible(c: str) -> str:
+    o = ord(c)
+    if c in "\n\t" or (32 <= o < 127) or o > 159:
+        return c
+    return f"\\x{o:02x}"
+
+
 def emit_json(data: Any, *, redacted: bool = True) -> None:
     _expect_stdout()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)

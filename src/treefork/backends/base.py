@@ -107,6 +107,11 @@ class Backend(Protocol):
         """A unified diff of base's schema -> branch's schema, without ownership, privilege, comment and
         ordering noise. Empty text means no difference."""
 
+    def schema_url_or_none(self, branch: DbBranch) -> str | None:
+        """A libpq URL from which pg_dump sees branch's whole schema (its server started if it was stopped), for
+        the fork points and three-way diffs (`backends/schema_diff.dump`); None when the backend compares
+        schemas only itself (Neon's compare_schema)."""
+
     def snapshot(self, branch: DbBranch) -> DbBranch:
         """A point-in-time copy of branch that `restore` can put back (taken before a migration)."""
 

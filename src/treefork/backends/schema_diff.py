@@ -77,18 +77,32 @@ def _pgpass_escape(value: str) -> str:
 
 def objects(dump_text: str) -> dict[str, str]:
     """'TYPE schema.name' -> the object's normalised SQL, from pg_dump's `-- Name:` headers."""
-    blocks: dict[str, list[str]] = {}
+    return {k: "\n".join(lines) for k, (_, lines) in _blocks(dump_text).items()}
+
+
+def normalise(dump_text: str) -> str:
+    """The dump without its noise, objects in key order: what a fork point records. `objects` reads it back
+    as it reads the dump itself."""
+    out = []
+    for header, lines in _blocks(dump_text).values():
+        out += ["--", header, "--", "", *lines, ""]
+    return "\n".join(out) + "\n"
+
+
+def _blocks(dump_text: str) -> dict[str, tuple[str, list[str]]]:
+    """'TYPE schema.name' -> (its `-- Name:` header without the owner, its SQL lines), in key order."""
+    blocks: dict[str, tuple[str, list[str]]] = {}
     current: list[str] | None = None
     for line in dump_text.splitlines():
         m = _HEADER.match(line)
         if m:
             key = f"{m.group('type')} {_qualified(m.group('schema'), m.group('name'))}"
-            current = blocks.setdefault(key, [])
+            current = blocks.setdefault(key, (m.group(0), []))[1]
             continue
         if current is None or line.startswith("--") or not line.strip() or _NOISE.match(line):
             continue
         current.append(line.rstrip())
-    return {k: "\n".join(v) for k, v in sorted(blocks.items()) if v}
+    return {k: v for k, v in sorted(blocks.items()) if v[1]}
 
 
 def _qualified(schema: str, name: str) -> str:
@@ -97,7 +111,11 @@ def _qualified(schema: str, name: str) -> str:
 
 def diff_dumps(base: str, branch: str) -> str:
     """A unified diff per changed object, in a stable order. Empty text means the same schema."""
-    a, b = objects(base), objects(branch)
+    return diff_objects(objects(base), objects(branch))
+
+
+def diff_objects(a: dict[str, str], b: dict[str, str]) -> str:
+    """diff_dumps on dumps already read by `objects`."""
     out: list[str] = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) == b.get(key):
@@ -152,8 +170,3 @@ def changed_objects(diff_text: str) -> list[str]:
         if key and key not in found:
             found.append(key)
     return found
-
-
-def changed_tables(diff_text: str) -> set[str]:
-    """The tables (schema.name) a diff touches, for spotting parallel migrations that collide."""
-    return {key.split(" ", 1)[1].split("(")[0] for key in changed_objects(diff_text) if key.startswith("TABLE ")}

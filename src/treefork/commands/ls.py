@@ -14,8 +14,8 @@ from treefork.context import Context
 from treefork.workspace import views
 
 # on a narrow terminal these go, in this order, before any value is cut (those the same on every row first)
-DROPPABLE = ("disk", "age", "agent", "server", "+/-", "parent", "ports", "branch")
-COLUMNS = ("name", "branch", "parent", "+/-", "tree", "database", "server", "ports", "agent", "disk", "age")
+DROPPABLE = ("collides", "disk", "age", "agent", "server", "+/-", "parent", "ports", "branch")
+COLUMNS = ("name", "branch", "parent", "+/-", "tree", "collides", "database", "server", "ports", "agent", "disk", "age")
 
 
 def run(name: str | None = None, *, as_json: bool) -> int:
@@ -24,7 +24,7 @@ def run(name: str | None = None, *, as_json: bool) -> int:
     state.expect_initialized()
     if name is not None and name != "root":
         state.expect_workspace(name)
-    rows = views.rows(ctx, state, names=[name] if name else None)
+    rows = views.rows(ctx, state, names=[name] if name else None, with_collisions=True)
     if as_json:
         output.emit_json(rows[0] if name else rows)
     elif name:
@@ -46,6 +46,7 @@ def _cells(r: dict[str, Any]) -> list[str]:
         f"{r['forked_from']} (removed)" if r.get("forked_from") else r["parent"] or "",
         ahead_behind,
         tree,
+        _collides(r),
         f"{r['db_branch'] or '-'} ({r['clone_method'] or r['backend']})",
         " ".join(x for x in (r["server"], r["server_state"]) if x),
         ports,
@@ -55,11 +56,19 @@ def _cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _collides(r: dict[str, Any]) -> str:
+    """The other workspaces it collides with, `diff --all` says how: `b (migration), c (schema)`."""
+    found = {(w, c["kind"]) for c in r.get("collisions") or [] for w in c["workspaces"] if w != r["name"]}
+    return ", ".join(f"{w} ({kind})" for w, kind in sorted(found))
+
+
 def _details(r: dict[str, Any]) -> None:
     for key in views.FIELDS:
         value = r.get(key)
         if isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):  # collisions
+            value = "; ".join(output.printable(str(c["message"])) for c in value) or "none"
         output.result(f"{key + ':':14} {'' if value is None else value}")
 
 

@@ -6,6 +6,7 @@ the same command (or `treefork gc`) can finish or undo what a crash left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from treefork.errors import FatalError
 from treefork.git import Worktree, has_control_chars
 from treefork.names import WorkspaceName
 from treefork.state import CREATING, READY, REMOVING, UNPROVISIONED, State, Workspace
+from treefork.workspace import forkpoint
 from treefork.workspace.remove import RESERVED, drop_db
 
 T = TypeVar("T")
@@ -64,10 +66,13 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
     created = {"worktree": False, "branch": False, "db": False}
+    recording: Background[None] | None = None
     try:
         parent = parent_db(ctx, state, req.parent)
         db = _alongside(lambda: _checkout(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
+        if not was_ready:  # its schema as forked, what `diff` compares with (before setup may migrate it)
+            recording = forkpoint.recording(ctx, ws.name, db)
         from treefork.workspace import envbuild
 
         conn = ctx.backend().connection(db)
@@ -75,7 +80,12 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
             envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
+        if recording is not None:
+            recording.result()
     except BaseException as e:
+        if recording is not None:
+            with contextlib.suppress(BaseException):
+                recording.result()  # before the rollback drops what it dumps
         if not was_ready:  # a failed re-run of a finished workspace must not tear it (and its data) down
             _undo_create(ctx, ws, req, created, e)
         raise

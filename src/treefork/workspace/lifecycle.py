@@ -1,14 +1,13 @@
-"""The lifecycle use cases after `new`: reset a workspace's database, diff its schema, run a command in it.
-`merge` lives in merge.py and builds on these."""
+"""The lifecycle use cases after `new`: reset a workspace's database, run a command in it, and finding the
+workspaces (and their parents) they and `diff` (diffs.py) and `merge` (merge.py) work on."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from treefork import output
-from treefork.backends import schema_diff as schemas
 from treefork.backends.base import Backend, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -77,6 +76,9 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
     backend = ctx.backend(state)
     expect_method(backend, "reset_branch")
     backend.reset_branch(target.db, source=origin.db)
+    from treefork.workspace import forkpoint
+
+    forkpoint.record(ctx, name, target.db)  # a reset re-forks: what it changed starts again from here
     return {"name": name, "source": origin.name, "db_branch": target.db.name}
 
 
@@ -86,54 +88,6 @@ def expect_method(backend: Backend, method: str) -> None:
             f"the {backend.name} backend cannot {method.replace('_', ' ')} yet; nothing was changed",
             hint="it comes with a later treefork; for merge, leave `migrate` out and migrate by hand",
         )
-
-
-# ---- diff ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaDiff:
-    name: str
-    base: str
-    diff: str
-    objects: list[str] = field(default_factory=list)
-
-    @property
-    def tables(self) -> set[str]:
-        return schemas.changed_tables(self.diff)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "base": self.base,
-            "changed": bool(self.diff),
-            "objects": self.objects,
-            "tables": sorted(self.tables),
-            "diff": self.diff,
-        }
-
-
-def schema_diff(ctx: Context, state: State, name: str) -> SchemaDiff:
-    ws = expect_ready(state, name)
-    mine, base = side(ctx, state, name), parent_side(ctx, state, ws)
-    text = ctx.backend(state).schema_diff(mine.db, base=base.db)
-    return SchemaDiff(name=name, base=base.name, diff=text, objects=schemas.changed_objects(text))
-
-
-def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:
-    names = sorted(w.name for w in state.workspaces.values() if w.status == READY and w.db_branch)
-    return [schema_diff(ctx, state, n) for n in names]
-
-
-def collisions(ctx: Context, state: State, name: str, tables: set[str]) -> dict[str, set[str]]:
-    """Other live workspaces whose schema changes touch the same tables."""
-    out: dict[str, set[str]] = {}
-    if not tables:
-        return out
-    for other in diff_all(ctx, state):
-        if other.name != name and other.tables & tables:
-            out[other.name] = other.tables & tables
-    return out
 
 
 # ---- run ----------------------------------------------------------------------------------------

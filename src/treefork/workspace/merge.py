@@ -21,7 +21,7 @@ from treefork.errors import FatalError
 from treefork.git import git
 from treefork.state import State, Workspace
 from treefork.workspace import remove
-from treefork.workspace.lifecycle import Side, collisions, env_of, expect_method, expect_ready, parent_side, schema_diff
+from treefork.workspace.lifecycle import Side, env_of, expect_method, expect_ready, parent_side
 
 
 @dataclass
@@ -104,15 +104,13 @@ def _check_preconditions(ctx: Context, state: State, ws: Workspace, parent: Side
 
 
 def _collision_warnings(ctx: Context, state: State, name: str) -> list[str]:
+    from treefork.workspace import collisions, diffs, reconcile
+
     try:
-        tables = schema_diff(ctx, state, name).tables
-        clash = collisions(ctx, state, name, tables)
+        found = collisions.all_of(ctx, state, diffs.diff_all(ctx, state), reconcile.listed_worktrees(ctx))
     except FatalError as e:
-        return [f"could not compare schemas with other workspaces: {e.message}"]
-    warnings = [
-        f"workspace {other} also changed {', '.join(sorted(t))}; its migrations may collide with these"
-        for other, t in sorted(clash.items())
-    ]
+        return [f"could not compare with the other workspaces: {e.message}"]
+    warnings = [c.warning_for(name) for c in found if c.involves(name)]
     for w in warnings:
         output.warn(w)
     return warnings

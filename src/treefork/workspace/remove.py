@@ -128,7 +128,11 @@ def _parent_ref(ctx: Context, state: State, ws: Workspace, listed: dict[Path, Wo
 
 
 def _release_extras(ctx: Context, ws: Workspace) -> None:
-    """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session."""
+    """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session, its
+    fork point."""
+    from treefork.workspace import forkpoint
+
+    forkpoint.forget(ctx, ws.name)
     if ctx.config.ports:
         from treefork.workspace import ports
 

@@ -23,14 +23,18 @@ from treefork.workspace import ports, reconcile
 FIELDS = (
     "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
     "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
-    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at",
+    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at", "collisions",
 )  # fmt: skip
 
 
-def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[dict[str, Any]]:
+def rows(
+    ctx: Context, state: State, *, names: list[str] | None = None, with_collisions: bool = False
+) -> list[dict[str, Any]]:
     """One `git worktree list` gives every row its worktree, its branch and its parent's HEAD, and one tmux
-    call every row's agent (a process a row for each before)."""
+    call every row's agent (a process a row for each before). with_collisions (ls): each row's collisions with
+    other workspaces, else null."""
     listed = reconcile.listed_worktrees(ctx)
+    found = _collisions(ctx, state, listed) if with_collisions else None
     expiry = _expiries(ctx, state)
     out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
     chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
@@ -42,7 +46,9 @@ def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(ctx.repo.name, ws.name))
         seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
-        return row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
+        made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
+        made["collisions"] = None if found is None else [c.to_json() for c in found if c.involves(ws.name)]
+        return made
 
     return out + _each(one, chosen)
 
@@ -56,6 +62,14 @@ def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) 
 
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         return list(pool.map(make, chosen))
+
+
+def _collisions(ctx: Context, state: State, listed: dict[Path, Worktree]) -> list[Any]:
+    """Migration files that collide (from git, now) and schema collisions as `diff --all` last found them: ls
+    never connects to a database."""
+    from treefork.workspace import collisions
+
+    return collisions.of_migrations(ctx, state, listed) + collisions.remembered(ctx, state)
 
 
 def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
@@ -106,6 +120,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "agent": seen.agent,
         "created_at": ws.created_at,
         "expires_at": expires_at,
+        "collisions": None,
     }
 
 

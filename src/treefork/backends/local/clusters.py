@@ -283,6 +283,9 @@ class ClusterBackend:
 
         return schema_diff.diff_urls(self._admin_url(branch), self._admin_url(base))
 
+    def schema_url_or_none(self, branch: DbBranch) -> str | None:
+        return self._admin_url(branch)
+
     def snapshot(self, branch: DbBranch) -> DbBranch:
         _, rec = self._expect(branch.id)
         snap_name = f"{rec.workspace}@snapshot-{int(time.time() * 1000)}"

@@ -333,6 +333,9 @@ class TemplateBackend:
 
         return schema_diff.diff_urls(self.connection(branch).url, self.connection(base).url)
 
+    def schema_url_or_none(self, branch: DbBranch) -> str | None:
+        return self.connection(branch).url
+
     # ---- helpers ------------------------------------------------------------------------------
     def _mark(self, workspace: str) -> str:
         return f"treefork:{self.ctx.repo_id}:{workspace}"

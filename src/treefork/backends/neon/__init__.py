@@ -243,6 +243,9 @@ class NeonBackend:
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         return neon_lifecycle.schema_diff(self, branch, base=base)
 
+    def schema_url_or_none(self, branch: DbBranch) -> str | None:
+        return None  # compare_schema diffs on Neon's side; its dumps need no pg_dump of ours
+
     def snapshot(self, branch: DbBranch) -> DbBranch:
         return neon_lifecycle.snapshot(self, branch)
 

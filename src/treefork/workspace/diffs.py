@@ -1,0 +1,144 @@
+"""`treefork diff`'s use case: what a workspace changed in its schema since its fork point (three-way: a
+sibling merged into the parent meanwhile is not this workspace's change), or against its parent's current
+schema (`--against-parent`, the two-way view).
+
+Every database is dumped at most once a run, and the dumps run side by side in a thread pool: pg_dump is a
+process, and the server does its share, so the Python side mostly waits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from treefork import output
+from treefork.backends import schema_changes
+from treefork.backends import schema_diff as schemas
+from treefork.backends.base import Backend, DbBranch
+from treefork.backends.schema_changes import Change
+from treefork.context import Context
+from treefork.state import READY, State, Workspace
+from treefork.workspace import forkpoint
+from treefork.workspace.lifecycle import expect_ready, parent_side
+
+FORK_POINT, PARENT = "fork point", "parent"
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    name: str
+    base: str  # the parent workspace ("root" for the main worktree)
+    against: str  # FORK_POINT, or PARENT: the parent's current schema
+    diff: str
+    changes: list[Change] = field(default_factory=list)
+    note: str | None = None  # why a fork-point diff fell back to the parent
+
+    @property
+    def objects(self) -> list[str]:
+        """The changed objects' keys ('INDEX public.users_email_idx'), once each."""
+        return list(dict.fromkeys(c.key for c in self.changes))
+
+    @property
+    def tables(self) -> set[str]:
+        return {schema_changes.name_of(k) for k in self.objects if schema_changes.kind_of(k) == "table"}
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "base": self.base,
+            "against": self.against,
+            "note": self.note,
+            "changed": bool(self.diff),
+            "objects": self.objects,
+            "changes": [c.to_json() for c in self.changes],
+            "tables": sorted(self.tables),
+            "diff": self.diff,
+        }
+
+
+class Dumps:
+    """Each database's schema, dumped at most once a run; `fetch` dumps many at once."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._objects: dict[str, dict[str, str] | None] = {}
+
+    def fetch(self, dbs: Iterable[DbBranch]) -> None:
+        todo = {db.id: db for db in dbs if db.id not in self._objects}
+        urls = {i: self.backend.schema_url_or_none(db) for i, db in todo.items()}  # in turn: may start a server
+        self._objects.update({i: None for i, url in urls.items() if url is None})
+        wanted = {i: url for i, url in urls.items() if url is not None}
+        if not wanted:
+            return
+        with ThreadPoolExecutor(max_workers=min(len(wanted), _workers()), thread_name_prefix="treefork-dump") as pool:
+            for i, text in zip(wanted, pool.map(schemas.dump, wanted.values()), strict=True):
+                self._objects[i] = schemas.objects(text)
+
+    def objects_or_none(self, db: DbBranch) -> dict[str, str] | None:
+        self.fetch([db])
+        return self._objects[db.id]
+
+
+def _workers() -> int:
+    """pg_dump and its server backend share the work: one of each per core keeps the cores busy."""
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
+def since_fork(ctx: Context, state: State, name: str, dumps: Dumps | None = None) -> SchemaDiff:
+    """What name changed since its fork point; without a recorded one, against its parent's current schema."""
+    ws = expect_ready(state, name)
+    return _since(ctx, state, ws, forkpoint.load_or_none(ctx, ws), dumps or Dumps(ctx.backend(state)))
+
+
+def _since(ctx: Context, state: State, ws: Workspace, fork: dict[str, str] | None, dumps: Dumps) -> SchemaDiff:
+    name = ws.name
+    if fork is not None and (now := dumps.objects_or_none(_db(ws))) is not None:
+        return _of_objects(name, ws.parent or "root", FORK_POINT, fork, now)
+    note = f"{name} has no recorded fork point (made before treefork kept them, or its backend keeps none): compared with {ws.parent or 'root'}'s current schema"
+    return against_parent(ctx, state, name, dumps, note=note)
+
+
+def against_parent(
+    ctx: Context, state: State, name: str, dumps: Dumps | None = None, *, note: str | None = None
+) -> SchemaDiff:
+    ws = expect_ready(state, name)
+    parent = parent_side(ctx, state, ws)
+    backend = ctx.backend(state)
+    dumps = dumps or Dumps(backend)
+    dumps.fetch([_db(ws), parent.db])
+    mine, base = dumps.objects_or_none(_db(ws)), dumps.objects_or_none(parent.db)
+    if mine is not None and base is not None:
+        return _of_objects(name, parent.name, PARENT, base, mine, note=note)
+    text = backend.schema_diff(_db(ws), base=parent.db)  # a backend that compares schemas itself
+    return SchemaDiff(name, parent.name, PARENT, text, schema_changes.keys_named(schemas.changed_objects(text)), note)
+
+
+def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:
+    """Every ready workspace since its fork point: each database dumped once, all of them side by side."""
+    live = sorted((w for w in state.workspaces.values() if w.status == READY and w.db_branch), key=lambda w: w.name)
+    dumps = Dumps(ctx.backend(state))
+    forks = {w.name: forkpoint.load_or_none(ctx, w) for w in live}
+    dumps.fetch([_db(w) for w in live] + [parent_side(ctx, state, w).db for w in live if forks[w.name] is None])
+    return [_since(ctx, state, w, forks[w.name], dumps) for w in live]
+
+
+def say_notes(diffs: Iterable[SchemaDiff]) -> None:
+    for d in diffs:
+        if d.note:
+            output.info(d.note)
+
+
+def _of_objects(
+    name: str, base: str, against: str, before: dict[str, str], after: dict[str, str], *, note: str | None = None
+) -> SchemaDiff:
+    return SchemaDiff(
+        name, base, against, schemas.diff_objects(before, after), schema_changes.between(before, after), note
+    )
+
+
+def _db(ws: Workspace) -> DbBranch:
+    db = ws.db_ref_or_none()
+    assert db is not None  # expect_ready checked it
+    return db
