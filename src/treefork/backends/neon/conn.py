@@ -1,7 +1,9 @@
-"""Neon connection strings: from a create response's `connection_uris`; without them (the spec makes them
-optional), from its required `endpoints` and `databases` and the role's password, revealed beside the
-operation's polls; for a branch `new` did not just create, from its endpoint, database, role and revealed
-password. The password is registered with treefork.redact at once."""
+"""Neon connection strings: from a create response's `connection_uris`, or from the branch's endpoint,
+database, role and revealed password. The password is registered with treefork.redact at once.
+
+`connection_uris` is optional in the spec: without it, a new branch's URLs come from the create response's
+required `endpoints` and `databases` and the role's password, revealed beside the operation's polls.
+"""
 
 from __future__ import annotations
 
