@@ -4,6 +4,12 @@ It serves both treefork and the real neonctl on 127.0.0.1. Knobs: `latency` (sec
 `faults` (a scripted queue of (status, retry_after) answered before any real work), `fault_rate`
 (a probability of 429/423/503), `branch_limit` (422 BRANCHES_LIMIT_EXCEEDED), `op_polls` (polls before
 an operation finishes) or `op_seconds` (how long an operation takes). `log` records (method, path) of every request.
+
+`strict=True` answers with only what the spec guarantees where the default fake is generous, as an
+independent implementation of the spec may: the create response has no `connection_uris` (optional: the
+connection comes from its required `endpoints`, `databases` and `roles` plus `reveal_password`), the
+operations listing is oldest first (the spec names no order), and `reveal_password` of a branch whose
+operations still run answers 423 Locked (the spec's answer to a request that meets a running operation).
 """
 
 from __future__ import annotations
@@ -58,9 +64,14 @@ class Project:
 
 class FakeNeon:
     def __init__(
-        self, *, api_key: str = "napi_fake_test_key_0123456789", project_ids: tuple[str, ...] = ("fancy-proj-123456",)
+        self,
+        *,
+        api_key: str = "napi_fake_test_key_0123456789",
+        project_ids: tuple[str, ...] = ("fancy-proj-123456",),
+        strict: bool = False,
     ) -> None:
         self.api_key = api_key
+        self.strict = strict
         self.projects: dict[str, Project] = {}
         self.latency = 0.0
         self.faults: list[tuple[int, str | None]] = []
@@ -286,6 +297,8 @@ class FakeNeon:
         if body.get("endpoints"):
             ops.append(self._operation(project, branch["id"], "start_compute"))
             out["endpoints"] = [project.endpoints[branch["id"]]]
+            if self.strict:
+                return 201, out
             params = self.connection_params(project, branch["id"])
             uri = f"postgresql://{params['role']}:{params['password']}@{params['host']}/{params['database']}?sslmode=require"
             out["connection_uris"] = [{"connection_uri": uri, "connection_parameters": params}]
@@ -370,8 +383,18 @@ class FakeNeon:
     def list_operations(self, project: Project, q: dict[str, str]) -> dict[str, Any]:
         """Newest first, as ListOperations; each listing counts as a poll of the operations it shows."""
         limit = int(q.get("limit") or 10)
-        newest = list(reversed(project.operations.values()))[:limit]
-        return {"operations": [self._advance(project, op) for op in newest], "pagination": {"cursor": ""}}
+        ops = list(project.operations.values())
+        page = (ops if self.strict else list(reversed(ops)))[:limit]
+        return {"operations": [self._advance(project, op) for op in page], "pagination": {"cursor": ""}}
+
+    def running(self, project: Project, bid: str) -> bool:
+        """An operation on the branch has not finished (by `op_seconds`; by `op_polls`, until polled to the end)."""
+        return any(
+            op["branch_id"] == bid
+            and op["status"] == "running"
+            and (self.op_seconds is None or time.monotonic() - op["_started"] < self.op_seconds)
+            for op in project.operations.values()
+        )
 
     def _advance(self, project: Project, op: dict[str, Any]) -> dict[str, Any]:
         """An operation finishes after `op_polls` polls, or, when `op_seconds` is set, that long after it began."""
@@ -442,6 +465,8 @@ class FakeNeon:
         if method == "GET" and sub == "/databases":
             return 200, {"databases": [self.database(project, bid)]}
         if method == "GET" and sub == "/roles/neondb_owner/reveal_password":
+            if self.strict and self.running(project, bid):
+                raise ApiError(423, "branch is locked by a running operation")
             return 200, {"password": project.passwords[bid]}
         if method == "GET" and sub.startswith("/roles/"):
             raise ApiError(404, "role not found")

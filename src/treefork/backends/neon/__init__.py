@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,8 +129,20 @@ class NeonBackend:
             raise
         branch = created["branch"]
         rtt = time.monotonic() - started
-        self._wait_operations(created.get("operations", []), what=f"branch {name}", learn="create_seconds", rtt=rtt)
         conn = neon_conn.from_create(created, pooled=self._pooled, database=self._database, role=self._role)
+        target = (
+            None if conn else neon_conn.target_or_none(self._base, created, database=self._database, role=self._role)
+        )
+        reveal = neon_conn.Reveal(api, target) if target else None
+        self._wait_operations(
+            created.get("operations", []),
+            what=f"branch {name}",
+            learn="create_seconds",
+            rtt=rtt,
+            beside=reveal.attempt if reveal else None,
+        )
+        if reveal is not None:
+            conn = reveal.target.connection(reveal.password(), pooled=self._pooled)
         if conn is not None:
             self._connections[branch["id"]] = conn
         self._branches = None
@@ -324,13 +337,22 @@ class NeonBackend:
         )
 
     def _wait_operations(
-        self, operations: list[dict[str, Any]], *, what: str, learn: str | None = None, rtt: float = 0.0
+        self,
+        operations: list[dict[str, Any]],
+        *,
+        what: str,
+        learn: str | None = None,
+        rtt: float = 0.0,
+        beside: Callable[[], bool] | None = None,
     ) -> None:
-        """Wait for operations (backends/neon/ops.py). With `learn`, the first poll waits as long as the last
-        operation of that kind took, and this one's time is remembered for the next."""
+        """Wait for operations (backends/neon/ops.py), with `beside` run alongside each poll until it is done.
+        With `learn`, the first poll waits as long as the last operation of that kind took, and this one's
+        time is remembered for the next."""
         expected = self.ctx.settings.get(learn) if learn else None
         first = float(expected) - rtt / 2 if isinstance(expected, (int, float)) else None
-        took = neon_ops.wait(self.api, self._base, operations, what=what, progress=self.ctx.progress, first_delay=first)
+        took = neon_ops.wait(
+            self.api, self._base, operations, what=what, progress=self.ctx.progress, first_delay=first, beside=beside
+        )
         if learn and took is not None and (expected is None or abs(took - float(expected)) > 0.02):
             with self.ctx.registry.transaction() as st:
                 st.backend_settings[learn] = round(took, 3)

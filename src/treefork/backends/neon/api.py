@@ -99,8 +99,8 @@ class NeonApi:
     def close(self) -> None:
         self._client.close()
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._json(self.request("GET", path, params=params), f"GET {path}")
+    def get(self, path: str, params: dict[str, Any] | None = None, *, attempts: int | None = None) -> dict[str, Any]:
+        return self._json(self.request("GET", path, params=params, attempts=attempts), f"GET {path}")
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._json(self.request("POST", path, body=body), f"POST {path}")
@@ -126,11 +126,18 @@ class NeonApi:
         return None if response.status_code == 204 or not response.content else self._json(response, f"DELETE {path}")
 
     def request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
         give_up_at = time.monotonic() + self.deadline
-        for attempt in range(self.max_attempts):
-            last = attempt == self.max_attempts - 1
+        attempts = attempts or self.max_attempts
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
             try:
                 response = self._client.request(method, path, params=params, json=body)
             except self._transport_error as e:
