@@ -47,6 +47,7 @@ class Workspace:
     forked_from: str | None = None  # the real parent once it was removed (`parent` is then the nearest live one)
     created_at: float = field(default_factory=time.time)
     pid: int | None = None
+    pid_started: int | None = None  # the process's start time (procinfo.start_time): a reused pid is not it
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -54,7 +55,13 @@ class Workspace:
 
     def in_progress_elsewhere(self) -> bool:
         """Another live treefork process is creating or removing this workspace right now."""
-        return self.status in (CREATING, REMOVING) and self.pid not in (None, os.getpid()) and pid_alive(self.pid)
+        from treefork import procinfo
+
+        return (
+            self.status in (CREATING, REMOVING)
+            and self.pid not in (None, os.getpid())
+            and procinfo.same_process(self.pid, self.pid_started)
+        )
 
     def db_ref_or_none(self) -> DbBranch | None:
         """The database branch the registry records for this workspace (None before it was made)."""

@@ -261,13 +261,15 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     backend = ctx.backend(state)
     places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
     places.insert(0, ("root", ctx.repo.main_root))
-    stopped = [name for name, _ in places if backend.server_state(_db_of(ctx, state, name)) == "stopped"]
+    states = {name: backend.server_state(_db_of(ctx, state, name)) for name, _ in places}
+    stopped = [name for name, _ in places if states[name] == "stopped"]
+    squatted = [name for name, _ in places if states[name] == "port taken"]
     bad = []
     checked = 0
     for name, where in places:
         url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
-        if not url or name in stopped:
-            continue  # a missing worktree is the worktree check's finding
+        if not url or name in stopped or name in squatted:
+            continue  # a missing worktree is the worktree check's finding; a squatter would get the password
         if name == "root" and dbsettings.url_target(url) != dbsettings.url_target(
             backend.connection(backend.root()).url
         ):
@@ -284,6 +286,17 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
         )
     else:
         checks.append(Check("connections", OK, f"{checked} env file URL(s) connect"))
+    if squatted:
+        checks.append(
+            Check(
+                "ports",
+                FAIL,
+                f"{', '.join(squatted)}: stopped, and another program listens on its port (an app connecting now "
+                "would hand that program its password)",
+                "`treefork server status` names the ports; stop the program listening there, then `treefork server start`",
+                squatted,
+            )
+        )
     if stopped:
         checks.append(
             Check(
