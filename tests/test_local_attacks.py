@@ -260,6 +260,27 @@ def test_finding_34_a_cluster_whose_data_directory_is_gone_says_so_in_one_line(t
     assert cluster_of(tf_repo, "nodata") is None and "nodata" not in ls(tf_repo)
 
 
+def test_finding_34_a_ready_record_planted_under_this_repositorys_id_is_not_adopted(tf_repo: Path) -> None:
+    """A record copied from the root's, under the id `new planted-ws` would use: adopting it would give the
+    workspace the root's port and passwords."""
+    from treefork.backends.local.store import cluster_id
+
+    root = record(tf_repo, "<root>")
+    cid = cluster_id(root["repo_id"], "planted-ws")
+    planted = home() / "clusters" / cid
+    planted.mkdir(mode=0o711)
+    rec_file = planted / "cluster.json"
+    rec_file.write_text(json.dumps({**root, "id": cid, "workspace": "planted-ws", "parent": root["id"]}))
+    rec_file.chmod(0o600)
+    r = run_tf(tf_repo, "new", "planted-ws", check=False)
+    assert r.rc == 1
+    assert_one_line_error(r.err, "already exists")
+    env = tf_repo.parent / f"{tf_repo.name}.worktrees" / "planted-ws" / ".env"
+    assert not env.exists() or f":{root['port']}/" not in env.read_text(), "the root's port and password"
+    assert rec_file.exists(), "and nothing planted is removed"
+    assert gc_dry(tf_repo) == [] or all(a["db_id"] != cid for a in gc_dry(tf_repo) if a["action"] == "collect")
+
+
 # ---- 39. a hung parent ----------------------------------------------------------------------------------
 def test_finding_39_new_from_a_stopped_parent_fails_at_once_naming_its_pid(tf_repo: Path) -> None:
     root = record(tf_repo, "<root>")

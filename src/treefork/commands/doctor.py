@@ -312,7 +312,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
 
 
 def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
-    """Each running cluster really listens on 127.0.0.1 only, with treefork's pg_hba.conf (not, say, what an
+    """Each running cluster really listens on loopback only (127.0.0.1, and ::1), with treefork's pg_hba.conf (not, say, what an
     ALTER SYSTEM in postgresql.auto.conf asked for)."""
     from treefork.backends.local.clusters import ClusterBackend
 
@@ -329,7 +329,7 @@ def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
                 "treefork server stop && treefork server start (treefork passes its settings on the command line)",
             )
         ]
-    return [Check("cluster settings", OK, "every running cluster: 127.0.0.1 only, treefork's port and pg_hba.conf")]
+    return [Check("cluster settings", OK, "every running cluster: loopback only, treefork's port and pg_hba.conf")]
 
 
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:

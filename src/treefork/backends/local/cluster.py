@@ -86,6 +86,7 @@ class ClusterRecord:
     pid_started: int | None = None  # that command's start time (procinfo.start_time): tells a reused pid
     created_at: float = field(default_factory=time.time)
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
+    binding: str | None = None  # HMAC of the id under a key in the repo's secrets.json: made by this repo's treefork
 
     def secrets(self) -> None:
         register(self.admin_password)

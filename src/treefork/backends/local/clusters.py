@@ -56,6 +56,7 @@ class ClusterBackend:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
         rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None)
+        rec.binding = self._binding(rec.id)
         with self.store.creating(rec) as cluster:
             self.store.initdb(cluster, rec)
             rec.method = "empty"
@@ -73,6 +74,7 @@ class ClusterBackend:
         rec = new_record(
             self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
         )
+        rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
         from treefork.backends.local.importer import freeze
 
@@ -121,7 +123,7 @@ class ClusterBackend:
             if leftover.dir.exists():
                 leftover.destroy()  # killed before its record was written
             return
-        if old.status == READY or old.repo_id != self.ctx.repo_id or old.workspace != workspace:
+        if old.status == READY or not self._bound(old) or old.workspace != workspace:
             raise BackendError(
                 f"{describe(old)} already exists", hint=f"`treefork ls` shows it; `treefork rm {workspace}` first"
             )
@@ -157,8 +159,8 @@ class ClusterBackend:
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         cluster = self.store.cluster(cluster_id(self.ctx.repo_id, workspace))
         rec = cluster.record_or_none()
-        if rec is None or rec.repo_id != self.ctx.repo_id or rec.workspace != workspace:
-            return None
+        if rec is None or not self._bound(rec) or rec.workspace != workspace:
+            return None  # only what this repository's treefork made: a record planted under its id is not
         if rec.status != READY:
             if not creator_alive(rec):
                 cluster.destroy()  # a killed fork: nothing names it yet
@@ -244,6 +246,7 @@ class ClusterBackend:
                 extra={"reason": f"half made by process {rec.pid}, which is gone (killed mid-fork)"},
             )
             for _, rec in self.store.abandoned(self.ctx.repo_id)
+            if self._bound(rec)
         ]
         for tomb in self.store.tombstones(self.ctx.repo_id):
             found.append(
@@ -332,6 +335,27 @@ class ClusterBackend:
             self._destroy(cluster)
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _binding(self, cid: str) -> str:
+        """What binds a cluster to this repository's registry: an HMAC of its id under a key kept in the repo's
+        secrets.json (0600), which a record planted in the home cannot carry."""
+        import hashlib
+        import hmac
+
+        key = self.ctx.registry.secret("cluster_binding_key", create=True)
+        assert key is not None
+        return hmac.new(key.encode(), cid.encode(), hashlib.sha256).hexdigest()
+
+    def _bound(self, rec: ClusterRecord) -> bool:
+        """rec was made by this repository's treefork (for adopting or collecting what the registry does not
+        name yet; what it names is bound by the registry itself)."""
+        import hmac
+
+        return (
+            rec.repo_id == self.ctx.repo_id
+            and rec.binding is not None
+            and hmac.compare_digest(rec.binding, self._binding(rec.id))
+        )
+
     def _destroy(self, cluster: Cluster) -> None:
         """Stop and remove a cluster, which this command no longer counts as started."""
         self._started.discard(cluster.dir.name)
