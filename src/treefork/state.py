@@ -204,6 +204,7 @@ class Registry:
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output
     def secret(self, key: str, *, create: bool = False) -> str | None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         with self._lock.held():
             data = self._load_secrets()
             if key not in data and create:
