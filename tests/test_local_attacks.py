@@ -209,7 +209,9 @@ def _free_neighbour(port: int) -> int:
     from treefork.backends.local import ports
 
     for other in (port + 1, port - 1, port + 2, port - 2):
-        if 1024 < other < 65535 and ports.free(other) and ports.reserved_by_other(other, Path("/nonexistent")) is None:
+        registry = ports.registry_dir()
+        reserved = registry is not None and (registry / str(other)).exists()
+        if 1024 < other < 65535 and ports.free(other) and not reserved:
             return other
     pytest.skip(f"no free port next to {port}")
 

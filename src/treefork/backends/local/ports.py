@@ -149,15 +149,6 @@ def release(port: int, owner: Path) -> None:
         (registry / str(port)).unlink(missing_ok=True)
 
 
-def reserved_by_other(port: int, owner: Path) -> str | None:
-    """The cluster directory of another home that reserved port, if any (and it is not provably gone)."""
-    registry = registry_dir()
-    holder = _holder_of(registry / str(port)) if registry is not None else None
-    if holder is None or holder == str(owner) or _gone(holder):
-        return None
-    return holder
-
-
 def _holder_of(entry: Path) -> str | None:
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
