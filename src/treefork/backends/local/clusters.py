@@ -123,7 +123,7 @@ class ClusterBackend:
             if leftover.dir.exists():
                 leftover.destroy()  # killed before its record was written
             return
-        if old.status == READY or not self._bound(old) or old.workspace != workspace:
+        if old.status == READY or old.repo_id != self.ctx.repo_id or old.workspace != workspace:
             raise BackendError(
                 f"{describe(old)} already exists", hint=f"`treefork ls` shows it; `treefork rm {workspace}` first"
             )
@@ -159,12 +159,14 @@ class ClusterBackend:
     def find_branch_or_none(self, workspace: str) -> DbBranch | None:
         cluster = self.store.cluster(cluster_id(self.ctx.repo_id, workspace))
         rec = cluster.record_or_none()
-        if rec is None or not self._bound(rec) or rec.workspace != workspace:
-            return None  # only what this repository's treefork made: a record planted under its id is not
+        if rec is None or rec.repo_id != self.ctx.repo_id or rec.workspace != workspace:
+            return None
         if rec.status != READY:
             if not creator_alive(rec):
                 cluster.destroy()  # a killed fork: nothing names it yet
             return None
+        if not self._bound(rec):
+            return None  # a finished cluster this repository's treefork did not make (a planted record): not adopted
         return self._branch(rec)
 
     def delete_branch(self, branch: DbBranch) -> None:
@@ -246,7 +248,6 @@ class ClusterBackend:
                 extra={"reason": f"half made by process {rec.pid}, which is gone (killed mid-fork)"},
             )
             for _, rec in self.store.abandoned(self.ctx.repo_id)
-            if self._bound(rec)
         ]
         for tomb in self.store.tombstones(self.ctx.repo_id):
             found.append(
@@ -346,8 +347,8 @@ class ClusterBackend:
         return hmac.new(key.encode(), cid.encode(), hashlib.sha256).hexdigest()
 
     def _bound(self, rec: ClusterRecord) -> bool:
-        """rec was made by this repository's treefork (for adopting or collecting what the registry does not
-        name yet; what it names is bound by the registry itself)."""
+        """rec was made by this repository's treefork (for adopting a finished cluster the registry does not name
+        yet; what it names is bound by the registry itself)."""
         import hmac
 
         return (
