@@ -125,6 +125,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if not hasattr(config, "workerinput"):  # the one process, or xdist's controller: its workers inherit this
         os.environ[SHARED_HOME] = tempfile.mkdtemp(prefix="treefork-test-shared-", dir=_fast_dir())
+        # the session's own machine-wide port reservations (ports.py), not /var/tmp's: every worker's home shares it
+        os.environ["TREEFORK_PORT_REGISTRY"] = os.path.join(os.environ[SHARED_HOME], "ports")
     fast = _fast_dir()
     if fast is None or os.environ.get("TREEFORK_TEST_TMPDIR") == "keep":
         return

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import run_tf
 from tf_helpers import admin_conn, assert_one_line_error, cluster_of, home, new
+from treefork.backends.local.ports import loopbacks
 
 SCRAM = re.compile(rb"SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
 
@@ -160,7 +161,7 @@ def test_finding_6_alter_system_cannot_open_a_cluster_or_its_forks(tf_repo: Path
             live = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in ("listen_addresses", "port", "hba_file")}
             assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
         assert live == {
-            "listen_addresses": "127.0.0.1",
+            "listen_addresses": ",".join(loopbacks()),  # 127.0.0.1, and ::1 where the machine has it (finding 4)
             "port": str(r["port"]),
             "hba_file": str(data_dir(r) / "pg_hba.conf"),
         }

@@ -49,3 +49,55 @@ def start_time(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def state(pid: int) -> str | None:
+    """The process's state letter from /proc/<pid>/stat: R, S, D, Z (a zombie), T (stopped: SIGSTOP), ..."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def cwd_or_none(pid: int) -> str | None:
+    """The process's working directory; None if it has none (a zombie) or we may not see it (another user's)."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def can_inspect() -> bool:
+    """/proc tells us about processes (Linux); elsewhere a pid's liveness is all we know."""
+    return os.path.isdir("/proc/self/fd")
+
+
+def pids_in(directory: str) -> list[int]:
+    """Every process whose working directory is `directory` (a PostgreSQL cluster's processes sit in its data
+    directory, the postmaster and every backend alike). Only the processes we may inspect."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and cwd_or_none(int(name)) == directory:
+            found.append(int(name))
+    return found
+
+
+def same_process(pid: int | None, started: int | None) -> bool:
+    """pid still names the process that had it when `started` (start_time) was read: alive, and not reused."""
+    if not pid:
+        return False
+    from treefork.state import pid_alive
+
+    if not pid_alive(pid) or state(pid) == "Z":
+        return False
+    return started is None or start_time(pid) in (None, started)
+
+
+def cmdline_or_none(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0") if raw else None

@@ -52,6 +52,7 @@ class Workspace:
     forked_from: str | None = None  # the real parent once it was removed (`parent` is then the nearest live one)
     created_at: float = field(default_factory=time.time)
     pid: int | None = None
+    pid_started: int | None = None  # the process's start time (procinfo.start_time): a reused pid is not it
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -59,7 +60,13 @@ class Workspace:
 
     def in_progress_elsewhere(self) -> bool:
         """Another live treefork process is creating or removing this workspace right now."""
-        return self.status in (CREATING, REMOVING) and self.pid not in (None, os.getpid()) and pid_alive(self.pid)
+        from treefork import procinfo
+
+        return (
+            self.status in (CREATING, REMOVING)
+            and self.pid not in (None, os.getpid())
+            and procinfo.same_process(self.pid, self.pid_started)
+        )
 
     def db_ref_or_none(self) -> DbBranch | None:
         """The database branch the registry records for this workspace (None before it was made)."""
@@ -202,6 +209,7 @@ class Registry:
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output
     def secret(self, key: str, *, create: bool = False) -> str | None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         with self._lock.held():
             data = self._load_secrets()
             if key not in data and create:

@@ -81,6 +81,9 @@ class Backend(Protocol):
     def delete_branch(self, branch: DbBranch) -> None:
         """Drop a branch treefork made. Already gone is success. Refuses anything not ours."""
 
+    def expect_deletable(self, branch: DbBranch) -> None:
+        """Raise what delete_branch would refuse with, changing nothing (`rm` asks before it removes a worktree)."""
+
     def list_branches(self) -> list[DbBranch]:
         """Every branch treefork made for this repo (not the root)."""
 
@@ -96,7 +99,15 @@ class Backend(Protocol):
 
     def server_state(self, branch: DbBranch) -> str | None:
         """What serves the branch, as `ls` shows it without waiting: "running" or "stopped" (a local cluster),
+        "port taken" (stopped, and another program listens on its port: the app would hand it its password),
         or None when the backend cannot tell cheaply (Neon's computes wake on demand)."""
+
+    def leftovers(self) -> list[DbBranch]:
+        """What killed commands left of this repo's branches, that `gc` removes and `doctor` reports: branches
+        half made by a process that is gone, removals that were interrupted. extra["reason"] says which."""
+
+    def drop_leftover(self, leftover: DbBranch) -> bool:
+        """Remove one of leftovers() if it is still left over (re-checked now); False if it is not."""
 
     # ---- lifecycle (reset, diff, merge) ----------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:

@@ -261,13 +261,15 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     backend = ctx.backend(state)
     places = [(w.name, Path(w.path)) for w in state.workspaces.values() if w.status == READY]
     places.insert(0, ("root", ctx.repo.main_root))
-    stopped = [name for name, _ in places if backend.server_state(_db_of(ctx, state, name)) == "stopped"]
+    states = {name: backend.server_state(_db_of(ctx, state, name)) for name, _ in places}
+    stopped = [name for name, _ in places if states[name] == "stopped"]
+    squatted = [name for name, _ in places if states[name] == "port taken"]
     bad = []
     checked = 0
     for name, where in places:
         url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
-        if not url or name in stopped:
-            continue  # a missing worktree is the worktree check's finding
+        if not url or name in stopped or name in squatted:
+            continue  # a missing worktree is the worktree check's finding; a squatter would get the password
         if name == "root" and dbsettings.url_target(url) != dbsettings.url_target(
             backend.connection(backend.root()).url
         ):
@@ -284,6 +286,17 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
         )
     else:
         checks.append(Check("connections", OK, f"{checked} env file URL(s) connect"))
+    if squatted:
+        checks.append(
+            Check(
+                "ports",
+                FAIL,
+                f"{', '.join(squatted)}: stopped, and another program listens on its port (an app connecting now "
+                "would hand that program its password)",
+                "`treefork server status` names the ports; stop the program listening there, then `treefork server start`",
+                squatted,
+            )
+        )
     if stopped:
         checks.append(
             Check(
@@ -299,7 +312,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
 
 
 def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
-    """Each running cluster really listens on 127.0.0.1 only, with treefork's pg_hba.conf (not, say, what an
+    """Each running cluster really listens on loopback only (127.0.0.1, and ::1), with treefork's pg_hba.conf (not, say, what an
     ALTER SYSTEM in postgresql.auto.conf asked for)."""
     from treefork.backends.local.clusters import ClusterBackend
 
@@ -316,7 +329,7 @@ def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
                 "treefork server stop && treefork server start (treefork passes its settings on the command line)",
             )
         ]
-    return [Check("cluster settings", OK, "every running cluster: 127.0.0.1 only, treefork's port and pg_hba.conf")]
+    return [Check("cluster settings", OK, "every running cluster: loopback only, treefork's port and pg_hba.conf")]
 
 
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from treefork import debug, output, proc
+from treefork import debug, output, proc, procinfo
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.background import Background
 from treefork.context import Context
@@ -144,6 +144,7 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
             status=CREATING,
             origin=req.origin,
             pid=os.getpid(),
+            pid_started=procinfo.start_time(os.getpid()),
         )
         st.workspaces[ws.name] = ws
         return ws
@@ -159,7 +160,7 @@ def _resume(ws: Workspace, req: NewRequest, branch: str | None, path: Path) -> W
         )
     if ws.in_progress_elsewhere():
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
-    ws.pid = os.getpid()
+    ws.pid, ws.pid_started = os.getpid(), procinfo.start_time(os.getpid())
     return ws
 
 

@@ -17,7 +17,7 @@ from treefork.state import State, Workspace
 class GcAction:
     workspace: str
     db_branch: str | None
-    action: str  # drop | forget
+    action: str  # drop | forget | collect (what a killed command left: a half-made or half-removed branch)
     reason: str
     db_id: str | None = None
     done: bool = False
@@ -161,6 +161,11 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
                     db_id=db.id,
                 )
             )
+    named = {a.workspace for a in actions}  # a workspace gc drops takes its half-made branch with it
+    for db in ctx.backend(state).leftovers():
+        if db.workspace in named:
+            continue
+        actions.append(GcAction(db.workspace or "?", db.name, "collect", str(db.extra.get("reason")), db_id=db.id))
     return actions
 
 
@@ -188,13 +193,22 @@ def gc(ctx: Context, *, dry_run: bool) -> list[GcAction]:
     if dry_run:
         return actions
     for act in actions:
-        if act.reason.startswith("its worktree"):
+        if act.action == "collect":
+            act.done = _collect(ctx, act)
+        elif act.reason.startswith("its worktree"):
             act.done = drop_if_gone(ctx, act.workspace, branch_may_remain=True) is not None
         else:
             act.done = _drop_orphan(ctx, act)
         if act.done:
-            output.info(f"{'dropped ' + act.db_branch if act.db_branch else 'forgot'} ({act.workspace}): {act.reason}")
+            what = "removed" if act.action == "collect" else "dropped"
+            output.info(f"{what + ' ' + act.db_branch if act.db_branch else 'forgot'} ({act.workspace}): {act.reason}")
     return actions
+
+
+def _collect(ctx: Context, act: GcAction) -> bool:
+    """What a killed command left (a half-made cluster, its postmaster stopped first; a half-removed one),
+    re-checked by the backend as it removes it: a re-run `new` may have just taken it over."""
+    return ctx.backend().drop_leftover(DbBranch(name=act.db_branch or "", id=act.db_id or "", workspace=act.workspace))
 
 
 def _drop_orphan(ctx: Context, act: GcAction) -> bool:

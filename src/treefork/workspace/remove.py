@@ -41,6 +41,8 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     with ctx.registry.git_lock():
         where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
         _expect_clean(ctx, name, where, force=force)
+        if db := ws.db_ref_or_none():
+            ctx.backend().expect_deletable(db)  # a database treefork would refuse to drop: nothing is removed
         with ctx.registry.transaction() as st:
             st.workspaces[name].status = REMOVING
         debug.crash_point("rm:after-intent")

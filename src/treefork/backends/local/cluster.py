@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treefork import paths, proc
+from treefork import debug, paths, proc, procinfo
 from treefork.backends.local import extensions, libpq, ports
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
 from treefork.backends.local.home import open_home, read_ours
@@ -40,6 +40,7 @@ STOP_TIMEOUT = 60.0
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}  # as pg_ctl's -m
 RESTART_ATTEMPTS = 20
 STALE_MARKS = ("lock file", "shared memory block is still in use")
+REMOVING = ".removing-"  # a cluster directory being removed is renamed <id>.removing-<random> first (tombstone)
 PM_STATUS_LINE = 7  # postmaster.pid's 8th line: starting, ready, stopping (LOCK_FILE_LINE_PM_STATUS)
 
 # A development database, not a production one: small shared memory, no I/O worker processes, no WAL
@@ -82,8 +83,10 @@ class ClusterRecord:
     method: str | None = None  # clone | copy | empty | import
     status: str = CREATING
     pid: int | None = None  # the command creating it, while status is creating
+    pid_started: int | None = None  # that command's start time (procinfo.start_time): tells a reused pid
     created_at: float = field(default_factory=time.time)
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
+    binding: str | None = None  # HMAC of the id under a key in the repo's secrets.json: made by this repo's treefork
 
     def secrets(self) -> None:
         register(self.admin_password)
@@ -140,17 +143,40 @@ class Cluster:
 
     # ---- running ------------------------------------------------------------------------------
     def postmaster_pid(self) -> int | None:
-        try:
-            pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        """The pid of this cluster's running postmaster, if one runs: the pid postmaster.pid names, if that
+        process is alive and sits in this data directory. After a crash or a reboot the file's pid may name
+        another process (another cluster's, anyone's): never this cluster's, never signalled."""
+        return self._pid_file()[0]
+
+    def _is_postmaster(self, pid: int) -> bool:
         from treefork.state import pid_alive
 
-        return pid if pid_alive(pid) and not _zombie(pid) else None
+        if not pid_alive(pid) or _zombie(pid):
+            return False
+        if not procinfo.can_inspect():
+            return True  # no /proc: a live pid is all we know
+        # pg_ctl starts it as `postgres -D <data> ...`, and a postmaster keeps that command line (its children
+        # show their role instead); or it runs in the data directory (also once that was renamed: a tombstone)
+        argv = procinfo.cmdline_or_none(pid) or []
+        where = os.path.realpath(self.data)
+        if any(a == "-D" and b in (str(self.data), where) for a, b in zip(argv, argv[1:], strict=False)):
+            return True
+        return procinfo.cwd_or_none(pid) == where
+
+    def expect_answering(self, rec: ClusterRecord) -> None:
+        """A postmaster that is stopped (SIGSTOP, a debugger) accepts TCP connections and never answers:
+        say so at once rather than wait for it."""
+        pid = self.postmaster_pid()
+        if pid is not None and procinfo.state(pid) == "T":
+            raise BackendError(
+                f"{describe(rec)} is not answering: its postmaster, pid {pid}, is stopped (state T in /proc/{pid}/stat)",
+                hint=f"`kill -CONT {pid}` resumes it (something sent it SIGSTOP, or a debugger holds it)",
+            )
 
     def ensure_running(self, rec: ClusterRecord) -> None:
         """Start the cluster if it is not up. Its port never changes: a port taken by another program is an
         error that names the program. A cluster an older treefork made loses its superuser role here."""
+        self.expect_answering(rec)
         if not self.accepts(rec):
             with self._lock.held():
                 if self.postmaster_pid() is not None:
@@ -176,18 +202,16 @@ class Cluster:
     ) -> libpq.Connection | None:
         """password: the admin's password inside the data directory, when it is not yet rec's (a fresh fork).
         keep: return the admin connection that found it ready (the caller closes it), else None."""
-        holder = ports.holder_or_none(rec.port)
-        if holder is not None:
-            raise BackendError(
-                f"port {rec.port} of {describe(rec)} is taken by {holder}",
-                hint=f"stop that program, then run any treefork command (the cluster keeps port {rec.port}, "
-                "which every env file of this workspace names)",
-            )
+        self.expect_data(rec)
+        self.expect_port_free(rec)
+        ports.reserve(rec.port, self.dir)  # a cluster an older treefork made reserves its port now
+        self._clear_stale_pid_file()
         self.write_config(rec, admin_only=admin_only)
         if not self.log.exists():
             self.log.touch(mode=0o600)
             give_to_server_user(self.log)
         for attempt in range(RESTART_ATTEMPTS):
+            log_from = self._log_size()
             pg(
                 "pg_ctl",
                 "-D",
@@ -201,7 +225,9 @@ class Cluster:
                 "--no-wait",
             )
             try:
-                return self.wait_ready(rec, what="did not start", password=password, keep=keep)
+                conn = self.wait_ready(rec, what="did not start", password=password, keep=keep, log_from=log_from)
+                self._expect_every_loopback(rec, conn)
+                return conn
             except BackendError as e:
                 # after a kill -9, the old postmaster (not yet reaped) or its backends hold the lock file or
                 # the shared memory for a moment: PostgreSQL refuses to start until they are gone
@@ -210,8 +236,74 @@ class Cluster:
                 time.sleep(0.5)
         raise AssertionError("unreachable")
 
+    def expect_data(self, rec: ClusterRecord) -> None:
+        if not (self.data / "PG_VERSION").is_file():
+            who = "root" if rec.workspace == "<root>" else rec.workspace
+            raise BackendError(
+                f"the data directory of {describe(rec)} is missing ({self.data}): its databases are gone",
+                hint=f"`treefork rm {who}` removes what is left; `treefork new {who}` makes it again"
+                if who != "root"
+                else f"restore {self.data} from a backup, or move .git/treefork aside and `treefork init` again",
+            )
+
+    def expect_port_free(self, rec: ClusterRecord) -> None:
+        holder = ports.holder_or_none(rec.port)
+        if holder is not None:
+            raise BackendError(
+                f"port {rec.port} of {describe(rec)} is taken by {holder}",
+                hint=f"stop that program, then run any treefork command (the cluster keeps port {rec.port}, "
+                "which every env file of this workspace names)",
+            )
+
+    def port_taken_or_none(self, rec: ClusterRecord) -> str | None:
+        """Who holds the port of this cluster while it is stopped (a squatter the app would hand its
+        password to), or None."""
+        if self.postmaster_pid() is not None:
+            return None
+        return ports.holder_or_none(rec.port)
+
+    def _expect_every_loopback(self, rec: ClusterRecord, conn: libpq.Connection | None) -> None:
+        """PostgreSQL only warns when it cannot bind one of its addresses: a program that took [::1]:port
+        just before it started would get the app's password (libpq tries ::1 first for `localhost`)."""
+        pid = self.postmaster_pid()
+        if pid is None or ports.listens_everywhere(pid, rec.port) is not False:
+            return
+        if conn is not None:
+            conn.close()
+        self.stop(mode="immediate")
+        holder = ports.holder_or_none(rec.port) or "another program"
+        raise BackendError(
+            f"port {rec.port} of {describe(rec)} is taken by {holder} (on {ports.HOST6})",
+            hint=f"stop that program, then run any treefork command (the cluster keeps port {rec.port}, "
+            "which every env file of this workspace names)",
+        )
+
+    def _clear_stale_pid_file(self) -> None:
+        """After a crash or a reboot, postmaster.pid may name a live process that is not this cluster's (its pid
+        reused): PostgreSQL would refuse to start for good. Such a file goes when no process at all runs in the
+        data directory (an old backend that outlived its postmaster keeps PostgreSQL's own interlock). A dead
+        pid's file is PostgreSQL's to take over."""
+        from treefork.state import pid_alive
+
+        pid_file = self.data / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if not procinfo.can_inspect() or not pid_alive(pid) or _zombie(pid) or self._is_postmaster(pid):
+            return
+        if procinfo.pids_in(os.path.realpath(self.data)):
+            return
+        pid_file.unlink(missing_ok=True)
+
     def wait_ready(
-        self, rec: ClusterRecord, *, what: str, password: str | None = None, keep: bool = False
+        self,
+        rec: ClusterRecord,
+        *,
+        what: str,
+        password: str | None = None,
+        keep: bool = False,
+        log_from: int | None = None,
     ) -> libpq.Connection | None:
         """Wait until the cluster accepts the admin, or say why not from its log: crash recovery still running,
         disk full, a lock file, a port. keep: return that admin connection (the caller closes it).
@@ -221,8 +313,11 @@ class Cluster:
         backend process and a refusal, on the CPU the recovery needs."""
         started = time.monotonic()
         give_up, next_try = started + START_TIMEOUT, started  # at once: it may be running already
+        log_from = self._log_size() if log_from is None else log_from
         while (now := time.monotonic()) < give_up:
             pid, ready = self._pid_file()
+            if pid is not None and procinfo.state(pid) == "T":
+                self.expect_answering(rec)
             if ready or now >= next_try:
                 try:
                     conn = self.admin(rec, password=password, timeout=2)
@@ -239,7 +334,7 @@ class Cluster:
                 break  # the postmaster exited: the log says why
             time.sleep(0.002)
         raise BackendError(
-            f"{describe(rec)} {what}: {self.log_tail() or 'no detail in its log'}",
+            f"{describe(rec)} {what}: {self.log_tail(since=log_from) or 'nothing new in its log'}",
             hint=f"see {self.log}; after fixing the cause, `treefork server start`",
         )
 
@@ -250,9 +345,7 @@ class Cluster:
             pid = int(lines[0])
         except (OSError, ValueError, IndexError):
             return None, False
-        from treefork.state import pid_alive
-
-        if not pid_alive(pid) or _zombie(pid):
+        if not self._is_postmaster(pid):
             return None, False
         return pid, len(lines) > PM_STATUS_LINE and lines[PM_STATUS_LINE].strip() == "ready"
 
@@ -272,16 +365,30 @@ class Cluster:
         return True
 
     def destroy(self) -> None:
-        """Stop the postmaster (immediately: its data is going away) and remove every file of the cluster."""
+        """Stop the postmaster (immediately: its data is going away) and remove every file of the cluster.
+        The directory is renamed to a tombstone (<id>.removing-<random>) first, in one step: a kill during the
+        removal leaves a tombstone, which `treefork gc` (and the next removal of this cluster) finishes, never
+        a record-less directory half full of data."""
+        rec = self.record_or_none()
         self.stop(mode="immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        tomb = self.dir.with_name(f"{self.id}{REMOVING}{os.urandom(4).hex()}")
+        try:
+            os.rename(self.dir, tomb)
+        except FileNotFoundError:
+            return
+        except OSError:
+            tomb = self.dir  # cannot rename (a mount point?): remove it in place
+        debug.crash_point("cluster:mid-removal")
+        shutil.rmtree(tomb, ignore_errors=True)
+        if rec is not None:
+            ports.release(rec.port, self.dir)
 
     # ---- configuration ------------------------------------------------------------------------
     def private_settings(self, rec: ClusterRecord) -> dict[str, str]:
         """The settings that keep a cluster to treefork and its workspace: on the command line, where neither
         postgresql.conf nor ALTER SYSTEM's postgresql.auto.conf can override them (`treefork doctor` checks)."""
         return {
-            "listen_addresses": HOST,
+            "listen_addresses": ",".join(ports.loopbacks()),
             "port": str(rec.port),
             "unix_socket_directories": "",
             "hba_file": str(self.data / "pg_hba.conf"),
@@ -301,9 +408,8 @@ class Cluster:
         )
         give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS + extensions.control_path_setting())
         who = ADMIN_USER if admin_only else "all"
-        hba = (
-            "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n"
-            f"host all {who} 127.0.0.1/32 scram-sha-256\n"
+        hba = "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n" + "".join(
+            f"host all {who} {host}/{32 if host == HOST else 128} scram-sha-256\n" for host in ports.loopbacks()
         )
         give_to_server_user(self.data / "pg_hba.conf", hba)
 
@@ -312,9 +418,18 @@ class Cluster:
         self.write_config(rec)
         conn.execute("SELECT pg_reload_conf()")
 
-    def log_tail(self) -> str:
+    def _log_size(self) -> int:
         try:
-            lines = self.log.read_text(errors="replace").splitlines()
+            return self.log.stat().st_size
+        except OSError:
+            return 0
+
+    def log_tail(self, *, since: int = 0) -> str:
+        """The last line of the log (written after offset `since`) that says what went wrong."""
+        try:
+            with self.log.open("rb") as f:
+                f.seek(since)
+                lines = f.read().decode(errors="replace").splitlines()
         except OSError:
             return ""
         bad = [ln for ln in lines if any(w in ln for w in ("FATAL", "PANIC", "ERROR", "could not"))]

@@ -14,10 +14,11 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from treefork import debug
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import fork, libpq
-from treefork.backends.local.cluster import ADMIN_USER, READY, Cluster, ClusterRecord, describe, record_json
-from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, new_record
+from treefork.backends.local.cluster import ADMIN_USER, READY, REMOVING, Cluster, ClusterRecord, describe, record_json
+from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, creator_alive, new_record
 from treefork.errors import BackendError, FatalError
 
 ROLE_WAIT = 5.0
@@ -56,6 +57,7 @@ class ClusterBackend:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
         rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None)
+        rec.binding = self._binding(rec.id)
         with self.store.creating(rec) as cluster:
             self.store.initdb(cluster, rec)
             rec.method = "empty"
@@ -73,6 +75,7 @@ class ClusterBackend:
         rec = new_record(
             self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
         )
+        rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
         from treefork.backends.local.importer import freeze
 
@@ -83,6 +86,7 @@ class ClusterBackend:
                 rec.method = fork.online_copy(session, parent_cluster, child, label=f"treefork fork {rec.id}")
                 session.close()  # the parent is no longer needed: its backup has ended
                 with self._first_start(child, rec, password=parent_rec.admin_password) as conn:
+                    debug.crash_point("fork:after-start")  # the child's postmaster runs
                     fork.rekey(conn, child, rec)
                 self._wait_for_role(rec)
         self._started.add(rec.id)
@@ -102,6 +106,7 @@ class ClusterBackend:
     def _session(cluster: Cluster, rec: ClusterRecord) -> libpq.Connection:
         """The admin session a fork's backup runs in (it also tells that the cluster runs), the cluster started
         first if it does not answer. On the `postgres` database: the app's own stays free for its users."""
+        cluster.expect_answering(rec)  # a stopped (SIGSTOP) postmaster would let the connection wait
         try:
             session = cluster.admin(rec)
         except libpq.PgConnectError:
@@ -123,9 +128,7 @@ class ClusterBackend:
             raise BackendError(
                 f"{describe(old)} already exists", hint=f"`treefork ls` shows it; `treefork rm {workspace}` first"
             )
-        from treefork.state import pid_alive
-
-        if pid_alive(old.pid) and old.pid != os.getpid():
+        if creator_alive(old):
             raise BackendError(f"{describe(old)} is being created by process {old.pid}", hint="wait for it to finish")
         leftover.destroy()
 
@@ -160,14 +163,28 @@ class ClusterBackend:
         if rec is None or rec.repo_id != self.ctx.repo_id or rec.workspace != workspace:
             return None
         if rec.status != READY:
-            from treefork.state import pid_alive
-
-            if rec.pid != os.getpid() and not pid_alive(rec.pid):
+            if not creator_alive(rec):
                 cluster.destroy()  # a killed fork: nothing names it yet
             return None
+        if not self._bound(rec):
+            return None  # a finished cluster this repository's treefork did not make (a planted record): not adopted
         return self._branch(rec)
 
     def delete_branch(self, branch: DbBranch) -> None:
+        cluster = self.store.cluster(branch.id)
+        rec = self._deletable_record(branch)
+        if rec is None:
+            for tomb in self.store.tombstones(self.ctx.repo_id):
+                if tomb.name.startswith(branch.id + REMOVING):
+                    self.store.finish_removal(tomb)  # an interrupted removal of this very cluster
+            return  # already gone
+        self._destroy(cluster)
+
+    def expect_deletable(self, branch: DbBranch) -> None:
+        self._deletable_record(branch)
+
+    def _deletable_record(self, branch: DbBranch) -> ClusterRecord | None:
+        """The record of a cluster this repo's workspace owns (None: already gone), or the refusal."""
         cluster = self.store.cluster(branch.id)
         rec = cluster.record_or_none()
         if rec is None and (cluster.data / "PG_VERSION").exists():
@@ -176,14 +193,12 @@ class ClusterBackend:
                 "what it cannot prove it made",
                 hint=f"restore {cluster.record_file}, or stop it (pg_ctl -D {cluster.data} stop) and remove it yourself",
             )
-        if rec is None:
-            return  # already gone
-        if rec.repo_id != self.ctx.repo_id or rec.workspace in (ROOT, None):
+        if rec is not None and (rec.repo_id != self.ctx.repo_id or rec.workspace in (ROOT, None)):
             raise BackendError(
                 f"refusing to remove cluster {branch.id}: it is not a workspace of this repository",
                 hint="treefork only removes the clusters it created for this repository's workspaces",
             )
-        self._destroy(cluster)
+        return rec
 
     def list_branches(self) -> list[DbBranch]:
         return [
@@ -228,9 +243,42 @@ class ClusterBackend:
 
     def server_state(self, branch: DbBranch) -> str | None:
         cluster = self.store.cluster(branch.id)
-        if cluster.record_or_none() is None:
+        rec = cluster.record_or_none()
+        if rec is None:
             return "missing"
-        return "running" if cluster.postmaster_pid() is not None else "stopped"
+        if cluster.postmaster_pid() is not None:
+            return "running"
+        return "port taken" if cluster.port_taken_or_none(rec) else "stopped"
+
+    def leftovers(self) -> list[DbBranch]:
+        found = [
+            DbBranch(
+                name=f"{rec.dbname}@{rec.port}",
+                id=rec.id,
+                workspace=rec.workspace,
+                extra={"reason": f"half made by process {rec.pid}, which is gone (killed mid-fork)"},
+            )
+            for _, rec in self.store.abandoned(self.ctx.repo_id)
+        ]
+        for tomb in self.store.tombstones(self.ctx.repo_id):
+            found.append(
+                DbBranch(
+                    name=tomb.name,
+                    id=tomb.name,
+                    workspace=None,
+                    extra={"reason": "its removal was interrupted (killed mid-`rm` or mid-`gc`)"},
+                )
+            )
+        return found
+
+    def drop_leftover(self, leftover: DbBranch) -> bool:
+        if REMOVING in leftover.id:
+            tomb = self.store.dir / leftover.id
+            if tomb not in self.store.tombstones(self.ctx.repo_id):
+                return False
+            self.store.finish_removal(tomb)
+            return True
+        return self.store.collect_abandoned(leftover.id)
 
     def drop_throwaway_repo(self) -> None:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""
@@ -302,6 +350,27 @@ class ClusterBackend:
             self._destroy(cluster)
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _binding(self, cid: str) -> str:
+        """What binds a cluster to this repository's registry: an HMAC of its id under a key kept in the repo's
+        secrets.json (0600), which a record planted in the home cannot carry."""
+        import hashlib
+        import hmac
+
+        key = self.ctx.registry.secret("cluster_binding_key", create=True)
+        assert key is not None
+        return hmac.new(key.encode(), cid.encode(), hashlib.sha256).hexdigest()
+
+    def _bound(self, rec: ClusterRecord) -> bool:
+        """rec was made by this repository's treefork (for adopting a finished cluster the registry does not name
+        yet; what it names is bound by the registry itself)."""
+        import hmac
+
+        return (
+            rec.repo_id == self.ctx.repo_id
+            and rec.binding is not None
+            and hmac.compare_digest(rec.binding, self._binding(rec.id))
+        )
+
     def _destroy(self, cluster: Cluster) -> None:
         """Stop and remove a cluster, which this command no longer counts as started."""
         self._started.discard(cluster.dir.name)

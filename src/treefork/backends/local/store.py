@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from treefork import paths
+from treefork import paths, procinfo
 from treefork.backends.base import ROOT_MARK
 from treefork.backends.local import ports
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     READY,
+    REMOVING,
     Cluster,
     ClusterRecord,
     new_password,
@@ -64,8 +66,8 @@ class ClusterStore:
         on a port no other recorded cluster has."""
         self.prepare_home()
         with self._lock.held():
-            rec.port = ports.pick(r.port for _, r in self.all())
             cluster = self.cluster(rec.id)
+            rec.port = ports.pick((r.port for _, r in self.all()), owner=cluster.dir)
             cluster.dir.mkdir(mode=0o711, exist_ok=True)
             cluster.save(rec)
         return cluster
@@ -86,8 +88,42 @@ class ClusterStore:
     def repick_port(self, cluster: Cluster, rec: ClusterRecord) -> None:
         """A new cluster lost its port to another program before its first start: no env file names it yet."""
         with self._lock.held():
-            rec.port = ports.pick(r.port for _, r in self.all())
+            old = rec.port
+            rec.port = ports.pick((r.port for _, r in self.all()), owner=cluster.dir)
             cluster.save(rec)
+            ports.release(old, cluster.dir)
+
+    # ---- what crashes leave -----------------------------------------------------------------------
+    def abandoned(self, repo_id: str) -> list[tuple[Cluster, ClusterRecord]]:
+        """This repo's clusters still being created by a process that is gone (killed mid-fork; its pid dead,
+        or reused by another process since)."""
+        return [(c, r) for c, r in self.of_repo(repo_id) if r.status != READY and not creator_alive(r)]
+
+    def tombstones(self, repo_id: str) -> list[Path]:
+        """This repo's cluster directories whose removal was interrupted (Cluster.destroy renames them first)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(self.dir / n for n in names if n.startswith(f"{repo_id}-") and REMOVING in n)
+
+    def collect_abandoned(self, cid: str) -> bool:
+        """Stop and remove cluster cid if it is still abandoned: re-checked under the registry's lock, which a
+        `new` re-creating it takes to register it again."""
+        with self._lock.held():
+            cluster = self.cluster(cid)
+            rec = cluster.record_or_none()
+            if rec is None or rec.id != cid or rec.status == READY or creator_alive(rec):
+                return False
+            cluster.destroy()
+            return True
+
+    def finish_removal(self, tomb: Path) -> None:
+        """Finish an interrupted removal: its postmaster (if it still runs there) stopped, its files gone."""
+        if tomb.parent != self.dir or REMOVING not in tomb.name:
+            return
+        Cluster(tomb).stop(mode="immediate")
+        shutil.rmtree(tomb, ignore_errors=True)
 
     def prepare_home(self) -> None:
         open_home(self.home)
@@ -132,4 +168,10 @@ def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: 
         role_password=new_password(),
         parent=parent,
         pid=os.getpid(),
+        pid_started=procinfo.start_time(os.getpid()),
     )
+
+
+def creator_alive(rec: ClusterRecord) -> bool:
+    """The process creating rec is still at it (this one included)."""
+    return rec.pid == os.getpid() or procinfo.same_process(rec.pid, rec.pid_started)

@@ -233,6 +233,15 @@ class NeonBackend:
             context={"projectId": self.project_id, "branchId": branch.id},
         )
 
+    def expect_deletable(self, branch: DbBranch) -> None:
+        pass  # delete_branch itself checks the mark, in the one request that drops it
+
+    def leftovers(self) -> list[DbBranch]:
+        return []  # a branch is made and dropped in one request: nothing half made or half removed
+
+    def drop_leftover(self, leftover: DbBranch) -> bool:
+        return False
+
     def server_state(self, branch: DbBranch) -> str | None:
         return None
 
