@@ -76,7 +76,10 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
         raise FatalError(f"cannot reset {name!r} from itself", hint="pass --from another workspace, or leave it out")
     backend = ctx.backend(state)
     expect_method(backend, "reset_branch")
-    backend.reset_branch(target.db, source=origin.db)
+    from treefork import interrupts
+
+    with interrupts.like_interrupts():  # SIGTERM, SIGHUP: the staging copy goes, as on ^C
+        backend.reset_branch(target.db, source=origin.db)
     return {"name": name, "source": origin.name, "db_branch": target.db.name}
 
 
