@@ -429,8 +429,8 @@ def _run(argv: list[str] | None) -> None:
     _expect_working_directory()
     try:
         cli.main(argv, prog_name="treefork", standalone_mode=False)
-    except click.exceptions.Abort:
-        raise KeyboardInterrupt from None
+    except click.exceptions.Abort as e:  # click's word for ^C; SIGTERM and SIGHUP keep their own (interrupts.py)
+        raise (e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else KeyboardInterrupt()) from None
     except click.ClickException as e:  # usage errors: one line with the fix, like every other error
         ctx = getattr(e, "ctx", None)  # usage errors know their command
         where = f"{ctx.command_path} --help" if ctx else "treefork --help"
