@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "redact",
             "paths",
             "fsutil",
+            "interrupts",
             "proc",
             "locks",
             "output",

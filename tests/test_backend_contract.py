@@ -117,11 +117,14 @@ def test_the_backend_contract(harness: Harness) -> None:
     assert read(a) == "seed v2" and be.connection(a).url == url, "reset keeps the URL, takes the source's data"
     assert be.schema_diff(a, base=root) == ""
 
-    snap = be.snapshot(a)
+    snap = be.snapshot(a, tag="t1")
+    found = be.find_snapshot_or_none(a, tag="t1")
+    assert found is not None and found.id == snap.id, "a merge finds its snapshot by its tag"
     write(a, "a half-applied migration")
     be.restore(a, snapshot=snap)
     assert read(a) == "seed v2" and be.connection(a).url == url
     assert [b.id for b in be.list_branches()] == [a.id], "restore drops the snapshot"
+    assert be.find_snapshot_or_none(a, tag="t1") is None
 
     b = be.create_branch("b", parent=a, options=CreateOptions())
     assert read(b) == "seed v2", "stacked on a"

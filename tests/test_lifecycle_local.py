@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
+from testing.waits import wait_until
 from tf_helpers import new
 
 
@@ -121,13 +123,21 @@ def test_merge_conflict_leaves_everything(tf_repo: Path) -> None:
 
 
 MIGRATION = """import os, sys, time, pathlib, psycopg
+from urllib.parse import urlsplit
 with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as c:
     c.execute("ALTER TABLE users ADD COLUMN email text")
     c.execute("UPDATE users SET name = 'clobbered'")
 mode = os.environ.get("MIGRATION_MODE", "ok")
-if mode == "hang":
+if mode.endswith("-on-parent"):  # that mode on the parent's own database; the fork's run passes
+    on_parent = str(urlsplit(os.environ["DATABASE_URL"]).port) == os.environ.get("PARENT_PORT")
+    mode = mode.removesuffix("-on-parent") if on_parent else "ok"
+if mode == "hang":  # say so, then wait for MARKER.go to say the exit: ok or fail
     pathlib.Path(os.environ["MARKER"]).write_text("started")
-    time.sleep(120)
+    go = pathlib.Path(os.environ["MARKER"] + ".go")
+    give_up = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < give_up:
+        time.sleep(0.05)
+    mode = go.read_text() if go.exists() else "fail"
 sys.exit(0 if mode == "ok" else 4)
 """
 
@@ -206,3 +216,55 @@ def test_merge_warns_when_another_workspace_changed_the_same_tables(users_repo: 
     r = run_tf(users_repo, "merge", "a", "--keep")
     assert "workspace b also changed public.users" in r.err
     assert a.is_dir() and (users_repo / "a.txt").exists()  # --keep keeps it
+
+
+def _parent_port(repo: Path) -> str:
+    return str(urlsplit(_root_url(repo)).port)
+
+
+def test_a_failing_merge_keeps_the_parents_clients_and_their_open_transaction(users_repo: Path) -> None:
+    a = _migration_repo(users_repo)
+    head = git(users_repo, "rev-parse", "HEAD").stdout
+    with psycopg.connect(_root_url(users_repo)) as client:  # not autocommit: its transaction stays open
+        pid = client.execute("SELECT pg_backend_pid()").fetchone()
+        client.execute("INSERT INTO users VALUES (2, 'bob')")
+        r = run_tf(users_repo, "merge", "a", env={"MIGRATION_MODE": "fail"}, check=False)
+        assert r.rc == 1 and "on a fork of root's database" in r.err and "never touched" in r.err, r.err
+        assert "disconnected" not in r.err
+        # the same connection, in the same transaction, still sees its own uncommitted row
+        assert client.execute("SELECT pg_backend_pid()").fetchone() == pid
+        assert client.execute("SELECT id, name FROM users ORDER BY id").fetchall() == [(1, "ada"), (2, "bob")]
+        client.commit()
+    url = _root_url(users_repo)
+    assert _columns(url, "users") == ["id", "name"]  # read back: the parent's schema and data as they were
+    assert _sql(url, "SELECT id, name FROM users ORDER BY id") == [(1, "ada"), (2, "bob")]
+    assert git(users_repo, "rev-parse", "HEAD").stdout == head and not (users_repo / "feature.txt").exists()
+    assert a.is_dir() and json.loads(run_tf(users_repo, "gc", "--dry-run", "--json").out)["actions"] == []
+
+
+def test_gc_during_a_merges_migration_keeps_its_snapshot(users_repo: Path, tmp_path: Path) -> None:
+    a = _migration_repo(users_repo)
+    head = git(users_repo, "rev-parse", "HEAD").stdout
+    marker = tmp_path / "started"
+    env = {
+        **os.environ,
+        "MIGRATION_MODE": "hang-on-parent",
+        "MARKER": str(marker),
+        "PARENT_PORT": _parent_port(users_repo),
+    }
+    p = subprocess.Popen(
+        [sys.executable, "-m", "treefork", "merge", "a"],
+        cwd=users_repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)  # migrating the parent itself
+    assert json.loads(run_tf(users_repo, "gc", "--json").out)["actions"] == []
+    (tmp_path / "started.go").write_text("fail")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "passed on a fork" in err and "failed with exit code 4 on root's own" in err, err
+    assert "clients are disconnected" in err and "write transaction(s)" in err  # said before the restore
+    _assert_parent_intact(users_repo, head, a)

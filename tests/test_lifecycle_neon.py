@@ -81,10 +81,17 @@ def _merge_setup(repo: Path, tf_neon, script: str) -> Path:
     return a
 
 
-# a migration that says it started, then waits for the test to apply its change to the fake and say go
+# a migration that says it started (MARKER.1 on its first run, the fork; MARKER.2 on the parent), then waits for
+# the test to apply its change to the fake and say go (MARKER.<n>.go holds its exit code)
 WAITING_MIGRATION = """import os, sys, time, pathlib
-pathlib.Path(os.environ["MARKER"]).write_text(os.environ["DATABASE_URL"] + "\\n" + os.environ["DATABASE_URL_UNPOOLED"])
-go = pathlib.Path(os.environ["MARKER"] + ".go")
+base = os.environ["MARKER"]
+n = 1
+while pathlib.Path(f"{base}.{n}").exists():
+    n += 1
+tmp = pathlib.Path(f"{base}.tmp")
+tmp.write_text(os.environ["DATABASE_URL"] + "\\n" + os.environ["DATABASE_URL_UNPOOLED"])
+tmp.rename(f"{base}.{n}")
+go = pathlib.Path(f"{base}.{n}.go")
 while not go.exists():
     time.sleep(0.05)
 sys.exit(int(go.read_text()))
@@ -104,6 +111,27 @@ def _start_merge(repo: Path, fake: FakeNeon, marker: Path) -> subprocess.Popen[s
     )
 
 
+def _run_started(marker: Path, n: int, p: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for the migration's n-th run; its (pooled, unpooled) URLs."""
+    started = Path(f"{marker}.{n}")
+    wait_until(started.exists, f"{started} appearing", timeout=120, process=p)
+    pooled, unpooled = started.read_text().splitlines()
+    return pooled, unpooled
+
+
+def _go(marker: Path, n: int, rc: int) -> None:
+    Path(f"{marker}.{n}.go").write_text(str(rc))
+
+
+def _trial_passes(marker: Path, p: subprocess.Popen[str], fake: FakeNeon, repo: Path, tf_neon) -> None:
+    """The first run is on a fork of main (not main itself), which the fake changes as the migration would."""
+    pooled, _ = _run_started(marker, 1, p)
+    assert pooled != tf_neon(repo, "url", "root").out.strip()
+    trial = next(n for n in fake.branch_names(PROJECT) if "@merge-trial-" in n)
+    fake.set_schema(PROJECT, fake.branch_names(PROJECT)[trial], USERS_EMAIL)
+    _go(marker, 1, 0)
+
+
 def test_merge_migrates_the_parent_then_removes_the_workspace(
     neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
 ) -> None:
@@ -112,17 +140,18 @@ def test_merge_migrates_the_parent_then_removes_the_workspace(
     a = _merge_setup(neon_repo, tf_neon, WAITING_MIGRATION)
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
+    _trial_passes(marker, p, fake_neon, neon_repo, tf_neon)
+    pooled, unpooled = _run_started(marker, 2, p)  # then on the parent, both URLs given
+    assert fake_neon.schema(PROJECT, main_id) == USERS  # untouched until the fork's run passed
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # what the migration does to the parent's database
-    (tmp_path / "marker.go").write_text("0")
+    _go(marker, 2, 0)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    pooled, unpooled = marker.read_text().splitlines()  # it ran against the parent, both URLs given
     assert pooled == tf_neon(neon_repo, "url", "root").out.strip()
     assert unpooled == tf_neon(neon_repo, "url", "root", "--direct").out.strip() != pooled
     assert (neon_repo / "feature.txt").read_text() == "agent work\n"
     assert fake_neon.schema(PROJECT, main_id) == USERS_EMAIL
-    assert not a.exists() and fake_neon.branch_names(PROJECT) == {}  # workspace and snapshot gone
+    assert not a.exists() and fake_neon.branch_names(PROJECT) == {}  # workspace, fork and snapshot gone
 
 
 def _assert_untouched(repo: Path, fake: FakeNeon, head: str, a: Path) -> None:
@@ -131,10 +160,30 @@ def _assert_untouched(repo: Path, fake: FakeNeon, head: str, a: Path) -> None:
     assert not (repo / "feature.txt").exists() and git(repo, "status", "--porcelain").stdout == ""
     assert fake.schema(PROJECT, main_id) == USERS  # the half-applied migration is gone
     assert a.is_dir() and "a" in names
-    assert not any("snapshot" in n for n in names)
+    assert not any("snapshot" in n or "@merge-trial-" in n for n in names)
+    assert "merges" not in json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
 
 
-def test_failing_migration_puts_code_and_data_back(
+def test_migration_failing_on_the_fork_never_touches_the_parent(
+    neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
+) -> None:
+    main_id, _ = _ids(fake_neon)
+    fake_neon.set_schema(PROJECT, main_id, USERS)
+    a = _merge_setup(neon_repo, tf_neon, WAITING_MIGRATION)
+    head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
+    marker = tmp_path / "marker"
+    posts = fake_neon.requests("POST")
+    p = _start_merge(neon_repo, fake_neon, marker)
+    _run_started(marker, 1, p)
+    _go(marker, 1, 3)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "failed with exit code 3 on a fork" in err and "never touched" in err
+    _assert_untouched(neon_repo, fake_neon, head, a)
+    assert fake_neon.requests("POST", "/restore") == 0 and not Path(f"{marker}.2").exists()
+    assert fake_neon.requests("POST") == posts + 1  # the fork, and nothing else
+
+
+def test_failing_migration_on_the_parent_puts_code_and_data_back(
     neon_repo: Path, tf_neon, fake_neon: FakeNeon, tmp_path: Path
 ) -> None:
     main_id, _ = _ids(fake_neon)
@@ -143,11 +192,13 @@ def test_failing_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
+    _trial_passes(marker, p, fake_neon, neon_repo, tf_neon)
+    _run_started(marker, 2, p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)  # half applied...
-    (tmp_path / "marker.go").write_text("3")  # ...then it fails
+    _go(marker, 2, 3)  # ...then it fails
     _, err = p.communicate(timeout=120)
     assert p.returncode == 1 and "failed with exit code 3" in err and "put back" in err
+    assert "clients are disconnected" in err  # said before the restore
     _assert_untouched(neon_repo, fake_neon, head, a)
     assert fake_neon.requests("POST", "/restore") == 1
     kept = [n for n in fake_neon.branch_names(PROJECT) if "before-restore" in n]
@@ -165,7 +216,8 @@ def test_interrupt_during_migration_puts_code_and_data_back(
     head = git(neon_repo, "rev-parse", "HEAD").stdout.strip()
     marker = tmp_path / "marker"
     p = _start_merge(neon_repo, fake_neon, marker)
-    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
+    _trial_passes(marker, p, fake_neon, neon_repo, tf_neon)
+    _run_started(marker, 2, p)
     fake_neon.set_schema(PROJECT, main_id, USERS_EMAIL)
     os.killpg(p.pid, signal.SIGINT)  # ^C in the terminal: treefork and the migration both get it
     _, err = p.communicate(timeout=120)

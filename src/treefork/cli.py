@@ -336,15 +336,18 @@ def doctor(fix: bool, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--keep", "keep", is_flag=True, help="Keep the workspace after merging.")
 @click.option("--no-rm", "keep", is_flag=True, hidden=True)  # the old spelling of --keep
+@click.option("--abort", "abort", is_flag=True, help="Undo an interrupted merge of NAME (code and database back).")
 @JSON
-def merge(name: str, keep: bool, as_json: bool) -> None:
-    """Merge workspace NAME into its parent's branch, run `migrate` on the parent's database, remove NAME.
+def merge(name: str, keep: bool, abort: bool, as_json: bool) -> None:
+    """Merge workspace NAME into its parent's branch, run `migrate` on a fork of the parent's database, then
+    on the parent's own, remove NAME.
 
-    All or nothing: a conflict, a dirty parent worktree, a failing migration or ^C leaves code and data as
-    they were."""
+    All or nothing: a conflict, a dirty parent worktree, a failing migration, ^C, SIGTERM or SIGHUP leaves
+    code and data as they were. After a crash, `treefork merge NAME` finishes the interrupted merge (or
+    undoes it and merges again); `--abort` undoes it."""
     from treefork.commands import merge as cmd
 
-    _exit(cmd.run(name, keep=keep, as_json=as_json))
+    _exit(cmd.run(name, keep=keep, abort=abort, as_json=as_json))
 
 
 @cli.command()
@@ -429,8 +432,8 @@ def _run(argv: list[str] | None) -> None:
     _expect_working_directory()
     try:
         cli.main(argv, prog_name="treefork", standalone_mode=False)
-    except click.exceptions.Abort:
-        raise KeyboardInterrupt from None
+    except click.exceptions.Abort as e:  # click's word for ^C; SIGTERM and SIGHUP keep their own (interrupts.py)
+        raise (e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else KeyboardInterrupt()) from None
     except click.ClickException as e:  # usage errors: one line with the fix, like every other error
         ctx = getattr(e, "ctx", None)  # usage errors know their command
         where = f"{ctx.command_path} --help" if ctx else "treefork --help"

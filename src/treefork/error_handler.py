@@ -41,9 +41,11 @@ def error_handler() -> Iterator[None]:
     except FatalError as e:
         output.error(str(e))
         raise SystemExit(e.exit_code) from None
-    except KeyboardInterrupt:
-        output.error("interrupted")
-        raise SystemExit(EXIT_INTERRUPT) from None
+    except KeyboardInterrupt as e:
+        from treefork.interrupts import Stopped
+
+        output.error(f"interrupted ({e})" if isinstance(e, Stopped) else "interrupted")
+        raise SystemExit(128 + e.signum if isinstance(e, Stopped) else EXIT_INTERRUPT) from None
     except SystemExit:
         raise
     except OSError as e:

@@ -93,6 +93,8 @@ class State:
     root_db_id: str | None = None
     root_clone_method: str | None = None
     workspaces: dict[str, Workspace] = field(default_factory=dict)
+    # merges in progress, or interrupted, by workspace name: the intent workspace/merge_recovery.py finishes
+    merges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def initialized(self) -> bool:
@@ -132,7 +134,9 @@ class State:
         return ws
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k != "workspaces"}
+        data = {k: v for k, v in vars(self).items() if k not in ("workspaces", "merges")}
+        if self.merges:  # absent when none: a registry with no merge in progress reads as before
+            data["merges"] = {k: dict(v) for k, v in sorted(self.merges.items())}
         data["backend_settings"] = dict(self.backend_settings)
         data["version"] = VERSION
         data["workspaces"] = {k: v.to_json() for k, v in sorted(self.workspaces.items())}

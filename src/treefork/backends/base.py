@@ -123,11 +123,20 @@ class Backend(Protocol):
         the fork points and three-way diffs (`backends/schema_diff.dump`); None when the backend compares
         schemas only itself (Neon's compare_schema)."""
 
-    def snapshot(self, branch: DbBranch) -> DbBranch:
-        """A point-in-time copy of branch that `restore` can put back (taken before a migration)."""
+    def snapshot(self, branch: DbBranch, *, tag: str) -> DbBranch:
+        """A point-in-time copy of branch that `restore` can put back (taken before a migration). tag, unique
+        to the merge, is in its name, so a merge recorded before the snapshot existed can find it."""
+
+    def find_snapshot_or_none(self, branch: DbBranch, *, tag: str) -> DbBranch | None:
+        """The snapshot `snapshot(branch, tag=tag)` made, if it exists (a half-made one is removed)."""
 
     def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
-        """Put branch's data back to snapshot's (same URL and credentials), then drop the snapshot."""
+        """Put branch's data back to snapshot's (same URL and credentials), then drop the snapshot. Idempotent:
+        a restore killed half-way is finished by running it again."""
 
     def drop_snapshot(self, snapshot: DbBranch) -> None:
         """Drop a snapshot that is no longer needed. Already gone is success."""
+
+    def writes_so_far(self, branch: DbBranch) -> int | None:
+        """A counter of the write transactions branch's server has begun (the next transaction id): the
+        difference of two readings is how many wrote in between. None where it cannot be read cheaply."""

@@ -356,6 +356,7 @@ def _state_checks(ctx: Context) -> list[Check]:
             checks.append(Check("backend", OK, f"{state.backend} is reachable"))
     except FatalError as e:
         return [*checks, Check("backend", FAIL, e.message, e.hint)]
+    checks.append(_merge_check(ctx, state))
     orphans = reconcile.plan(ctx)
     checks.append(
         Check(
@@ -381,6 +382,29 @@ def _state_checks(ctx: Context) -> list[Check]:
         )
     )
     return checks
+
+
+def _merge_check(ctx: Context, state: State) -> Check:
+    """Merges a kill interrupted: each is finished (completed or undone) by `--fix`, as `treefork merge` would."""
+    from treefork.workspace import merge_recovery
+
+    unfinished = [m for m in merge_recovery.pending(state) if not m.running_elsewhere()]
+    if not unfinished:
+        return Check("merges", OK, "none interrupted")
+    names = [m.workspace for m in unfinished]
+
+    def fix() -> None:
+        for m in unfinished:
+            merge_recovery.recover(ctx, m, abort=False)
+
+    return Check(
+        "merges",
+        FAIL,
+        "interrupted, not finished: " + ", ".join(f"{m.workspace} into {m.parent} (at {m.step})" for m in unfinished),
+        f"treefork merge {names[0]} (finishes it) or treefork merge --abort {names[0]} (undoes it)",
+        names,
+        fix=fix,
+    )
 
 
 def _sync(names: list[str]) -> None:

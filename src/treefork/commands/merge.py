@@ -7,8 +7,10 @@ from treefork.context import Context
 from treefork.workspace import merge
 
 
-def run(name: str, *, keep: bool, as_json: bool) -> int:
+def run(name: str, *, keep: bool, abort: bool, as_json: bool) -> int:
     ctx = Context.open()
+    if abort:
+        return _abort(ctx, name, as_json=as_json)
     result = merge.merge(ctx, name, keep=keep)
     if as_json:
         output.emit_json(result.to_json())
@@ -19,4 +21,15 @@ def run(name: str, *, keep: bool, as_json: bool) -> int:
         output.info(f"removed workspace {name}")
     else:
         output.info(f"kept workspace {name}; `treefork rm {name}` when done")
+    return 0
+
+
+def _abort(ctx: Context, name: str, *, as_json: bool) -> int:
+    outcome = merge.abort(ctx, name)
+    if as_json:
+        output.emit_json({"name": name, "outcome": outcome})
+    elif outcome == "undone":
+        output.info(f"aborted the merge of {name}: the parent's code and database are as they were before it")
+    else:
+        output.info(f"the merge of {name} had migrated the parent and could not be undone; it was completed")
     return 0

@@ -75,9 +75,11 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
         raise FatalError(f"cannot reset {name!r} from itself", hint="pass --from another workspace, or leave it out")
     backend = ctx.backend(state)
     expect_method(backend, "reset_branch")
-    backend.reset_branch(target.db, source=origin.db)
+    from treefork import interrupts
     from treefork.workspace import forkpoint
 
+    with interrupts.like_interrupts():  # SIGTERM, SIGHUP: the staging copy goes, as on ^C
+        backend.reset_branch(target.db, source=origin.db)
     forkpoint.record(ctx, name, target.db)  # a reset re-forks: what it changed starts again from here
     return {"name": name, "source": origin.name, "db_branch": target.db.name}
 

@@ -1,27 +1,30 @@
 """`treefork merge NAME`, all or nothing: git merge into the parent's branch in the parent's worktree, the
-`migrate` command against the parent's database, then removal as `rm` does.
+`migrate` command first on a fresh fork of the parent's database and then on the parent's own, then removal
+as `rm` does.
 
-Before anything changes, the parent's worktree must be clean; so if a later step fails (a conflict, a failing
-migration, ^C), `git reset --hard <head before>` puts its code back exactly, and the database snapshot taken
-just before migrating puts its data back. The rollback itself ignores further ^C.
+Before anything changes, the parent's worktree must be clean and the merge is recorded in the registry
+(merge_recovery.py). A migration that fails on the fork never touches the parent: its clients keep their
+connections and the code is put back. Only a migration that passed on the fork and then fails on the parent
+itself (rare: the parent's data changed meanwhile) restores the parent from the snapshot taken just before,
+saying first what that costs. ^C, SIGTERM and SIGHUP roll back the same way, and the rollback ignores further
+ones; after a kill -9 the recorded intent lets the next `merge`, `merge --abort` or `doctor --fix` finish.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from treefork import dbsettings, output, proc
-from treefork.backends.base import DbBranch
+from treefork import dbsettings, debug, interrupts, output, proc
+from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
 from treefork.state import State, Workspace
-from treefork.workspace import remove
+from treefork.workspace import merge_recovery as recovery
 from treefork.workspace.lifecycle import Side, env_of, expect_method, expect_ready, parent_side
+from treefork.workspace.merge_recovery import MergeIntent
 
 
 @dataclass
@@ -42,33 +45,58 @@ class MergeResult:
 def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
     state = ctx.state()
     state.expect_initialized()
+    interrupted = recovery.pending_or_none(state, name)
+    if interrupted is not None and recovery.recover(ctx, interrupted, abort=False) == recovery.COMPLETED:
+        return _result(ctx, interrupted, migrated=True, removed=not interrupted.keep, warnings=[])
+    state = ctx.state()
     ws = expect_ready(state, name)
     parent = parent_side(ctx, state, ws)
     parent_branch = _check_preconditions(ctx, state, ws, parent, keep=keep)
     warnings = _collision_warnings(ctx, state, name)
     before = ctx.repo.head_of(parent.path)
     assert before and ws.branch
-    snapshot: DbBranch | None = None
-    try:
-        _git_merge(ctx, ws, parent, parent_branch)
-        if ctx.config.migrate:
-            snapshot = ctx.backend(state).snapshot(parent.db)
-            _migrate(ctx, parent)
-    except BaseException:
-        with _no_interrupts():
-            _rollback(ctx, parent, before, snapshot)
-        raise
-    if snapshot is not None:
-        _quietly(lambda: ctx.backend(state).drop_snapshot(snapshot), warnings)
-    after = ctx.repo.head_of(parent.path) or before
-    removed = False
-    if not keep:
-        inside = ctx.repo.toplevel.resolve() == Path(ws.path).resolve()
-        # run from inside the workspace: its git calls must not run in the worktree being removed
-        remove.remove(Context.open(ctx.repo.main_root) if inside else ctx, name)
-        removed = True
+    intent = recovery.begin(ctx, ws, parent, parent_branch, before, keep=keep)
+    with interrupts.like_interrupts():
+        try:
+            _git_merge(ctx, ws, parent, parent_branch)
+            debug.crash_point("merge:after-git")
+            if ctx.config.migrate:
+                _migrate_on_a_fork(ctx, intent, parent)
+                _snapshot(ctx, intent, parent)
+                _migrate_parent(ctx, intent, parent)
+        except BaseException:
+            with interrupts.ignored():
+                output.info(f"rolling back: {parent.path} to {before[:12]}")
+                recovery.undo(ctx, intent)
+            raise
+    warnings += recovery.complete(ctx, intent)
+    return _result(ctx, intent, migrated=bool(ctx.config.migrate), removed=not keep, warnings=warnings)
+
+
+def abort(ctx: Context, name: str) -> str:
+    """`merge --abort NAME`: undo an interrupted merge (or complete one whose snapshot is already gone)."""
+    state = ctx.state()
+    state.expect_initialized()
+    intent = recovery.pending_or_none(state, name)
+    if intent is None:
+        raise FatalError(
+            f"no unfinished merge of {name!r}", hint="nothing to abort; `treefork ls` shows the workspaces"
+        )
+    with interrupts.like_interrupts():
+        return recovery.recover(ctx, intent, abort=True)
+
+
+def _result(ctx: Context, intent: MergeIntent, *, migrated: bool, removed: bool, warnings: list[str]) -> MergeResult:
+    after = ctx.repo.head_of(Path(intent.parent_path)) or intent.head_before
     return MergeResult(
-        name, parent.name, parent_branch, before, after, bool(ctx.config.migrate), removed, warnings=warnings
+        intent.workspace,
+        intent.parent,
+        intent.parent_branch,
+        intent.head_before,
+        after,
+        migrated,
+        removed,
+        warnings=warnings,
     )
 
 
@@ -134,13 +162,59 @@ def _git_merge(ctx: Context, ws: Workspace, parent: Side, parent_branch: str) ->
     )
 
 
-def _migrate(ctx: Context, parent: Side) -> None:
+def _migrate_on_a_fork(ctx: Context, intent: MergeIntent, parent: Side) -> None:
+    """The migration on a fresh fork of the parent's database (made online: the parent's clients never notice).
+    Recorded first, so a kill leaves a fork the recovery finds by name."""
+    recovery.advance(ctx, intent, recovery.TRIAL)
+    backend = ctx.backend()
+    output.info(f"trying the migration on a fresh fork of {parent.name}'s database first")
+    trial = backend.create_branch(intent.trial_name, parent=parent.db, options=CreateOptions())
+    debug.crash_point("merge:after-fork")
+    rc = _run_migrate(ctx, parent, trial)
+    debug.crash_point("merge:after-fork-migrate")
+    backend.delete_branch(trial)
+    if rc != 0:
+        raise FatalError(
+            f"the migration `{' '.join(ctx.config.migrate)}` failed with exit code {rc} on a fork of "
+            f"{parent.name}'s database; {parent.name}'s database was never touched and its code was put back",
+            hint="fix the migration in the workspace, commit, then retry `treefork merge`",
+        )
+    debug.crash_point("merge:after-fork-drop")
+
+
+def _snapshot(ctx: Context, intent: MergeIntent, parent: Side) -> None:
+    """The parent's snapshot, for the rare migration that passes on the fork and fails on the parent."""
+    recovery.advance(ctx, intent, recovery.SNAPSHOT)
+    backend = ctx.backend()
+    snap = backend.snapshot(parent.db, tag=intent.tag)
+    intent.snapshot = asdict(snap)
+    intent.writes_at_snapshot = backend.writes_so_far(parent.db)
+    recovery.advance(ctx, intent, recovery.MIGRATING)
+    debug.crash_point("merge:after-snapshot")
+
+
+def _migrate_parent(ctx: Context, intent: MergeIntent, parent: Side) -> None:
+    rc = _run_migrate(ctx, parent, parent.db)
+    debug.crash_point("merge:after-migrate")
+    if rc != 0:
+        raise FatalError(
+            f"the migration `{' '.join(ctx.config.migrate)}` passed on a fork of {parent.name}'s database but "
+            f"failed with exit code {rc} on {parent.name}'s own; code and data were put back",
+            hint=f"{parent.name}'s data differs from the fork's now: fix the migration in the workspace, commit, then retry `treefork merge`",
+        )
+    recovery.advance(ctx, intent, recovery.MIGRATED)
+    debug.crash_point("merge:after-migrated")
+
+
+def _run_migrate(ctx: Context, parent: Side, db: DbBranch) -> int:
+    """The migrate command in the parent's worktree (the merged code) with its env file, against db; its exit
+    code. A migration ended by SIGTERM or SIGHUP (passed on from treefork's own) is an interruption."""
     command = ctx.config.migrate
     env = env_of(ctx, parent.path)
-    conn = ctx.backend().connection(parent.db)
+    conn = ctx.backend().connection(db)
     env.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's DATABASE_URL_UNPOOLED, for migrations
-    # the parent's database, whatever its env file says, in the app's spelling (an asyncpg app's migration
-    # needs its `postgresql+asyncpg://`)
+    # the database, whatever the env file says, in the app's spelling (an asyncpg app's migration needs its
+    # `postgresql+asyncpg://`)
     notes = dbsettings.Notes()
     env[ctx.config.url_var] = dbsettings.retarget(env.get(ctx.config.url_var), conn.url, var="", notes=notes)
     if ctx.config.direct_url_var:
@@ -148,34 +222,8 @@ def _migrate(ctx: Context, parent: Side) -> None:
         env[ctx.config.direct_url_var] = dbsettings.retarget(
             env.get(ctx.config.direct_url_var), direct, var="", notes=notes
         )
-    output.info(f"migrate: {' '.join(command)} (in {parent.path}, against {parent.db.name})")
+    output.info(f"migrate: {' '.join(command)} (in {parent.path}, against {db.name})")
     rc = proc.run_attached(*command, cwd=parent.path, env=env)
-    if rc != 0:
-        raise FatalError(
-            f"the migration `{' '.join(command)}` failed with exit code {rc}; code and data were put back",
-            hint="fix the migration in the workspace, commit, then retry `treefork merge`",
-        )
-
-
-def _rollback(ctx: Context, parent: Side, before: str, snapshot: DbBranch | None) -> None:
-    output.info(f"rolling back: {parent.path} to {before[:12]}" + (", database from its snapshot" if snapshot else ""))
-    git("reset", "--hard", "-q", before, cwd=parent.path)
-    if snapshot is not None:
-        ctx.backend().restore(parent.db, snapshot=snapshot)
-
-
-@contextlib.contextmanager
-def _no_interrupts() -> Iterator[None]:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _quietly(step: Callable[[], None], warnings: list[str]) -> None:
-    try:
-        step()
-    except FatalError as e:
-        warnings.append(str(e))
-        output.warn(str(e))
+    if -rc in (signal.SIGTERM, signal.SIGHUP):
+        raise interrupts.Stopped(-rc)
+    return rc

@@ -150,7 +150,12 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
                     ws.name, ws.db_branch, "drop" if ws.db_branch else "forget", reason, db_id=ws.db_id or ws.db_branch
                 )
             )
+    from treefork.workspace.merge_recovery import protected_tags
+
+    tags = protected_tags(state)  # an unfinished merge's trial fork and snapshot are not orphans
     for db in ctx.backend(state).list_branches():
+        if any(t in db.name or t in (db.workspace or "") for t in tags):
+            continue
         if db.workspace not in state.workspaces:
             actions.append(
                 GcAction(

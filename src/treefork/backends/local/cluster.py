@@ -13,6 +13,7 @@ never trusts anything inside a database (an agent can write there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +36,8 @@ from treefork.redact import register
 ADMIN_USER = "postgres"
 HOST = "127.0.0.1"
 CREATING, READY = "creating", "ready"
+STAGING = ".reset"  # `<id>.reset`: the staging cluster a reset or a restore prepares beside `<id>` (clusters.py)
+OLD_DATA = "data.old"  # the data directory a reset swaps out, for the moment between its two renames
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}  # as pg_ctl's -m
@@ -142,6 +145,30 @@ class Cluster:
             return False
 
     # ---- running ------------------------------------------------------------------------------
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while the cluster is started, or stopped and its data directory swapped."""
+        return self._lock.held()
+
+    def recover_swap(self) -> None:
+        """Finish or undo what a killed reset left (clusters.py): with `data` in place the swap happened and
+        `data.old` goes; without it, `data.old` comes back. Both carry this cluster's own passwords. A dead
+        reset's staging cluster goes too; a live one's is left to it."""
+        staging = Cluster(self.dir.with_name(self.id + STAGING))
+        owner = staging.record_or_none()
+        from treefork.state import pid_alive
+
+        if owner is not None and pid_alive(owner.pid):
+            return  # a reset in progress (this process's own, or another's)
+        old = self.dir / OLD_DATA
+        if old.exists():
+            if (self.data / "PG_VERSION").exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                shutil.rmtree(self.data, ignore_errors=True)
+                os.rename(old, self.data)
+        if staging.dir.exists():
+            staging.destroy()
+
     def postmaster_pid(self) -> int | None:
         """The pid of this cluster's running postmaster, if one runs: the pid postmaster.pid names, if that
         process is alive and sits in this data directory. After a crash or a reboot the file's pid may name
@@ -202,6 +229,7 @@ class Cluster:
     ) -> libpq.Connection | None:
         """password: the admin's password inside the data directory, when it is not yet rec's (a fresh fork).
         keep: return the admin connection that found it ready (the caller closes it), else None."""
+        self.recover_swap()  # a reset or restore killed mid-swap: finished or undone before anything else
         self.expect_data(rec)
         self.expect_port_free(rec)
         ports.reserve(rec.port, self.dir)  # a cluster an older treefork made reserves its port now

@@ -14,10 +14,21 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from treefork import debug
+from treefork import debug, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
 from treefork.backends.local import fork, libpq
-from treefork.backends.local.cluster import ADMIN_USER, READY, REMOVING, Cluster, ClusterRecord, describe, record_json
+from treefork.backends.local.cluster import (
+    ADMIN_USER,
+    CREATING,
+    OLD_DATA,
+    READY,
+    REMOVING,
+    STAGING,
+    Cluster,
+    ClusterRecord,
+    describe,
+    record_json,
+)
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, creator_alive, new_record
 from treefork.errors import BackendError, FatalError
 
@@ -304,27 +315,63 @@ class ClusterBackend:
 
     # ---- lifecycle (reset, diff, merge) ---------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
-        """Re-fork from source into the same cluster directory: same port, same passwords."""
+        """Re-fork from source into the same cluster directory: same port, same passwords.
+
+        Crash-safe: the copy is made, started and re-keyed to the branch's own passwords in a staging cluster
+        (`<id>.reset`, on a spare port) while the branch still serves its old data; only then is the branch
+        stopped and its data directory swapped for the staged one (two renames). A kill at any step leaves
+        either the old data or the new, both with the branch's own passwords; the next start of the cluster
+        (Cluster.recover_swap) finishes or undoes the swap and removes the staging cluster."""
         cluster, rec = self._expect(branch.id)
         source_cluster, source_rec = self._expect(source.id)
         self._running(source_rec)
-        staging = self.store.cluster(rec.id + ".reset")
-        staging.destroy()
-        staging.dir.mkdir(mode=0o711)
+        cluster.recover_swap()
+        staging, staging_rec = self._staging(rec)
         try:
             with self._session(source_cluster, source_rec) as session:
                 method = fork.online_copy(session, source_cluster, staging, label=f"treefork reset {rec.id}")
-            cluster.stop(mode="fast")
-            _swap_data(cluster, staging)
+            debug.crash_point("reset:after-copy")
+            with self._first_start(staging, staging_rec, password=source_rec.admin_password) as conn:
+                fork.rekey(conn, staging, staging_rec)  # the branch's own passwords, before it holds this data
+            staging.stop(mode="fast")
+            debug.crash_point("reset:after-rekey")
+            with interrupts.ignored():
+                self._swap_in(cluster, rec, staging)
         finally:
             staging.destroy()
-        rec.method, rec.parent = method, source_rec.id
+        rec.method, rec.parent, rec.least_privilege = method, source_rec.id, True
         cluster.save(rec)
-        with _kept(cluster.start(rec, admin_only=True, password=source_rec.admin_password, keep=True)) as conn:
-            fork.rekey(conn, cluster, rec)
-        cluster.save(rec)
+        debug.crash_point("reset:after-swap")
+        self._started.discard(rec.id)
+        self._running(rec)
         self._wait_for_role(rec)
         return self._branch(rec)
+
+    def _staging(self, rec: ClusterRecord) -> tuple[Cluster, ClusterRecord]:
+        """A staging cluster beside rec's, recorded (unfinished, with this process's pid) before any file of it
+        exists, on a port of its own, with rec's passwords to set."""
+        from dataclasses import replace
+
+        self.store.cluster(rec.id + STAGING).destroy()  # a dead reset's (recover_swap left a live one alone)
+        staging_rec = replace(rec, id=rec.id + STAGING, status=CREATING, pid=os.getpid(), least_privilege=False)
+        return self.store.register(staging_rec), staging_rec
+
+    @staticmethod
+    def _swap_in(cluster: Cluster, rec: ClusterRecord, staging: Cluster) -> None:
+        """Stop the cluster and put the staged data directory in its place (under the cluster's lock, so no
+        other command starts it on the old data meanwhile); signals wait until it is done."""
+        with cluster.lock():
+            cluster.stop(mode="fast")
+            debug.crash_point("reset:after-stop")
+            old = cluster.dir / OLD_DATA
+            os.rename(cluster.data, old)
+            debug.crash_point("reset:after-move-old")
+            os.rename(staging.data, cluster.data)
+            debug.crash_point("reset:after-move-new")
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+            cluster.start(rec)
 
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         from treefork.backends import schema_diff
@@ -334,10 +381,13 @@ class ClusterBackend:
     def schema_url_or_none(self, branch: DbBranch) -> str | None:
         return self._admin_url(branch)
 
-    def snapshot(self, branch: DbBranch) -> DbBranch:
+    def snapshot(self, branch: DbBranch, *, tag: str) -> DbBranch:
         _, rec = self._expect(branch.id)
-        snap_name = f"{rec.workspace}@snapshot-{int(time.time() * 1000)}"
-        return self.create_branch(snap_name, parent=branch, options=CreateOptions())
+        return self.create_branch(_snapshot_name(rec, tag), parent=branch, options=CreateOptions())
+
+    def find_snapshot_or_none(self, branch: DbBranch, *, tag: str) -> DbBranch | None:
+        _, rec = self._expect(branch.id)
+        return self.find_branch_or_none(_snapshot_name(rec, tag))
 
     def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
         self.reset_branch(branch, source=snapshot)
@@ -348,6 +398,13 @@ class ClusterBackend:
         rec = cluster.record_or_none()
         if rec is not None and rec.repo_id == self.ctx.repo_id and "@snapshot-" in rec.workspace:
             self._destroy(cluster)
+
+    def writes_so_far(self, branch: DbBranch) -> int | None:
+        cluster, rec = self._expect(branch.id)
+        self._running(rec)
+        with cluster.admin(rec) as conn:
+            row = conn.one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        return int(row[0]) if row and row[0] else None
 
     # ---- helpers ------------------------------------------------------------------------------
     def _binding(self, cid: str) -> str:
@@ -427,13 +484,8 @@ def _kept(conn: libpq.Connection | None) -> libpq.Connection:
     return conn
 
 
-def _swap_data(cluster: Cluster, staging: Cluster) -> None:
-    old = cluster.dir / "data.old"
-    os.rename(cluster.data, old)
-    os.rename(staging.data, cluster.data)
-    import shutil
-
-    shutil.rmtree(old, ignore_errors=True)
+def _snapshot_name(rec: ClusterRecord, tag: str) -> str:
+    return f"{rec.workspace}@snapshot-{tag}"
 
 
 def _home(ctx: BackendContext) -> Any:

@@ -328,14 +328,20 @@ class TemplateBackend:
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
         raise _not_here("reset")
 
-    def snapshot(self, branch: DbBranch) -> DbBranch:
+    def snapshot(self, branch: DbBranch, *, tag: str) -> DbBranch:
         raise _not_here("snapshot a database (merge with `migrate`)")
+
+    def find_snapshot_or_none(self, branch: DbBranch, *, tag: str) -> DbBranch | None:
+        return None  # it never makes one
 
     def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
         raise _not_here("restore a snapshot")
 
     def drop_snapshot(self, snapshot: DbBranch) -> None:
         raise _not_here("drop a snapshot")
+
+    def writes_so_far(self, branch: DbBranch) -> int | None:
+        return None
 
     def schema_diff(self, branch: DbBranch, *, base: DbBranch) -> str:
         from treefork.backends import schema_diff

@@ -268,14 +268,20 @@ class NeonBackend:
     def schema_url_or_none(self, branch: DbBranch) -> str | None:
         return None  # compare_schema diffs on Neon's side; its dumps need no pg_dump of ours
 
-    def snapshot(self, branch: DbBranch) -> DbBranch:
-        return neon_lifecycle.snapshot(self, branch)
+    def snapshot(self, branch: DbBranch, *, tag: str) -> DbBranch:
+        return neon_lifecycle.snapshot(self, branch, tag=tag)
+
+    def find_snapshot_or_none(self, branch: DbBranch, *, tag: str) -> DbBranch | None:
+        return neon_lifecycle.find_snapshot_or_none(self, branch, tag=tag)
 
     def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
         neon_lifecycle.restore(self, branch, snapshot=snapshot)
 
     def drop_snapshot(self, snapshot: DbBranch) -> None:
         neon_lifecycle.drop_snapshot(self, snapshot)
+
+    def writes_so_far(self, branch: DbBranch) -> int | None:
+        return None  # a compute may be asleep: not worth waking to count
 
     # ---- helpers --------------------------------------------------------------------------------
     @property

@@ -47,8 +47,12 @@ def schema_diff(nb: NeonBackend, branch: DbBranch, *, base: DbBranch) -> str:
     return str(nb.api.get(f"{nb._base}/branches/{branch.id}/compare_schema", params).get("diff") or "")
 
 
-def snapshot(nb: NeonBackend, branch: DbBranch) -> DbBranch:
-    name = f"{branch.name}-treefork-snapshot-{int(time.time())}"[-256:]
+def _snapshot_name(branch: DbBranch, tag: str) -> str:
+    return f"{branch.name}-treefork-snapshot-{tag}"[-256:]
+
+
+def snapshot(nb: NeonBackend, branch: DbBranch, *, tag: str) -> DbBranch:
+    name = _snapshot_name(branch, tag)
     body: dict[str, Any] = {
         "branch": {"name": name, "parent_id": branch.id},
         "annotation_value": {
@@ -69,6 +73,14 @@ def snapshot(nb: NeonBackend, branch: DbBranch) -> DbBranch:
     nb._wait_operations(created.get("operations", []), what=f"snapshot {name}")
     nb._branches = None
     return DbBranch(name=name, id=created["branch"]["id"], workspace=SNAPSHOT_MARK, clone_method=NEON)
+
+
+def find_snapshot_or_none(nb: NeonBackend, branch: DbBranch, *, tag: str) -> DbBranch | None:
+    name = _snapshot_name(branch, tag)
+    for b in nb._list_all():
+        if b["name"] == name:
+            return DbBranch(name=name, id=b["id"], workspace=SNAPSHOT_MARK, clone_method=NEON)
+    return None
 
 
 def restore(nb: NeonBackend, branch: DbBranch, *, snapshot: DbBranch) -> None:
