@@ -1,0 +1,96 @@
+"""Red-team round 3 (../shared/redteam/round3.md), the agents' hooks: each test replays a finding's attack
+with real git and the real `claude-hook` entry fed the JSON Claude Code sends, and checks it now fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import db_url, git, run_tf
+from tf_helpers import can_connect, ls
+
+
+def _payload(cwd: Path, **fields: str) -> str:
+    return json.dumps({"session_id": "s", "transcript_path": "/tmp/t", "cwd": str(cwd), **fields})
+
+
+def _create(repo: Path, name: str, *, check: bool = True):
+    return run_tf(
+        repo, "claude-hook", "create", input=_payload(repo, hook_event_name="WorktreeCreate", name=name), check=check
+    )
+
+
+def _remove(path: Path, *, check: bool = False):
+    return run_tf(
+        path,
+        "claude-hook",
+        "remove",
+        input=_payload(path, hook_event_name="WorktreeRemove", worktree_path=str(path)),
+        check=check,
+    )
+
+
+def test_finding_14_claude_create_with_a_treefork_new_name_is_refused(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install", "--claude")
+    other = Path(json.loads(run_tf(tf_server_repo, "new", "dupname", "--json").out)["path"])
+    r = _create(tf_server_repo, "dupname", check=False)
+    assert r.rc == 1 and "already exists" in r.err and " ready:" not in r.err and r.out == ""
+    claude_path = tf_server_repo / ".claude" / "worktrees" / "dupname"
+    assert not claude_path.exists()  # no worktree with no env file, where the app would find the main .env
+    assert git(tf_server_repo, "branch", "--list", "worktree-dupname").stdout.strip() == ""
+    row = ls(tf_server_repo)["dupname"]
+    assert row["origin"] == "new" and Path(row["path"]) == other and can_connect(db_url(other))
+    # Claude's own name again still resumes its own worktree
+    wt = Path(_create(tf_server_repo, "mine").out.strip())
+    assert _create(tf_server_repo, "mine").out.strip() == str(wt)
+
+
+def test_finding_21_claude_remove_keeps_a_locked_user_worktree(tf_server_repo: Path) -> None:
+    user = tf_server_repo.parent / f"{tf_server_repo.name}-userwork"
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "userwork", str(user))  # no hooks installed: no workspace
+    (user / "notes.txt").write_text("precious\n")
+    git(tf_server_repo, "worktree", "lock", str(user))
+    r = _remove(user)
+    assert r.rc == 1 and "not a worktree treefork made for Claude Code" in r.err
+    assert (user / "notes.txt").read_text() == "precious\n"
+    assert git(tf_server_repo, "branch", "--list", "userwork").stdout.strip() != ""
+
+
+def test_finding_21_claude_remove_keeps_a_treefork_new_workspace(tf_server_repo: Path) -> None:
+    wk = Path(json.loads(run_tf(tf_server_repo, "new", "wk2", "--json").out)["path"])
+    url = db_url(wk)
+    (wk / "precious.txt").write_text("uncommitted precious\n")
+    git(tf_server_repo, "worktree", "lock", str(wk))
+    r = _remove(wk)
+    assert r.rc == 1 and "made by `treefork new`" in r.err and "treefork rm wk2" in r.err
+    assert (wk / "precious.txt").read_text() == "uncommitted precious\n"
+    assert ls(tf_server_repo)["wk2"]["status"] == "ready" and can_connect(url)
+
+
+def test_finding_21_claude_remove_keeps_a_locked_or_dirty_claude_worktree(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install", "--claude")
+    wt = Path(_create(tf_server_repo, "c").out.strip())
+    git(tf_server_repo, "worktree", "lock", str(wt))
+    r = _remove(wt)
+    assert r.rc == 1 and "locked" in r.err and wt.is_dir() and ls(tf_server_repo)["c"]["status"] == "ready"
+    git(tf_server_repo, "worktree", "unlock", str(wt))
+    (wt / "scratch.txt").write_text("not committed\n")
+    r = _remove(wt)
+    assert r.rc == 1 and "uncommitted changes" in r.err and (wt / "scratch.txt").read_text() == "not committed\n"
+    (wt / "scratch.txt").unlink()
+    _remove(wt, check=True)  # clean, unlocked, Claude's own: removed
+    assert not wt.exists() and "c" not in ls(tf_server_repo)
+
+
+def test_finding_30_a_branch_named_root_makes_no_second_root(tf_server_repo: Path) -> None:
+    run_tf(tf_server_repo, "install")
+    wt = tf_server_repo.parent / f"{tf_server_repo.name}-root"
+    cp = git(tf_server_repo, "worktree", "add", "-q", "-b", "root", str(wt))
+    assert "root workspace's name" in cp.stderr and "branch -m root root-work" in cp.stderr
+    rows = json.loads(run_tf(tf_server_repo, "ls", "--json").out)
+    assert [r["name"] for r in rows].count("root") == 1
+    assert "unprovisioned.treefork.invalid" in db_url(wt) or "invalid" in db_url(wt)  # fails loudly, never main's
+    assert db_url(wt) != db_url(tf_server_repo)
+    git(wt, "branch", "-m", "root", "root-work")
+    run_tf(wt, "sync")
+    assert ls(tf_server_repo)["root-work"]["status"] == "ready" and can_connect(db_url(wt))
