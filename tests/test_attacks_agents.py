@@ -94,3 +94,78 @@ def test_finding_30_a_branch_named_root_makes_no_second_root(tf_server_repo: Pat
     git(wt, "branch", "-m", "root", "root-work")
     run_tf(wt, "sync")
     assert ls(tf_server_repo)["root-work"]["status"] == "ready" and can_connect(db_url(wt))
+
+
+def test_finding_20_worktreeinclude_never_copies_through_a_committed_symlink(tf_server_repo: Path, tmp_path: Path) -> None:
+    """origin/HEAD commits `config -> <outside>`; the user's ignored config/local.yml must not land there."""
+    outside = tmp_path / "victim-outside"
+    outside.mkdir()
+    (tf_server_repo / "config").mkdir()
+    (tf_server_repo / "config" / "local.yml").write_text("db_password: hunter2\n")
+    (tf_server_repo / ".git" / "info" / "exclude").write_text("config/local.yml\n")
+    (tf_server_repo / ".worktreeinclude").write_text("config/local.yml\n")
+    git(tf_server_repo, "add", ".worktreeinclude")
+    git(tf_server_repo, "commit", "-q", "-m", "wi")
+    attacker = tmp_path / "attacker"
+    git(tmp_path, "clone", "-q", str(tf_server_repo), str(attacker))
+    git(attacker, "rm", "-q", "--cached", "-r", "--ignore-unmatch", "config")
+    (attacker / "config").symlink_to(outside)
+    git(attacker, "add", "config")
+    git(attacker, "commit", "-q", "-m", "refactor config")
+    git(tf_server_repo, "remote", "add", "origin", str(attacker))
+    git(tf_server_repo, "fetch", "-q", "origin")
+    git(tf_server_repo, "remote", "set-head", "origin", "main")
+    run_tf(tf_server_repo, "install", "--claude")
+    r = _create(tf_server_repo, "w1")
+    wt = Path(r.out.strip())
+    assert (wt / "config").is_symlink() and list(outside.iterdir()) == []  # nothing written outside
+    assert "config" in r.err and "symlink" in r.err
+    assert can_connect(db_url(wt))
+
+
+def test_finding_20_worktreeinclude_copies_keep_the_files_mode(tf_server_repo: Path) -> None:
+    (tf_server_repo / "secret.yml").write_text("k: v\n")
+    (tf_server_repo / "secret.yml").chmod(0o600)
+    (tf_server_repo / ".git" / "info" / "exclude").write_text("secret.yml\n")
+    (tf_server_repo / ".worktreeinclude").write_text("secret.yml\n")
+    run_tf(tf_server_repo, "install", "--claude")
+    wt = Path(_create(tf_server_repo, "m").out.strip())
+    assert (wt / "secret.yml").read_text() == "k: v\n" and (wt / "secret.yml").stat().st_mode & 0o777 == 0o600
+
+
+def test_finding_32_symlink_directories_never_leave_the_worktree(tf_server_repo: Path, tmp_path: Path) -> None:
+    evil = tmp_path / "evil-target"
+    depth = len(tf_server_repo.relative_to("/").parts) + 3
+    escape = "/".join([".."] * depth) + str(evil)
+    (tf_server_repo / "shared").mkdir()
+    settings = tf_server_repo / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"worktree": {"symlinkDirectories": [escape, "shared"], "baseRef": "head"}}))
+    git(tf_server_repo, "add", ".")
+    git(tf_server_repo, "commit", "-q", "-m", "settings")
+    run_tf(tf_server_repo, "install", "--claude")
+    r = _create(tf_server_repo, "s")
+    wt = Path(r.out.strip())
+    assert not evil.exists() and not evil.parent.joinpath("evil-target").is_symlink()
+    assert "leads out of the worktree" in r.err
+    assert (wt / "shared").is_symlink()  # the honest entry is still linked
+
+
+def test_finding_32_a_committed_claude_symlink_gets_no_settings_written_through_it(
+    tf_server_repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside-claude"
+    outside.mkdir()
+    run_tf(tf_server_repo, "install", "--claude")
+    attacker = tmp_path / "attacker"
+    git(tmp_path, "clone", "-q", str(tf_server_repo), str(attacker))
+    (attacker / ".claude").symlink_to(outside)
+    git(attacker, "switch", "-q", "-c", "evilc")
+    git(attacker, "add", ".claude")
+    git(attacker, "commit", "-q", "-m", "evil")
+    git(tf_server_repo, "fetch", "-q", str(attacker), "evilc:evilc")
+    assert (tf_server_repo / ".claude" / "settings.local.json").is_file()
+    r = run_tf(tf_server_repo, "new", "ec", "--branch", "evilc")
+    wt = tf_server_repo.parent / f"{tf_server_repo.name}.worktrees" / "ec"
+    assert (wt / ".claude").is_symlink() and list(outside.iterdir()) == []
+    assert "symlink" in r.err
