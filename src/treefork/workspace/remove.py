@@ -45,7 +45,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
             st.workspaces[name].status = REMOVING
         debug.crash_point("rm:after-intent")
         worktree_removed = _remove_worktree(ctx, where, force=force)  # git's own dirty check is the last gate
-    _release_extras(ctx, ws)
+    _release_extras(ctx, state, ws)
     debug.crash_point("rm:after-worktree")
     db_dropped = drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
@@ -127,7 +127,7 @@ def _parent_ref(ctx: Context, state: State, ws: Workspace, listed: dict[Path, Wo
     return ctx.repo.head_in(where, listed) if where.exists() else None
 
 
-def _release_extras(ctx: Context, ws: Workspace) -> None:
+def _release_extras(ctx: Context, state: State, ws: Workspace) -> None:
     """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session."""
     if ctx.config.ports:
         from treefork.workspace import ports
@@ -135,4 +135,4 @@ def _release_extras(ctx: Context, ws: Workspace) -> None:
         ports.release(Path(ws.path))
     from treefork.agents import tmux
 
-    tmux.kill(tmux.session_name(ctx.repo.name, ws.name))
+    tmux.kill(tmux.session_name(state.repo_id, ctx.repo.name, ws.name), Path(ws.path))

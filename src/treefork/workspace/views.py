@@ -37,7 +37,7 @@ def rows(ctx: Context, state: State, *, names: list[str] | None = None) -> list[
     for ws in chosen:
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
-        agent = tmux.status_in(sessions, tmux.session_name(ctx.repo.name, ws.name))
+        agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
         seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
         out.append(row(ctx, state, ws, seen, expires_at=expiry.get(ws.name)))
     return out
