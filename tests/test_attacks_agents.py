@@ -169,3 +169,16 @@ def test_finding_32_a_committed_claude_symlink_gets_no_settings_written_through_
     wt = tf_server_repo.parent / f"{tf_server_repo.name}.worktrees" / "ec"
     assert (wt / ".claude").is_symlink() and list(outside.iterdir()) == []
     assert "symlink" in r.err
+
+
+def test_finding_23_nested_path_is_refused_and_rm_never_wipes_an_inner_worktree(tf_server_repo: Path) -> None:
+    outer = Path(json.loads(run_tf(tf_server_repo, "new", "outer", "--json").out)["path"])
+    r = run_tf(tf_server_repo, "new", "inner", "--path", str(outer / "inner"), check=False)
+    assert r.rc == 1 and "lies inside the worktree" in r.err and "inner" not in ls(tf_server_repo)
+    assert not (outer / "inner").exists()
+    # one that git made there itself: rm outer refuses, even with --force, and names it
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "gitinner", str(outer / "gitinner"))
+    (outer / "gitinner" / "work.txt").write_text("precious\n")
+    r = run_tf(tf_server_repo, "rm", "outer", "--force", check=False)
+    assert r.rc != 0 and "gitinner" in r.err and "would delete its files" in r.err
+    assert (outer / "gitinner" / "work.txt").read_text() == "precious\n" and ls(tf_server_repo)["outer"]["status"] == "ready"

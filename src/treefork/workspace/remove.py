@@ -39,7 +39,9 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
 
     # the git lock is held from the one listing to the removal: no treefork command adds or removes a worktree between
     with ctx.registry.git_lock():
-        where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+        listed = reconcile.listed_worktrees(ctx)
+        where = reconcile.locate(ws, listed)
+        _expect_nothing_nested(ctx, state, name, where, listed)
         _expect_clean(ctx, name, where, force=force)
         with ctx.registry.transaction() as st:
             st.workspaces[name].status = REMOVING
@@ -81,6 +83,22 @@ def drop_db(ctx: Context, ws: Workspace) -> bool:
         return False
     ctx.backend().delete_branch(db)
     return True
+
+
+def _expect_nothing_nested(
+    ctx: Context, state: State, name: str, where: reconcile.Location, listed: dict[Path, Worktree]
+) -> None:
+    """Removing a worktree deletes everything under it: never another worktree's files, even with --force."""
+    if where.state != "present" or where.tree is None:
+        return
+    outer = where.tree.path.resolve()
+    inner = sorted(p for p in listed if outer in p.parents)
+    if inner:
+        owner = next((w.name for w in state.workspaces.values() if Path(w.path).resolve() == inner[0]), None)
+        raise FatalError(
+            f"the worktree {inner[0]} lies inside {name}'s worktree {outer}; removing {name} would delete its files",
+            hint=f"remove it first (`treefork rm {owner}`)" if owner else f"move it out first: git worktree move {inner[0]} <elsewhere>",
+        )
 
 
 def _expect_clean(ctx: Context, name: str, where: reconcile.Location, *, force: bool) -> None:
