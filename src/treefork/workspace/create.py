@@ -72,7 +72,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
 
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
-            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True)
+            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True, workspace=ws.name)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
     except BaseException as e:

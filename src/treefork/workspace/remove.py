@@ -150,7 +150,7 @@ def _release_extras(ctx: Context, state: State, ws: Workspace) -> None:
     if ctx.config.ports:
         from treefork.workspace import ports
 
-        ports.release(Path(ws.path))
+        ports.release(ctx.repo.common_dir, ws.name, Path(ws.path))
     from treefork.agents import tmux
 
     tmux.kill(tmux.session_name(state.repo_id, ctx.repo.name, ws.name), Path(ws.path))

@@ -87,7 +87,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
         "disk_bytes": disk_bytes(path) if present else None,
         "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
-        "ports": ports.held_by(path),
+        "ports": ports.held_by(ctx.repo.common_dir, ws.name),
         "agent": seen.agent,
         "created_at": ws.created_at,
         "expires_at": expires_at,
