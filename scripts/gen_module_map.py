@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "redact",
             "paths",
             "fsutil",
+            "beneath",
             "proc",
             "locks",
             "output",

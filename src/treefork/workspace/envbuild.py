@@ -22,11 +22,9 @@ def template_text(repo: Repo, config: Config) -> str:
     return ""
 
 
-# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations). A worktree must
-# never keep one pointing at the parent's database. Split settings (PGHOST, POSTGRES_DB, ...) are
-# dbsettings' families.
-POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")
-DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "POSTGRES_URL_NO_SSL")
+# Variables that name a database (dbsettings); split settings (PGHOST, POSTGRES_DB, ...) are dbsettings' families.
+POOLED_URL_VARS = dbsettings.POOLED_URL_VARS
+DIRECT_URL_VARS = dbsettings.DIRECT_URL_VARS
 _DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
 
 

@@ -1,0 +1,55 @@
+"""Red-team round 3 (../shared/redteam/round3.md), configuration and env files: each test replays a
+finding's attack on a real repository and checks it now fails with a one-line error and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import git, run_tf
+
+
+def _config(repo: Path, text: str) -> None:
+    (repo / "treefork.toml").write_text(text)
+    git(repo, "add", "treefork.toml")
+    git(repo, "commit", "-q", "-m", "config")
+
+
+def _refused(repo: Path, *words: str) -> None:
+    r = run_tf(repo, "new", "t", check=False)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1 and "a bug" not in r.err, r.err
+    assert all(w in r.err for w in words), r.err
+    registry = json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
+    assert "t" not in registry["workspaces"] and not (repo.parent / f"{repo.name}.worktrees" / "t").exists()
+
+
+@pytest.mark.parametrize("name", [".git", ".GIT"])
+def test_finding_28_env_file_git_is_refused(tf_server_repo: Path, name: str) -> None:
+    _config(tf_server_repo, f'env_file = "{name}"\n')
+    _refused(tf_server_repo, "env_file", "git's own")
+
+
+def test_finding_33_env_file_with_a_nul_byte_is_refused(tf_server_repo: Path) -> None:
+    _config(tf_server_repo, 'env_file = ".env\\u0000x"\n')
+    _refused(tf_server_repo, "env_file must be a plain file name")
+
+
+@pytest.mark.parametrize("var", ["DATABASE_URL", "PGPORT", "POSTGRES_PORT", "DIRECT_URL"])
+def test_finding_33_a_database_variable_in_ports_is_refused(tf_server_repo: Path, var: str) -> None:
+    _config(tf_server_repo, f'ports = ["PORT", "{var}"]\n')
+    _refused(tf_server_repo, "ports lists", var)
+
+
+def test_finding_33_the_url_var_in_ports_is_refused(tf_server_repo: Path) -> None:
+    _config(tf_server_repo, 'url_var = "APP_DB"\nports = ["APP_DB"]\n')
+    _refused(tf_server_repo, "ports lists", "APP_DB")
+
+
+@pytest.mark.parametrize(
+    ("key", "var"), [("url_var", "PATH"), ("url_var", "LD_PRELOAD"), ("direct_url_var", "PYTHONPATH"), ("ports", "HOME")]
+)
+def test_finding_33_a_process_variable_is_refused(tf_server_repo: Path, key: str, var: str) -> None:
+    _config(tf_server_repo, f'{key} = {[var]!r}\n'.replace("'", '"') if key == "ports" else f'{key} = "{var}"\n')
+    _refused(tf_server_repo, key, var, "programs read for themselves")
