@@ -53,3 +53,34 @@ def test_finding_33_the_url_var_in_ports_is_refused(tf_server_repo: Path) -> Non
 def test_finding_33_a_process_variable_is_refused(tf_server_repo: Path, key: str, var: str) -> None:
     _config(tf_server_repo, f'{key} = {[var]!r}\n'.replace("'", '"') if key == "ports" else f'{key} = "{var}"\n')
     _refused(tf_server_repo, key, var, "programs read for themselves")
+
+
+def test_finding_19_two_inits_at_once_make_one_root_and_the_main_env_points_at_it(repo: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import db_url
+    from testing.server import can_connect, cluster_records, root_cluster
+
+    (repo / ".env").unlink()  # as in the report: no dev database, so init writes the main .env itself
+    roots_before = sum(r["workspace"] == "<root>" for r in cluster_records())
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "treefork", "init", "--no-import"],
+            cwd=repo,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in runs]
+    assert [rc for rc, _ in outcomes] == [0, 0], outcomes
+    assert sum("already initialised" in err for _, err in outcomes) == 1, outcomes
+    assert sum(r["workspace"] == "<root>" for r in cluster_records()) == roots_before + 1
+    root = root_cluster(repo)
+    main_url = db_url(repo)
+    assert f":{root['port']}/" in main_url and can_connect(main_url)
