@@ -182,3 +182,51 @@ def test_finding_23_nested_path_is_refused_and_rm_never_wipes_an_inner_worktree(
     r = run_tf(tf_server_repo, "rm", "outer", "--force", check=False)
     assert r.rc != 0 and "gitinner" in r.err and "would delete its files" in r.err
     assert (outer / "gitinner" / "work.txt").read_text() == "precious\n" and ls(tf_server_repo)["outer"]["status"] == "ready"
+
+
+def test_finding_37_sync_says_ready_only_of_a_database_that_answers(tf_server_repo: Path, pg_server) -> None:
+    from treefork.backends.local.libpq import SQL, Ident
+
+    wt = Path(json.loads(run_tf(tf_server_repo, "new", "y", "--json").out)["path"])
+    dbname = db_url(wt).rsplit("/", 1)[1].split("?")[0]
+    with pg_server.admin() as conn:
+        conn.execute(SQL.of("DROP DATABASE {} WITH (FORCE)", Ident(dbname)))
+    r = run_tf(tf_server_repo, "sync", "y", check=False)
+    assert r.rc == 1 and "is ready:" not in r.err and "does not log in" in r.err and "treefork reset y" in r.err
+    assert run_tf(wt, "sync", "--quiet").rc == 0  # the agents' session hook stays cheap and silent
+
+
+def test_finding_37_merge_of_a_workspace_being_removed_names_rm(tf_server_repo: Path) -> None:
+    from testing.repo import registry_file
+
+    run_tf(tf_server_repo, "new", "f5")
+    data = json.loads(registry_file(tf_server_repo).read_text())
+    data["workspaces"]["f5"]["status"] = "removing"  # what a merge killed during its removal leaves
+    registry_file(tf_server_repo).write_text(json.dumps(data))
+    r = run_tf(tf_server_repo, "merge", "f5", check=False)
+    assert r.rc == 1 and "treefork rm f5" in r.err and "treefork new" not in r.err
+
+
+def test_finding_38_a_worktree_path_with_a_newline_gets_a_clear_error(tf_server_repo: Path) -> None:
+    weird = tf_server_repo.parent / "nl2\nx"
+    git(tf_server_repo, "worktree", "add", "-q", "-b", "nlb", str(weird))
+    for args in (("sync",), ("ls",), ("url", "root")):
+        r = run_tf(weird, *args, check=False)
+        assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, r.err
+        assert "control character" in r.err and "not found" not in r.err and "git worktree move" in r.err
+
+
+def test_finding_37_sync_is_not_ready_while_a_squatter_holds_the_port(tf_repo: Path) -> None:
+    import socket
+
+    from testing.server import cluster_of
+
+    run_tf(tf_repo, "new", "a")
+    port = cluster_of(tf_repo, "a")["port"]
+    run_tf(tf_repo, "server", "stop")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        r = run_tf(tf_repo, "sync", "a", check=False)
+    assert r.rc == 1 and "is ready" not in r.err and str(port) in r.err
