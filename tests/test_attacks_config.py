@@ -84,3 +84,47 @@ def test_finding_19_two_inits_at_once_make_one_root_and_the_main_env_points_at_i
     root = root_cluster(repo)
     main_url = db_url(repo)
     assert f":{root['port']}/" in main_url and can_connect(main_url)
+
+
+def test_finding_41_a_line_dotenv_and_a_shell_read_differently_is_refused(tf_server_repo: Path) -> None:
+    """R1-34: `OTHER=1 DATABASE_URL=…` is OTHER to python-dotenv, but DATABASE_URL too to `set -a; . .env`."""
+    env = tf_server_repo / ".env"
+    env.write_text(env.read_text() + "OTHER=1 DATABASE_URL=postgres://parent2/db\n")
+    r = run_tf(tf_server_repo, "new", "t", check=False)
+    assert r.rc == 1 and sum(line.startswith("treefork: error:") for line in r.err.splitlines()) == 1, r.err
+    assert "Traceback" not in r.err and "OTHER" in r.err and "DATABASE_URL" in r.err and "a line of its own" in r.err
+    assert "parent2" not in r.err and not (tf_server_repo.parent / f"{tf_server_repo.name}.worktrees" / "t").exists()
+
+
+def test_finding_41_an_env_file_that_is_a_directory_gets_the_right_hint(repo: Path) -> None:
+    """R1-33: not "chmod 600"."""
+    env = repo / ".env"
+    env.unlink()
+    env.mkdir()
+    r = run_tf(repo, "init", "--no-import", check=False)
+    assert r.rc == 1 and "is a directory" in r.err and "chmod" not in r.err and "mv " in r.err, r.err
+
+
+def test_finding_41_claude_hook_stdin_is_bounded_in_size_and_time() -> None:
+    """R1-35: an incomplete object on a pipe left open, and a huge one, end with a clear error."""
+    import os
+
+    from treefork.errors import FatalError
+    from treefork.hooks.claude import read_payload
+
+    r, w = os.pipe()
+    try:
+        os.write(w, b'{"name": "hang')
+        with pytest.raises(FatalError, match="no complete JSON object on stdin within 0.2 s"):
+            read_payload(r, seconds=0.2)
+    finally:
+        os.close(r)
+        os.close(w)
+    r, w = os.pipe()
+    try:
+        os.write(w, b'{"name": "' + b"x" * 60000)
+        with pytest.raises(FatalError, match="more than 50000 bytes"):
+            read_payload(r, limit=50000, seconds=5)
+    finally:
+        os.close(r)
+        os.close(w)

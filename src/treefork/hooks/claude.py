@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,29 @@ from treefork.workspace import remove as removing
 WORKTREES_DIR = ".claude/worktrees"
 
 
-def read_payload(stream: int = 0) -> dict[str, Any]:
-    """One JSON object from stdin, without waiting for EOF (Claude Code may keep the pipe open)."""
-    decoder, text = json.JSONDecoder(), ""
+PAYLOAD_LIMIT = 1 << 20  # Claude's payloads are a few hundred bytes
+PAYLOAD_SECONDS = 10.0
+
+
+def read_payload(stream: int = 0, *, limit: int = PAYLOAD_LIMIT, seconds: float = PAYLOAD_SECONDS) -> dict[str, Any]:
+    """One JSON object from stdin, without waiting for EOF (Claude Code may keep the pipe open); at most
+    `limit` bytes, and a complete object within `seconds`."""
+    import select
+
+    decoder, data = json.JSONDecoder(), b""
+    give_up_at = time.monotonic() + seconds
     while True:
+        left = give_up_at - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            raise FatalError(
+                f"no complete JSON object on stdin within {seconds:g} s", hint="Claude Code sends one at once; to test: "
+                'echo \'{"name":"x"}\' | treefork claude-hook create'
+            )
         chunk = os.read(stream, 65536)
-        if chunk:
-            text += chunk.decode("utf-8", errors="replace")
-        stripped = text.lstrip()
+        data += chunk
+        if len(data) > limit:
+            raise FatalError(f"the hook's stdin holds more than {limit} bytes", hint="Claude Code sends a small JSON object")
+        stripped = data.decode("utf-8", errors="replace").lstrip()
         if stripped:
             try:
                 obj, _ = decoder.raw_decode(stripped)
