@@ -26,7 +26,6 @@ from tf_helpers import new
 pytestmark = pytest.mark.apps
 
 
-
 def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         cur = conn.execute(query)

@@ -96,7 +96,9 @@ def test_finding_30_a_branch_named_root_makes_no_second_root(tf_server_repo: Pat
     assert ls(tf_server_repo)["root-work"]["status"] == "ready" and can_connect(db_url(wt))
 
 
-def test_finding_20_worktreeinclude_never_copies_through_a_committed_symlink(tf_server_repo: Path, tmp_path: Path) -> None:
+def test_finding_20_worktreeinclude_never_copies_through_a_committed_symlink(
+    tf_server_repo: Path, tmp_path: Path
+) -> None:
     """origin/HEAD commits `config -> <outside>`; the user's ignored config/local.yml must not land there."""
     outside = tmp_path / "victim-outside"
     outside.mkdir()
@@ -181,7 +183,9 @@ def test_finding_23_nested_path_is_refused_and_rm_never_wipes_an_inner_worktree(
     (outer / "gitinner" / "work.txt").write_text("precious\n")
     r = run_tf(tf_server_repo, "rm", "outer", "--force", check=False)
     assert r.rc != 0 and "gitinner" in r.err and "would delete its files" in r.err
-    assert (outer / "gitinner" / "work.txt").read_text() == "precious\n" and ls(tf_server_repo)["outer"]["status"] == "ready"
+    assert (outer / "gitinner" / "work.txt").read_text() == "precious\n" and ls(tf_server_repo)["outer"][
+        "status"
+    ] == "ready"
 
 
 def test_finding_37_sync_says_ready_only_of_a_database_that_answers(tf_server_repo: Path, pg_server) -> None:

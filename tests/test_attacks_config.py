@@ -48,10 +48,11 @@ def test_finding_33_the_url_var_in_ports_is_refused(tf_server_repo: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("key", "var"), [("url_var", "PATH"), ("url_var", "LD_PRELOAD"), ("direct_url_var", "PYTHONPATH"), ("ports", "HOME")]
+    ("key", "var"),
+    [("url_var", "PATH"), ("url_var", "LD_PRELOAD"), ("direct_url_var", "PYTHONPATH"), ("ports", "HOME")],
 )
 def test_finding_33_a_process_variable_is_refused(tf_server_repo: Path, key: str, var: str) -> None:
-    _config(tf_server_repo, f'{key} = {[var]!r}\n'.replace("'", '"') if key == "ports" else f'{key} = "{var}"\n')
+    _config(tf_server_repo, f"{key} = {[var]!r}\n".replace("'", '"') if key == "ports" else f'{key} = "{var}"\n')
     _refused(tf_server_repo, key, var, "programs read for themselves")
 
 

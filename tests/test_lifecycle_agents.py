@@ -218,7 +218,9 @@ def test_server_may_run_looks_where_a_tmux_client_does(tmp_path: Path, monkeypat
 
 
 @needs_tmux
-def test_finding_22_rm_kills_only_its_own_repositorys_agent(tf_server_repo: Path, tmux_env, tmp_path: Path, pg_server) -> None:
+def test_finding_22_rm_kills_only_its_own_repositorys_agent(
+    tf_server_repo: Path, tmux_env, tmp_path: Path, pg_server
+) -> None:
     """Two checkouts both called `app`, a workspace `feat` with an agent in each: `ls` and `rm` in one never
     see or kill the other's. The same within a repository for `agent.y` and `agent_y`."""
     import subprocess

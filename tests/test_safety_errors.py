@@ -158,6 +158,7 @@ def test_finding_40_a_neon_api_that_never_answers_fails_at_once_with_a_clear_err
     assert r.rc == 1, r.err
     assert_one_line_error(r.err, "did not answer within 0.5 s", "TREEFORK_NEON_TIMEOUT")
     assert len(_HangHandler.seen) == 1, _HangHandler.seen  # never asked again: it would hang as long each time
-    assert not (repo / ".git" / "treefork" / "registry.json").exists() or '"backend": null' in (
-        repo / ".git" / "treefork" / "registry.json"
-    ).read_text()
+    assert (
+        not (repo / ".git" / "treefork" / "registry.json").exists()
+        or '"backend": null' in (repo / ".git" / "treefork" / "registry.json").read_text()
+    )
