@@ -23,7 +23,9 @@ class Outside(FatalError):
 def parts_of(rel: str) -> list[str]:
     """The components of a relative path; `..`, an absolute path or a NUL byte are refused."""
     if "\0" in rel or rel.startswith("/") or not rel.strip("/"):
-        raise Outside(f"{rel!r} is not a relative path inside the worktree", hint="use a path relative to the repo root")
+        raise Outside(
+            f"{rel!r} is not a relative path inside the worktree", hint="use a path relative to the repo root"
+        )
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise Outside(f"{rel!r} leads out of the worktree (..)", hint="use a path inside the repository")

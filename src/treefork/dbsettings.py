@@ -338,7 +338,9 @@ def prefix_family(prefix: str) -> Family:
 
 def database_vars(declared: tuple[Family, ...]) -> frozenset[str]:
     """Every variable treefork writes with a workspace's database: the URL variables and every family's."""
-    return frozenset((*POOLED_URL_VARS, *DIRECT_URL_VARS, *(n for f in (*declared, *BUILTIN_FAMILIES) for n in f.names())))
+    return frozenset(
+        (*POOLED_URL_VARS, *DIRECT_URL_VARS, *(n for f in (*declared, *BUILTIN_FAMILIES) for n in f.names()))
+    )
 
 
 def families(declared: tuple[Family, ...], env: Mapping[str, str | None]) -> list[Family]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,11 @@ def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -
     _copy_local_settings(repo.main_root, path)
     for rel in settings.get("symlinkDirectories") or []:
         if isinstance(rel, str):
-            _inside(rel, lambda rel=rel: _symlink_directory(repo.main_root, path, rel))
+            _inside(rel, functools.partial(_symlink_directory, repo.main_root, path, rel))
     for rel in worktreeinclude_files(repo):
         if rel == env_file or rel.startswith(".claude/worktrees/"):
             continue  # our env file holds this worktree's DATABASE_URL; the main one's must never land here
-        _inside(rel, lambda rel=rel: _copy_file(repo.main_root, path, rel))
+        _inside(rel, functools.partial(_copy_file, repo.main_root, path, rel))
 
 
 def share_settings(repo: Repo, path: Path) -> None:

@@ -65,8 +65,8 @@ def launch(session: str, worktree: Path, workspace: str, command: tuple[str, ...
     wrapped = tuple(a[:-1] + "\\;" if a.endswith(";") else a for a in selfcmd.argv("run", workspace, "--", *command))
     # one tmux invocation, so the pane stays (remain-on-exit) even for an agent that exits at once
     keep = (";", "set-option", "-w", "-t", f"={session}:", "remain-on-exit", "on")
-    keep += (";", "set-option", "-t", f"={session}:", OWNER_OPTION, str(worktree))
-    proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, env=env)
+    owned = (";", "set-option", "-t", f"={session}:", OWNER_OPTION, str(worktree))
+    proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, *owned, env=env)
 
 
 def status(session: str) -> str:

@@ -48,13 +48,15 @@ def read_payload(stream: int = 0, *, limit: int = PAYLOAD_LIMIT, seconds: float 
         left = give_up_at - time.monotonic()
         if left <= 0 or not select.select([stream], [], [], left)[0]:
             raise FatalError(
-                f"no complete JSON object on stdin within {seconds:g} s", hint="Claude Code sends one at once; to test: "
-                'echo \'{"name":"x"}\' | treefork claude-hook create'
+                f"no complete JSON object on stdin within {seconds:g} s",
+                hint='Claude Code sends one at once; to test: echo \'{"name":"x"}\' | treefork claude-hook create',
             )
         chunk = os.read(stream, 65536)
         data += chunk
         if len(data) > limit:
-            raise FatalError(f"the hook's stdin holds more than {limit} bytes", hint="Claude Code sends a small JSON object")
+            raise FatalError(
+                f"the hook's stdin holds more than {limit} bytes", hint="Claude Code sends a small JSON object"
+            )
         stripped = data.decode("utf-8", errors="replace").lstrip()
         if stripped:
             try:

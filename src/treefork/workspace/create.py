@@ -43,9 +43,7 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
     ws = state.expect_workspace(parent)
     db = ws.db_ref_or_none()
     if ws.status != READY or db is None:
-        raise FatalError(
-            f"workspace {parent!r} is not ready ({ws.status})", hint=ws.next_step()
-        )
+        raise FatalError(f"workspace {parent!r} is not ready ({ws.status})", hint=ws.next_step())
     return db
 
 

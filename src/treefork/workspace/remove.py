@@ -97,7 +97,9 @@ def _expect_nothing_nested(
         owner = next((w.name for w in state.workspaces.values() if Path(w.path).resolve() == inner[0]), None)
         raise FatalError(
             f"the worktree {inner[0]} lies inside {name}'s worktree {outer}; removing {name} would delete its files",
-            hint=f"remove it first (`treefork rm {owner}`)" if owner else f"move it out first: git worktree move {inner[0]} <elsewhere>",
+            hint=f"remove it first (`treefork rm {owner}`)"
+            if owner
+            else f"move it out first: git worktree move {inner[0]} <elsewhere>",
         )
 
 
