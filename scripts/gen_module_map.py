@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "paths",
             "fsutil",
             "interrupts",
+            "beneath",
             "proc",
             "locks",
             "output",

@@ -144,14 +144,6 @@ def test_settings_merge_foreign_hook_and_uninstall(tf_server_repo: Path) -> None
     assert json.loads(local.read_text()) == other
 
 
-def test_remove_discards_uncommitted_changes_claude_asked_about(tf_server_repo: Path) -> None:
-    run_tf(tf_server_repo, "install", "--claude")
-    wt = Path(_create(tf_server_repo, "dirty").out.strip())
-    (wt / "scratch.txt").write_text("not committed\n")
-    _remove(wt, wt)
-    assert not wt.exists() and "dirty" not in ls(tf_server_repo)
-
-
 def test_install_moves_an_old_install_out_of_the_tracked_settings_and_refuses_a_tracked_local(
     tf_server_repo: Path,
 ) -> None:

@@ -33,7 +33,7 @@ def test_doctor_says_which_env_file_url_does_not_connect(tf_server_repo: Path) -
     env.write_text(env.read_text().replace(db_url(wt), db_url(wt).replace("@localhost", "x@localhost")))
     check = _checks(tf_server_repo)["connections"]
     assert check["level"] == "fail" and check["message"].startswith("env file URLs that do not connect: w (")
-    assert check["hint"] == "treefork sync NAME"
+    assert check["hint"] == "treefork sync NAME (says why), then treefork reset NAME to make its database again"
 
 
 def _ls_states(repo: Path) -> dict[str, str]:

@@ -54,9 +54,8 @@ def test_agent_runs_in_tmux_with_the_env_and_ls_shows_it(tf_server_repo: Path, t
     run_tf(tf_server_repo, "rm", "a", "--force", env=tmux_env)  # the agent goes with its worktree
     import subprocess
 
-    assert (
-        subprocess.run(["tmux", "has-session", "-t", f"={tf_server_repo.name}/a"], capture_output=True).returncode != 0
-    )
+    listed = subprocess.run(["tmux", "ls", "-F", "#{session_name}"], capture_output=True, text=True).stdout
+    assert not any(s.endswith("/a") for s in listed.split())
 
 
 @needs_tmux
@@ -216,3 +215,34 @@ def test_server_may_run_looks_where_a_tmux_client_does(tmp_path: Path, monkeypat
     assert server_may_run()
     monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path / "missing"))  # tmux 3 falls back to /tmp
     assert server_may_run() is (Path("/tmp") / f"tmux-{os.getuid()}" / "default").exists()
+
+
+@needs_tmux
+def test_finding_22_rm_kills_only_its_own_repositorys_agent(
+    tf_server_repo: Path, tmux_env, tmp_path: Path, pg_server
+) -> None:
+    """Two checkouts both called `app`, a workspace `feat` with an agent in each: `ls` and `rm` in one never
+    see or kill the other's. The same within a repository for `agent.y` and `agent_y`."""
+    import subprocess
+
+    from conftest import make_repo
+
+    other = make_repo(tmp_path / "clientB" / "app")
+    run_tf(other, "init", "--server-url", pg_server.url())
+    for repo in (tf_server_repo, other):
+        run_tf(repo, "new", "feat", "--agent", "sleep 100", env=tmux_env)
+    run_tf(tf_server_repo, "new", "agent.y", "--agent", "sleep 100", env=tmux_env)
+    run_tf(tf_server_repo, "new", "agent_y", "--agent", "sleep 100", env=tmux_env)
+    sessions = subprocess.run(["tmux", "ls", "-F", "#{session_name}"], capture_output=True, text=True).stdout.split()
+    assert len(sessions) == 4, sessions
+    run_tf(other, "rm", "feat", "--force", env=tmux_env)
+    assert ls(tf_server_repo)["feat"]["agent"] == "running" and "feat" not in ls(other)
+    run_tf(tf_server_repo, "rm", "agent.y", "--force", env=tmux_env)
+    assert ls(tf_server_repo)["agent_y"]["agent"] == "running"
+    left = subprocess.run(["tmux", "ls", "-F", "#{session_name}"], capture_output=True, text=True).stdout.split()
+    assert len(left) == 2
+    # a session of the same name that treefork did not start for this worktree is not killed either
+    victim = next(s for s in left if s.endswith("/feat"))
+    subprocess.run(["tmux", "set-option", "-t", f"={victim}:", "@treefork-worktree", "/elsewhere"], check=True)
+    run_tf(tf_server_repo, "rm", "feat", "--force", env=tmux_env)
+    assert subprocess.run(["tmux", "has-session", "-t", f"={victim}"]).returncode == 0

@@ -49,3 +49,21 @@ def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tf_server_repo: P
         run_tf(repo, "rm", "a", env=env)
         b = Path(run_tf(repo, "new", "b", env=env).out.strip().splitlines()[-1])
         assert app_ports(b) == first  # freed by rm, so the lowest free ones again
+
+
+def test_finding_27_a_moved_worktree_keeps_its_ports(tf_server_repo: Path) -> None:
+    """Ports belong to the workspace, not its path: after `git worktree move`, the next `new` gets others."""
+    from tf_helpers import ls
+
+    repo = with_ports(tf_server_repo)
+    env = {"TREEFORK_PORT_RANGE": "28550-28590"}
+    p1 = Path(run_tf(repo, "new", "p1", env=env).out.strip().splitlines()[-1])
+    first = app_ports(p1)
+    moved = repo.parent / "moved-p1"
+    git(repo, "worktree", "move", str(p1), str(moved))
+    p2 = Path(run_tf(repo, "new", "p2", env=env).out.strip().splitlines()[-1])
+    assert set(app_ports(p2).values()).isdisjoint(first.values())
+    assert app_ports(moved) == first and ls(repo)["p1"]["ports"] == first
+    run_tf(repo, "rm", "p1", "--force", env=env)  # rm frees them, wherever the worktree now is
+    p3 = Path(run_tf(repo, "new", "p3", env=env).out.strip().splitlines()[-1])
+    assert app_ports(p3) == first

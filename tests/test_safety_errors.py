@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,37 @@ def test_closed_stdout_is_a_clear_error_and_closed_stdin_is_harmless(tf_server_r
     assert_one_line_error(closed_out.stderr, "standard output is closed")
     closed_in = subprocess.run(["sh", "-c", '"$@" <&-', "sh", *cmd], cwd=tf_server_repo, capture_output=True, text=True)
     assert closed_in.returncode == 0 and "root" in closed_in.stdout and "Traceback" not in closed_in.stderr
+
+
+class _HangHandler(http.server.BaseHTTPRequestHandler):
+    """Accepts every request and never answers (until the test lets it go)."""
+
+    seen: list[str] = []
+    release = threading.Event()
+
+    def _hang(self) -> None:
+        self.seen.append(f"{self.command} {self.path}")
+        self.release.wait(30)
+
+    do_GET = do_POST = do_DELETE = do_PATCH = _hang
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_finding_40_a_neon_api_that_never_answers_fails_at_once_with_a_clear_error(repo: Path) -> None:
+    _HangHandler.seen.clear()
+    _HangHandler.release.clear()
+    with LoopbackHTTP(_HangHandler) as server:
+        env = {"NEON_API_HOST": server.url, "NEON_API_KEY": "napi_x", "TREEFORK_NEON_TIMEOUT": "0.5"}
+        try:
+            r = run_tf(repo, "init", "--backend", "neon", "--project-id", "p-1", env=env, check=False)
+        finally:
+            _HangHandler.release.set()
+    assert r.rc == 1, r.err
+    assert_one_line_error(r.err, "did not answer within 0.5 s", "TREEFORK_NEON_TIMEOUT")
+    assert len(_HangHandler.seen) == 1, _HangHandler.seen  # never asked again: it would hang as long each time
+    assert (
+        not (repo / ".git" / "treefork" / "registry.json").exists()
+        or '"backend": null' in (repo / ".git" / "treefork" / "registry.json").read_text()
+    )

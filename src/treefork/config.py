@@ -117,6 +117,8 @@ def load(main_root: Path) -> Config:
     if not isinstance(neon_raw, dict) or set(neon_raw) - set(NEON_DEFAULTS):
         raise FatalError(f"{path}: bad [neon] table", hint=f"known keys: {', '.join(NEON_DEFAULTS)}")
     _check_types(path, values)
+    families = tuple(_database_family(path, spec) for spec in values["database_parts"])
+    _check_variables(path, values, families)
     return Config(
         env_file=values["env_file"],
         env_example=values["env_example"],
@@ -130,7 +132,7 @@ def load(main_root: Path) -> Config:
         ports=_port_vars(path, values["ports"]),
         agents={str(k): _command(v) for k, v in values["agents"].items()},
         neon={**NEON_DEFAULTS, **neon_raw},
-        database_parts=tuple(_database_family(path, spec) for spec in values["database_parts"]),
+        database_parts=families,
         migration_dirs=_folders(path, values["migration_dirs"]),
         sources=sources,
     )
@@ -143,8 +145,55 @@ def _check_types(path: Path, values: dict[str, Any]) -> None:
         if not isinstance(values[key], type(default)):
             raise FatalError(f"{path}: {key} must be a {type(default).__name__}", hint=f"{key} = {default!r}")
     for key in ("env_file", "env_example"):
-        if "/" in values[key] or values[key] in ("", ".", ".."):
+        name = values[key]
+        if "/" in name or name in ("", ".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
             raise FatalError(f"{path}: {key} must be a plain file name", hint=f"{key} = {DEFAULTS[key]!r}")
+        if name.lower() == ".git":
+            raise FatalError(
+                f"{path}: {key} = {name!r} is git's own (a worktree's link to its repository)",
+                hint=f"{key} = {DEFAULTS[key]!r}",
+            )
+    for key in ("worktree_dir", "migrate"):
+        if isinstance(values[key], str) and "\0" in values[key]:
+            raise FatalError(f"{path}: {key} contains a NUL byte", hint=f"{key} = {DEFAULTS[key]!r}")
+
+
+# Variables a process's own start-up reads (the loader, the shell, interpreters, git, treefork): treefork
+# would put a database URL, password included, where they look.
+_PROCESS_VARS = frozenset(
+    {"PATH", "HOME", "SHELL", "USER", "LOGNAME", "PWD", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "TMPDIR",
+     "TERM", "LANG", "TZ", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB",
+     "JAVA_TOOL_OPTIONS", "GCONV_PATH", "HOSTALIASES", "MALLOC_CHECK_", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+)  # fmt: skip
+_PROCESS_PREFIXES = ("LD_", "DYLD_", "PYTHON", "GIT_", "LC_", "TREEFORK_", "SSH_", "GLIBC_")
+
+
+def _check_variables(path: Path, values: dict[str, Any], families: tuple[Family, ...]) -> None:
+    """The variables treefork writes: names of a process's own settings are refused, and so is a port in a
+    database variable (its URL or one of its split settings)."""
+    written = [("url_var", values["url_var"]), ("direct_url_var", values["direct_url_var"])]
+    written += [("ports", n) for n in values["ports"] if isinstance(n, str)]
+    for key, name in written:
+        example = "ports = ['PORT']" if key == "ports" else f"{key} = {DEFAULTS[key]!r}"
+        if key == "direct_url_var" and not name:
+            continue
+        if not _is_var_name(name):
+            raise FatalError(f"{path}: {key} {name!r} is not an env variable name", hint=example)
+        if name.upper() in _PROCESS_VARS or name.upper().startswith(_PROCESS_PREFIXES):
+            raise FatalError(
+                f"{path}: {key} {name!r} is a variable programs read for themselves; treefork will not write a "
+                "database URL or a port into it",
+                hint=example,
+            )
+    from treefork.dbsettings import database_vars
+
+    taken = database_vars(families) | {values["url_var"], values["direct_url_var"]} - {""}
+    clash = [n for n in values["ports"] if isinstance(n, str) and n in taken]
+    if clash:
+        raise FatalError(
+            f"{path}: ports lists {', '.join(clash)}, a database variable treefork writes with the workspace's database",
+            hint="list the app's own port variables, e.g. ports = ['PORT', 'VITE_PORT']",
+        )
 
 
 def _port_vars(path: Path, names: list[Any]) -> tuple[str, ...]:

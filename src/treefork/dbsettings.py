@@ -230,6 +230,11 @@ def _with_backend_params(kept: list[str], old: PgUrl, new: PgUrl, *, var: str, n
 
 PARTS = ("host", "port", "user", "password", "dbname")
 
+# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations). A worktree must
+# never keep one pointing at the parent's database.
+POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")
+DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "POSTGRES_URL_NO_SSL")
+
 
 @dataclass(frozen=True)
 class Family:
@@ -328,6 +333,13 @@ def prefix_family(prefix: str) -> Family:
         user=("USER", "USERNAME"),
         password=("PASSWORD", "PASS"),
         dbname=("NAME", "DB", "DATABASE"),
+    )
+
+
+def database_vars(declared: tuple[Family, ...]) -> frozenset[str]:
+    """Every variable treefork writes with a workspace's database: the URL variables and every family's."""
+    return frozenset(
+        (*POOLED_URL_VARS, *DIRECT_URL_VARS, *(n for f in (*declared, *BUILTIN_FAMILIES) for n in f.names()))
     )
 
 

@@ -50,9 +50,14 @@ def read(path: Path) -> str:
         return ""
     except UnicodeDecodeError:
         raise FatalError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
+    except IsADirectoryError:
+        raise FatalError(
+            f"{path} is a directory, not an env file",
+            hint=f"move it aside (mv {path} {path}.d), or give treefork a file of its own (env_file = '.env.local' in treefork.toml)",
+        ) from None
     except OSError as e:
         raise FatalError(
-            f"cannot read {path}: {e.strerror}", hint=f"check its permissions (chmod 600 {path})"
+            f"cannot read {path}: {e.strerror}", hint=f"make it readable for you (ls -l {path}; chmod u+r {path})"
         ) from None
 
 
@@ -71,6 +76,8 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
     kept: list[tuple[str | None, bool]] = []  # the statements the result must still read as
     for binding in parse_stream(io.StringIO(body)):
         original = binding.original.string
+        if binding.key is not None:
+            _expect_one_assignment(original, binding.key, binding.original.line)
         if binding.key is None and _defines_removed_key(original, updates):
             pieces.append(_leading_space(original))  # a secret on a line dotenv cannot parse still goes
             continue
@@ -91,9 +98,10 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
         if out and not out.endswith(("\n", "\r")):
             out += newline
         out += "".join(k + "=" + _quote(v, style="") + newline for k, v in missing)
-    parsed = values(out)
+    after = list(parse_stream(io.StringIO(out)))  # one parse of the result answers both checks below
+    parsed = {b.key: b.value for b in after if b.key is not None}
     # it must still read as the same statements: a quote of ours may not close an unterminated one of the file's
-    moved = _statements(_shape(out))[: len(_statements(kept))] != _statements(kept)
+    moved = _statements([(b.key, b.error) for b in after])[: len(_statements(kept))] != _statements(kept)
     for key, value in updates.items():  # e.g. an unterminated quote earlier in the file can swallow our line,
         if value is not None and (parsed.get(key) != value or moved):
             raise FatalError(
@@ -101,11 +109,6 @@ def rewrite(text: str, updates: Mapping[str, str | None]) -> str:
                 hint="fix the env file's unterminated quote or malformed line (python-dotenv warns which), then retry",
             )
     return bom + out
-
-
-def _shape(text: str) -> list[tuple[str | None, bool]]:
-    """The file as python-dotenv reads it: each statement's key (None for a blank, a comment or an error)."""
-    return [(b.key, b.error) for b in parse_stream(io.StringIO(text))]
 
 
 def _statements(shape: list[tuple[str | None, bool]]) -> list[tuple[str | None, bool]]:
@@ -141,6 +144,24 @@ def _replace_value(original: str, key: str, value: str, newline: str) -> str:
     old = m.group("val")
     style = old[0] if old[:1] in ("'", '"') else ""
     return m.group("pre") + _quote(value, style=style, like=old) + m.group("post")
+
+
+_SECOND_ASSIGNMENT = re.compile(r"[ \t]+(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _expect_one_assignment(original: str, key: str, line: int) -> None:
+    """`OTHER=1 DATABASE_URL=x` is one variable to python-dotenv (OTHER, value `1 DATABASE_URL=x`) but two to
+    a shell (`set -a; . .env`): the app would see a DATABASE_URL treefork never saw. Refused, not guessed."""
+    m = _VALUE.match(original)
+    value = m.group("val") if m else ""
+    second = _SECOND_ASSIGNMENT.search(value) if value[:1] not in ("'", '"') else None
+    if second:
+        name = second.group(0).strip().removeprefix("export").strip().rstrip("=")
+        raise FatalError(
+            f"line {line} of the env file sets {key} to a value holding `{name}=`: one variable to python-dotenv, "
+            f"but {key} and {name} to a shell (set -a; . .env)",
+            hint="put each variable on a line of its own, or quote the value",
+        )
 
 
 def _defines_removed_key(original: str, updates: Mapping[str, str | None]) -> bool:

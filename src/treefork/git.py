@@ -59,6 +59,11 @@ class Repo:
     @classmethod
     def discover(cls, cwd: Path | None = None) -> Repo:
         cwd = (cwd or Path.cwd()).absolute()
+        if has_control_chars(str(cwd)):  # git's answer is one path a line: a newline in it would cut it short
+            raise FatalError(
+                f"the path {str(cwd)!r} contains a control character (a newline?); treefork cannot work there",
+                hint="move the worktree to a plain path: git worktree move '<that path>' ../plain-name",
+            )
         r = git(
             "rev-parse",
             "--is-bare-repository",

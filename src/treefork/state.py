@@ -68,6 +68,14 @@ class Workspace:
             and procinfo.same_process(self.pid, self.pid_started)
         )
 
+    def next_step(self) -> str:
+        """The command that takes this workspace out of its current status."""
+        if self.status == REMOVING:
+            return f"finish removing it with `treefork rm {self.name}`"
+        if self.status == UNPROVISIONED:
+            return f"provision it with `treefork sync {self.name}`"
+        return f"finish it with `treefork new {self.name}` first"
+
     def db_ref_or_none(self) -> DbBranch | None:
         """The database branch the registry records for this workspace (None before it was made)."""
         from treefork.backends.base import DbBranch

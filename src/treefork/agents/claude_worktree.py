@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from treefork import output
+from treefork import beneath, output
 from treefork.agents import claude_settings
 from treefork.git import Repo, git
 
@@ -51,17 +51,16 @@ def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any], *, head: 
 
 
 def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -> None:
-    """The copies and links, after the env file exists (so nothing here can replace it)."""
+    """The copies and links, after the env file exists (so nothing here can replace it). Each is made inside
+    the worktree and nowhere else (beneath.py): an entry that would leave it is skipped with a warning."""
     _copy_local_settings(repo.main_root, path)
-    _symlink_directories(repo.main_root, path, settings)
+    for rel in settings.get("symlinkDirectories") or []:
+        if isinstance(rel, str):
+            _inside(rel, functools.partial(_symlink_directory, repo.main_root, path, rel))
     for rel in worktreeinclude_files(repo):
         if rel == env_file or rel.startswith(".claude/worktrees/"):
             continue  # our env file holds this worktree's DATABASE_URL; the main one's must never land here
-        src, dst = repo.main_root / rel, path / rel
-        if src.is_symlink() or not src.is_file():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        _inside(rel, functools.partial(_copy_file, repo.main_root, path, rel))
 
 
 def share_settings(repo: Repo, path: Path) -> None:
@@ -71,22 +70,28 @@ def share_settings(repo: Repo, path: Path) -> None:
 
 
 def _copy_local_settings(main: Path, path: Path) -> None:
-    src = main / claude_settings.LOCAL
-    if src.is_file() and not (path / claude_settings.LOCAL).is_file():
-        dst = path / claude_settings.LOCAL
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+    if (main / claude_settings.LOCAL).is_file():
+        _inside(str(claude_settings.LOCAL), lambda: _copy_file(main, path, str(claude_settings.LOCAL), replace=False))
 
 
-def _symlink_directories(main: Path, path: Path, settings: dict[str, Any]) -> None:
-    for rel in settings.get("symlinkDirectories") or []:
-        if not isinstance(rel, str) or not (main / rel).is_dir():
-            continue
-        link = path / rel
-        if link.exists() or link.is_symlink():
-            continue
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(main / rel, link, target_is_directory=True)
+def _copy_file(main: Path, path: Path, rel: str, *, replace: bool = True) -> None:
+    data, mode = beneath.read_file(main, rel)
+    beneath.write_file(path, rel, data, mode=mode, replace=replace)
+
+
+def _symlink_directory(main: Path, path: Path, rel: str) -> None:
+    beneath.parts_of(rel)  # `..` or an absolute path is refused before anything is looked at
+    if (main / rel).is_dir():
+        beneath.symlink(path, rel, main / rel)
+
+
+def _inside(rel: str, step: Callable[[], None]) -> None:
+    try:
+        step()
+    except beneath.Outside as e:
+        output.warn(f"not copying or linking {rel} into the worktree: {e.message}")
+    except FileNotFoundError:
+        pass  # gone from the main checkout meanwhile
 
 
 def worktreeinclude_files(repo: Repo) -> list[str]:

@@ -1,13 +1,17 @@
 """Agents in detached tmux sessions: `new NAME --agent CMD [--prompt TEXT]`, `attach NAME`, and the agent
 state that `ls` shows.
 
-The session is named `<repo>/<workspace>` (tmux turns '.' and ':' into '_'), runs in the worktree with
-its env file loaded, and stays after the agent exits (remain-on-exit) so `ls` can say `exited`.
+The session is named `<repo>-<repo id>/<workspace>`: the repository's id keeps two checkouts both called
+`web` apart, and a workspace name tmux would change ('.' and ':' become '_') gets a hash of the name, so
+`agent.y` and `agent_y` are two sessions. It runs in the worktree with its env file loaded, carries the
+worktree's path in a user option (`@treefork-worktree`) so `rm` kills only the session it started, and
+stays after the agent exits (remain-on-exit) so `ls` can say `exited`.
 An agent profile is a name in treefork.toml's [agents] table; anything else is taken as a command line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -21,8 +25,14 @@ from treefork.errors import FatalError
 RUNNING, EXITED, NONE, NO_TMUX = "running", "exited", "none", "no-tmux"
 
 
-def session_name(repo_name: str, workspace: str) -> str:
-    return re.sub(r"[.:]", "_", f"{repo_name}/{workspace}")
+OWNER_OPTION = "@treefork-worktree"
+
+
+def session_name(repo_id: str | None, repo_name: str, workspace: str) -> str:
+    safe = re.sub(r"[.:]", "_", workspace)
+    if safe != workspace:
+        safe += "-" + hashlib.sha256(workspace.encode()).hexdigest()[:6]
+    return re.sub(r"[.:]", "_", f"{repo_name}-{(repo_id or 'x')[:8]}") + "/" + safe
 
 
 def tmux_path() -> str | None:
@@ -55,7 +65,8 @@ def launch(session: str, worktree: Path, workspace: str, command: tuple[str, ...
     wrapped = tuple(a[:-1] + "\\;" if a.endswith(";") else a for a in selfcmd.argv("run", workspace, "--", *command))
     # one tmux invocation, so the pane stays (remain-on-exit) even for an agent that exits at once
     keep = (";", "set-option", "-w", "-t", f"={session}:", "remain-on-exit", "on")
-    proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, env=env)
+    owned = (";", "set-option", "-t", f"={session}:", OWNER_OPTION, str(worktree))
+    proc.run(tmux, "new-session", "-d", "-s", session, "-c", str(worktree), *wrapped, *keep, *owned, env=env)
 
 
 def status(session: str) -> str:
@@ -113,7 +124,12 @@ def attach(session: str) -> int:
     return proc.run_attached(tmux, verb, "-t", f"={session}", cwd=os.getcwd(), env=dict(os.environ))
 
 
-def kill(session: str) -> None:
+def kill(session: str, worktree: Path) -> None:
+    """Kill the session treefork started for this worktree; one of the same name that is not (it carries no
+    or another worktree) is left alone."""
     tmux = tmux_path()
-    if tmux is not None and server_may_run():
+    if tmux is None or not server_may_run():
+        return
+    r = proc.run(tmux, "show-options", "-t", f"={session}:", "-v", OWNER_OPTION, check=False)
+    if r.rc == 0 and r.out.strip() == str(worktree):
         proc.run(tmux, "kill-session", "-t", f"={session}", check=False)

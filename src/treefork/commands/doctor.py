@@ -282,7 +282,12 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     checks = []
     if bad:
         checks.append(
-            Check("connections", FAIL, "env file URLs that do not connect: " + "; ".join(bad), "treefork sync NAME")
+            Check(
+                "connections",
+                FAIL,
+                "env file URLs that do not connect: " + "; ".join(bad),
+                "treefork sync NAME (says why), then treefork reset NAME to make its database again",
+            )
         )
     else:
         checks.append(Check("connections", OK, f"{checked} env file URL(s) connect"))

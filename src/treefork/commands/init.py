@@ -7,6 +7,7 @@ leaves nothing behind: the registry is written only once the root exists.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -17,6 +18,7 @@ from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
+from treefork.locks import FileLock
 from treefork.redact import register
 from treefork.state import new_repo_id
 from treefork.workspace import envbuild
@@ -42,6 +44,35 @@ def run(
     ctx = Context.open()
     _check_options(backend, server_url, import_url, no_import=no_import)
     register(server_url)
+    with _init_lock(ctx):  # two inits at once: one makes the root, the other finds it made
+        return _init(
+            ctx,
+            backend=backend,
+            server_url=server_url,
+            import_url=import_url,
+            no_import=no_import,
+            overwrite_env=overwrite_env,
+            backend_options=backend_options,
+            as_json=as_json,
+        )
+
+
+def _init_lock(ctx: Context) -> contextlib.AbstractContextManager[None]:
+    ctx.registry.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    return FileLock(ctx.registry.dir / "init.lock", timeout=3600, what="init").held()
+
+
+def _init(
+    ctx: Context,
+    *,
+    backend: str,
+    server_url: str | None,
+    import_url: str | None,
+    no_import: bool,
+    overwrite_env: bool,
+    backend_options: dict[str, Any],
+    as_json: bool,
+) -> int:
     state = ctx.state()
     if state.initialized:
         return _already(ctx, backend, import_url, overwrite_env=overwrite_env, as_json=as_json)

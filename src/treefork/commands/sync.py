@@ -13,7 +13,7 @@ from pathlib import Path
 from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.state import READY
+from treefork.state import READY, Workspace
 from treefork.workspace import adopt, create
 
 
@@ -28,8 +28,9 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
     if ws is not None and ws.status == READY and _env_present(ctx, ws.path) and not as_json:
         if not quiet:
+            _expect_answering(ctx, ws)  # a person asked: "ready" is said only of a database that answers
             output.info(f"workspace {ws.name} is ready: database {ws.db_branch}, parent {ws.parent or 'root'}")
-        return 0  # the fast path: one registry read, one stat
+        return 0  # the fast path (agents' --quiet): one registry read, one stat
     if ws is None and not ctx.repo.is_linked_worktree:
         if quiet:
             return 0
@@ -52,6 +53,26 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             f"parent {ws.parent or 'root'}"
         )
     return 0
+
+
+def _expect_answering(ctx: Context, ws: Workspace) -> None:
+    """The workspace's database is up (the backend starts it, and says when its port is someone else's) and its
+    env file's URL logs in: a dropped database or a changed password is not "ready"."""
+    from treefork import dbsettings
+    from treefork.backends.local import libpq  # the one seam to PostgreSQL; it speaks to any server
+    from treefork.workspace import envbuild
+
+    db = ws.db_ref_or_none()
+    assert db is not None
+    ctx.backend().connection(db)
+    url = envbuild.load_env(Path(ws.path) / ctx.config.env_file).get(ctx.config.url_var)
+    try:
+        libpq.connect_url(dbsettings.libpq_url(url or ""), connect_timeout=5).close()
+    except FatalError as e:
+        raise FatalError(
+            f"workspace {ws.name} is recorded ready, but its env file's {ctx.config.url_var} does not log in: {e.message}",
+            hint=f"`treefork reset {ws.name}` makes its database again from its parent (its own data is lost)",
+        ) from None
 
 
 def _env_present(ctx: Context, path: str) -> bool:

@@ -6,14 +6,16 @@ base, provision it, do what Claude would have done (agents/claude_worktree.py) a
 path as the last stdout line. Everything else goes to stderr.
 
 Remove runs with its cwd inside the worktree it removes: it finds the main worktree from `worktree_path`,
-leaves for it, and only removes what loses nothing (agents/owner.py); otherwise it keeps the worktree,
-its branch and its database and exits 1, so Claude says "kept at ...".
+leaves for it, and removes only a workspace it made for Claude (origin claude) that is not locked and loses
+nothing: no uncommitted change, no commit found on no other branch (agents/owner.py). Anything else keeps
+its worktree, its branch and its database and exits 1, so Claude says "kept at ...".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,9 @@ from treefork import output, procinfo
 from treefork.agents import claude_settings, claude_worktree, owner
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.git import IN_PROGRESS_ENV, Repo
+from treefork.git import IN_PROGRESS_ENV, Repo, Worktree
 from treefork.names import WorkspaceName
+from treefork.state import Workspace
 from treefork.workspace import create as creating
 from treefork.workspace import reconcile
 from treefork.workspace import remove as removing
@@ -30,14 +33,31 @@ from treefork.workspace import remove as removing
 WORKTREES_DIR = ".claude/worktrees"
 
 
-def read_payload(stream: int = 0) -> dict[str, Any]:
-    """One JSON object from stdin, without waiting for EOF (Claude Code may keep the pipe open)."""
-    decoder, text = json.JSONDecoder(), ""
+PAYLOAD_LIMIT = 1 << 20  # Claude's payloads are a few hundred bytes
+PAYLOAD_SECONDS = 10.0
+
+
+def read_payload(stream: int = 0, *, limit: int = PAYLOAD_LIMIT, seconds: float = PAYLOAD_SECONDS) -> dict[str, Any]:
+    """One JSON object from stdin, without waiting for EOF (Claude Code may keep the pipe open); at most
+    `limit` bytes, and a complete object within `seconds`."""
+    import select
+
+    decoder, data = json.JSONDecoder(), b""
+    give_up_at = time.monotonic() + seconds
     while True:
+        left = give_up_at - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            raise FatalError(
+                f"no complete JSON object on stdin within {seconds:g} s",
+                hint='Claude Code sends one at once; to test: echo \'{"name":"x"}\' | treefork claude-hook create',
+            )
         chunk = os.read(stream, 65536)
-        if chunk:
-            text += chunk.decode("utf-8", errors="replace")
-        stripped = text.lstrip()
+        data += chunk
+        if len(data) > limit:
+            raise FatalError(
+                f"the hook's stdin holds more than {limit} bytes", hint="Claude Code sends a small JSON object"
+            )
+        stripped = data.decode("utf-8", errors="replace").lstrip()
         if stripped:
             try:
                 obj, _ = decoder.raw_decode(stripped)
@@ -74,6 +94,7 @@ def create(payload: dict[str, Any]) -> Path:
     path = (repo.main_root / WORKTREES_DIR / name.dir_name).absolute()
     branch = f"worktree-{name.dir_name}"
     repo.add_exclude(f"/{WORKTREES_DIR}/", why="Claude Code worktrees")
+    _expect_name_is_claudes(ctx, name, path)
     settings = claude_settings.worktree_settings(repo.main_root)
     made_branch = None
     with ctx.registry.git_lock():
@@ -98,6 +119,23 @@ def create(payload: dict[str, Any]) -> Path:
     return path
 
 
+def _expect_name_is_claudes(ctx: Context, name: WorkspaceName, path: Path) -> None:
+    """The same name again resumes Claude's own worktree; a name another workspace holds is refused before
+    anything is made (never a worktree with no env file of its own, never the other workspace called ready)."""
+    ws = ctx.state().workspaces.get(name)
+    if ws is None or (ws.origin == "claude" and Path(ws.path).resolve() == path.resolve()):
+        return
+    raise FatalError(
+        f"workspace {name!r} already exists (made by {_made_by(ws.origin)}, at {ws.path}); "
+        "a Claude Code worktree needs a name of its own",
+        hint=f"start Claude with another name (claude -w {name}-2), or `treefork rm {name}` first",
+    )
+
+
+def _made_by(origin: str) -> str:
+    return {"new": "`treefork new`", "claude": "Claude Code"}.get(origin, f"a git hook ({origin})")
+
+
 def remove(payload: dict[str, Any]) -> str:
     raw = payload.get("worktree_path")
     if not isinstance(raw, str) or not raw:
@@ -112,27 +150,33 @@ def remove(payload: dict[str, Any]) -> str:
     state = ctx.state()
     ws = state.workspace_by_path_or_none(path) if state.initialized else None
     tree = reconcile.listed_worktrees(ctx).get(path.resolve())
-    branch = ws.branch if ws is not None else tree.branch if tree is not None else None
-    # uncommitted changes: Claude asked the user before discarding them, and that was their choice
-    why = owner.keep_reason(ctx.repo, path, branch, check_owner=False, check_dirty=False)
-    if why:
-        name = ws.name if ws is not None else None
+    if ws is None:
+        if tree is None:
+            return f"{path} is already gone"
         raise FatalError(
-            f"kept {path}: {why}; its worktree, branch{' and database' if ws else ''} stay",
-            hint=f"merge or push it, then `treefork rm {name}`"
-            if name
-            else f"merge or push it, then git worktree remove {path}",
+            f"kept {path}: it is not a worktree treefork made for Claude Code (no workspace records it)",
+            hint=f"remove it yourself if you mean to: git worktree remove {path}",
         )
-    if ws is not None:
-        removing.remove(ctx, ws.name, force=True, delete_branch=True)
-        return f"removed workspace {ws.name}: worktree, branch {ws.branch} and its database"
-    if tree is None:
-        return f"{path} is already gone"
-    with ctx.registry.git_lock():
-        ctx.repo.remove_worktree(tree.path, force=True)
-        if tree.branch and ctx.repo.branch_exists(tree.branch):
-            ctx.repo.delete_branch(tree.branch)
-    return f"removed worktree {path} (it had no treefork workspace)"
+    why = _keep_reason(ctx, ws, tree, path)
+    if why:
+        raise FatalError(
+            f"kept {path}: {why}; its worktree, branch and database stay",
+            hint=f"commit and merge or push it, then `treefork rm {ws.name}`"
+            if ws.origin == "claude"
+            else f"`treefork rm {ws.name}` removes it when you mean to",
+        )
+    removing.remove(ctx, ws.name, force=False, delete_branch=True)
+    return f"removed workspace {ws.name}: worktree, branch {ws.branch} and its database"
+
+
+def _keep_reason(ctx: Context, ws: Workspace, tree: Worktree | None, path: Path) -> str | None:
+    """Why WorktreeRemove must keep this worktree. It removes only what Claude asked treefork to make (origin
+    claude), never a locked worktree, never uncommitted work, never commits found on no other branch."""
+    if ws.origin != "claude":
+        return f"it is workspace {ws.name!r}, made by {_made_by(ws.origin)}, not a Claude Code worktree"
+    if tree is not None and tree.locked:
+        return "it is locked (git worktree lock)"
+    return owner.keep_reason(ctx.repo, path, ws.branch, check_owner=False, check_dirty=True)
 
 
 def _main_root_of(worktree: Path) -> Path:

@@ -19,17 +19,24 @@ from treefork.names import WorkspaceName
 from treefork.state import UNPROVISIONED, Workspace
 from treefork.workspace import create, envbuild
 from treefork.workspace import parent as parent_rule
+from treefork.workspace.remove import RESERVED
 
 
 def name_for(ctx: Context, root: Path, branch: str | None) -> WorkspaceName:
     if branch is not None:
         try:
-            return WorkspaceName.of(branch)
+            name = WorkspaceName.of(branch)
         except FatalError as e:
             raise FatalError(
                 f"branch {branch!r} cannot name a workspace ({e.message})",
                 hint=f"rename it (git branch -m NEWNAME), then run `treefork sync` in {root}",
             ) from None
+        if name in RESERVED:  # never a second "root" beside the root workspace
+            raise FatalError(
+                f"branch {branch!r} cannot name a workspace: {name!r} is the root workspace's name",
+                hint=f"rename it (git -C {root} branch -m {branch} {branch}-work), then run `treefork sync` in {root}",
+            )
+        return name
     taken = set(ctx.state().workspaces)
     candidate = root.name
     if candidate == ctx.repo.name or candidate in taken:
@@ -78,7 +85,7 @@ def resume_request(ws: Workspace) -> create.NewRequest:
 def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Exception) -> None:
     """An env file that fails loudly, and (with a name) the worktree recorded as unprovisioned."""
     envbuild.write_worktree_env(ctx.repo, ctx.config, root, None)
-    if name is None:
+    if name is None or name in RESERVED:
         return
     with ctx.registry.transaction() as st:
         if name not in st.workspaces and st.workspace_by_path_or_none(root) is None:

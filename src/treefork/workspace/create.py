@@ -45,9 +45,7 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
     ws = state.expect_workspace(parent)
     db = ws.db_ref_or_none()
     if ws.status != READY or db is None:
-        raise FatalError(
-            f"workspace {parent!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {parent}` first"
-        )
+        raise FatalError(f"workspace {parent!r} is not ready ({ws.status})", hint=ws.next_step())
     return db
 
 
@@ -77,7 +75,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
 
         conn = ctx.backend().connection(db)
         with ctx.registry.transaction():
-            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True)
+            envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True, workspace=ws.name)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
         if recording is not None:
@@ -103,6 +101,8 @@ def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
     would shadow (`origin/main` is both refs/heads/origin/main and refs/remotes/origin/main)."""
     if req.path is not None and has_control_chars(str(req.path)):
         raise FatalError(f"the path {str(req.path)!r} contains a control character", hint="choose a plain path")
+    if req.path is not None and not req.adopt_worktree:
+        _expect_not_nested(ctx, req.path.absolute())
     slashed = [what for what in {str(req.name), req.branch or str(req.name)} if "/" in what]
     remotes = ctx.repo.remotes() if slashed else []  # one `git remote` for both names
     for what in slashed:
@@ -111,6 +111,25 @@ def _expect_unambiguous(ctx: Context, req: NewRequest) -> None:
             raise FatalError(
                 f"{what!r} is ambiguous: {first!r} is a remote, so git would mix it up with the remote-tracking branch {what}",
                 hint=f"pick a name that does not start with '{first}/'",
+            )
+
+
+def _expect_not_nested(ctx: Context, path: Path) -> None:
+    """A worktree inside another linked worktree (or around one) would go with it: `rm outer --force` would
+    delete the inner one's files. Only the main worktree may hold others (`.claude/worktrees/...`)."""
+    from treefork.workspace import reconcile
+
+    here = path.resolve()
+    main = ctx.repo.main_root.resolve()
+    for tree_path in reconcile.listed_worktrees(ctx):
+        if tree_path == main or tree_path == here:
+            continue
+        if tree_path in here.parents or here in tree_path.parents:
+            inside = tree_path in here.parents
+            raise FatalError(
+                f"{path} lies {'inside the worktree' if inside else 'around the worktree'} {tree_path}; "
+                "removing one would delete the other's files",
+                hint="choose a --path outside every other worktree (the default, ../<repo>.worktrees/NAME, is)",
             )
 
 

@@ -22,11 +22,9 @@ def template_text(repo: Repo, config: Config) -> str:
     return ""
 
 
-# Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations). A worktree must
-# never keep one pointing at the parent's database. Split settings (PGHOST, POSTGRES_DB, ...) are
-# dbsettings' families.
-POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")
-DIRECT_URL_VARS = ("DIRECT_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "POSTGRES_URL_NO_SSL")
+# Variables that name a database (dbsettings); split settings (PGHOST, POSTGRES_DB, ...) are dbsettings' families.
+POOLED_URL_VARS = dbsettings.POOLED_URL_VARS
+DIRECT_URL_VARS = dbsettings.DIRECT_URL_VARS
 _DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
 
 
@@ -84,10 +82,16 @@ def _host(url: str) -> str:
 
 
 def write_worktree_env(
-    repo: Repo, config: Config, worktree: Path, conn: Connection | None, *, excluded: bool = False
+    repo: Repo,
+    config: Config,
+    worktree: Path,
+    conn: Connection | None,
+    *,
+    excluded: bool = False,
+    workspace: str | None = None,
 ) -> Path:
     """Write <worktree>/<env_file>: the template with every database variable pointing at this workspace
-    (or failing loudly) and secrets left out. Atomic, 0600. Never into a file git tracks or would commit,
+    (or failing loudly) and secrets left out; with `workspace`, its app ports too. Atomic, 0600. Never into a file git tracks or would commit,
     never through a symlink. Keeps it out of git first, unless the caller says it already did (`excluded`)."""
     target = worktree / config.env_file
     if not excluded:
@@ -98,10 +102,11 @@ def write_worktree_env(
     linked = worktree.resolve() != repo.main_root.resolve()
     if conn is not None:
         updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
-        if config.ports and linked:
+        if config.ports and linked and workspace is not None:
             from treefork.workspace import ports
 
-            updates.update({k: str(v) for k, v in ports.allocate(repo.common_dir, worktree, config.ports).items()})
+            given = ports.allocate(repo.common_dir, workspace, worktree, config.ports)
+            updates.update({k: str(v) for k, v in given.items()})
         if getattr(conn, "context", None) and linked:
             write_neon_context(repo, worktree, conn.context)  # type: ignore[attr-defined]
     if envfile.write(target, envfile.rewrite(base, updates)):

@@ -26,9 +26,7 @@ class Side:
 def expect_ready(state: State, name: str) -> Workspace:
     ws = state.expect_workspace(name)
     if ws.status != READY or not ws.db_branch:
-        raise FatalError(
-            f"workspace {name!r} is not ready ({ws.status})", hint=f"finish it with `treefork new {name}` first"
-        )
+        raise FatalError(f"workspace {name!r} is not ready ({ws.status})", hint=ws.next_step())
     return ws
 
 

@@ -3,8 +3,11 @@
 One table for the whole machine, `<treefork home>/ports.json`, changed only under `ports.lock`, so two
 `new` commands at once, even in two repositories, never get the same port. A port is given only if
 nothing is bound to it (a bind probe) and no workspace holds it. A workspace keeps its ports for its
-whole life (they are keyed by its worktree path); `rm` frees them, and a worktree that no longer exists
-frees its own at the next allocation.
+whole life: they belong to the workspace (its repository's common dir and its name), not to a path, so a
+`git worktree move` keeps them. `rm` frees them; so does, at the next allocation, a workspace gone from
+its repository's registry, or whose worktree git no longer has (its admin dir, `.git/worktrees/<id>`, is
+gone: `git worktree remove` behind treefork's back; a move keeps it). Entries of an older treefork, keyed
+by path, are freed when that path is gone.
 """
 
 from __future__ import annotations
@@ -65,20 +68,67 @@ def _table() -> Iterator[dict[str, dict[str, Any]]]:
             )
 
 
-def allocate(repo: Path, worktree: Path, names: tuple[str, ...]) -> dict[str, int]:
-    """name -> port for this worktree: the ones it already holds, new ones for the rest."""
-    key = str(worktree.absolute())
+def allocate(repo: Path, workspace: str, worktree: Path, names: tuple[str, ...]) -> dict[str, int]:
+    """name -> port for this workspace of repo (its git common dir): the ones it holds, new ones for the rest."""
+    mine = _owner(repo, workspace)
     with _table() as table:
-        for port, owner in list(table.items()):  # worktrees that are gone free their ports
-            if not Path(owner["worktree"]).exists():
+        registries: dict[str, set[str] | None] = {}
+        for port, owner in list(table.items()):
+            if _gone(owner, registries):
                 del table[port]
-        held = {o["var"]: int(p) for p, o in table.items() if o["worktree"] == key}
+        key = str(worktree.absolute())
+        for owner in table.values():
+            if "workspace" not in owner and owner["worktree"] == key:  # an older treefork's: now the workspace's
+                owner.update(mine, gitdir=_gitdir(worktree))
+        held = {o["var"]: int(p) for p, o in table.items() if _is(o, mine)}
         candidates = _candidates(set(map(int, table)))
+        gitdir = _gitdir(worktree)
         for name in names:
             if name not in held:
                 held[name] = next(candidates)
-                table[str(held[name])] = {"repo": str(repo), "worktree": key, "var": name}
+                table[str(held[name])] = {**mine, "worktree": key, "gitdir": gitdir, "var": name}
         return {name: held[name] for name in names}
+
+
+def _owner(repo: Path, workspace: str) -> dict[str, str]:
+    return {"repo": str(repo.absolute()), "workspace": workspace}
+
+
+def _is(entry: dict[str, Any], owner: dict[str, str]) -> bool:
+    return entry.get("repo") == owner["repo"] and entry.get("workspace") == owner["workspace"]
+
+
+def _gone(entry: dict[str, Any], registries: dict[str, set[str] | None]) -> bool:
+    """Whether a port's workspace is gone: no longer in its registry, or its worktree removed from git."""
+    if "workspace" not in entry:  # an older treefork's entry, keyed by path
+        return not Path(entry["worktree"]).exists()
+    repo = entry["repo"]
+    if repo not in registries:
+        registries[repo] = _workspaces_of(Path(repo))
+    names = registries[repo]
+    if names is not None and entry["workspace"] not in names:
+        return True
+    return bool(entry.get("gitdir")) and not Path(entry["gitdir"]).is_dir()
+
+
+def _workspaces_of(common_dir: Path) -> set[str] | None:
+    """The workspace names in a repository's registry; empty when the repository is gone, None when it
+    cannot be read (then nothing of it is freed)."""
+    try:
+        data = json.loads((common_dir / "treefork" / "registry.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set() if not common_dir.exists() else None
+    except (OSError, ValueError):
+        return None
+    workspaces = data.get("workspaces") if isinstance(data, dict) else None
+    return set(workspaces) if isinstance(workspaces, dict) else None
+
+
+def _gitdir(worktree: Path) -> str | None:
+    from treefork.agents import owner
+
+    gitdir = owner.gitdir_of(worktree)
+    return str(gitdir) if gitdir is not None else None
 
 
 def _candidates(taken: set[int]) -> Iterator[int]:
@@ -101,18 +151,18 @@ def is_free(port: int) -> bool:
     return True
 
 
-def held_by(worktree: Path) -> dict[str, int]:
+def held_by(repo: Path, workspace: str) -> dict[str, int]:
     file, _ = _files()
     try:
         table = json.loads(file.read_text(encoding="utf-8")).get("ports", {})
     except (OSError, ValueError):
         return {}
-    key = str(worktree.absolute())
-    return {o["var"]: int(p) for p, o in sorted(table.items()) if o.get("worktree") == key}
+    mine = _owner(repo, workspace)
+    return {o["var"]: int(p) for p, o in sorted(table.items()) if _is(o, mine)}
 
 
-def release(worktree: Path) -> None:
-    key = str(worktree.absolute())
+def release(repo: Path, workspace: str, worktree: Path) -> None:
+    mine, key = _owner(repo, workspace), str(worktree.absolute())
     with _table() as table:
-        for port in [p for p, o in table.items() if o["worktree"] == key]:
+        for port in [p for p, o in table.items() if _is(o, mine) or ("workspace" not in o and o["worktree"] == key)]:
             del table[port]

@@ -39,7 +39,9 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
 
     # the git lock is held from the one listing to the removal: no treefork command adds or removes a worktree between
     with ctx.registry.git_lock():
-        where = reconcile.locate(ws, reconcile.listed_worktrees(ctx))
+        listed = reconcile.listed_worktrees(ctx)
+        where = reconcile.locate(ws, listed)
+        _expect_nothing_nested(ctx, state, name, where, listed)
         _expect_clean(ctx, name, where, force=force)
         if db := ws.db_ref_or_none():
             ctx.backend().expect_deletable(db)  # a database treefork would refuse to drop: nothing is removed
@@ -47,7 +49,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
             st.workspaces[name].status = REMOVING
         debug.crash_point("rm:after-intent")
         worktree_removed = _remove_worktree(ctx, where, force=force)  # git's own dirty check is the last gate
-    _release_extras(ctx, ws)
+    _release_extras(ctx, state, ws)
     debug.crash_point("rm:after-worktree")
     db_dropped = drop_db(ctx, ws)
     debug.crash_point("rm:after-db")
@@ -83,6 +85,24 @@ def drop_db(ctx: Context, ws: Workspace) -> bool:
         return False
     ctx.backend().delete_branch(db)
     return True
+
+
+def _expect_nothing_nested(
+    ctx: Context, state: State, name: str, where: reconcile.Location, listed: dict[Path, Worktree]
+) -> None:
+    """Removing a worktree deletes everything under it: never another worktree's files, even with --force."""
+    if where.state != "present" or where.tree is None:
+        return
+    outer = where.tree.path.resolve()
+    inner = sorted(p for p in listed if outer in p.parents)
+    if inner:
+        owner = next((w.name for w in state.workspaces.values() if Path(w.path).resolve() == inner[0]), None)
+        raise FatalError(
+            f"the worktree {inner[0]} lies inside {name}'s worktree {outer}; removing {name} would delete its files",
+            hint=f"remove it first (`treefork rm {owner}`)"
+            if owner
+            else f"move it out first: git worktree move {inner[0]} <elsewhere>",
+        )
 
 
 def _expect_clean(ctx: Context, name: str, where: reconcile.Location, *, force: bool) -> None:
@@ -129,7 +149,7 @@ def _parent_ref(ctx: Context, state: State, ws: Workspace, listed: dict[Path, Wo
     return ctx.repo.head_in(where, listed) if where.exists() else None
 
 
-def _release_extras(ctx: Context, ws: Workspace) -> None:
+def _release_extras(ctx: Context, state: State, ws: Workspace) -> None:
     """What `new` gave the workspace besides its worktree and database: its ports, its agent's tmux session, its
     fork point."""
     from treefork.workspace import forkpoint
@@ -138,7 +158,7 @@ def _release_extras(ctx: Context, ws: Workspace) -> None:
     if ctx.config.ports:
         from treefork.workspace import ports
 
-        ports.release(Path(ws.path))
+        ports.release(ctx.repo.common_dir, ws.name, Path(ws.path))
     from treefork.agents import tmux
 
-    tmux.kill(tmux.session_name(ctx.repo.name, ws.name))
+    tmux.kill(tmux.session_name(state.repo_id, ctx.repo.name, ws.name), Path(ws.path))

@@ -44,7 +44,7 @@ def rows(
     def one(ws: Workspace) -> dict[str, Any]:
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
-        agent = tmux.status_in(sessions, tmux.session_name(ctx.repo.name, ws.name))
+        agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
         seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
         made["collisions"] = None if found is None else [c.to_json() for c in found if c.involves(ws.name)]
@@ -116,7 +116,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
         "disk_bytes": disk_bytes(path) if present else None,
         "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
-        "ports": ports.held_by(path),
+        "ports": ports.held_by(ctx.repo.common_dir, ws.name),
         "agent": seen.agent,
         "created_at": ws.created_at,
         "expires_at": expires_at,

@@ -5,6 +5,9 @@ honoured up to 10 s, at most 10 attempts and a 120 s deadline. The SDK's default
 when several agents branch one project at once: Neon answers 423 to every request that meets a running
 operation, so a busy project can refuse a request several times in a row. Only GETs are retried after a
 network error; POST and DELETE are retried only on the statuses Neon documents as safe (423, 503, 429).
+Every request is bounded: 5 s to connect, and an answer within the read timeout (30 s, or
+TREEFORK_NEON_TIMEOUT seconds), never past the deadline; an API that accepted a request and never
+answered is not asked again (it would hang as long each time): the command fails at once, saying so.
 The API key never appears in a message: it is registered with treefork.redact as soon as it is known.
 """
 
@@ -30,6 +33,8 @@ DEFAULT_HOST = "https://console.neon.tech/api/v2"
 RETRY_STATUSES = frozenset({423, 429, 503})
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
 _PROJECT_PATH = re.compile(r"^/projects/([^/]+)(/branches)?$")
 
 
@@ -49,6 +54,18 @@ class NeonApiError(BackendError):
         super().__init__(message, hint=hint)
         self.status = status
         self.code = code
+
+
+def read_timeout() -> float:
+    """TREEFORK_NEON_TIMEOUT seconds, else 30: how long a request may wait for Neon's answer."""
+    raw = os.environ.get("TREEFORK_NEON_TIMEOUT")
+    try:
+        value = float(raw) if raw else READ_TIMEOUT
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise BackendError(f"bad TREEFORK_NEON_TIMEOUT {raw!r}", hint="seconds, e.g. TREEFORK_NEON_TIMEOUT=60")
+    return value
 
 
 def api_host() -> str:
@@ -77,7 +94,7 @@ class NeonApi:
         base_url: str | None = None,
         max_attempts: int = 10,
         deadline: float = 120.0,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         register(key.value)
@@ -89,10 +106,12 @@ class NeonApi:
         import httpx
 
         self._transport_error = httpx.TransportError
+        self._no_answer_error = (httpx.ReadTimeout, httpx.WriteTimeout)
+        self.read_timeout = timeout if timeout is not None else read_timeout()
         self._client = httpx.Client(
             base_url=self.base_url,
             verify=_tls_context(),
-            timeout=timeout,
+            timeout=httpx.Timeout(self.read_timeout, connect=min(CONNECT_TIMEOUT, self.read_timeout)),
             headers={"Authorization": f"Bearer {key.value}", "Accept": "application/json", "User-Agent": "treefork"},
         )
 
@@ -139,7 +158,16 @@ class NeonApi:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._client.request(method, path, params=params, json=body)
+                response = self._client.request(
+                    method, path, params=params, json=body, timeout=self._bounded(give_up_at)
+                )
+            except self._no_answer_error:
+                raise BackendError(
+                    f"the Neon API at {self.base_url} accepted {method} {path} but did not answer within "
+                    f"{self.read_timeout:g} s",
+                    hint="check Neon's status page and your network or proxy, then retry "
+                    "(TREEFORK_NEON_TIMEOUT=SECONDS waits longer)",
+                ) from None
             except self._transport_error as e:
                 if method != "GET" or last or not self._wait(attempt, None, give_up_at):
                     raise BackendError(
@@ -154,6 +182,14 @@ class NeonApi:
             if last or not self._wait(attempt, response.headers.get("Retry-After"), give_up_at):
                 raise self._error(response, method, path, gave_up=attempt + 1)
         raise AssertionError("unreachable")
+
+    def _bounded(self, give_up_at: float) -> httpx.Timeout:
+        """This request's timeouts: the client's, cut to what is left before the deadline."""
+        import httpx
+
+        left = max(0.1, give_up_at - time.monotonic())
+        read = min(self.read_timeout, left)
+        return httpx.Timeout(read, connect=min(CONNECT_TIMEOUT, read))
 
     def _wait(self, attempt: int, retry_after: str | None, give_up_at: float) -> bool:
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
