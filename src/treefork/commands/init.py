@@ -8,6 +8,8 @@ leaves nothing behind: the registry is written only once the root exists.
 from __future__ import annotations
 
 import contextlib
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -57,9 +59,19 @@ def run(
         )
 
 
-def _init_lock(ctx: Context) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def _init_lock(ctx: Context) -> Iterator[None]:
+    """Held for the whole init. A failed first init leaves no `.git/treefork` behind for the lock's sake."""
+    made = not ctx.registry.dir.exists()
     ctx.registry.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-    return FileLock(ctx.registry.dir / "init.lock", timeout=3600, what="init").held()
+    lock = ctx.registry.dir / "init.lock"
+    try:
+        with FileLock(lock, timeout=3600, what="init").held():
+            yield
+    except BaseException:
+        if made and {p.name for p in ctx.registry.dir.iterdir()} <= {lock.name}:
+            shutil.rmtree(ctx.registry.dir, ignore_errors=True)
+        raise
 
 
 def _init(
