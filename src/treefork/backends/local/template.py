@@ -239,7 +239,7 @@ class TemplateBackend:
         )
         target = self._url(name)
         try:
-            copy_database(source, target)
+            copy_database(source, target, target_major=self._major(conn))
         except BaseException:
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
             raise
@@ -431,7 +431,14 @@ class TemplateBackend:
     def _import(self, url: str, root: DbBranch) -> None:
         from treefork.backends.local.importer import import_database
 
-        import_database(url, self.connection(root).url, progress=self.ctx.progress)
+        with self.admin() as conn:
+            major = self._major(conn)
+        import_database(url, self.connection(root).url, progress=self.ctx.progress, target_major=major)
+
+    def _major(self, conn: libpq.Connection) -> int:
+        """The server's major version (15 for 15.4): the one treefork's tools must speak to."""
+        row = conn.one("SELECT current_setting('server_version_num')::int / 10000")
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def _not_here(what: str) -> FatalError:
