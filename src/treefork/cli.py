@@ -115,6 +115,12 @@ def init(
     help="Fork code and data from this workspace (default: the one this runs in, else the root; `root` for the root).",
 )
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Start a new branch at REF instead of the parent's HEAD (the database still forks from the parent's "
+    "current data: treefork warns when that data is ahead of REF's code).",
+)
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
 @click.option(
     "--terminate-blockers",
@@ -130,6 +136,7 @@ def new(
     name: str,
     parent: str | None,
     branch: str | None,
+    base: str | None,
     path: str | None,
     terminate_blockers: bool,
     ttl: str | None,
@@ -145,6 +152,7 @@ def new(
             name,
             parent=parent,
             branch=branch,
+            base=base,
             path=path,
             terminate_blockers=terminate_blockers,
             ttl=ttl,
