@@ -4,6 +4,7 @@
 # Used where vulture cannot see
 ls_  # the click command `treefork ls`
 autostart  # the click command `treefork server autostart`
+server_prune  # the click command `treefork server prune`
 DOCS  # the config keys' documentation, checked by tests/test_docs.py
 TABLE  # exitcodes.TABLE: docs/cli.md's table of exit codes (scripts/gen_cli_docs.py)
 extra_groups  # a keyword argument of subprocess.run (proc._Identity)

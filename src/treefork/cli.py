@@ -239,6 +239,19 @@ _server_action("start", "Start every cluster of a repository that still exists (
 _server_action("stop", "Stop every cluster; each starts again on the next command that needs it.")
 
 
+@server.command(name="prune")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "--force", is_flag=True, help="Also remove clusters an older treefork made, whose repository is not recorded."
+)
+@JSON
+def server_prune(dry_run: bool, force: bool, as_json: bool) -> None:
+    """Remove the clusters of repositories that are gone or were initialised again (their data goes)."""
+    from treefork.commands import server as cmd
+
+    _exit(cmd.prune(dry_run=dry_run, force=force, as_json=as_json))
+
+
 @server.command()
 @click.option("--force", is_flag=True, help="Write the unit even where systemd does not seem to run.")
 @JSON

@@ -84,6 +84,7 @@ class ClusterRecord:
     pid: int | None = None  # the command creating it, while status is creating
     created_at: float = field(default_factory=time.time)
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
+    repo_dir: str | None = None  # the repository's git common dir (None: made by an older treefork)
 
     def secrets(self) -> None:
         register(self.admin_password)
