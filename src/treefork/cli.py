@@ -263,11 +263,11 @@ def autostart(force: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--workspaces", default=3, show_default=True, help="How many parallel workspaces to create.")
+@click.option("--workspaces", default=3, show_default=True, help="How many agents' workspaces to create, in parallel.")
 @click.option("--keep", is_flag=True, help="Keep the demo repository instead of cleaning up.")
 @JSON
 def demo(workspaces: int, keep: bool, as_json: bool) -> None:
-    """A throwaway repo with parallel workspaces that prove isolation, then clean up."""
+    """The story in seconds: agents' workspaces forked from a busy main, their own migrations, diff, merge."""
     from treefork.commands import demo as cmd
 
     _exit(cmd.run(count=workspaces, keep=keep, as_json=as_json))
