@@ -4,6 +4,7 @@
 # Used where vulture cannot see
 ls_  # the click command `treefork ls`
 autostart  # the click command `treefork server autostart`
+server_prune  # the click command `treefork server prune`
 DOCS  # the config keys' documentation, checked by tests/test_docs.py
 ORIGINS  # state.ORIGINS: the documented origins, checked against the code and docs by tests/test_docs.py
 TABLE  # exitcodes.TABLE: docs/cli.md's table of exit codes (scripts/gen_cli_docs.py)

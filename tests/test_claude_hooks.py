@@ -89,7 +89,7 @@ def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> No
     settings.write_text(json.dumps({"worktree": {"symlinkDirectories": ["node_modules"], "sparsePaths": ["src"]}}))
     git(tf_server_repo, "add", ".")
     git(tf_server_repo, "commit", "-q", "-m", "claude settings")
-    # a remote whose default branch is one commit behind: Claude's default base is origin/<default>
+    # a remote whose default branch is one commit behind main's HEAD, whose data the database forks
     remote = tmp_path / "remote.git"
     git(tf_server_repo, "clone", "-q", "--bare", str(tf_server_repo), str(remote))
     git(tf_server_repo, "remote", "add", "origin", str(remote))
@@ -98,8 +98,12 @@ def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> No
     git(tf_server_repo, "commit", "-q", "--allow-empty", "-m", "local only")
     run_tf(tf_server_repo, "install", "--claude")
 
-    wt = Path(_create(tf_server_repo, "a").out.strip())
-    assert git(wt, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "origin/main").stdout
+    r = _create(tf_server_repo, "a")
+    wt = Path(r.out.strip())
+    assert git(wt, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "HEAD").stdout, (
+        "code and data start from the same place: main's HEAD, not origin/main behind it (Claude's own default)"
+    )
+    assert "ahead of the code" not in r.err and ls(tf_server_repo)["a"]["data_ahead_of_code"] is False
     assert (wt / "secret.json").read_text() == "{}"
     assert db_url(wt) != db_url(tf_server_repo)  # .worktreeinclude lists .env: ours was kept
     assert (wt / "node_modules").is_symlink()
@@ -108,6 +112,14 @@ def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> No
     settings.write_text(json.dumps({"worktree": {"baseRef": "head"}}))
     wt2 = Path(_create(tf_server_repo, "b").out.strip())
     assert git(wt2, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "HEAD").stdout
+
+    settings.write_text(json.dumps({"worktree": {"baseRef": "fresh"}}))  # asked for: honoured, and said
+    r = _create(tf_server_repo, "c")
+    wt3 = Path(r.out.strip())
+    assert git(wt3, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "origin/main").stdout
+    assert "warning: workspace c: its code starts at" in r.err and "the data is ahead of the code" in r.err
+    row = ls(tf_server_repo)["c"]
+    assert row["data_ahead_of_code"] is True and row["code_base"] == git(wt3, "rev-parse", "HEAD").stdout.strip()
 
 
 def test_settings_merge_foreign_hook_and_uninstall(tf_server_repo: Path) -> None:

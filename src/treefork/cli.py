@@ -115,6 +115,12 @@ def init(
     help="Fork code and data from this workspace (default: the one this runs in, else the root; `root` for the root).",
 )
 @click.option("--branch", help="Git branch to use or create (default: NAME).")
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Start a new branch at REF instead of the parent's HEAD (the database still forks from the parent's "
+    "current data: treefork warns when that data is ahead of REF's code).",
+)
 @click.option("--path", help="Where to put the worktree (default: ../<repo>.worktrees/NAME).")
 @click.option(
     "--terminate-blockers",
@@ -130,6 +136,7 @@ def new(
     name: str,
     parent: str | None,
     branch: str | None,
+    base: str | None,
     path: str | None,
     terminate_blockers: bool,
     ttl: str | None,
@@ -145,6 +152,7 @@ def new(
             name,
             parent=parent,
             branch=branch,
+            base=base,
             path=path,
             terminate_blockers=terminate_blockers,
             ttl=ttl,
@@ -231,6 +239,19 @@ _server_action("start", "Start every cluster of a repository that still exists (
 _server_action("stop", "Stop every cluster; each starts again on the next command that needs it.")
 
 
+@server.command(name="prune")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "--force", is_flag=True, help="Also remove clusters an older treefork made, whose repository is not recorded."
+)
+@JSON
+def server_prune(dry_run: bool, force: bool, as_json: bool) -> None:
+    """Remove the clusters of repositories that are gone or were initialised again (their data goes)."""
+    from treefork.commands import server as cmd
+
+    _exit(cmd.prune(dry_run=dry_run, force=force, as_json=as_json))
+
+
 @server.command()
 @click.option("--force", is_flag=True, help="Write the unit even where systemd does not seem to run.")
 @JSON
@@ -242,11 +263,11 @@ def autostart(force: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--workspaces", default=3, show_default=True, help="How many parallel workspaces to create.")
+@click.option("--workspaces", default=3, show_default=True, help="How many agents' workspaces to create, in parallel.")
 @click.option("--keep", is_flag=True, help="Keep the demo repository instead of cleaning up.")
 @JSON
 def demo(workspaces: int, keep: bool, as_json: bool) -> None:
-    """A throwaway repo with parallel workspaces that prove isolation, then clean up."""
+    """The story in seconds: agents' workspaces forked from a busy main, their own migrations, diff, merge."""
     from treefork.commands import demo as cmd
 
     _exit(cmd.run(count=workspaces, keep=keep, as_json=as_json))

@@ -22,7 +22,8 @@ from treefork.fsutil import atomic_write_text
 BOM = "\ufeff"
 DQ = '"'
 # A value that fails loudly instead of silently reaching someone else's database.
-UNPROVISIONED_URL = "postgresql://unprovisioned.treefork.invalid/run_treefork_sync_to_provision_this_worktree"
+UNPROVISIONED_HOST = "unprovisioned.treefork.invalid"
+UNPROVISIONED_URL = f"postgresql://{UNPROVISIONED_HOST}/run_treefork_sync_to_provision_this_worktree"
 _SHELL_SAFE = re.compile(r"^[A-Za-z0-9_@%+:,./-]*$")
 _NEVER_UNQUOTED = set(" \t\r\n#'\"\\$`")
 

@@ -214,6 +214,10 @@ class Repo:
         r = git("status", "--porcelain", "--untracked-files=normal", cwd=path)
         return bool(r.out.strip())
 
+    def is_ancestor(self, commit: str, *, of: str) -> bool:
+        """commit is of, or one of its ancestors."""
+        return git("merge-base", "--is-ancestor", commit, of, cwd=self.main_root, check=False).rc == 0
+
     def is_merged(self, branch: str, *, into: str) -> bool:
         r = git("merge-base", "--is-ancestor", f"refs/heads/{branch}", into, cwd=self.main_root, check=False)
         return r.rc == 0

@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import IO, TypedDict
 
 from treefork.errors import FatalError, ProcError
 
@@ -123,9 +123,11 @@ def pipe(
     *,
     env: Mapping[str, str] | None = None,
     second_env: Mapping[str, str] | None = None,
+    through: Callable[[IO[bytes], IO[bytes]], None] | None = None,
 ) -> None:
     """Run `first | second`, raising ProcError if either fails. second_env, if given, is the second's own
-    environment (e.g. each side's password, which never goes on a command line)."""
+    environment (e.g. each side's password, which never goes on a command line). through, if given, copies
+    first's output to second's input (a filter), in a thread of this process."""
     p1 = subprocess.Popen(
         list(first),
         stdout=subprocess.PIPE,
@@ -134,17 +136,52 @@ def pipe(
         env=dict(env) if env else None,
     )
     env2 = second_env if second_env is not None else env
-    p2 = subprocess.Popen(
-        list(second), stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env2) if env2 else None
-    )
     assert p1.stdout is not None
-    p1.stdout.close()
-    out2, err2 = p2.communicate()
+    p2 = subprocess.Popen(
+        list(second),
+        stdin=p1.stdout if through is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env2) if env2 else None,
+    )
+    copier = None if through is None else threading.Thread(target=_copy, args=(through, p1.stdout, p2.stdin))
+    if copier is not None:
+        copier.start()
+    else:
+        p1.stdout.close()
+    out2, err2 = _communicate(p2, input_by_thread=copier is not None)
+    if copier is not None:
+        copier.join()
     _, err1 = p1.communicate()
-    if p1.returncode != 0:
+    if p1.returncode != 0 and not (p1.returncode == -signal.SIGPIPE and p2.returncode != 0):  # the second quit first
         raise ProcError(tuple(first), p1.returncode, "", err1.decode(errors="replace"))
     if p2.returncode != 0:
         raise ProcError(tuple(second), p2.returncode, out2.decode(errors="replace"), err2.decode(errors="replace"))
+
+
+def _copy(through: Callable[[IO[bytes], IO[bytes]], None], source: IO[bytes], sink: IO[bytes] | None) -> None:
+    assert sink is not None
+    try:
+        through(source, sink)
+    except BrokenPipeError:
+        pass  # the second stopped reading: its exit code says why
+    finally:
+        source.close()
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+
+
+def _communicate(child: subprocess.Popen[bytes], *, input_by_thread: bool) -> tuple[bytes, bytes]:
+    if not input_by_thread:
+        return child.communicate()
+    assert child.stdout is not None and child.stderr is not None
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(child.stderr.read() if child.stderr else b""))
+    reader.start()
+    out = child.stdout.read()
+    reader.join()
+    child.wait()
+    return out, errors[0] if errors else b""
 
 
 def spawn_detached(

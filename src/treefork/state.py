@@ -50,6 +50,8 @@ class Workspace:
     created_branch: bool = False
     worktree_id: str | None = None  # git's admin dir id (.git/worktrees/<id>): survives `git worktree move`
     forked_from: str | None = None  # the real parent once it was removed (`parent` is then the nearest live one)
+    code_base: str | None = None  # the commit its worktree started from
+    data_base: str | None = None  # the parent worktree's HEAD when its database was forked (the data's code)
     created_at: float = field(default_factory=time.time)
     pid: int | None = None
     pid_started: int | None = None  # the process's start time (procinfo.start_time): a reused pid is not it

@@ -15,9 +15,13 @@ from treefork.git import Repo, git
 
 
 def base_ref(repo: Repo, settings: dict[str, Any], *, head: str) -> str:
-    """Claude's default ('fresh'): origin/<default branch>; the local HEAD (the caller read it already) with
-    baseRef 'head' or no such remote ref."""
-    if settings.get("baseRef") != "head":
+    """The main worktree's HEAD (the caller read it already): the code of the data the workspace's database
+    is forked from. Claude's own default is origin/<default branch>, which can be behind it (an unpushed
+    merge): the code would lack a column its database has. A baseRef the user set other than 'head' (Claude's
+    'fresh') is honoured: origin/<default branch> when there is one (the create then warns if the data is
+    ahead of that code)."""
+    asked = settings.get("baseRef")
+    if asked is not None and asked != "head":
         remote = repo.rev("refs/remotes/origin/HEAD")
         if remote:
             return remote

@@ -345,6 +345,31 @@ def _db_of(ctx: Context, state: State, name: str) -> DbBranch:
     return db
 
 
+def _code_and_data_check(ctx: Context, state: State) -> Check:
+    """Workspaces whose code still lacks the commits of the code their database was forked with (a base the
+    user asked for, `new --base` or Claude's `worktree.baseRef`)."""
+    from treefork.workspace.create import data_ahead_of_code
+
+    behind = []
+    for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
+        head = ctx.repo.head_of(Path(ws.path)) if ws.data_base and Path(ws.path).is_dir() else None
+        if head is not None and ws.data_base is not None and data_ahead_of_code(ctx, ws.data_base, code=head):
+            behind.append((ws, ws.data_base))
+    if not behind:
+        return Check("code and data", OK, "every workspace's code has the commits its data was forked with")
+    ws, base = behind[0]
+    return Check(
+        "code and data",
+        WARN,
+        "the data is ahead of the code in: "
+        + ", ".join(
+            f"{w.name} (lacks {b[:12]}, {w.parent or 'root'}'s HEAD when its database was forked)" for w, b in behind
+        ),
+        f"git -C {ws.path} merge {base[:12]}",
+        [w.name for w, _ in behind],
+    )
+
+
 def _state_checks(ctx: Context) -> list[Check]:
     state = ctx.state()
     if not state.initialized:
@@ -375,6 +400,7 @@ def _state_checks(ctx: Context) -> list[Check]:
     )
     checks += _connection_checks(ctx, state)
     checks += _private_settings_checks(ctx, state)
+    checks.append(_code_and_data_check(ctx, state))
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
     checks.append(
         Check(

@@ -250,6 +250,7 @@ def _settings(backend: str, server_url: str | None, source: Source, options: dic
     settings: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     if backend == "local" and server_url:
         settings["external"] = True
+        settings["workspace_roles"] = True  # each workspace's database owned by a role of its own (template.py)
     elif backend == "local":
         settings["layout"] = "clusters"
         settings["home"] = str(paths.treefork_home())

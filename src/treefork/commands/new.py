@@ -26,6 +26,7 @@ def run(
     as_json: bool,
     agent: str | None = None,
     prompt: str | None = None,
+    base: str | None = None,
 ) -> int:
     ws_name = WorkspaceName.of(name)
     if branch is not None:
@@ -44,6 +45,7 @@ def run(
         name=ws_name,
         parent=_parent(ctx, parent, ws_name),
         branch=branch,
+        base=base,
         path=Path(path).absolute() if path else None,
         options=CreateOptions(
             terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)

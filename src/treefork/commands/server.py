@@ -1,4 +1,4 @@
-"""`treefork server status|start|stop|autostart`: every PostgreSQL cluster treefork runs on this machine."""
+"""`treefork server status|start|stop|prune|autostart`: every PostgreSQL cluster treefork runs on this machine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 from treefork import output, selfcmd
 from treefork.backends.local.cluster import READY, record_json
-from treefork.backends.local.store import ClusterStore
+from treefork.backends.local.store import GONE, PRESENT, REINITIALISED, UNKNOWN, ClusterStore, repository_state
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
+from treefork.state import pid_alive
 
 SYSTEMD_RUNNING = Path("/run/systemd/system")  # what sd_booted(3) checks: systemd is this machine's init
 
@@ -20,7 +21,7 @@ def run(action: str, *, as_json: bool, force: bool = False) -> int:
         return _autostart(as_json=as_json, force=force)
     failed = []
     for cluster, rec in store.all():
-        if action == "start" and rec.status == READY:
+        if action == "start" and rec.status == READY and repository_state(rec) in (PRESENT, UNKNOWN):
             try:
                 cluster.ensure_running(rec)
             except Exception as e:  # one broken cluster must not keep the others down
@@ -35,6 +36,49 @@ def run(action: str, *, as_json: bool, force: bool = False) -> int:
     for line in failed:
         output.warn(f"could not start {line}")
     return 1 if failed else 0
+
+
+def prune(*, dry_run: bool, force: bool, as_json: bool) -> int:
+    """Remove the clusters whose repository is gone or was initialised again (and, with force, those whose
+    record does not say where their repository is). Only clusters treefork recorded; never one being made."""
+    store = ClusterStore()
+    doomed = (REINITIALISED, GONE, UNKNOWN) if force else (REINITIALISED, GONE)
+    removed, kept_unknown = [], []
+    for cluster, rec in store.all():
+        state = repository_state(rec)
+        if rec.status != READY and pid_alive(rec.pid):
+            continue  # a command is making it right now
+        if state == UNKNOWN and not force:
+            kept_unknown.append(rec)
+        if state not in doomed:
+            continue
+        removed.append({**_row(cluster, rec), "repository": state})
+        if not dry_run:
+            cluster.destroy()
+    if as_json:
+        output.emit_json(
+            {"home": str(store.home), "dry_run": dry_run, "removed": removed, "unknown": [r.id for r in kept_unknown]}
+        )
+        return 0
+    verb = "would remove" if dry_run else "removed"
+    for r in removed:
+        where = r["repo_dir"] or "an unrecorded place"
+        output.info(
+            f"{verb} {r['id']} ({_workspace(r)}, port {r['port']}): its repository {where} is {r['repository']}"
+        )
+    if not removed:
+        output.info("no cluster whose repository is gone")
+    if kept_unknown:
+        output.info(
+            f"kept {len(kept_unknown)} cluster(s) an older treefork made, whose repository is not recorded: "
+            + ", ".join(r.id for r in kept_unknown)
+            + " (`treefork server prune --force` removes them too: check `treefork server status` first)"
+        )
+    return 0
+
+
+def _workspace(row: dict[str, Any]) -> str:
+    return "root" if row["workspace"] == "<root>" else f"workspace {row['workspace']}"
 
 
 def _row(cluster: Any, rec: Any) -> dict[str, Any]:

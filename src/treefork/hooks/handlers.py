@@ -13,10 +13,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from treefork import output, selfcmd
+from treefork import debug, output, selfcmd
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import IN_PROGRESS_ENV, ZERO_SHA
+from treefork.state import Workspace
 from treefork.workspace import adopt
 from treefork.workspace import parent as parent_rule
 
@@ -45,10 +46,25 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     if not state.initialized:
         return
     root = repo.toplevel
-    branch = repo.current_branch(root)
-    busy = state.workspace_by_path_or_none(root) or (state.workspace_by_branch_or_none(branch) if branch else None)
-    if busy is not None and busy.in_progress_elsewhere():
+    here = state.workspace_by_path_or_none(root)
+    if here is not None and here.in_progress_elsewhere():
         return  # `treefork new` or `treefork claude-hook create` is making this very worktree
+    debug.crash_point("post-checkout:start")
+    # First, before anything slow: an env file whose URL fails loudly, so that a hook killed from here on
+    # (^C to git's process group, SIGTERM) leaves that rather than no file, where the app would fall back to
+    # SQLite or, nested in the main worktree (.claude/worktrees, .gemini/worktrees), find main's `.env`.
+    adopt.fail_loud(ctx, root, None)
+    debug.crash_point("post-checkout:after-placeholder")
+    branch = repo.current_branch(root)
+    owner = None if here is not None or branch is None else state.workspace_by_branch_or_none(branch)
+    if owner is not None and _elsewhere(owner, root):
+        doing = f"being created by process {owner.pid}" if owner.in_progress_elsewhere() else "checked out"
+        raise FatalError(
+            f"branch {branch} is workspace {owner.name!r}'s, {doing} at {owner.path}: this second worktree on it "
+            "gets no database of its own",
+            hint=f"give it a branch of its own (git -C {root} switch -c NEWNAME), then `treefork sync` there; "
+            f"or remove it (git worktree remove --force {root})",
+        )
     output.info(f"treefork: provisioning {root}")
     req = adopt.request_for(
         ctx, root, branch=branch, origin="post-checkout", new_head=new_head, invoker=parent_rule.invoking_worktree()
@@ -58,6 +74,14 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
         f"treefork: workspace {ws.name} is ready (parent {ws.parent or 'root'}): database {ws.db_branch} "
         f"({ws.clone_method}), env file {root / ctx.config.env_file}"
     )
+
+
+def _elsewhere(ws: Workspace, root: Path) -> bool:
+    """ws (found by its branch) is another worktree's, being made or still there."""
+    path = Path(ws.path)
+    if path.resolve() == root.resolve():
+        return False
+    return ws.in_progress_elsewhere() or path.is_dir()
 
 
 # ---- reference-transaction ----------------------------------------------------------------------

@@ -82,10 +82,10 @@ def resume_request(ws: Workspace) -> create.NewRequest:
     )
 
 
-def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Exception) -> None:
-    """An env file that fails loudly, and (with a name) the worktree recorded as unprovisioned."""
+def fail_loud(ctx: Context, root: Path, name: WorkspaceName | None, error: Exception | None = None) -> None:
+    """An env file that fails loudly, and (with a name and an error) the worktree recorded as unprovisioned."""
     envbuild.write_worktree_env(ctx.repo, ctx.config, root, None)
-    if name is None or name in RESERVED:
+    if name is None or error is None or name in RESERVED:
         return
     with ctx.registry.transaction() as st:
         if name not in st.workspaces and st.workspace_by_path_or_none(root) is None:

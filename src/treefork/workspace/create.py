@@ -36,6 +36,7 @@ class NewRequest:
     options: CreateOptions = CreateOptions()
     origin: str = "new"  # one of state.ORIGINS
     adopt_worktree: bool = False  # the worktree already exists (git hook): never remove it on failure
+    base: str | None = None  # a new branch's start (`new --base`); default: the parent worktree's HEAD
 
 
 def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
@@ -67,6 +68,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
     recording: Background[None] | None = None
     try:
         parent = parent_db(ctx, state, req.parent)
+        data_base = None if was_ready else _head_or_none(ctx, _parent_path(ctx, req.parent))
         db = _alongside(lambda: _checkout(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
         debug.crash_point("new:after-db")
         if not was_ready:  # its schema as forked, what `diff` compares with (before setup may migrate it)
@@ -80,6 +82,8 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
         if recording is not None:
             recording.result()
+        if not was_ready:
+            _record_bases(ctx, ws, data_base)
     except BaseException as e:
         if recording is not None:
             with contextlib.suppress(BaseException):
@@ -232,7 +236,7 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
                 f"{path} is not a git worktree of this repository", hint="create it with `git worktree add`"
             )
         assert ws.branch
-        base = None if ctx.repo.branch_exists(ws.branch) else _parent_head(ctx, req.parent, listed)
+        base = None if ctx.repo.branch_exists(ws.branch) else _start_of(ctx, req, listed)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
         created["worktree"], created["branch"] = True, base is not None
     with ctx.registry.transaction() as st:
@@ -260,15 +264,50 @@ def _record_worktree_id(ctx: Context, name: str, admin_id: str | None) -> None:
             rec.worktree_id = admin_id
 
 
-def _parent_head(ctx: Context, parent: str | None, listed: dict[Path, Worktree]) -> str:
-    """The commit a new branch starts from: the parent worktree's HEAD, as the listing just read under the
-    git lock shows it (no second `rev-parse HEAD`)."""
-    state = ctx.state()
-    where = Path(state.workspaces[parent].path) if parent else ctx.repo.main_root
+def _start_of(ctx: Context, req: NewRequest, listed: dict[Path, Worktree]) -> str:
+    """The commit a new branch starts from: --base, else the parent worktree's HEAD, the code of the data
+    its database is forked from, as the listing just read under the git lock shows it (no second
+    `rev-parse HEAD`)."""
+    if req.base is not None:
+        commit = ctx.repo.rev(req.base)
+        if commit is None:
+            raise FatalError(f"--base {req.base}: no such commit", hint="name a branch, tag or commit (git log)")
+        return commit
+    where = _parent_path(ctx, req.parent)
     head = ctx.repo.head_in(where, listed)
     if head is None:
         raise FatalError(f"the parent worktree {where} has no commit to branch from", hint="make a first commit there")
     return head
+
+
+def _parent_path(ctx: Context, parent: str | None) -> Path:
+    return Path(ctx.state().workspaces[parent].path) if parent else ctx.repo.main_root
+
+
+def _head_or_none(ctx: Context, path: Path) -> str | None:
+    return ctx.repo.head_of(path) if path.is_dir() else None
+
+
+def _record_bases(ctx: Context, ws: Workspace, data_base: str | None) -> None:
+    """Where the code and the data start: the worktree's first HEAD, and the parent's HEAD when its database
+    was forked. When the data has commits the code lacks (a migration the code does not know), say so."""
+    code_base = _head_or_none(ctx, Path(ws.path))
+    with ctx.registry.transaction() as st:
+        rec = st.workspaces[ws.name]
+        rec.code_base, rec.data_base = code_base, data_base
+    ws.code_base, ws.data_base = code_base, data_base
+    if code_base and data_base and data_ahead_of_code(ctx, data_base, code=code_base):
+        output.warn(
+            f"workspace {ws.name}: its code starts at {code_base[:12]}, but its database was forked from "
+            f"{ws.parent or 'root'}'s, whose code is at {data_base[:12]}, which this code lacks: the data is "
+            f"ahead of the code (a migration it does not know). Bring the code up: git -C {ws.path} merge {data_base[:12]}"
+        )
+
+
+def data_ahead_of_code(ctx: Context, data_base: str, *, code: str) -> bool:
+    """The code the data was forked with (data_base) is not in code (a commit): the database may hold a
+    migration that code does not know."""
+    return code != data_base and not ctx.repo.is_ancestor(data_base, of=code)
 
 
 def _ensure_db(ctx: Context, ws: Workspace, req: NewRequest, parent: DbBranch, created: dict[str, bool]) -> DbBranch:

@@ -67,7 +67,7 @@ def database_updates(
         elif key in POOLED_URL_VARS or (found is not None and found in parents):
             point(key, url)
         elif key in _DIRECT_HOST_VARS:
-            updates[key] = _host(direct) if conn else "unprovisioned.treefork.invalid"
+            updates[key] = _host(direct) if conn else envfile.UNPROVISIONED_HOST
     for family in families:
         updates.update(dbsettings.family_updates(family, present, url if conn else None))
     point(config.url_var, url)
@@ -97,8 +97,11 @@ def write_worktree_env(
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
     base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
+    # over a placeholder (written first by the git hook, or by a failed provisioning), the app's own spelling
+    # of each database variable is the main worktree's, not the placeholder's
+    placeholder = conn is not None and envfile.UNPROVISIONED_HOST in base
     notes = dbsettings.Notes()
-    updates = url_updates(config, conn, base, notes)
+    updates = url_updates(config, conn, template_text(repo, config) if placeholder else base, notes)
     linked = worktree.resolve() != repo.main_root.resolve()
     if conn is not None:
         updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH

@@ -23,7 +23,8 @@ from treefork.workspace import ports, reconcile
 FIELDS = (
     "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
     "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
-    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at", "collisions",
+    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at", "code_base", "data_ahead_of_code",
+    "collisions",
 )  # fmt: skip
 
 
@@ -121,7 +122,20 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "created_at": ws.created_at,
         "expires_at": expires_at,
         "collisions": None,
+        "code_base": ws.code_base,
+        "data_ahead_of_code": _data_ahead_of_code(ctx, ws, seen) if present else None,
     }
+
+
+def _data_ahead_of_code(ctx: Context, ws: Workspace, seen: Seen) -> bool | None:
+    """Whether the worktree's code, as it is now, still lacks the code its database was forked with (null when
+    that was not recorded: a workspace made by an older treefork)."""
+    from treefork.workspace.create import data_ahead_of_code
+
+    head = ctx.repo.head_in(seen.path, seen.listed)
+    if ws.data_base is None or head is None:
+        return None
+    return data_ahead_of_code(ctx, ws.data_base, code=head)
 
 
 def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class ClusterRecord:
     created_at: float = field(default_factory=time.time)
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
     binding: str | None = None  # HMAC of the id under a key in the repo's secrets.json: made by this repo's treefork
+    repo_dir: str | None = None  # the repository's git common dir (None: made by an older treefork)
 
     def secrets(self) -> None:
         register(self.admin_password)

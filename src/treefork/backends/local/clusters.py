@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -67,7 +68,7 @@ class ClusterBackend:
         if rec is not None:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
-        rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None)
+        rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None, repo_dir=self._repo_dir())
         rec.binding = self._binding(rec.id)
         with self.store.creating(rec) as cluster:
             self.store.initdb(cluster, rec)
@@ -84,7 +85,12 @@ class ClusterBackend:
             )
         parent_cluster, parent_rec = self._expect(parent.id)
         rec = new_record(
-            self.ctx.repo_id, workspace, dbname=parent_rec.dbname, role=parent_rec.role, parent=parent_rec.id
+            self.ctx.repo_id,
+            workspace,
+            dbname=parent_rec.dbname,
+            role=parent_rec.role,
+            parent=parent_rec.id,
+            repo_dir=self._repo_dir(),
         )
         rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
@@ -427,6 +433,10 @@ class ClusterBackend:
             and rec.binding is not None
             and hmac.compare_digest(rec.binding, self._binding(rec.id))
         )
+
+    def _repo_dir(self) -> Path:
+        """The repository's git common dir, where its registry lives: what tells `server prune` it is gone."""
+        return self.ctx.registry.dir.parent
 
     def _destroy(self, cluster: Cluster) -> None:
         """Stop and remove a cluster, which this command no longer counts as started."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import IO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from treefork import proc
@@ -35,13 +36,20 @@ def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Cal
     freeze(cluster, rec)
 
 
-def import_database(url: str, target_url: str, *, progress: Callable[[str], None], embedded: bool = False) -> None:
+def import_database(
+    url: str,
+    target_url: str,
+    *,
+    progress: Callable[[str], None],
+    embedded: bool = False,
+    target_major: int | None = None,
+) -> None:
     """An existing database copied into a new root once, owned by the role of target_url. embedded: the root
-    is a cluster of the embedded PostgreSQL (else a database on a server the user runs)."""
+    is a cluster of the embedded PostgreSQL (else a database on a server the user runs, of target_major)."""
     register(url)
     progress(f"importing {safe_url(url)} into the root (pg_dump | pg_restore)")
     try:
-        copy_database(url, target_url)
+        copy_database(url, target_url, target_major=target_major)
     except ProcError as e:
         missing = MISSING_EXTENSION.search(e.err)
         if missing is not None:
@@ -74,19 +82,55 @@ def _import_failed(url: str, e: FatalError) -> BackendError:
     )
 
 
-def copy_database(source_url: str, target_url: str) -> None:
+def copy_database(source_url: str, target_url: str, *, target_major: int | None = None) -> None:
     """pg_dump (one consistent snapshot) | pg_restore, the objects owned by target_url's role. Each side's
-    password goes in its own process's environment."""
+    password goes in its own process's environment. target_major: the target server's major version, when it
+    may be older than the wheel's tools (a server the user runs)."""
     tools = wheel_bin_dir()
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10", "LC_ALL": "C"}
     source, source_password = split_password(source_url)
     target, target_password = split_password(target_url)
+    env = {**base, **({"PGPASSWORD": source_password} if source_password else {})}
+    second_env = {**base, **({"PGPASSWORD": target_password} if target_password else {})}
+    if target_major is not None and target_major < NEWEST_SETTING_MAJOR:
+        # pg_restore 18 starts every restore with settings of its own version (`SET transaction_timeout = 0`),
+        # which an older server refuses: a plain script, its preamble cut to what that server knows, into psql
+        proc.pipe(
+            [str(tools / "pg_dump"), "--format=plain", "--no-owner", "--no-acl", f"--dbname={source}"],
+            [str(tools / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--output=/dev/null", f"--dbname={target}"],
+            env=env,
+            second_env=second_env,
+            through=lambda dump, script: older_preamble(dump, script, major=target_major),
+        )
+        return
     proc.pipe(
         [str(tools / "pg_dump"), "--format=custom", "--no-owner", "--no-acl", f"--dbname={source}"],
         [str(tools / "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={target}"],
-        env={**base, **({"PGPASSWORD": source_password} if source_password else {})},
-        second_env={**base, **({"PGPASSWORD": target_password} if target_password else {})},
+        env=env,
+        second_env=second_env,
     )
+
+
+# The session settings a dump's preamble sets that older servers do not have, and the major that added each.
+NEWER_SETTINGS = {b"transaction_timeout": 17}
+NEWEST_SETTING_MAJOR = max(NEWER_SETTINGS.values())
+
+
+def older_preamble(dump: IO[bytes], script: IO[bytes], *, major: int) -> None:
+    """Copy a plain dump, leaving out of its preamble (the SETs before the first object; never a line of data)
+    the settings a server of that major version does not know."""
+    for line in dump:
+        if line.startswith(b"-- Name: "):  # the first object: the preamble is over
+            script.write(line)
+            break
+        setting = SET_LINE.fullmatch(line.rstrip(b"\r\n"))
+        if setting is None or NEWER_SETTINGS.get(setting.group(1), 0) <= major:
+            script.write(line)
+    for chunk in iter(lambda: dump.read(1 << 16), b""):
+        script.write(chunk)
+
+
+SET_LINE = re.compile(rb"SET ([a-z_]+) = [^;]*;")
 
 
 FREEZE_AFTER_ROWS = 10_000

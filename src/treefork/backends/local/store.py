@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -156,7 +157,9 @@ class ClusterStore:
         rec.least_privilege = True
 
 
-def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: str | None) -> ClusterRecord:
+def new_record(
+    repo_id: str, workspace: str, *, dbname: str, role: str, parent: str | None, repo_dir: Path | None = None
+) -> ClusterRecord:
     return ClusterRecord(
         id=cluster_id(repo_id, workspace),
         repo_id=repo_id,
@@ -169,9 +172,33 @@ def new_record(repo_id: str, workspace: str, *, dbname: str, role: str, parent: 
         parent=parent,
         pid=os.getpid(),
         pid_started=procinfo.start_time(os.getpid()),
+        repo_dir=str(repo_dir) if repo_dir is not None else None,
     )
 
 
 def creator_alive(rec: ClusterRecord) -> bool:
     """The process creating rec is still at it (this one included)."""
     return rec.pid == os.getpid() or procinfo.same_process(rec.pid, rec.pid_started)
+
+
+# What became of a cluster's repository (`treefork server prune`, `server start`)
+PRESENT, GONE, REINITIALISED, UNKNOWN = "present", "gone", "re-initialised", "unknown"
+
+
+def repository_state(rec: ClusterRecord) -> str:
+    """present: the repository still has this cluster's treefork id; gone: its git directory, or treefork's
+    registry in it, is no more; re-initialised: its registry has another id now (`treefork init` again);
+    unknown: the record does not say where its repository is (an older treefork), or it cannot be read."""
+    if not rec.repo_dir:
+        return UNKNOWN
+    common = Path(rec.repo_dir)
+    try:
+        data = json.loads((common / "treefork" / "registry.json").read_text())
+    except FileNotFoundError:
+        return GONE
+    except (OSError, ValueError):
+        return UNKNOWN
+    repo_id = data.get("repo_id") if isinstance(data, dict) else None
+    if not repo_id:
+        return UNKNOWN  # an init still writing it
+    return PRESENT if repo_id == rec.repo_id else REINITIALISED

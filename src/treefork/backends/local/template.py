@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class _StillBeingCreated(Exception):
 
 
 LOGICAL = "logical"
+SNAPSHOT = "@snapshot-"  # in a snapshot's workspace name: `<workspace>@snapshot-<the merge's tag>`
 
 
 @dataclass(frozen=True)
@@ -213,23 +215,28 @@ class TemplateBackend:
                 hint="run `treefork gc` then recreate the parent workspace, or use --from with another workspace",
             )
         self._ensure_role(conn)
+        owner = self._owner_of_new(name, workspace, parent)
+        if owner != self.role:
+            self._ensure_workspace_role(conn, owner, workspace)
         if options.terminate_blockers:
             with self._parent_quiet(conn, parent.name, terminate=True):
-                self._create_marked(conn, name, workspace, template=parent.name)
+                self._create_marked(conn, name, workspace, template=parent.name, owner_role=owner)
+            self._hand_over(conn, name, self._owner_of(parent.name), owner)
             return
         if not self._blockers(conn, parent.name):
             try:
-                self._create_marked(conn, name, workspace, template=parent.name)
+                self._create_marked(conn, name, workspace, template=parent.name, owner_role=owner)
+                self._hand_over(conn, name, self._owner_of(parent.name), owner)
                 return
             except ParentBusyError:
                 pass  # a client connected meanwhile
-        self._logical_copy(conn, parent.name, name, workspace)
+        self._logical_copy(conn, parent.name, name, workspace, owner=owner)
 
-    def _logical_copy(self, conn: libpq.Connection, parent: str, name: str, workspace: str) -> None:
+    def _logical_copy(self, conn: libpq.Connection, parent: str, name: str, workspace: str, *, owner: str) -> None:
         """The parent is in use, so it cannot be a template: copy it logically (pg_dump reads one consistent
         snapshot) into a new empty database, without disconnecting anyone."""
         self.ctx.progress(f"{parent} has live connections: copying it with pg_dump | pg_restore (method: logical)")
-        self._create_marked(conn, name, workspace, template=None)
+        self._create_marked(conn, name, workspace, template=None, owner_role=owner)
         from treefork.backends.local.importer import copy_database
 
         info = self.server()
@@ -237,9 +244,9 @@ class TemplateBackend:
         source = (
             f"postgresql://{quote(info.user, safe='')}:{quote(info.password, safe='')}@{at}/{quote(parent, safe='')}"
         )
-        target = self._url(name)
+        target = self._url(name, owner)
         try:
-            copy_database(source, target)
+            copy_database(source, target, target_major=self._major(conn))
         except BaseException:
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
             raise
@@ -273,11 +280,19 @@ class TemplateBackend:
                     hint="drop it yourself if you are sure",
                 )
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(branch.name)))
+            self._drop_workspace_role(conn, self._owner_of(branch.name), branch.workspace)
 
     def drop_throwaway_repo(self) -> None:
         """Drop the root database and the repo's role. Only `treefork demo` calls this, for the repo it made."""
         with self.admin() as conn:
             conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(self.root().name)))
+            roles = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(shobj_description(oid, 'pg_authid'), $1)",
+                (self._mark(""),),
+            )
+            for (role,) in roles:
+                if role is not None and role.startswith(db_prefix(self.ctx.repo_id)):
+                    conn.execute(SQL.of("DROP ROLE IF EXISTS {}", Ident(role)))
             conn.execute(SQL.of("DROP ROLE IF EXISTS {}", Ident(self.role)))
 
     def list_branches(self) -> list[DbBranch]:
@@ -294,14 +309,94 @@ class TemplateBackend:
         ]
 
     def connection(self, branch: DbBranch) -> Connection:
-        url = self._url(branch.name)
+        url = self._url(branch.name, self._owner_of(branch.name))
         return Connection(url=url, direct_url=url)
 
-    def _url(self, dbname: str) -> str:
-        """The repo role's URL of one of its databases."""
+    def _url(self, dbname: str, role: str) -> str:
+        """role's URL of one of its databases."""
         info = self.server()
-        who = f"{quote(self.role, safe='')}:{quote(self._role_password(), safe='')}"
+        who = f"{quote(role, safe='')}:{quote(self._password_of(role), safe='')}"
         return f"postgresql://{who}@{info.host}:{info.port}/{quote(dbname, safe='')}"
+
+    # ---- a role for each workspace ------------------------------------------------------------
+    # The repo's role owns the root (main's URL). Each workspace's database is owned by a role of its own,
+    # named as the database is (roles and databases are apart in PostgreSQL), so that an agent's URL can drop
+    # no other database of the repo. Repos made before this keep the repo's role for everything.
+    def _workspace_roles(self) -> bool:
+        return bool(self.ctx.settings.get("workspace_roles"))
+
+    def _owner_of(self, dbname: str) -> str:
+        """The role that owns dbname (a database of this repo) and whose URL the app gets."""
+        if not self._workspace_roles() or dbname == self.root().name:
+            return self.role
+        return dbname
+
+    def _owner_of_new(self, name: str, workspace: str, parent: DbBranch) -> str:
+        """A snapshot is owned by its branch's role (restoring it is a rename); a workspace by its own."""
+        return self._owner_of(parent.name) if SNAPSHOT in workspace else self._owner_of(name)
+
+    def _password_of(self, role: str) -> str:
+        """The repo role's password is a secret of the repo; a workspace role's is derived from it (HMAC), so
+        nothing more is stored and one workspace's password tells nothing of another's."""
+        key = self._role_password()
+        if role == self.role:
+            return key
+        password = hmac.new(key.encode(), role.encode(), hashlib.sha256).hexdigest()[:32]
+        register(password)
+        return password
+
+    def _ensure_workspace_role(self, conn: libpq.Connection, role: str, workspace: str) -> None:
+        mark = self._mark(workspace)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ("treefork-role:" + role,))
+            row = conn.one("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", (role,))
+            if row is not None and row[0] != mark:
+                raise BackendError(
+                    f"role {role} exists but was not made by treefork for {workspace!r}",
+                    hint="drop or rename it yourself; treefork never touches roles it did not create",
+                )
+            verb = "ALTER" if row is not None else "CREATE"
+            verifier = conn.scram_verifier(role, self._password_of(role))
+            # CREATEDB: test runners (Django's `manage.py test`) create a database beside the app's
+            conn.execute(SQL.of(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}", Ident(role), Literal(verifier)))
+            conn.execute(SQL.of("COMMENT ON ROLE {} IS {}", Ident(role), Literal(mark)))
+
+    def _hand_over(self, admin: libpq.Connection, dbname: str, old: str, new: str) -> None:
+        """A copy made from a template keeps its objects' owner (the parent's role): give them to the new
+        database's own role. REASSIGN OWNED also gives away the databases the old role owns (the parent among
+        them): they are given back in the same transaction, so no one ever sees them elsewhere."""
+        if old == new:
+            return
+        try:
+            self._reassign(dbname, old, new)
+        except BaseException:
+            admin.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(dbname)))
+            raise
+
+    def _reassign(self, dbname: str, old: str, new: str) -> None:
+        with libpq.connect(**{**self.server().conninfo(), "dbname": dbname}, connect_timeout=5) as conn:
+            with conn.transaction():
+                owned = conn.execute(
+                    "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)",
+                    (old,),
+                )
+                conn.execute(SQL.of("REASSIGN OWNED BY {} TO {}", Ident(old), Ident(new)))
+                for (db,) in owned:
+                    if db is not None and db != dbname:
+                        conn.execute(SQL.of("ALTER DATABASE {} OWNER TO {}", Ident(db), Ident(old)))
+
+    def _drop_workspace_role(self, conn: libpq.Connection, role: str, workspace: str) -> None:
+        """The role goes with its database, unless it still owns something elsewhere (a database the app's
+        test runner left): then it stays, said."""
+        if role == self.role:
+            return
+        row = conn.one("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", (role,))
+        if row is None or row[0] != self._mark(workspace):
+            return
+        try:
+            conn.execute(SQL.of("DROP ROLE {}", Ident(role)))
+        except libpq.PgError as e:
+            self.ctx.progress(f"kept role {role}: {e.message}")
 
     def clone_method(self) -> str:
         return str(self.ctx.settings.get("clone_method", COPY))
@@ -329,16 +424,39 @@ class TemplateBackend:
         raise _not_here("reset")
 
     def snapshot(self, branch: DbBranch, *, tag: str) -> DbBranch:
-        raise _not_here("snapshot a database (merge with `migrate`)")
+        """A copy of branch, as any new branch is made (a TEMPLATE copy when no one is connected, else a logical
+        one), owned by branch's own role; tag, the merge's, is in its name."""
+        return self.create_branch(_snapshot_name(branch, tag), parent=branch, options=CreateOptions())
 
     def find_snapshot_or_none(self, branch: DbBranch, *, tag: str) -> DbBranch | None:
-        return None  # it never makes one
+        return self.find_branch_or_none(_snapshot_name(branch, tag))
 
     def restore(self, branch: DbBranch, *, snapshot: DbBranch) -> None:
-        raise _not_here("restore a snapshot")
+        """The snapshot takes branch's name (same URL, same role), in one transaction; the clients connected
+        to branch are disconnected, as the local backend's restart does."""
+        aside = db_name(self.ctx.repo_id, f"{branch.workspace}@rolled-back-{int(time.time() * 1000)}")
+        with self.admin() as conn:
+            if self._mark_of(conn, snapshot.name) != self._mark(snapshot.workspace or ""):
+                raise BackendError(f"cannot restore {branch.name}: its snapshot {snapshot.name} is gone")
+            with self._parent_quiet(conn, branch.name, terminate=True), conn.transaction():
+                conn.execute(SQL.of("ALTER DATABASE {} RENAME TO {}", Ident(branch.name), Ident(aside)))
+                conn.execute(SQL.of("ALTER DATABASE {} RENAME TO {}", Ident(snapshot.name), Ident(branch.name)))
+                conn.execute(
+                    SQL.of(
+                        "COMMENT ON DATABASE {} IS {}",
+                        Ident(branch.name),
+                        Literal(self._mark(branch.workspace or ROOT_MARK)),
+                    )
+                )
+                conn.execute(SQL.of("COMMENT ON DATABASE {} IS NULL", Ident(aside)))
+            conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(aside)))
 
     def drop_snapshot(self, snapshot: DbBranch) -> None:
-        raise _not_here("drop a snapshot")
+        if snapshot.workspace is None or SNAPSHOT not in snapshot.workspace:
+            raise BackendError(f"refusing to drop {snapshot.name}: it is not a snapshot")
+        with self.admin() as conn:
+            if self._mark_of(conn, snapshot.name) == self._mark(snapshot.workspace):
+                conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(snapshot.name)))
 
     def writes_so_far(self, branch: DbBranch) -> int | None:
         return None
@@ -374,9 +492,11 @@ class TemplateBackend:
         conn.execute(SQL.of("DROP DATABASE IF EXISTS {} WITH (FORCE)", Ident(name)))
         return True
 
-    def _create_marked(self, conn: libpq.Connection, name: str, workspace: str, *, template: str | None) -> None:
+    def _create_marked(
+        self, conn: libpq.Connection, name: str, workspace: str, *, template: str | None, owner_role: str | None = None
+    ) -> None:
         """CREATE, then mark and lock down; if marking fails the new database is dropped again."""
-        ident, owner = Ident(name), Ident(self.role)
+        ident, owner = Ident(name), Ident(owner_role or self.role)
         if template is None:
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {}", ident, owner))
         else:
@@ -449,7 +569,14 @@ class TemplateBackend:
     def _import(self, url: str, root: DbBranch) -> None:
         from treefork.backends.local.importer import import_database
 
-        import_database(url, self.connection(root).url, progress=self.ctx.progress)
+        with self.admin() as conn:
+            major = self._major(conn)
+        import_database(url, self.connection(root).url, progress=self.ctx.progress, target_major=major)
+
+    def _major(self, conn: libpq.Connection) -> int:
+        """The server's major version (15 for 15.4): the one treefork's tools must speak to."""
+        row = conn.one("SELECT current_setting('server_version_num')::int / 10000")
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def _not_here(what: str) -> FatalError:
@@ -457,3 +584,8 @@ def _not_here(what: str) -> FatalError:
         f"treefork cannot {what} on a server you run (`init --server-url`); nothing was changed",
         hint="use the embedded local backend (`treefork init`) for reset and merge with migrations",
     )
+
+
+def _snapshot_name(branch: DbBranch, tag: str) -> str:
+    """The workspace name a merge's snapshot of branch is made under."""
+    return f"{branch.workspace or ROOT_MARK}{SNAPSHOT}{tag}"
