@@ -117,6 +117,9 @@ def test_finding_20_worktreeinclude_never_copies_through_a_committed_symlink(
     git(tf_server_repo, "remote", "add", "origin", str(attacker))
     git(tf_server_repo, "fetch", "-q", "origin")
     git(tf_server_repo, "remote", "set-head", "origin", "main")
+    # Claude's `fresh` base: its worktree's code comes from origin/HEAD, where the link is committed
+    (tf_server_repo / ".claude").mkdir(exist_ok=True)
+    (tf_server_repo / ".claude" / "settings.json").write_text('{"worktree": {"baseRef": "fresh"}}\n')
     run_tf(tf_server_repo, "install", "--claude")
     r = _create(tf_server_repo, "w1")
     wt = Path(r.out.strip())
