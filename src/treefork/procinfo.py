@@ -34,7 +34,11 @@ def comm(pid: int) -> str:
 
 
 def agent_pid() -> int | None:
-    """The process that ran this hook, past any shell in between (Claude runs hooks through `sh -c`)."""
+    """The process that ran this hook: `CLAUDE_PID` when the agent gives it (Claude Code 2.1.332 does), else
+    our first ancestor past any shell in between (Claude runs hooks through `sh -c`)."""
+    given = os.environ.get("CLAUDE_PID", "")
+    if given.isdigit() and int(given) > 1:
+        return int(given)
     for pid in ancestors(4):
         name = comm(pid)
         if name and name not in SHELLS:
@@ -48,4 +52,12 @@ def start_time(pid: int) -> int | None:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
             return int(f.read().rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
+        return None
+
+
+def exe_path(pid: int) -> str | None:
+    """The executable a process runs, None where /proc cannot say."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
         return None

@@ -1,5 +1,5 @@
 """What Claude Code does for a new worktree when no WorktreeCreate hook is set, done by our hook in its place
-(CONTRACTS C, "Built-in creation"): the base ref, sparse paths, the settings.local.json copy, the
+(CONTRACTS C, "Built-in creation"): the base ref, sparse paths, the settings.local.json copy (older Claude), the
 `worktree.symlinkDirectories` links and the `.worktreeinclude` copies (never over our env file)."""
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any], *, head: 
     return created
 
 
-def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -> None:
-    """The copies and links, after the env file exists (so nothing here can replace it)."""
-    _copy_local_settings(repo.main_root, path)
+def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str, pid: int | None) -> None:
+    """The copies and links, after the env file exists (so nothing here can replace it). `pid`: the Claude
+    process, whose version says whether the worktree needs a copy of the hooks' settings."""
+    if claude_settings.worktrees_need_settings(pid=pid):
+        _copy_local_settings(repo.main_root, path)
     _symlink_directories(repo.main_root, path, settings)
     for rel in worktreeinclude_files(repo):
         if rel == env_file or rel.startswith(".claude/worktrees/"):
@@ -65,8 +67,9 @@ def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -
 
 
 def share_settings(repo: Repo, path: Path) -> None:
-    """Any new worktree gets the hooks when they are installed: `claude -w` started in it then runs ours."""
-    if claude_settings.installed(repo):
+    """Any new worktree gets the hooks when they are installed and the Claude here reads them from the worktree
+    (before 2.1.332): `claude -w` started in it then runs ours."""
+    if claude_settings.installed(repo) and claude_settings.worktrees_need_settings():
         _copy_local_settings(repo.main_root, path)
 
 

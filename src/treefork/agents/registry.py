@@ -20,6 +20,8 @@ class Agent:
     install: Callable[[Repo], list[dict[str, str]]]
     uninstall: Callable[[Repo], list[dict[str, str]]]
     installed: Callable[[Repo], bool]
+    # why the git hooks alone do not provision this agent's worktrees ("" when they do)
+    why: str = ""
 
 
 def _no_preflight(repo: Repo) -> None:
@@ -49,6 +51,8 @@ def all_agents() -> list[Agent]:
         claude_settings.install,
         claude_settings.uninstall,
         claude_settings.installed,
+        "Claude Code runs its git commands with every git hook off (2.1.332), so `claude -w` gets no database "
+        "from the git hooks, and `.worktreeinclude` may copy the main .env in",
     )
     gemini = Agent("gemini", "gemini", ".gemini", _no_preflight, *session_start.gemini())
     codex = Agent("codex", "codex", ".codex", _no_preflight, *session_start.codex())
@@ -73,6 +77,11 @@ def choose(repo: Repo, names: tuple[str, ...], *, detect: bool, every: bool = Fa
     if detect:
         chosen += [a for a in agents if a not in chosen and detected(repo, a)]
     return chosen
+
+
+def used_without_integration(repo: Repo, chosen: list[Agent]) -> list[Agent]:
+    """Agents used here whose worktrees the git hooks cannot reach, and that this install leaves out."""
+    return [a for a in all_agents() if a.why and a not in chosen and detected(repo, a) and not a.installed(repo)]
 
 
 def detected(repo: Repo, agent: Agent) -> bool:

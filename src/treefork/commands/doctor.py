@@ -167,7 +167,7 @@ def _agent_checks(ctx: Context) -> list[Check]:
                 Check(
                     f"agent {agent.name}",
                     WARN,
-                    "used here, integration not installed",
+                    f"used here, integration not installed{': ' + agent.why if agent.why else ''}",
                     f"treefork install --{agent.name}",
                 )
             )
@@ -205,7 +205,7 @@ def _worktree_checks(ctx: Context) -> list[Check]:
             bare,
         )
     ]
-    if claude_settings.installed(ctx.repo):
+    if claude_settings.installed(ctx.repo) and claude_settings.worktrees_need_settings():
         deaf = [
             w.path
             for w in state.workspaces.values()
