@@ -36,8 +36,10 @@ PACKAGES = {
     "auggie": ("@augmentcode/auggie", "latest", "auggie"),
     "node22": ("node", "22", "node"),  # Qwen Code needs node >= 22: the `node` package brings one from npm
 }
-# packages of the same version an agent's package needs but npm does not install (Kilo's platform binary)
-COMPANIONS = {"kilo": [f"@kilocode/cli-linux-{'arm64' if platform.machine() in ('aarch64', 'arm64') else 'x64'}"]}
+# packages of the same version an agent's package needs (its platform binary), which the registry may lack for
+# its newest release: the newest version both have is tested
+ARCH = "arm64" if platform.machine() in ("aarch64", "arm64") else "x64"
+COMPANIONS = {"kilo": [f"@kilocode/cli-linux-{ARCH}"], "droid": [f"@factory/cli-linux-{ARCH}"]}
 PIN_ENV = "TREEFORK_TEST_AGENT_VERSIONS"
 USED: dict[str, set[str]] = defaultdict(set)  # test node id -> "claude 2.1.332 (@anthropic-ai/claude-code)"
 
@@ -71,6 +73,8 @@ def newest(agent: str) -> str:
     if agent in COMPANIONS:  # the newest release that can run here: Kilo's can be ahead of its platform package
         common = set.intersection(*(set(caches.npm_view_versions(p)) for p in [name, *COMPANIONS[agent]]))
         out = max(common, key=caches.version_key, default="")
+        if not out:  # none in common (Droid): the newest of each, the binary's own version after a '+'
+            out = "+".join(caches.npm_view_version(f"{p}@latest") for p in [name, *COMPANIONS[agent]])
     else:
         out = caches.npm_view_version(f"{name}@{wanted}")
     if out:
@@ -88,9 +92,11 @@ def _install(agent: str) -> Cli | str:
     version = newest(agent)
     if not version:
         return f"no version of {name} found (npm view failed and nothing is cached)"
-    spec = f"{name}@{version}"
-    prefix = caches.entry("agent-clis") / spec.replace("/", "+")
-    problem = caches.npm_install(prefix, [spec, *(f"{c}@{version}" for c in COMPANIONS.get(agent, ()))])
+    own, _, binary = version.partition("+")
+    spec = f"{name}@{own}"
+    prefix = caches.entry("agent-clis") / f"{name}@{version}".replace("/", "+")
+    extra = [f"{c}@{binary or own}" for c in COMPANIONS.get(agent, ())]
+    problem = caches.npm_install(prefix, [spec, *extra], omit_optional=bool(binary))
     exe = prefix / "node_modules" / ".bin" / exe_name
     if problem:
         return f"`npm install {spec}` failed: {problem}"

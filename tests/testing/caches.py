@@ -79,16 +79,18 @@ def once(prefix: Path, key: object, install: Callable[[Path], str]) -> str:
         return problem
 
 
-def npm_install(prefix: Path, specs: list[str], *, timeout: float = 900) -> str:
+def npm_install(prefix: Path, specs: list[str], *, timeout: float = 900, omit_optional: bool = False) -> str:
     """npm install SPECS into prefix, once; returns npm's complaint, "" on success."""
     npm = shutil.which("npm")
     if npm is None:
         return "npm is not installed"
 
+    omit = ["--omit=optional"] if omit_optional else []
+
     def run(into: Path) -> str:
         env = {**os.environ, "npm_config_cache": str(entry("_npm")), "npm_config_update_notifier": "false"}
         cp = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(into), *specs],
+            [npm, "install", "--no-audit", "--no-fund", *omit, "--prefix", str(into), *specs],
             capture_output=True,
             text=True,
             env=env,

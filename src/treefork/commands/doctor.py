@@ -85,6 +85,9 @@ def _hook_checks(ctx: Context) -> list[Check]:
         statuses = git_hooks.status(ctx.repo)
     except FatalError as e:
         return [Check("core.hooksPath", FAIL, e.message, e.hint)]
+    moved = git_hooks.bypassed(ctx.repo)
+    if moved:
+        return [Check("core.hooksPath", FAIL, moved, git_hooks.BYPASS_HINT)]
     checks = [
         Check(
             "core.hooksPath",
