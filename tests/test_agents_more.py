@@ -103,6 +103,11 @@ def test_qwen_rewrites_hooks_path_and_treefork_says_so(agent_clis: dict, tf_repo
     assert "plain" not in ls(tf_repo)
     r = run_tf(other, "sync", "--quiet")
     assert "core.hooksPath" in r.err and ls(tf_repo)["plain"]["status"] == "ready"
+    # Qwen's own next worktree gets no post-checkout now: its SessionStart hook (`install --qwen`) provisions it
+    cp = _run([str(qwen), "--worktree", "s2", "--auth-type", "openai", "-p", "hi"], tf_repo, env)
+    wt2 = tf_repo / ".qwen" / "worktrees" / "s2"
+    assert ls(tf_repo)["worktree-s2"]["status"] == "ready", cp.stdout + cp.stderr
+    assert db_url(wt2) not in (db_url(tf_repo), db_url(wt)) and can_connect(db_url(wt2))
 
 
 # ---- Kilo: `kilo worktree create` adds with --no-checkout, then runs the project's start command -----------

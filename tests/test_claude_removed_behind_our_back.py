@@ -4,6 +4,7 @@ worktree is still registered. treefork never hears of it: `gc` and the next `ls`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def test_gc_finishes_it_and_keeps_a_branch_with_commits(tf_server_repo: Path) ->
     wt = _claude_builtin_worktree(tf_server_repo, "y", commit=True)
     url = db_url(wt)
     _claude_removes(tf_server_repo, wt, unlock=False)
+    doctor = json.loads(run_tf(tf_server_repo, "doctor", "--json", check=False).out)["checks"]
+    found = {c["name"]: c for c in doctor}
+    assert found["claude removals"]["hint"] == "treefork gc" and str(wt) in found["claude removals"]["message"]
+    assert found["worktrees without a workspace"]["level"] == "ok"
     assert [a["workspace"] for a in gc_dry(tf_server_repo)] == ["worktree-y"]
     run_tf(tf_server_repo, "gc")
     assert not can_connect(url) and gc_dry(tf_server_repo) == []

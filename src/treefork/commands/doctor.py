@@ -196,10 +196,23 @@ def _worktree_checks(ctx: Context) -> list[Check]:
     if not state.initialized:
         return []
     main = ctx.repo.main_root.resolve()
-    trees = [w for w in ctx.repo.worktrees() if w.path.resolve() != main and not w.prunable and not w.bare]
+    listed = reconcile.listed_worktrees(ctx)
+    gone = {t.path.resolve() for t in reconcile.removed_by_claude(ctx, listed)}
+    trees = [w for w in listed.values() if w.path.resolve() not in {main, *gone} and not w.prunable and not w.bare]
     known = {Path(w.path).resolve() for w in state.workspaces.values()}
     bare = [str(w.path) for w in trees if w.path.resolve() not in known]
-    checks = [
+    checks = []
+    if gone:
+        checks.append(
+            Check(
+                "claude removals",
+                WARN,
+                f"Claude Code removed {', '.join(sorted(map(str, gone)))} with git hooks off; git still lists it",
+                "treefork gc",
+                fix=lambda: reconcile.gc(ctx, dry_run=False),
+            )
+        )
+    checks += [
         Check(
             "worktrees without a workspace",
             FAIL if bare else OK,
