@@ -171,6 +171,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (item.get_closest_marker("waits") is None, item.get_closest_marker("long") is None))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing agent-CLI test names every CLI, and its version, that it ran (agents_support.cli): the
+    contracts drift with each release, and the report must say which one."""
+    outcome = yield
+    report = outcome.get_result()
+    used = sys.modules.get("agents_support")
+    clis = sorted(used.USED.get(item.nodeid, ())) if used is not None else []
+    if report.failed and clis:
+        report.sections.append(("agent CLIs", "this test ran: " + ", ".join(clis)))
+        report.longrepr = f"[agent CLIs: {', '.join(clis)}]\n{report.longrepr}"
+
+
 def _fast_dir() -> str | None:
     """Where the session's PostgreSQL clusters live: memory (/dev/shm) where there is room, since every fork
     creates ~1,300 files and creating a file on these machines' disks costs about a millisecond.

@@ -1,4 +1,4 @@
-"""Gemini CLI, Codex and opencode themselves (npm packages, pinned), offline: each makes its worktree with
+"""Gemini CLI, Codex and opencode themselves (their newest npm releases), offline: each makes its worktree with
 git hooks off or skipped, and the integration `treefork install --<agent>` sets up provisions it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tf_helpers import can_connect
 
 @pytest.fixture(scope="module")
 def agent_clis() -> dict:
-    """The pinned agent CLIs, installed from npm once per test session (cached outside HOME)."""
+    """The newest agent CLIs, each installed from npm once per version (cached outside HOME; agents_support)."""
     return install_all()
 
 

@@ -194,7 +194,8 @@ def url(name: str | None, direct: bool, as_json: bool) -> None:
 def rm(names: tuple[str, ...], force: bool, delete_branch: bool, as_json: bool) -> None:
     """Remove workspaces: drop the database branch, remove the worktree, delete the branch if merged.
 
-    Every NAME is checked before any is removed. A branch treefork did not create is never deleted."""
+    Every NAME is checked before any is removed. A branch treefork did not create is never deleted.
+    NAME `.` is the workspace of the worktree you are in."""
     from treefork.commands import rm as cmd
 
     _exit(cmd.run(names, force=force, delete_branch=delete_branch, as_json=as_json))
@@ -273,7 +274,7 @@ def demo(workspaces: int, keep: bool, as_json: bool) -> None:
     _exit(cmd.run(count=workspaces, keep=keep, as_json=as_json))
 
 
-AGENTS = ("claude", "codex", "gemini", "opencode")
+AGENTS = ("claude", "codex", "gemini", "opencode", "qwen", "kilo", "droid", "cursor", "conductor")
 
 
 def _agent_flags(verb: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -34,7 +34,11 @@ def comm(pid: int) -> str:
 
 
 def agent_pid() -> int | None:
-    """The process that ran this hook, past any shell in between (Claude runs hooks through `sh -c`)."""
+    """The process that ran this hook: `CLAUDE_PID` when the agent gives it (Claude Code 2.1.332 does), else
+    our first ancestor past any shell in between (Claude runs hooks through `sh -c`)."""
+    given = os.environ.get("CLAUDE_PID", "")
+    if given.isdigit() and int(given) > 1:
+        return int(given)
     for pid in ancestors(4):
         name = comm(pid)
         if name and name not in SHELLS:
@@ -101,3 +105,11 @@ def cmdline_or_none(pid: int) -> list[str] | None:
     except OSError:
         return None
     return raw.decode(errors="replace").split("\0") if raw else None
+
+
+def exe_path(pid: int) -> str | None:
+    """The executable a process runs, None where /proc cannot say."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None

@@ -79,16 +79,18 @@ def once(prefix: Path, key: object, install: Callable[[Path], str]) -> str:
         return problem
 
 
-def npm_install(prefix: Path, specs: list[str], *, timeout: float = 900) -> str:
+def npm_install(prefix: Path, specs: list[str], *, timeout: float = 900, omit_optional: bool = False) -> str:
     """npm install SPECS into prefix, once; returns npm's complaint, "" on success."""
     npm = shutil.which("npm")
     if npm is None:
         return "npm is not installed"
 
+    omit = ["--omit=optional"] if omit_optional else []
+
     def run(into: Path) -> str:
         env = {**os.environ, "npm_config_cache": str(entry("_npm")), "npm_config_update_notifier": "false"}
         cp = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(into), *specs],
+            [npm, "install", "--no-audit", "--no-fund", *omit, "--prefix", str(into), *specs],
             capture_output=True,
             text=True,
             env=env,
@@ -97,3 +99,35 @@ def npm_install(prefix: Path, specs: list[str], *, timeout: float = 900) -> str:
         return "" if cp.returncode == 0 else (cp.stderr.strip() or cp.stdout.strip())[-300:]
 
     return once(prefix, specs, run)
+
+
+def _npm_view(spec: str, field: str, *, timeout: float = 60) -> object:
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    env = {**os.environ, "npm_config_cache": str(entry("_npm")), "npm_config_update_notifier": "false"}
+    try:
+        cp = subprocess.run(
+            [npm, "view", spec, field, "--json"], capture_output=True, text=True, env=env, timeout=timeout
+        )
+        return json.loads(cp.stdout) if cp.returncode == 0 and cp.stdout.strip() else None
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def npm_view_version(spec: str) -> str:
+    """The newest version npm's registry has for spec (`name@latest`, `name@22`); "" without an answer."""
+    found = _npm_view(spec, "version")
+    if isinstance(found, list):
+        found = max(found, key=version_key, default="")
+    return found if isinstance(found, str) else ""
+
+
+def npm_view_versions(name: str) -> list[str]:
+    """Every published version of a package; [] without an answer."""
+    found = _npm_view(name, "versions")
+    return [v for v in found if isinstance(v, str)] if isinstance(found, list) else []
+
+
+def version_key(version: str) -> list[int]:
+    return [int(x) if x.isdigit() else -1 for x in version.replace("-", ".").split(".")]

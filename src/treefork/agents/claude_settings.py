@@ -1,18 +1,22 @@
 """Claude Code settings: our WorktreeCreate/WorktreeRemove hooks live in `.claude/settings.local.json`.
 
-Why there (CONTRACTS C): after creating a worktree Claude re-reads hook settings from the worktree's own
-checkout, so the hooks must be in the worktree; a committed file would carry this machine's interpreter path.
-settings.local.json is kept out of git (info/exclude) and the create hook copies it into each new worktree.
+Why there: a committed file would carry this machine's interpreter path, so settings.local.json is kept out
+of git (info/exclude). Claude Code up to 2.1.197 re-read hook settings from the new worktree's own checkout
+(CONTRACTS C), so treefork copied that file into each worktree; 2.1.332 reads them from the main repository
+(C2). The copy is made only where the Claude in use is older than that, or its version cannot be told.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from treefork import selfcmd
+from treefork import procinfo, selfcmd
 from treefork.agents import jsonfile
 from treefork.errors import FatalError
 from treefork.git import Repo
@@ -21,6 +25,35 @@ EVENTS = {"WorktreeCreate": "create", "WorktreeRemove": "remove"}
 TIMEOUT = 300
 LOCAL = Path(".claude") / "settings.local.json"
 SHARED = Path(".claude") / "settings.json"
+READS_MAIN_SETTINGS = (2, 1, 332)  # the first version verified to read hooks from the main repository (C2)
+VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+def version_of(exe: str | None) -> tuple[int, ...] | None:
+    """Claude Code's version from its executable: the npm package's package.json above it, or the native
+    installer's file name (`versions/2.1.332`); None when neither says."""
+    if not exe:
+        return None
+    path = Path(os.path.realpath(exe))
+    found = VERSION.match(path.name)
+    if found:
+        return tuple(int(x) for x in found.groups())
+    for parent in list(path.parents)[:4]:
+        try:
+            meta = json.loads((parent / "package.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found = VERSION.match(str(meta.get("version", ""))) if isinstance(meta, dict) else None
+        if found and str(meta.get("name", "")).startswith("@anthropic-ai/claude-code"):
+            return tuple(int(x) for x in found.groups())
+    return None
+
+
+def worktrees_need_settings(*, pid: int | None = None) -> bool:
+    """Whether a worktree needs its own copy of settings.local.json for the hooks to fire in it: yes unless the
+    Claude running (pid) or on PATH is known to read them from the main repository."""
+    version = version_of(procinfo.exe_path(pid) if pid else None) or version_of(shutil.which("claude"))
+    return version is None or version < READS_MAIN_SETTINGS
 
 
 def hook_command(verb: str, python: str | None = None) -> str:

@@ -1,5 +1,5 @@
 """What Claude Code does for a new worktree when no WorktreeCreate hook is set, done by our hook in its place
-(CONTRACTS C, "Built-in creation"): the base ref, sparse paths, the settings.local.json copy, the
+(CONTRACTS C, "Built-in creation"): the base ref, sparse paths, the settings.local.json copy (older Claude), the
 `worktree.symlinkDirectories` links and the `.worktreeinclude` copies (never over our env file)."""
 
 from __future__ import annotations
@@ -54,10 +54,12 @@ def add(repo: Repo, path: Path, branch: str, settings: dict[str, Any], *, head: 
     return created
 
 
-def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -> None:
+def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str, pid: int | None) -> None:
     """The copies and links, after the env file exists (so nothing here can replace it). Each is made inside
-    the worktree and nowhere else (beneath.py): an entry that would leave it is skipped with a warning."""
-    _copy_local_settings(repo.main_root, path)
+    the worktree and nowhere else (beneath.py): an entry that would leave it is skipped with a warning. `pid`:
+    the Claude process, whose version says whether the worktree needs a copy of the hooks' settings."""
+    if claude_settings.worktrees_need_settings(pid=pid):
+        _copy_local_settings(repo.main_root, path)
     for rel in settings.get("symlinkDirectories") or []:
         if isinstance(rel, str):
             _inside(rel, functools.partial(_symlink_directory, repo.main_root, path, rel))
@@ -68,8 +70,9 @@ def finish(repo: Repo, path: Path, settings: dict[str, Any], *, env_file: str) -
 
 
 def share_settings(repo: Repo, path: Path) -> None:
-    """Any new worktree gets the hooks when they are installed: `claude -w` started in it then runs ours."""
-    if claude_settings.installed(repo):
+    """Any new worktree gets the hooks when they are installed and the Claude here reads them from the worktree
+    (before 2.1.332): `claude -w` started in it then runs ours."""
+    if claude_settings.installed(repo) and claude_settings.worktrees_need_settings():
         _copy_local_settings(repo.main_root, path)
 
 

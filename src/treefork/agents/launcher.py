@@ -3,7 +3,8 @@
 It is untracked (inside .git) and records the interpreter that installed it, so it works with no treefork
 on the agent's PATH. Agent settings call it through COMMAND, which holds no machine path: it finds the
 script from whatever worktree the agent starts in, and does nothing in a repository without it.
-It runs `treefork sync --quiet` with stdout sent to stderr (agents parse a hook's stdout as JSON).
+It runs `treefork sync --quiet` with stdout sent to stderr (agents parse a hook's stdout as JSON); with
+`teardown`, `treefork rm .` (the setup-file integrations' cleanup, agents/setup_files.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ SCRIPT = """\
 #!/bin/sh
 {marker}: written by `treefork install --<agent>`; agents' session-start hooks run it.
 INSTALL_PYTHON={python}
+# `agent-hook teardown` (a tool's cleanup script): remove this worktree's workspace, losing nothing
+if [ "$1" = teardown ]; then set -- rm .; else set -- sync --quiet; fi
 if [ -x "$INSTALL_PYTHON" ]; then
-  {call} sync --quiet </dev/null >&2 || exit 1
+  {call} "$@" </dev/null >&2 || exit 1
 elif command -v treefork >/dev/null 2>&1; then
-  treefork sync --quiet </dev/null >&2 || exit 1
+  treefork "$@" </dev/null >&2 || exit 1
 else
   echo "treefork: $INSTALL_PYTHON is gone and treefork is not on PATH; run \\`treefork install\\` again" >&2
   exit 1

@@ -1,4 +1,4 @@
-"""opencode: its worktrees (`/experimental/worktree`) are made with `--no-checkout`, so post-checkout never
+"""opencode (and Kilo, its fork, with the same server API): its worktrees (`/experimental/worktree`) are made with `--no-checkout`, so post-checkout never
 fires, and its reset runs `git clean -ffdx`, deleting the env file. Both then run the project's start
 command in the worktree: install sets that to the launcher (agents/launcher.py), through a short-lived
 `opencode serve` on 127.0.0.1 (the setting lives in opencode's own data, never in the repository).
@@ -24,13 +24,13 @@ from treefork.agents import launcher
 from treefork.errors import FatalError
 from treefork.git import Repo
 
-MARK = "opencode-start-command"
+PACKAGES = {"opencode": "opencode-ai", "kilo": "@kilocode/cli"}
 
 
-def _executable() -> str:
-    exe = shutil.which("opencode")
+def _executable(name: str = "opencode") -> str:
+    exe = shutil.which(name)
     if exe is None:
-        raise FatalError("opencode is not on PATH", hint="install it (npm install -g opencode-ai), then run again")
+        raise FatalError(f"{name} is not on PATH", hint=f"install it (npm install -g {PACKAGES[name]}), then run again")
     return exe
 
 
@@ -52,10 +52,12 @@ def _call(url: str, method: str = "GET", body: Any = None, *, timeout: float = 3
         return json.loads(resp.read() or b"null")
 
 
-def set_start_command(root: Path, command: str | None) -> None:
-    """PATCH the project's start command through a temporary `opencode serve` (its own process group)."""
+def set_start_command(root: Path, command: str | None, *, executable: str = "opencode") -> None:
+    """PATCH the project's start command through a temporary `<executable> serve` (its own process group)."""
     port = _free_port()
-    server = proc.spawn_detached(_executable(), "serve", "--hostname", "127.0.0.1", "--port", str(port), cwd=root)
+    server = proc.spawn_detached(
+        _executable(executable), "serve", "--hostname", "127.0.0.1", "--port", str(port), cwd=root
+    )
     base = f"http://127.0.0.1:{port}"
     query = f"?directory={urllib.parse.quote(str(root))}"
     try:
@@ -85,31 +87,32 @@ def _wait_for(call: Any, server: subprocess.Popen[bytes]) -> Any:
             time.sleep(0.2)
 
 
-def _mark(repo: Repo) -> Path:
-    return repo.common_dir / "treefork" / MARK
+def _mark(repo: Repo, executable: str = "opencode") -> Path:
+    return repo.common_dir / "treefork" / f"{executable}-start-command"
 
 
-def install(repo: Repo) -> list[dict[str, str]]:
+def install(repo: Repo, executable: str = "opencode") -> list[dict[str, str]]:
     wrote = launcher.write(repo)
-    set_start_command(repo.main_root, launcher.COMMAND)
-    _mark(repo).write_text(launcher.COMMAND + "\n", encoding="utf-8")
+    set_start_command(repo.main_root, launcher.COMMAND, executable=executable)
+    _mark(repo, executable).write_text(launcher.COMMAND + "\n", encoding="utf-8")
     return [
         {
-            "hook": "opencode agent-hook",
+            "hook": f"{executable} agent-hook",
             "path": str(launcher.path(repo)),
             "action": "installed" if wrote else "unchanged",
         },
-        {"hook": "opencode start command", "path": "opencode project settings", "action": "installed"},
+        {"hook": f"{executable} start command", "path": f"{executable} project settings", "action": "installed"},
     ]
 
 
-def uninstall(repo: Repo) -> list[dict[str, str]]:
-    if not _mark(repo).exists():
-        return [{"hook": "opencode start command", "path": "opencode project settings", "action": "not installed"}]
-    set_start_command(repo.main_root, None)
-    _mark(repo).unlink()
-    return [{"hook": "opencode start command", "path": "opencode project settings", "action": "removed"}]
+def uninstall(repo: Repo, executable: str = "opencode") -> list[dict[str, str]]:
+    where = {"hook": f"{executable} start command", "path": f"{executable} project settings"}
+    if not _mark(repo, executable).exists():
+        return [{**where, "action": "not installed"}]
+    set_start_command(repo.main_root, None, executable=executable)
+    _mark(repo, executable).unlink()
+    return [{**where, "action": "removed"}]
 
 
-def installed(repo: Repo) -> bool:
-    return _mark(repo).exists()
+def installed(repo: Repo, executable: str = "opencode") -> bool:
+    return _mark(repo, executable).exists()

@@ -38,10 +38,11 @@ def _record_path(worktree: Path) -> Path | None:
     return gitdir / FILE if gitdir is not None else None
 
 
-def record(worktree: Path, *, agent: str, pid: int | None) -> None:
+def record(worktree: Path, *, agent: str, pid: int | None, attended: bool = False) -> None:
+    """`attended`: a session a person exits, who is asked Keep/Remove (Claude 2.1.332); what they kept, gc keeps."""
     path = _record_path(worktree)
     if path is not None and pid is not None:
-        data = {"agent": agent, "pid": pid, "start": procinfo.start_time(pid)}
+        data = {"agent": agent, "pid": pid, "start": procinfo.start_time(pid), "attended": attended}
         path.write_text(json.dumps(data) + "\n", encoding="utf-8")
 
 
@@ -55,10 +56,13 @@ def _owner(worktree: Path) -> dict[str, Any] | None:
 
 
 def owner_running(worktree: Path) -> str | None:
-    """Why the agent that made this worktree may still be using it: running, or unknown (no record)."""
+    """Why the agent that made this worktree may still be using it: running, or unknown (no record); or why
+    it is the user's now: an attended session, whose exit asked Keep/Remove and heard Keep."""
     owner = _owner(worktree)
     if owner is None:
         return "no agent process was recorded for it"
+    if owner.get("attended"):
+        return "it was made by an interactive session, whose exit asks to keep or remove it (it was kept)"
     pid = owner["pid"]
     if pid_alive(pid) and (owner.get("start") is None or procinfo.start_time(pid) in (None, owner.get("start"))):
         return f"its agent (pid {pid}) is still running"

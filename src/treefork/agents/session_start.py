@@ -3,6 +3,7 @@
   so the file may be committed);
 - Codex: `SessionStart` in `$CODEX_HOME/hooks.json` (default ~/.codex): its worktrees live outside the
   repository, where no project file reaches. Install also records Codex's trust in it (codex_trust.py);
+- Qwen Code: `SessionStart` in the project's `.qwen/settings.json`, like Gemini;
 - opencode: the project's start command, which opencode runs in each worktree it creates or resets; set
   through `opencode serve`'s project API (agents/opencode.py).
 """
@@ -81,6 +82,17 @@ def _installer(agent: str, settings: Callable[[Path], Path]) -> Installer:
         return any(launcher.is_ours(c) for c in jsonfile.command_hooks(hooks.get(EVENT)))
 
     return install, uninstall, installed
+
+
+def qwen_settings(root: Path) -> Path:
+    return root / ".qwen" / "settings.json"
+
+
+def qwen() -> Installer:
+    """Qwen Code: `SessionStart` in the project's `.qwen/settings.json` (Claude's format). Its worktrees fire
+    post-checkout, but Qwen then points core.hooksPath at `.husky/` when that folder exists (CONTRACTS C2):
+    from then on only its own hook reaches them."""
+    return _installer("qwen", qwen_settings)
 
 
 def gemini() -> Installer:

@@ -85,6 +85,9 @@ def _hook_checks(ctx: Context) -> list[Check]:
         statuses = git_hooks.status(ctx.repo)
     except FatalError as e:
         return [Check("core.hooksPath", FAIL, e.message, e.hint)]
+    moved = git_hooks.bypassed(ctx.repo)
+    if moved:
+        return [Check("core.hooksPath", FAIL, moved, git_hooks.BYPASS_HINT)]
     checks = [
         Check(
             "core.hooksPath",
@@ -167,7 +170,7 @@ def _agent_checks(ctx: Context) -> list[Check]:
                 Check(
                     f"agent {agent.name}",
                     WARN,
-                    "used here, integration not installed",
+                    f"used here, integration not installed{': ' + agent.why if agent.why else ''}",
                     f"treefork install --{agent.name}",
                 )
             )
@@ -193,10 +196,23 @@ def _worktree_checks(ctx: Context) -> list[Check]:
     if not state.initialized:
         return []
     main = ctx.repo.main_root.resolve()
-    trees = [w for w in ctx.repo.worktrees() if w.path.resolve() != main and not w.prunable and not w.bare]
+    listed = reconcile.listed_worktrees(ctx)
+    gone = {t.path.resolve() for t in reconcile.removed_by_claude(ctx, listed)}
+    trees = [w for w in listed.values() if w.path.resolve() not in {main, *gone} and not w.prunable and not w.bare]
     known = {Path(w.path).resolve() for w in state.workspaces.values()}
     bare = [str(w.path) for w in trees if w.path.resolve() not in known]
-    checks = [
+    checks = []
+    if gone:
+        checks.append(
+            Check(
+                "claude removals",
+                WARN,
+                f"Claude Code removed {', '.join(sorted(map(str, gone)))} with git hooks off; git still lists it",
+                "treefork gc",
+                fix=lambda: reconcile.gc(ctx, dry_run=False),
+            )
+        )
+    checks += [
         Check(
             "worktrees without a workspace",
             FAIL if bare else OK,
@@ -205,7 +221,7 @@ def _worktree_checks(ctx: Context) -> list[Check]:
             bare,
         )
     ]
-    if claude_settings.installed(ctx.repo):
+    if claude_settings.installed(ctx.repo) and claude_settings.worktrees_need_settings():
         deaf = [
             w.path
             for w in state.workspaces.values()

@@ -18,6 +18,8 @@ def run(*, agents: tuple[str, ...], detect: bool, as_json: bool) -> int:
     for agent in chosen:
         done += agent.install(ctx.repo)
     _report(done, as_json=as_json)
+    for agent in registry.used_without_integration(ctx.repo, chosen):
+        output.warn(f"{agent.why}: its own worktrees need `treefork install --{agent.name}`")
     if not ctx.state().initialized:
         output.warn("treefork is not initialised here yet: the hooks do nothing until you run `treefork init`")
     from treefork.backends.neon import git_sync

@@ -20,8 +20,11 @@ COLUMNS = ("name", "branch", "parent", "+/-", "tree", "collides", "database", "s
 
 def run(name: str | None = None, *, as_json: bool) -> int:
     ctx = Context.open()
+    ctx.state().expect_initialized()
+    from treefork.workspace import reconcile
+
+    reconcile.reconcile_claude_removals(ctx)  # Claude removes its worktrees with git hooks off
     state = ctx.state()
-    state.expect_initialized()
     if name is not None and name != "root":
         state.expect_workspace(name)
     rows = views.rows(ctx, state, names=[name] if name else None, with_collisions=True)

@@ -65,9 +65,10 @@ def run(
 
         output.emit_json(views.workspace_json(ctx, ws.name, seconds=round(elapsed, 3), existed=existed))
     elif existed:
+        made_by = "" if ws.origin == "new" else f" (made by {ws.origin}, e.g. `copilot --worktree {ws.name}`)"
         output.info(
-            f"workspace {ws.name} already exists: {ws.path} on branch {ws.branch}, database {ws.db_branch}; "
-            "checked, nothing to do"
+            f"workspace {ws.name} already exists{made_by}: {ws.path} on branch {ws.branch}, database "
+            f"{ws.db_branch}; checked, nothing to do"
         )
         output.result(ws.path)
     else:

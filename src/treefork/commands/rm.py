@@ -19,7 +19,7 @@ from treefork.workspace import remove
 
 def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bool) -> int:
     ctx = Context.open()
-    unique = list(dict.fromkeys(names))
+    unique = list(dict.fromkeys(_here(ctx) if n == "." else n for n in names))
     _expect_all_removable(ctx, unique)
     left = _leave_what_is_removed(ctx, unique)
     if left is not None:
@@ -39,6 +39,14 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
         output.info(f"your shell's directory {left} was removed with it: cd {ctx.repo.main_root}")
     failed = sum("error" in r for r in results)
     return exitcodes.OK if not failed else exitcodes.ERROR if failed == len(results) else exitcodes.PARTIAL
+
+
+def _here(ctx: Context) -> str:
+    """`.`: the workspace of the worktree this runs in (a tool's cleanup script runs in the worktree it removes)."""
+    ws = ctx.state().workspace_by_path_or_none(ctx.repo.toplevel)
+    if ws is None:
+        raise FatalError(f"{ctx.repo.toplevel} is not a treefork workspace", hint="`treefork ls` lists them")
+    return ws.name
 
 
 def _leave_what_is_removed(ctx: Context, names: list[str]) -> Path | None:

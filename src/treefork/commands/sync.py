@@ -38,6 +38,11 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             "the main worktree is the root workspace; there is nothing to sync",
             hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
         )
+    from treefork.hooks import git_hooks
+
+    moved = git_hooks.bypassed(ctx.repo)  # the git hooks did not provision this worktree: say why, if it is that
+    if moved:
+        output.warn(f"{moved}; fix: {git_hooks.BYPASS_HINT}")
     if ws is not None:
         ws = create.create(ctx, adopt.resume_request(ws))
     else:

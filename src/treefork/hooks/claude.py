@@ -113,8 +113,9 @@ def create(payload: dict[str, Any]) -> Path:
         with ctx.registry.transaction() as st:
             st.workspaces[ws.name].created_worktree = True
             st.workspaces[ws.name].created_branch = st.workspaces[ws.name].created_branch or made_branch
-    claude_worktree.finish(repo, path, settings, env_file=ctx.config.env_file)
-    owner.record(path, agent="claude", pid=procinfo.agent_pid())
+    pid = procinfo.agent_pid()
+    claude_worktree.finish(repo, path, settings, env_file=ctx.config.env_file, pid=pid)
+    owner.record(path, agent="claude", pid=pid, attended=_attended(payload))
     output.info(f"treefork: workspace {ws.name} ready: database {ws.db_branch} ({ws.clone_method})")
     return path
 
@@ -134,6 +135,12 @@ def _expect_name_is_claudes(ctx: Context, name: WorkspaceName, path: Path) -> No
 
 def _made_by(origin: str) -> str:
     return {"new": "`treefork new`", "claude": "Claude Code"}.get(origin, f"a git hook ({origin})")
+
+
+def _attended(payload: dict[str, Any]) -> bool:
+    """A person's session, not `-p` ("0") nor a subagent: Claude 2.1.332 asks them Keep/Remove at exit, and what
+    they keep, gc must keep. Older versions (no variable) removed a clean worktree at exit without asking."""
+    return os.environ.get("CLAUDE_CODE_SESSION_ATTENDED") == "1" and not payload.get("agent_id")
 
 
 def remove(payload: dict[str, Any]) -> str:

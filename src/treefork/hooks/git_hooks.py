@@ -106,6 +106,28 @@ def hooks_dir(repo: Repo) -> Path:
     return path
 
 
+def bypassed(repo: Repo) -> str | None:
+    """Why treefork's installed hooks no longer run: `core.hooksPath` was pointed elsewhere after install (Qwen
+    Code sets it to `.husky/` when that folder exists, CONTRACTS C2); None when they run (or were never installed)."""
+    configured = git("config", "--get", "core.hooksPath", cwd=repo.toplevel, check=False).out.strip()
+    default = repo.common_dir / "hooks"
+    if not configured or not is_ours(default / HOOKS[0]):
+        return None
+    where = Path(configured).expanduser()
+    where = where if where.is_absolute() else repo.main_root / where
+    if where.resolve() == default.resolve() or is_ours(where / HOOKS[0]):
+        return None
+    return (
+        f"core.hooksPath was set to {configured} after `treefork install` (Qwen Code does this when .husky/ "
+        f"exists): git no longer runs treefork's hooks in {default}, so `git worktree add` is not provisioned"
+    )
+
+
+BYPASS_HINT = (
+    "git config --unset core.hooksPath (or chain treefork's hooks from that directory), then `treefork doctor`"
+)
+
+
 def script_text(hook: str, python: str | None = None) -> str:
     python_q = shlex.quote(python or sys.executable)
     if hook == "post-checkout":

@@ -73,6 +73,39 @@ def listed_worktrees(ctx: Context) -> dict[Path, Worktree]:
     return {w.path.resolve(): w for w in ctx.repo.worktrees()}
 
 
+CLAUDE_DIR = Path(".claude") / "worktrees"
+
+
+def removed_by_claude(ctx: Context, listed: dict[Path, Worktree]) -> list[Worktree]:
+    """Claude Code worktrees (`<main>/.claude/worktrees/`) whose directory is gone but git still lists them.
+    Claude 2.1.332 removes its built-in worktrees itself, with every git hook off: it unlocks, deletes the
+    folder, then `git branch -D`, which git refuses while the worktree is registered (and a crash can leave it
+    locked, which git never calls prunable). Nothing in Claude's own folder is a worktree moved elsewhere or on
+    a removable disk, so a missing directory there is a removal that treefork has to finish (CONTRACTS C2)."""
+    claude = (ctx.repo.main_root / CLAUDE_DIR).resolve()
+    return [
+        t
+        for t in listed.values()
+        if t.admin_id is not None and t.path.resolve().is_relative_to(claude) and not t.path.exists()
+    ]
+
+
+def finish_claude_removals(ctx: Context) -> list[Worktree]:
+    """Unregister the worktrees Claude removed (locked or not) and delete their `worktree-<n>` branch when it
+    holds no commit found nowhere else (Claude's own `branch -D` failed); a branch with such commits is kept.
+    Their workspaces are then gone, for gc and for the listing commands. Run under the git lock."""
+    from treefork.agents import owner
+
+    listed = listed_worktrees(ctx)
+    done = removed_by_claude(ctx, listed)
+    for tree in done:
+        ctx.repo.remove_worktree(tree.path, force=True)
+        if tree.branch and ctx.repo.branch_exists(tree.branch) and not owner.unique_commits(ctx.repo, tree.branch):
+            ctx.repo.delete_branch(tree.branch)
+        output.info(f"treefork: Claude Code removed {tree.path}; unregistered it from git")
+    return done
+
+
 def workspace_at_or_none(ctx: Context, state: State, path: Path) -> Workspace | None:
     """The workspace whose worktree is at `path`, even after a `git worktree move` not yet recorded."""
     ws = state.workspace_by_path_or_none(path)
@@ -142,6 +175,8 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
     if not quiet:
         warn_unresolved(ctx, state, listed)
     actions = []
+    for gone in removed_by_claude(ctx, listed):  # what gc unregisters first (finish_claude_removals)
+        listed.pop(gone.path.resolve(), None)
     for ws in sorted(state.workspaces.values(), key=lambda w: w.name):
         reason = _is_gone(ws, listed)
         if reason:
@@ -174,6 +209,20 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
     return actions
 
 
+def reconcile_claude_removals(ctx: Context) -> None:
+    """What a listing command does first: finish the removals Claude did behind treefork's back and drop the
+    databases of their workspaces. A cheap no-op (no lock, no backend) when there are none."""
+    if not removed_by_claude(ctx, listed_worktrees(ctx)):
+        return
+    with ctx.registry.git_lock():
+        paths = {t.path.resolve() for t in finish_claude_removals(ctx)}
+    state = ctx.state()
+    for name in sorted(n for n, w in state.workspaces.items() if Path(w.path).resolve() in paths):
+        ws = drop_if_gone(ctx, name, branch_may_remain=True)
+        if ws is not None:
+            output.info(f"dropped {ws.db_branch or 'nothing'} ({name}): its worktree {ws.path} was removed")
+
+
 def drop_if_gone(ctx: Context, name: str, *, branch_may_remain: bool = False) -> Workspace | None:
     """Under the lock, re-check that the workspace is provably gone; if so drop its database and forget it.
     Gone means its worktree is gone and, unless `branch_may_remain` (gc), its branch too: a hook that saw a
@@ -193,6 +242,8 @@ def drop_if_gone(ctx: Context, name: str, *, branch_may_remain: bool = False) ->
 
 def gc(ctx: Context, *, dry_run: bool) -> list[GcAction]:
     if not dry_run:
+        with ctx.registry.git_lock():
+            finish_claude_removals(ctx)
         follow_moves(ctx)
     actions = plan(ctx, quiet=False)
     if dry_run:
