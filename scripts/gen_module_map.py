@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "errors",
             "exitcodes",
+            "shapes",
             "redact",
             "paths",
             "fsutil",

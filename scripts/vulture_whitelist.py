@@ -19,3 +19,4 @@ _.root_db_id
 run_  # the click command `treefork run`
 branch_deleted, branch_kept_reason  # removal.RemoveResult: `rm --json` prints them (asdict)
 format_commands  # click calls it to list a group's commands (cli.Group)
+printed_by  # shapes.Shape.printed_by: docs/json.md (scripts/gen_json_docs.py)

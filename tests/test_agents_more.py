@@ -143,7 +143,7 @@ def test_droid_exec_worktree(agent_clis: dict, tf_repo: Path, tmp_path: Path) ->
     assert "Created worktree" in out and "branch: dw" in out, out
     row = ls(tf_repo).get("dw")  # provisioned by post-checkout; droid removed the folder when it failed
     assert row is not None and row["worktree"] != "present", out
-    assert [a["workspace"] for a in gc_dry(tf_repo)] == ["dw"]
+    assert [a["name"] for a in gc_dry(tf_repo)] == ["dw"]
     run_tf(tf_repo, "gc")
     assert "dw" not in ls(tf_repo) and gc_dry(tf_repo) == []
     assert "dw" in git(tf_repo, "branch", "--list").stdout  # droid keeps the branch; so does gc

@@ -59,7 +59,7 @@ def test_gc_finishes_it_and_keeps_a_branch_with_commits(tf_server_repo: Path) ->
     found = {c["name"]: c for c in doctor}
     assert found["claude removals"]["hint"] == "treefork gc" and str(wt) in found["claude removals"]["message"]
     assert found["worktrees without a workspace"]["level"] == "ok"
-    assert [a["workspace"] for a in gc_dry(tf_server_repo)] == ["worktree-y"]
+    assert [a["name"] for a in gc_dry(tf_server_repo)] == ["worktree-y"]
     run_tf(tf_server_repo, "gc")
     assert not can_connect(url) and gc_dry(tf_server_repo) == []
     assert str(wt) not in git(tf_server_repo, "worktree", "list").stdout

@@ -130,11 +130,13 @@ def test_rm_dirty_force_drop_and_branch_rules(tf_repo: Path) -> None:
     out = json.loads(run_tf(tf_repo, "rm", "dirty", "--force", "--json").out)
     assert out == [
         {
+            "schema_version": 2,
             "name": "dirty",
             "db_dropped": True,
             "worktree_removed": True,
             "branch_deleted": True,
             "branch_kept_reason": None,
+            "error": None,
         }
     ]
     assert not d.exists() and d.resolve() not in worktree_paths(tf_repo)
@@ -190,7 +192,8 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
     actions = gc_dry(tf_repo)
     assert actions == [
         {
-            "workspace": "gone",
+            "schema_version": 2,
+            "name": "gone",
             "db_branch": gone_db,
             "action": "drop",
             "reason": actions[0]["reason"],
@@ -204,7 +207,7 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
 
     result = json.loads(run_tf(tf_repo, "gc", "--json").out)
     assert result["dry_run"] is False
-    assert [(a["workspace"], a["action"], a["done"]) for a in result["actions"]] == [("gone", "drop", True)]
+    assert [(a["name"], a["action"], a["done"]) for a in result["actions"]] == [("gone", "drop", True)]
     assert not can_connect(gone_url) and not db_exists(gone_db)
     assert set(ls(tf_repo)) == {"root", "live"}
     assert gc_dry(tf_repo) == []
@@ -223,7 +226,7 @@ def test_gc_collects_only_workspaces_whose_worktree_is_gone(tf_repo: Path) -> No
     shutil.rmtree(shutil_gone)
     assert gc_dry(tf_repo) == [] and can_connect(rmrf_url)
     git(tf_repo, "worktree", "prune")
-    assert [a["workspace"] for a in gc_dry(tf_repo)] == ["rmrf"]
+    assert [a["name"] for a in gc_dry(tf_repo)] == ["rmrf"]
     run_tf(tf_repo, "gc")
     assert not can_connect(rmrf_url)
     assert set(ls(tf_repo)) == {"root", "live"} and can_connect(live_url)

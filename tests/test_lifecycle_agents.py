@@ -100,7 +100,7 @@ def test_ls_fields_and_details(tf_server_repo: Path) -> None:
     rows = json.loads(run_tf(tf_server_repo, "ls", "--json").out)
     from treefork.workspace.views import FIELDS
 
-    assert all(set(r) == set(FIELDS) for r in rows)
+    assert all(set(r) == {"schema_version", *FIELDS} for r in rows)
     row = {r["name"]: r for r in rows}["a"]
     assert (row["ahead"], row["behind"], row["dirty"]) == (1, 0, True)
     assert row["server"].startswith("localhost:") and row["disk_bytes"] > 0  # as the .env spells it

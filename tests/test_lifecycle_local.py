@@ -102,7 +102,7 @@ def test_merge_without_migration_merges_and_removes(tf_repo: Path) -> None:
     a = new(tf_repo, "a")
     _commit_file(a, "feature.txt", "work\n")
     result = json.loads(run_tf(a, "merge", "a", "--json").out)  # from inside the workspace itself
-    assert result["into"] == "root" and result["parent_branch"] == "main" and result["removed"] is True
+    assert result["parent"] == "root" and result["parent_branch"] == "main" and result["removed"] is True
     assert result["head_after"] == git(tf_repo, "rev-parse", "HEAD").stdout.strip() != result["head_before"]
     assert (tf_repo / "feature.txt").read_text() == "work\n"
     assert not a.exists() and "a" not in json.loads(run_tf(tf_repo, "ls", "--json").out)[-1]["name"]

@@ -66,7 +66,7 @@ def test_diff_shows_compare_schema_with_exit_codes(neon_repo: Path, tf_neon, fak
     assert changed.rc == 4 and "+    email text" in changed.out
     assert fake_neon.requests("GET", "/compare_schema") == before + 1
     data = json.loads(tf_neon(neon_repo, "diff", "a", "--json", check=False).out)
-    assert data["changed"] is True and data["base"] == "root" and "TABLE public.users" in data["objects"]
+    assert data["changed"] is True and data["parent"] == "root" and "TABLE public.users" in data["objects"]
 
 
 def _merge_setup(repo: Path, tf_neon, script: str) -> Path:

@@ -159,7 +159,7 @@ def test_finding_16_a_fork_killed_with_its_child_running_is_shown_by_doctor_and_
     assert rec["status"] == "creating"
     child_pm = postmaster_pid(rec)
     assert child_pm is not None and alive(child_pm), "the half-made cluster's postmaster runs"
-    assert [(a["workspace"], a["action"]) for a in gc_dry(tf_repo)] == [("k", "collect")]
+    assert [(a["name"], a["action"]) for a in gc_dry(tf_repo)] == [("k", "collect")]
     assert doctor(tf_repo)["orphans"]["level"] == "fail"
     run_tf(tf_repo, "gc")
     wait_until(lambda: not alive(child_pm), "the half-made cluster's postmaster stopped")
@@ -180,7 +180,7 @@ def test_finding_31_a_killed_news_pid_reused_by_another_process_blocks_nothing(t
     reg_file.write_text(json.dumps(data))
     rec_file = cluster_dir(record(tf_repo, "reused")) / "cluster.json"
     rec_file.write_text(json.dumps({**json.loads(rec_file.read_text()), "pid": 1}))
-    assert [(a["workspace"], a["action"]) for a in gc_dry(tf_repo)] == [("reused", "collect")]
+    assert [(a["name"], a["action"]) for a in gc_dry(tf_repo)] == [("reused", "collect")]
     wt = new(tf_repo, "reused")
     assert ls(tf_repo)["reused"]["status"] == "ready" and registry(tf_repo)["workspaces"]["reused"]["pid"] is None
     with psycopg.connect(db_url(wt)) as conn:

@@ -327,7 +327,7 @@ def test_a_crash_mid_fork_is_finished_by_a_rerun(tf_repo: Path) -> None:
     assert r.rc == -signal.SIGKILL
     assert registry(tf_repo)["workspaces"]["crashy"]["status"] == "creating"
     # its worktree is there (a re-run of `new` finishes the workspace); gc removes only the half-made cluster
-    assert [(a["workspace"], a["action"]) for a in gc_dry(tf_repo)] == [("crashy", "collect")]
+    assert [(a["name"], a["action"]) for a in gc_dry(tf_repo)] == [("crashy", "collect")]
     wt = new(tf_repo, "crashy")
     assert ls(tf_repo)["crashy"]["status"] == "ready"
     url = db_url(wt)
@@ -361,7 +361,7 @@ def test_a_cluster_whose_registry_entry_was_lost_is_collected(tf_repo: Path) -> 
     del data["workspaces"]["stray"]
     reg_file.write_text(json.dumps(data))
     actions = gc_dry(tf_repo)
-    assert [(a["workspace"], a["action"]) for a in actions] == [("stray", "drop")]
+    assert [(a["name"], a["action"]) for a in actions] == [("stray", "drop")]
     assert "no workspace in the registry" in actions[0]["reason"]
     run_tf(tf_repo, "gc")
     assert cluster_of(tf_repo, "stray") is None and gc_dry(tf_repo) == []

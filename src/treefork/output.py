@@ -127,7 +127,7 @@ def _visible(c: str) -> str:
 
 def emit_json(data: Any, *, redacted: bool = True) -> None:
     _expect_stdout()
-    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    text = json.dumps(data, indent=2, default=str)  # records keep their declared order (shapes.py)
     sys.stdout.write((redact(text) if redacted else text) + "\n")
     sys.stdout.flush()
 

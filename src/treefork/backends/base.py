@@ -90,9 +90,6 @@ class Backend(Protocol):
     def connection(self, branch: DbBranch) -> Connection:
         """The URLs an application uses for this branch (the branch's own credentials)."""
 
-    def status(self) -> dict[str, Any]:
-        """What `doctor` and `server status` show (no secrets)."""
-
     def extra_disk_bytes(self, branch: DbBranch) -> int | None:
         """The disk the branch really adds on this machine (a copy-on-write branch: what it wrote since), or
         None where that is not this machine's disk (Neon)."""

@@ -35,9 +35,7 @@ def _all(ctx: Context, state: State, *, against_parent: bool, as_json: bool) -> 
     diffs.say_notes(found_diffs)
     found = collisions.all_of(ctx, state, found_diffs, reconcile.listed_worktrees(ctx))
     if as_json:
-        output.emit_json(
-            [{**d.to_json(), "collisions": [c.to_json() for c in found if c.involves(d.name)]} for d in found_diffs]
-        )
+        output.emit_json([d.to_json([c.to_json() for c in found if c.involves(d.name)]) for d in found_diffs])
     else:
         _summary(found_diffs, found)
     return exitcodes.FOUND if found or any(d.diff for d in found_diffs) else exitcodes.OK

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treefork import exitcodes, output
+from treefork import exitcodes, output, shapes
 from treefork import git as gitmod
 from treefork.backends.base import DbBranch
 from treefork.context import Context
@@ -36,7 +36,7 @@ class Check:
     fix: Callable[[], object] | None = field(default=None, repr=False, compare=False)  # what --fix runs
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "fix"}
+        return shapes.record("doctor check", {k: v for k, v in asdict(self).items() if k != "fix"})
 
 
 def run(*, fix: bool, as_json: bool) -> int:
@@ -51,7 +51,8 @@ def run(*, fix: bool, as_json: bool) -> int:
             checks = _checks(ctx)
     failed = any(c.level == FAIL for c in checks)
     if as_json:
-        output.emit_json({"ok": not failed, "fixed": fixed, "checks": [c.to_json() for c in checks]})
+        report = {"ok": not failed, "fixed": fixed, "checks": [c.to_json() for c in checks]}
+        output.emit_json(shapes.record("doctor", report))
     else:
         for name in fixed:
             output.info(f"[ fix] {name}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import output, shapes
 from treefork.context import Context
 from treefork.workspace import reconcile
 
@@ -13,7 +13,7 @@ def run(*, dry_run: bool, as_json: bool) -> int:
 
     actions = reclaim.run(ctx, dry_run=dry_run) + reconcile.gc(ctx, dry_run=dry_run)
     if as_json:
-        output.emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
+        output.emit_json(shapes.record("gc", {"dry_run": dry_run, "actions": [a.to_json() for a in actions]}))
         return 0
     if not actions:
         output.info("nothing to collect: every database branch has its workspace")

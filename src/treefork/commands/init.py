@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from treefork import dbsettings, envfile, git, output, paths
+from treefork import dbsettings, envfile, git, output, paths, shapes
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
@@ -139,7 +139,20 @@ def _already(ctx: Context, backend: str, import_url: str | None, *, overwrite_en
     if overwrite_env:
         note = _main_env(ctx, be, root, Source(None, from_main_env=False), has_own=True, overwrite=True)
     if as_json:
-        output.emit_json({"backend": state.backend, "root_db_branch": root.name, "repo_id": state.repo_id, "env": note})
+        output.emit_json(
+            shapes.record(
+                "init",
+                {
+                    "backend": state.backend,
+                    "repo_id": state.repo_id,
+                    "root_db_branch": root.name,
+                    "root_clone_method": state.root_clone_method,
+                    "imported_from": None,
+                    "already_initialised": True,
+                    "env": note,
+                },
+            )
+        )
     else:
         output.info(f"treefork is already initialised: backend {state.backend}, root database {root.name}")
         if note:
@@ -318,14 +331,18 @@ def _report(
     imported = safe_url(source.url) if source.url else None
     if as_json:
         output.emit_json(
-            {
-                "backend": backend,
-                "root_db_branch": root.name,
-                "root_clone_method": root.clone_method,
-                "imported_from": imported,
-                "repo_id": repo_id,
-                "env": env_note,
-            }
+            shapes.record(
+                "init",
+                {
+                    "backend": backend,
+                    "repo_id": repo_id,
+                    "root_db_branch": root.name,
+                    "root_clone_method": root.clone_method,
+                    "imported_from": imported,
+                    "already_initialised": False,
+                    "env": env_note,
+                },
+            )
         )
         return
     where = f" ({main_db.where})" if source.from_main_env and main_db.where else ""

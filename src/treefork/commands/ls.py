@@ -7,9 +7,10 @@ message in a column (the status says `error`; `treefork ls NAME` shows the whole
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
-from treefork import output
+from treefork import output, shapes
 from treefork.context import Context
 from treefork.workspace import views
 
@@ -29,7 +30,8 @@ def run(name: str | None = None, *, as_json: bool) -> int:
         state.expect_workspace(name)
     rows = views.rows(ctx, state, names=[name] if name else None, with_collisions=True)
     if as_json:
-        output.emit_json(rows[0] if name else rows)
+        records = [shapes.record("workspace", r) for r in rows]
+        output.emit_json(records[0] if name else records)
     elif name:
         _details(rows[0])
     else:
@@ -94,7 +96,8 @@ def human_bytes(n: int | None) -> str:
 def _age(r: dict[str, Any]) -> str:
     if r["created_at"] is None:
         return ""
-    text = _span(int(time.time() - r["created_at"]))
+    created = datetime.fromisoformat(r["created_at"]).timestamp()
+    text = _span(int(time.time() - created))
     if r["expires_at"]:
         text += f", expires {r['expires_at']}"
     return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import output, shapes
 from treefork.context import Context
 from treefork.workspace import merge
 
@@ -15,7 +15,7 @@ def run(name: str, *, keep: bool, abort: bool, as_json: bool) -> int:
     if as_json:
         output.emit_json(result.to_json())
         return 0
-    done = f"merged {name} into {result.parent_branch} ({result.into}): {result.head_before[:12]}..{result.head_after[:12]}"
+    done = f"merged {name} into {result.parent_branch} ({result.parent}): {result.head_before[:12]}..{result.head_after[:12]}"
     output.info(done + (", parent database migrated" if result.migrated else ""))
     if result.removed:
         output.info(f"removed workspace {name}")
@@ -27,7 +27,7 @@ def run(name: str, *, keep: bool, abort: bool, as_json: bool) -> int:
 def _abort(ctx: Context, name: str, *, as_json: bool) -> int:
     outcome = merge.abort(ctx, name)
     if as_json:
-        output.emit_json({"name": name, "outcome": outcome})
+        output.emit_json(shapes.record("merge abort", {"name": name, "outcome": outcome}))
     elif outcome == "undone":
         output.info(f"aborted the merge of {name}: the parent's code and database are as they were before it")
     else:

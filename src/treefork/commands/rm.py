@@ -11,10 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from treefork import exitcodes, output
+from treefork import exitcodes, output, shapes
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.workspace import remove
+
+FAILED = {"db_dropped": False, "worktree_removed": False, "branch_deleted": False, "branch_kept_reason": None}
 
 
 def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bool) -> int:
@@ -27,17 +29,19 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     results: list[dict[str, Any]] = []
     for name in unique:
         try:
-            results.append(asdict(remove.remove(ctx, name, force=force, delete_branch=delete_branch)))
+            results.append(
+                {**asdict(remove.remove(ctx, name, force=force, delete_branch=delete_branch)), "error": None}
+            )
         except FatalError as e:
-            results.append({"name": name, "error": str(e)})
+            results.append({**FAILED, "name": name, "error": str(e)})
     if as_json:
-        output.emit_json(results)
+        output.emit_json([shapes.record("removal", r) for r in results])
     else:
         for r in results:
             _report(r)
     if left is not None and not left.exists():
         output.info(f"your shell's directory {left} was removed with it: cd {ctx.repo.main_root}")
-    failed = sum("error" in r for r in results)
+    failed = sum(r["error"] is not None for r in results)
     return exitcodes.OK if not failed else exitcodes.ERROR if failed == len(results) else exitcodes.PARTIAL
 
 
@@ -81,7 +85,7 @@ def _expect_all_removable(ctx: Context, names: list[str]) -> None:
 
 
 def _report(r: dict[str, Any]) -> None:
-    if "error" in r:
+    if r["error"] is not None:
         output.error(f"{r['name']}: {r['error']}")
         return
     parts = ["database dropped" if r["db_dropped"] else "no database to drop"]

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from treefork import output, selfcmd
-from treefork.backends.local.cluster import READY, record_json
-from treefork.backends.local.store import GONE, PRESENT, REINITIALISED, UNKNOWN, ClusterStore, repository_state
+from treefork import output, selfcmd, shapes
+from treefork.backends.local.cluster import READY, Cluster, ClusterRecord
+from treefork.backends.local.store import (
+    GONE,
+    PRESENT,
+    REINITIALISED,
+    ROOT,
+    UNKNOWN,
+    ClusterStore,
+    repository_state,
+)
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
 from treefork.state import pid_alive
@@ -28,9 +36,9 @@ def run(action: str, *, as_json: bool, force: bool = False) -> int:
                 failed.append(f"{rec.id}: {e}")
         elif action == "stop":
             cluster.stop()
-    rows = [_row(cluster, rec) for cluster, rec in store.all()]
+    rows = _rows(store)
     if as_json:
-        output.emit_json({"home": str(store.home), "clusters": rows})
+        output.emit_json(shapes.record("server status", {"home": str(store.home), "clusters": rows}))
     else:
         _show(rows, store.home)
     for line in failed:
@@ -52,12 +60,15 @@ def prune(*, dry_run: bool, force: bool, as_json: bool) -> int:
             kept_unknown.append(rec)
         if state not in doomed:
             continue
-        removed.append({**_row(cluster, rec), "repository": state})
+        removed.append({**_row(cluster, rec, _names(store)), "repository": state})
         if not dry_run:
             cluster.destroy()
     if as_json:
+        unknown = [r.id for r in kept_unknown]
         output.emit_json(
-            {"home": str(store.home), "dry_run": dry_run, "removed": removed, "unknown": [r.id for r in kept_unknown]}
+            shapes.record(
+                "server prune", {"home": str(store.home), "dry_run": dry_run, "removed": removed, "unknown": unknown}
+            )
         )
         return 0
     verb = "would remove" if dry_run else "removed"
@@ -78,18 +89,41 @@ def prune(*, dry_run: bool, force: bool, as_json: bool) -> int:
 
 
 def _workspace(row: dict[str, Any]) -> str:
-    return "root" if row["workspace"] == "<root>" else f"workspace {row['workspace']}"
+    return "root" if row["name"] == "root" else f"workspace {row['name']}"
 
 
-def _row(cluster: Any, rec: Any) -> dict[str, Any]:
+def _rows(store: ClusterStore) -> list[dict[str, Any]]:
+    names = _names(store)
+    return [_row(cluster, rec, names) for cluster, rec in store.all()]
+
+
+def _names(store: ClusterStore) -> dict[str, str]:
+    """Each cluster id's workspace, as `treefork ls` names it (`root` for a root)."""
+    return {rec.id: "root" if rec.workspace == ROOT else rec.workspace for _, rec in store.all()}
+
+
+def _row(cluster: Cluster, rec: ClusterRecord, names: dict[str, str]) -> dict[str, Any]:
     pid = cluster.postmaster_pid()
-    return {
-        **record_json(rec),
-        "running": pid is not None,
-        "pid": pid,
-        "data_dir": str(cluster.data),
-        "log_file": str(cluster.log),
-    }
+    return shapes.record(
+        "cluster",
+        {
+            "id": rec.id,
+            "repo_id": rec.repo_id,
+            "repo_dir": rec.repo_dir,
+            "name": names.get(rec.id, rec.workspace),
+            "parent": names.get(rec.parent) if rec.parent else None,
+            "port": rec.port,
+            "dbname": rec.dbname,
+            "role": rec.role,
+            "method": rec.method,
+            "status": rec.status,
+            "created_at": shapes.when(rec.created_at),
+            "running": pid is not None,
+            "pid": pid,
+            "data_dir": str(cluster.data),
+            "log_file": str(cluster.log),
+        },
+    )
 
 
 def _show(rows: list[dict[str, Any]], home: Path) -> None:
@@ -101,7 +135,7 @@ def _show(rows: list[dict[str, Any]], home: Path) -> None:
         (
             [
                 r["id"],
-                "root" if r["workspace"] == "<root>" else r["workspace"],
+                r["name"],
                 str(r["port"]),
                 ("running" if r["running"] else "stopped") if r["status"] == READY else r["status"],
                 str(r["pid"] or ""),
@@ -144,7 +178,7 @@ def _autostart(*, as_json: bool, force: bool) -> int:
         mode=0o644,
     )
     if as_json:
-        output.emit_json({"unit": str(unit)})
+        output.emit_json(shapes.record("autostart", {"unit": str(unit)}))
     else:
         output.info(f"wrote {unit}")
         output.info("enable it with: systemctl --user daemon-reload && systemctl --user enable --now treefork")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treefork import output
+from treefork import output, shapes
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import READY
@@ -32,7 +32,8 @@ def run(name: str | None, *, direct: bool, as_json: bool) -> int:
     conn = backend.connection(db)
     url = (conn.direct_url or conn.url) if direct else conn.url
     if as_json:
-        output.emit_json({"name": label, "url": conn.url, "direct_url": conn.direct_url}, redacted=False)
+        record = shapes.record("url", {"name": label, "url": conn.url, "direct_url": conn.direct_url})
+        output.emit_json(record, redacted=False)
     else:
         output.raw_result(url)
     return 0

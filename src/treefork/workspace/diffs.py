@@ -44,18 +44,24 @@ class SchemaDiff:
     def tables(self) -> set[str]:
         return {schema_changes.name_of(k) for k in self.objects if schema_changes.kind_of(k) == "table"}
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "base": self.base,
-            "against": self.against,
-            "note": self.note,
-            "changed": bool(self.diff),
-            "objects": self.objects,
-            "changes": [c.to_json() for c in self.changes],
-            "tables": sorted(self.tables),
-            "diff": self.diff,
-        }
+    def to_json(self, collisions: list[dict[str, object]] | None = None) -> dict[str, object]:
+        from treefork import shapes
+
+        return shapes.record(
+            "diff",
+            {
+                "name": self.name,
+                "parent": self.base,
+                "against": self.against,
+                "note": self.note,
+                "changed": bool(self.diff),
+                "objects": self.objects,
+                "changes": [c.to_json() for c in self.changes],
+                "tables": sorted(self.tables),
+                "diff": self.diff,
+                "collisions": collisions,
+            },
+        )
 
 
 class Dumps:

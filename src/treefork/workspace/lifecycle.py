@@ -79,7 +79,7 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
     with interrupts.like_interrupts():  # SIGTERM, SIGHUP: the staging copy goes, as on ^C
         backend.reset_branch(target.db, source=origin.db)
     forkpoint.record(ctx, name, target.db)  # a reset re-forks: what it changed starts again from here
-    return {"name": name, "source": origin.name, "db_branch": target.db.name}
+    return {"name": name, "parent": origin.name, "db_branch": target.db.name}
 
 
 def expect_method(backend: Backend, method: str) -> None:

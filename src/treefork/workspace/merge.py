@@ -30,7 +30,7 @@ from treefork.workspace.merge_recovery import MergeIntent
 @dataclass
 class MergeResult:
     name: str
-    into: str  # the parent workspace ("root" for the main worktree)
+    parent: str  # the parent workspace ("root" for the main worktree)
     parent_branch: str
     head_before: str
     head_after: str
@@ -39,7 +39,9 @@ class MergeResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return dict(vars(self))
+        from treefork import shapes
+
+        return shapes.record("merge", vars(self))
 
 
 def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:

@@ -23,7 +23,10 @@ class GcAction:
     done: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        from treefork import shapes
+
+        fields = asdict(self)
+        return shapes.record("gc action", {"name": fields.pop("workspace"), **fields})
 
 
 @dataclass(frozen=True)

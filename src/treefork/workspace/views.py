@@ -1,4 +1,4 @@
-"""The one JSON shape of a workspace, as `ls --json` prints it (docs/lifecycle.md lists the fields).
+"""A workspace as `ls`, `new` and `sync` report it: the `workspace` record of treefork/shapes.py (docs/json.md).
 
 `row(...)` is usable by any command that reports a workspace (ls; new and sync may adopt it). Every field is
 always present; a value that cannot be known is null. Nothing here prints or holds a secret: the server is
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from treefork import shapes
 from treefork.agents import tmux
 from treefork.backends.base import DbBranch
 from treefork.context import Context
@@ -20,12 +21,7 @@ from treefork.git import Worktree, git
 from treefork.state import State, Workspace
 from treefork.workspace import ports, reconcile
 
-FIELDS = (
-    "name", "is_root", "branch", "parent", "forked_from", "path", "status", "error", "worktree", "origin",
-    "ahead", "behind", "dirty", "backend", "db_branch", "db_id", "clone_method", "server", "server_state",
-    "disk_bytes", "db_disk_bytes", "ports", "agent", "created_at", "expires_at", "code_base", "data_ahead_of_code",
-    "collisions",
-)  # fmt: skip
+FIELDS = tuple(shapes.WORKSPACE)
 
 
 def rows(
@@ -77,7 +73,8 @@ def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
     """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra."""
     found = rows(ctx, ctx.state(), names=[name])
     assert found, name
-    return {**found[0], "env_file": str(Path(found[0]["path"]) / ctx.config.env_file), **extra}
+    env_file = str(Path(found[0]["path"]) / ctx.config.env_file)
+    return shapes.record("new", {"seconds": None, "existed": None, **found[0], "env_file": env_file, **extra})
 
 
 @dataclass(frozen=True)
@@ -119,7 +116,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
         "ports": ports.held_by(ctx.repo.common_dir, ws.name),
         "agent": seen.agent,
-        "created_at": ws.created_at,
+        "created_at": shapes.when(ws.created_at),
         "expires_at": expires_at,
         "collisions": None,
         "code_base": ws.code_base,

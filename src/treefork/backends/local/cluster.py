@@ -22,7 +22,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from treefork import debug, paths, proc, procinfo
 from treefork.backends.local import extensions, libpq, ports
@@ -507,8 +506,3 @@ def bin_dir() -> Path:
     home = paths.treefork_home()
     open_home(home)
     return linked_copy(wheel, home / "dist" / wheel_version())
-
-
-def record_json(rec: ClusterRecord) -> dict[str, Any]:
-    """What `server status --json` shows of a record: everything but the passwords."""
-    return {k: v for k, v in asdict(rec).items() if "password" not in k}

@@ -28,7 +28,6 @@ from treefork.backends.local.cluster import (
     Cluster,
     ClusterRecord,
     describe,
-    record_json,
 )
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, creator_alive, new_record
 from treefork.errors import BackendError, FatalError
@@ -236,13 +235,6 @@ class ClusterBackend:
 
     def clone_method(self) -> str:
         return self._root_record().method or "copy"
-
-    def status(self) -> dict[str, Any]:
-        rows = []
-        for cluster, rec in self.store.of_repo(self.ctx.repo_id):
-            pid = cluster.postmaster_pid()
-            rows.append({**record_json(rec), "running": pid is not None, "pid": pid, "data_dir": str(cluster.data)})
-        return {"backend": "local", "server": "embedded", "home": str(self.store.home), "clusters": rows}
 
     def extra_disk_bytes(self, branch: DbBranch) -> int | None:
         cluster = self.store.cluster(branch.id)

@@ -416,10 +416,6 @@ class TemplateBackend:
     def extra_disk_bytes(self, branch: DbBranch) -> int | None:
         return None
 
-    def status(self) -> dict[str, Any]:
-        info = self.server()
-        return {"backend": "local", "server": "external", "host": info.host, "port": info.port, "user": info.user}
-
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
         raise _not_here("reset")
 

@@ -17,7 +17,7 @@ from treefork.backends.base import NEON, ROOT_MARK, BackendContext, Connection, 
 from treefork.backends.neon import conn as neon_conn
 from treefork.backends.neon import lifecycle as neon_lifecycle
 from treefork.backends.neon import ops as neon_ops
-from treefork.backends.neon.api import NeonApi, NeonApiError, api_host
+from treefork.backends.neon.api import NeonApi, NeonApiError
 from treefork.backends.neon.auth import resolve_key
 from treefork.backends.neon.conn import NeonConnection
 from treefork.background import Background
@@ -247,16 +247,6 @@ class NeonBackend:
 
     def extra_disk_bytes(self, branch: DbBranch) -> int | None:
         return None
-
-    def status(self) -> dict[str, Any]:
-        count = self.api.get(f"{self._base}/branches/count").get("count")
-        return {
-            "backend": "neon",
-            "project_id": self.project_id,
-            "api_host": api_host(),
-            "api_key_source": self.api.key.source,
-            "branch_count": count,
-        }
 
     # ---- reset, diff, merge (backends/neon/lifecycle.py) -----------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
