@@ -125,14 +125,15 @@ def test_server_listens_on_loopback_only_and_wants_a_password(tf_repo: Path) -> 
         dbname="postgres",
         connect_timeout=5,
     ) as conn:
-        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'listen_addresses'").fetchone() == (
-            "127.0.0.1",
-        )
+        (listen,) = conn.execute("SELECT setting FROM pg_settings WHERE name = 'listen_addresses'").fetchone()
+        assert set(listen.split(",")) <= {"127.0.0.1", "::1"} and "127.0.0.1" in listen  # loopback only
         assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories'").fetchone() == (
             "",
         )
         rules = conn.execute("SELECT type, address, auth_method FROM pg_hba_file_rules WHERE error IS NULL").fetchall()
-        assert rules and all(t == "host" and a == "127.0.0.1" and m == "scram-sha-256" for t, a, m in rules), rules
+        assert rules and all(t == "host" and a in ("127.0.0.1", "::1") and m == "scram-sha-256" for t, a, m in rules), (
+            rules
+        )
     for kw in ({"password": ""}, {"password": "wrong-password"}, {"password": st["password"][:-1]}):
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(

@@ -220,9 +220,12 @@ def warn_restore(backend: Backend, parent: Side, intent: MergeIntent) -> None:
 
 
 def _drop_trial(backend: Backend, intent: MergeIntent) -> None:
-    trial = backend.find_branch_or_none(intent.trial_name)  # a half-made one is removed by the lookup
+    trial = backend.find_branch_or_none(intent.trial_name)
     if trial is not None:
         backend.delete_branch(trial)
+    for left in backend.leftovers():  # one half made when the merge was killed (gc keeps it for the merge)
+        if left.workspace == intent.trial_name:
+            backend.drop_leftover(left)
 
 
 def _snapshot_or_none(backend: Backend, parent: Side, intent: MergeIntent) -> DbBranch | None:

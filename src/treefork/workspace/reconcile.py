@@ -206,8 +206,8 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
             )
     named = {a.workspace for a in actions}  # a workspace gc drops takes its half-made branch with it
     for db in ctx.backend(state).leftovers():
-        if db.workspace in named:
-            continue
+        if db.workspace in named or any(t in (db.workspace or "") for t in tags):
+            continue  # a half-made branch of an unfinished merge is the merge's to drop
         actions.append(GcAction(db.workspace or "?", db.name, "collect", str(db.extra.get("reason")), db_id=db.id))
     return actions
 
