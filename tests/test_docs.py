@@ -134,3 +134,22 @@ def _bench(name: str) -> ModuleType:
     sys.modules[name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def test_no_code_outside_backends_tests_a_backends_name() -> None:
+    """What differs between backends is asked of the Backend Protocol or of backends/__init__.py (pre-commit
+    asks a language's name once): code outside backends/ that compares with "local" or "neon" is a leak."""
+    import ast
+
+    from treefork.backends import BACKENDS
+
+    leaks = []
+    for path in (ROOT / "src" / "treefork").rglob("*.py"):
+        if "backends" in path.relative_to(ROOT / "src" / "treefork").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                names = [c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
+                if any(n in BACKENDS for n in names):
+                    leaks.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not leaks, leaks

@@ -5,6 +5,7 @@ command pays only for the backend it uses."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from treefork.backends.base import Backend, BackendContext
 from treefork.errors import FatalError
@@ -31,3 +32,34 @@ def open_backend(name: str, ctx: BackendContext) -> Backend:
     except KeyError:
         raise FatalError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}") from None
     return opener(ctx)
+
+
+# What `init` needs to know of a backend before one exists: each answer here, so that no code outside backends/
+# tests a backend's name.
+
+
+def takes_server_url(name: str) -> bool:
+    """`init --server-url`: the local backend on a PostgreSQL server the user runs."""
+    return name == "local"
+
+
+def imports_main_database(name: str, server_url: str | None) -> bool:
+    """Whether `init` copies the main worktree's dev database into the root unless told not to: the embedded
+    local backend does (its root is a new cluster); a server the user runs and Neon already hold their data."""
+    return name == "local" and not server_url
+
+
+def init_settings(name: str, server_url: str | None, dbname: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The backend settings `init` records in the registry. dbname: the root's database name (the imported
+    database's own)."""
+    from treefork import paths
+
+    settings: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if name == "local" and server_url:
+        settings["external"] = True
+        settings["workspace_roles"] = True  # each workspace's database owned by a role of its own (template.py)
+    elif name == "local":
+        settings["layout"] = "clusters"
+        settings["home"] = str(paths.treefork_home())
+        settings["dbname"] = dbname
+    return settings

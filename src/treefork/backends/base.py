@@ -34,6 +34,8 @@ class DbBranch:
 class Connection:
     url: str
     direct_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # more variables for the env file (Neon's NEON_BRANCH)
+    context: dict[str, str] = field(default_factory=dict)  # a worktree file for the backend's own CLI (Neon's .neon)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class CreateOptions:
 
 class Backend(Protocol):
     name: str
+    leaf_delete_only: bool  # a branch with children cannot be deleted (Neon)
+    supports_ttl: bool  # branches can expire (`new --ttl`; Neon)
+    wakes_on_connect: bool  # connecting costs something (Neon wakes a compute): doctor does not try the URLs
 
     def ensure_ready(self) -> None:
         """Make the backend usable (start the server, check credentials), or raise FatalError."""

@@ -262,7 +262,7 @@ def _cleanup(repo: Path) -> None:
         names = list(state.workspaces)
         if names:
             _treefork(repo, "rm", "--force", "--delete-branch", *names)
-        if state.initialized and state.backend == "local":
+        if state.initialized:
             from treefork.backends.local.clusters import ClusterBackend
 
             backend = ctx.backend(state)

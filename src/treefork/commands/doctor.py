@@ -269,7 +269,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     """The URL each ready workspace's env file holds really opens its database (local clusters: a lost record,
     a port taken, an env file edited by hand). A stopped database is not started to find out, and Neon's
     computes are not woken up."""
-    if state.backend != "local":
+    if ctx.backend(state).wakes_on_connect:
         return []
     from treefork import dbsettings
     from treefork.backends.local import libpq

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from treefork import dbsettings, envfile, git, output, paths, shapes
+from treefork import backends, dbsettings, envfile, git, output, shapes
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
@@ -92,7 +92,7 @@ def _init(
     main_db = _main_database(ctx)
     source = _source(ctx, backend, server_url, import_url, main_db, no_import=no_import)
     repo_id = state.repo_id or new_repo_id()
-    settings = _settings(backend, server_url, source, backend_options)
+    settings = backends.init_settings(backend, server_url, _dbname(source.url), backend_options)
     if server_url:
         ctx.registry.set_secret("admin_url", server_url)
     be = open_backend(backend, _backend_context(ctx, repo_id, settings))
@@ -111,7 +111,7 @@ def _init(
 def _check_options(backend: str, server_url: str | None, import_url: str | None, *, no_import: bool) -> None:
     if backend not in BACKENDS:
         raise FatalError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
-    if server_url and backend != "local":
+    if server_url and not backends.takes_server_url(backend):
         raise FatalError(
             "--server-url only applies to the local backend", hint="drop --server-url, or use --backend local"
         )
@@ -250,25 +250,13 @@ def _source(
     if import_url:
         register(import_url)
         return Source(import_url, from_main_env=dbsettings.libpq_url(import_url) == main_db.url)
-    if backend != "local" or server_url:
+    if not backends.imports_main_database(backend, server_url):
         return Source(None, from_main_env=False)
     if main_db.url:
         return Source(main_db.url, from_main_env=True)
     if main_db.unrecognised:
         raise FatalError(f"cannot tell which database to import: {main_db.problem}", hint=_UNRECOGNISED_HINT)
     return Source(None, from_main_env=False)
-
-
-def _settings(backend: str, server_url: str | None, source: Source, options: dict[str, Any]) -> dict[str, Any]:
-    settings: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
-    if backend == "local" and server_url:
-        settings["external"] = True
-        settings["workspace_roles"] = True  # each workspace's database owned by a role of its own (template.py)
-    elif backend == "local":
-        settings["layout"] = "clusters"
-        settings["home"] = str(paths.treefork_home())
-        settings["dbname"] = _dbname(source.url)
-    return settings
 
 
 def _dbname(url: str | None) -> str:

@@ -33,9 +33,10 @@ def run(
         WorkspaceName.of(branch)
     ctx = Context.open()
     state = ctx.state()
-    if ttl is not None and state.backend != "neon":
+    if ttl is not None and not (state.initialized and ctx.backend(state).supports_ttl):
         raise FatalError(
-            f"--ttl only applies to the neon backend; this repository uses {state.backend or 'none yet'}",
+            f"--ttl only applies to a backend whose branches expire (neon); this repository uses "
+            f"{state.backend or 'none yet'}",
             hint="leave --ttl out (local workspaces last until `treefork rm`)",
         )
     before = state.workspaces.get(ws_name)

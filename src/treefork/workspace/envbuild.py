@@ -104,14 +104,14 @@ def write_worktree_env(
     updates = url_updates(config, conn, template_text(repo, config) if placeholder else base, notes)
     linked = worktree.resolve() != repo.main_root.resolve()
     if conn is not None:
-        updates.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's NEON_BRANCH
+        updates.update(conn.extra_env)  # e.g. Neon's NEON_BRANCH
         if config.ports and linked and workspace is not None:
             from treefork.workspace import ports
 
             given = ports.allocate(repo.common_dir, workspace, worktree, config.ports)
             updates.update({k: str(v) for k, v in given.items()})
-        if getattr(conn, "context", None) and linked:
-            write_neon_context(repo, worktree, conn.context)  # type: ignore[attr-defined]
+        if conn.context and linked:
+            write_neon_context(repo, worktree, conn.context)
     if envfile.write(target, envfile.rewrite(base, updates)):
         say_notes(notes, target)
     return target

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from treefork import output
-from treefork.backends.base import Backend, DbBranch
+from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import READY, State, Workspace
@@ -72,7 +72,6 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
     if origin.name == target.name:
         raise FatalError(f"cannot reset {name!r} from itself", hint="pass --from another workspace, or leave it out")
     backend = ctx.backend(state)
-    expect_method(backend, "reset_branch")
     from treefork import interrupts
     from treefork.workspace import forkpoint
 
@@ -80,14 +79,6 @@ def reset(ctx: Context, name: str, *, source: str | None) -> dict[str, str]:
         backend.reset_branch(target.db, source=origin.db)
     forkpoint.record(ctx, name, target.db)  # a reset re-forks: what it changed starts again from here
     return {"name": name, "parent": origin.name, "db_branch": target.db.name}
-
-
-def expect_method(backend: Backend, method: str) -> None:
-    if not callable(getattr(backend, method, None)):
-        raise FatalError(
-            f"the {backend.name} backend cannot {method.replace('_', ' ')} yet; nothing was changed",
-            hint="it comes with a later treefork; for merge, leave `migrate` out and migrate by hand",
-        )
 
 
 # ---- run ----------------------------------------------------------------------------------------

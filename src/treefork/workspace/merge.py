@@ -23,7 +23,7 @@ from treefork.errors import FatalError
 from treefork.git import git
 from treefork.state import State, Workspace
 from treefork.workspace import merge_recovery as recovery
-from treefork.workspace.lifecycle import Side, env_of, expect_method, expect_ready, parent_side
+from treefork.workspace.lifecycle import Side, env_of, expect_ready, parent_side
 from treefork.workspace.merge_recovery import MergeIntent
 
 
@@ -121,11 +121,8 @@ def _check_preconditions(ctx: Context, state: State, ws: Workspace, parent: Side
             f"workspace {ws.name!r} has uncommitted changes; a merge takes commits only",
             hint=f"commit them in {ws.path} (or `treefork run {ws.name} -- git commit -am ...`), then retry",
         )
-    if ctx.config.migrate:
-        for method in ("snapshot", "restore", "drop_snapshot"):
-            expect_method(ctx.backend(state), method)
     children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
-    if children and not keep and getattr(ctx.backend(state), "leaf_delete_only", False):
+    if children and not keep and ctx.backend(state).leaf_delete_only:
         raise FatalError(
             f"workspace {ws.name!r} has child workspaces ({', '.join(children)}) and could not be removed after the merge",
             hint=f"remove them first, or `treefork merge {ws.name} --keep`",
@@ -214,7 +211,7 @@ def _run_migrate(ctx: Context, parent: Side, db: DbBranch) -> int:
     command = ctx.config.migrate
     env = env_of(ctx, parent.path)
     conn = ctx.backend().connection(db)
-    env.update(getattr(conn, "extra_env", None) or {})  # e.g. Neon's DATABASE_URL_UNPOOLED, for migrations
+    env.update(conn.extra_env)  # e.g. Neon's DATABASE_URL_UNPOOLED, for migrations
     # the database, whatever the env file says, in the app's spelling (an asyncpg app's migration needs its
     # `postgresql+asyncpg://`)
     notes = dbsettings.Notes()

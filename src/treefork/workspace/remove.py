@@ -72,7 +72,7 @@ def expect_removable(state: State, name: str) -> Workspace:
 
 def _check_children(ctx: Context, state: State, ws: Workspace) -> None:
     children = sorted(w.name for w in state.workspaces.values() if w.parent == ws.name)
-    if children and getattr(ctx.backend(state), "leaf_delete_only", False):
+    if children and ctx.backend(state).leaf_delete_only:
         raise FatalError(
             f"workspace {ws.name!r} has child workspaces: {', '.join(children)}",
             hint=f"remove them first (treefork rm {children[0]}); {ctx.backend(state).name} cannot delete a parent branch before its children",

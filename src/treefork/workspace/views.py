@@ -220,7 +220,7 @@ def disk_bytes(path: Path) -> int:
 
 def _expiries(ctx: Context, state: State) -> dict[str, str]:
     """workspace -> expires_at, for backends whose branches expire (Neon's TTL). One listing call."""
-    if state.backend != "neon" or not state.workspaces:
+    if not state.workspaces or not ctx.backend(state).supports_ttl:
         return {}
     from treefork.errors import FatalError
 

@@ -37,6 +37,9 @@ ROLE_WAIT = 5.0
 
 class ClusterBackend:
     name = "local"
+    leaf_delete_only = False
+    supports_ttl = False
+    wakes_on_connect = False
 
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx

@@ -60,6 +60,9 @@ class ServerInfo:
 
 class TemplateBackend:
     name = "local"
+    leaf_delete_only = False
+    supports_ttl = False
+    wakes_on_connect = False
 
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx

@@ -19,7 +19,6 @@ from treefork.backends.neon import lifecycle as neon_lifecycle
 from treefork.backends.neon import ops as neon_ops
 from treefork.backends.neon.api import NeonApi, NeonApiError
 from treefork.backends.neon.auth import resolve_key
-from treefork.backends.neon.conn import NeonConnection
 from treefork.background import Background
 from treefork.errors import BackendError, FatalError
 from treefork.state import CREATING
@@ -30,6 +29,8 @@ PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
 class NeonBackend:
     name = "neon"
     leaf_delete_only = True
+    supports_ttl = True
+    wakes_on_connect = True
 
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
@@ -226,7 +227,7 @@ class NeonBackend:
         if branch.id not in self._connections:
             self._connections[branch.id] = neon_conn.fetch_connection(self, branch)
         conn = self._connections[branch.id]
-        return NeonConnection(
+        return Connection(
             url=conn.url,
             direct_url=conn.direct_url,
             extra_env={"DATABASE_URL_UNPOOLED": conn.direct_url or conn.url, "NEON_BRANCH": branch.name},

@@ -7,7 +7,7 @@ required `endpoints` and `databases` and the role's password, revealed beside th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -18,14 +18,6 @@ from treefork.redact import register
 
 if TYPE_CHECKING:
     from treefork.backends.neon import NeonBackend
-
-
-@dataclass(frozen=True)
-class NeonConnection(Connection):
-    """Also what Neon's own `neon env pull` writes, and the worktree's `.neon` context for the Neon CLI."""
-
-    extra_env: dict[str, str] = field(default_factory=dict)
-    context: dict[str, str] = field(default_factory=dict)
 
 
 def from_create(created: dict[str, Any], *, pooled: bool, database: str, role: str) -> Connection | None:
