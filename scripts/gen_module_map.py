@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "exitcodes",
             "redact",
             "paths",
+            "platform",
             "fsutil",
             "interrupts",
             "beneath",
