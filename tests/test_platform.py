@@ -74,7 +74,7 @@ def test_disk_use_without_extent_maps_counts_every_block(tmp_path: Path, monkeyp
         assert platform.unshared_extents(f.fileno()) is None
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="compares the fallbacks with Linux's own calls")
+@pytest.mark.skipif(not platform.native(), reason="compares the fallbacks with Linux's own calls")
 def test_a_fork_made_the_portable_way_has_the_parents_rows(tf_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root_url = run_tf(tf_repo, "url", "root").out.strip()
     with psycopg.connect(root_url, autocommit=True) as conn:
