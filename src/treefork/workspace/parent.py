@@ -4,8 +4,9 @@ Every entry point follows it: post-checkout, `treefork sync` (and so every agent
 
 1. The workspace whose branch is the new branch's upstream (`git worktree add --track -b x ../x feat-A`).
 2. Else a workspace whose worktree HEAD is the new worktree's start commit. When several are, the one
-   the command ran in wins (read from the invoking git process's cwd where the OS shows it:
-   platform.process_cwd_or_none); else the root when the main worktree's HEAD is that commit too; else the first by name.
+   the command ran in wins (read from the invoking git process's cwd where the platform shows it:
+   platform.process_cwd_or_none); else the root when the main worktree's HEAD is that commit too; else the
+   first by name.
 3. Else the root.
 Only ready workspaces can be parents.
 """
