@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "shapes",
             "redact",
             "paths",
+            "platform",
             "fsutil",
             "interrupts",
             "beneath",

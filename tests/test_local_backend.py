@@ -31,6 +31,7 @@ from tf_helpers import (
     worktree_paths,
     worktrees_dir,
 )
+from treefork import platform
 
 
 def _fill(url: str, *rows: int) -> None:
@@ -261,7 +262,8 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
     try:
         r = run_tf(tf_repo, "url", "sq", check=False)
         assert r.rc == 1
-        assert_one_line_error(r.err, f"port {rec['port']}", f"pid {os.getpid()}")
+        who = [f"pid {os.getpid()}"] if platform.can_inspect_processes() else ["another program"]
+        assert_one_line_error(r.err, f"port {rec['port']}", *who)
     finally:
         done.set()
         thread.join(5)
@@ -370,6 +372,11 @@ def test_a_cluster_whose_registry_entry_was_lost_is_collected(tf_repo: Path) -> 
 
 
 @pytest.mark.waits  # until init reaps the killed postmaster
+@pytest.mark.skipif(
+    not platform.native(),
+    reason="the killed postmaster stays a zombie where nothing reaps it (a container's PID 1), and without "
+    "platform.process_state a zombie looks alive: treefork then refuses, conservatively",
+)
 def test_the_parents_postmaster_killed_then_the_next_new_restarts_it_and_forks(tf_repo: Path) -> None:
     root_url = run_tf(tf_repo, "url", "root").out.strip()
     _fill(root_url, 3)

@@ -15,12 +15,13 @@ from treefork.errors import FatalError
 from treefork.locks import FileLock
 
 HOLDER = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-time.sleep(60)
-"""
+import sys, time
+from pathlib import Path
+from treefork.locks import FileLock
+with FileLock(Path(sys.argv[1]), timeout=10, what="test").held():
+    print("held", flush=True)
+    time.sleep(60)
+"""  # another treefork process: the same kind of lock, flock on Linux, lockf with TREEFORK_PORTABLE=1
 
 
 def test_threads_of_one_process_exclude_each_other(tmp_path: Path) -> None:

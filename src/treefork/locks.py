@@ -1,26 +1,29 @@
-"""Advisory file locks: fcntl.flock with a timeout, reentrant within a thread, exclusive across threads
-and processes.
+"""Advisory file locks (platform.try_lock: flock on Linux) with a timeout, reentrant within a thread, exclusive
+across threads and processes.
 
 treefork used the filelock package for this; importing it cost about 16 ms on every command, a tenth of
-the overhead budget of `treefork new` (docs/benchmarks.md), and treefork is POSIX-only anyway (the
-embedded server, reflink probes). flock locks belong to an open file description, so each acquisition
-opens its own descriptor: two threads of one process exclude each other, and the kernel drops the lock
-when a process dies, even by SIGKILL.
+the overhead budget of `treefork new` (docs/benchmarks.md). flock locks belong to an open file description,
+so each acquisition opens its own descriptor: two threads of one process exclude each other, and the kernel
+drops the lock when a process dies, even by SIGKILL. Where locks belong to the process instead (the portable
+fallback's POSIX record locks), a thread first takes the path's in-process lock, so the process's threads take
+turns and never hold two descriptors of one lock file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from treefork import platform
 from treefork.errors import FatalError
 
 POLL_SECONDS = 0.005  # holders keep these locks for milliseconds
+_IN_PROCESS: dict[str, threading.Lock] = {}  # a lock file's path: its threads' turn (locks_belong_to_process)
+_IN_PROCESS_GUARD = threading.Lock()
 
 
 class FileLock:
@@ -40,16 +43,29 @@ class FileLock:
             finally:
                 self._held.depth = depth
             return
-        fd = self._open()
+        deadline = time.monotonic() + self.timeout
+        turn = self._take_turn(deadline) if platform.locks_belong_to_process() else None
         try:
-            self._acquire(fd)
-            self._held.depth = 1
+            fd = self._open()
             try:
-                yield
+                self._acquire(fd, deadline)
+                self._held.depth = 1
+                try:
+                    yield
+                finally:
+                    self._held.depth = 0
             finally:
-                self._held.depth = 0
+                os.close(fd)  # releases the lock
         finally:
-            os.close(fd)  # releases the lock
+            if turn is not None:
+                turn.release()
+
+    def _take_turn(self, deadline: float) -> threading.Lock:
+        with _IN_PROCESS_GUARD:
+            turn = _IN_PROCESS.setdefault(os.path.abspath(self.path), threading.Lock())
+        if not turn.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise self._timed_out()
+        return turn
 
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
@@ -59,16 +75,14 @@ class FileLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, flags, 0o644)
 
-    def _acquire(self, fd: int) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise FatalError(
-                        f"timed out after {self.timeout:.0f}s waiting for the {self.what} lock {self.path}",
-                        hint="another treefork command is running; retry when it ends",
-                    ) from None
-                time.sleep(POLL_SECONDS)
+    def _acquire(self, fd: int, deadline: float) -> None:
+        while not platform.try_lock(fd):
+            if time.monotonic() >= deadline:
+                raise self._timed_out()
+            time.sleep(POLL_SECONDS)
+
+    def _timed_out(self) -> FatalError:
+        return FatalError(
+            f"timed out after {self.timeout:.0f}s waiting for the {self.what} lock {self.path}",
+            hint="another treefork command is running; retry when it ends",
+        )

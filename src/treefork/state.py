@@ -54,7 +54,7 @@ class Workspace:
     data_base: str | None = None  # the parent worktree's HEAD when its database was forked (the data's code)
     created_at: float = field(default_factory=time.time)
     pid: int | None = None
-    pid_started: int | None = None  # the process's start time (procinfo.start_time): a reused pid is not it
+    pid_started: int | None = None  # the process's start time (platform.process_start_time): a reused pid is not it
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -261,15 +261,3 @@ class Registry:
 
 def new_repo_id() -> str:
     return os.urandom(3).hex()
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

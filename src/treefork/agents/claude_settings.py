@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from treefork import procinfo, selfcmd
+from treefork import platform, selfcmd
 from treefork.agents import jsonfile
 from treefork.errors import FatalError
 from treefork.git import Repo
@@ -52,7 +52,7 @@ def version_of(exe: str | None) -> tuple[int, ...] | None:
 def worktrees_need_settings(*, pid: int | None = None) -> bool:
     """Whether a worktree needs its own copy of settings.local.json for the hooks to fire in it: yes unless the
     Claude running (pid) or on PATH is known to read them from the main repository."""
-    version = version_of(procinfo.exe_path(pid) if pid else None) or version_of(shutil.which("claude"))
+    version = version_of(platform.process_exe_or_none(pid) if pid else None) or version_of(shutil.which("claude"))
     return version is None or version < READS_MAIN_SETTINGS
 
 

@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from treefork import procinfo
+from treefork import platform
 from treefork.git import Repo, git
-from treefork.state import pid_alive
 
 FILE = "treefork-owner.json"
 
@@ -42,7 +41,7 @@ def record(worktree: Path, *, agent: str, pid: int | None, attended: bool = Fals
     """`attended`: a session a person exits, who is asked Keep/Remove (Claude 2.1.332); what they kept, gc keeps."""
     path = _record_path(worktree)
     if path is not None and pid is not None:
-        data = {"agent": agent, "pid": pid, "start": procinfo.start_time(pid), "attended": attended}
+        data = {"agent": agent, "pid": pid, "start": platform.process_start_time(pid), "attended": attended}
         path.write_text(json.dumps(data) + "\n", encoding="utf-8")
 
 
@@ -64,7 +63,9 @@ def owner_running(worktree: Path) -> str | None:
     if owner.get("attended"):
         return "it was made by an interactive session, whose exit asks to keep or remove it (it was kept)"
     pid = owner["pid"]
-    if pid_alive(pid) and (owner.get("start") is None or procinfo.start_time(pid) in (None, owner.get("start"))):
+    if platform.process_alive(pid) and (
+        owner.get("start") is None or platform.process_start_time(pid) in (None, owner.get("start"))
+    ):
         return f"its agent (pid {pid}) is still running"
     return None
 

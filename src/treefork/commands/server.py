@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from treefork import output, selfcmd, shapes
+from treefork import output, platform, selfcmd, shapes
 from treefork.backends.local.cluster import READY, Cluster, ClusterRecord
 from treefork.backends.local.store import (
     GONE,
@@ -18,7 +18,6 @@ from treefork.backends.local.store import (
 )
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
-from treefork.state import pid_alive
 
 SYSTEMD_RUNNING = Path("/run/systemd/system")  # what sd_booted(3) checks: systemd is this machine's init
 
@@ -54,7 +53,7 @@ def prune(*, dry_run: bool, force: bool, as_json: bool) -> int:
     removed, kept_unknown = [], []
     for cluster, rec in store.all():
         state = repository_state(rec)
-        if rec.status != READY and pid_alive(rec.pid):
+        if rec.status != READY and platform.process_alive(rec.pid):
             continue  # a command is making it right now
         if state == UNKNOWN and not force:
             kept_unknown.append(rec)

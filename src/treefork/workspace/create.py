@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from treefork import debug, output, proc, procinfo
+from treefork import debug, output, platform, proc
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.background import Background
 from treefork.context import Context
@@ -167,7 +167,7 @@ def _record_intent(ctx: Context, req: NewRequest) -> Workspace:
             status=CREATING,
             origin=req.origin,
             pid=os.getpid(),
-            pid_started=procinfo.start_time(os.getpid()),
+            pid_started=platform.process_start_time(os.getpid()),
         )
         st.workspaces[ws.name] = ws
         return ws
@@ -183,7 +183,7 @@ def _resume(ws: Workspace, req: NewRequest, branch: str | None, path: Path) -> W
         )
     if ws.in_progress_elsewhere():
         raise FatalError(f"workspace {ws.name!r} is being created by process {ws.pid}", hint="wait for it to finish")
-    ws.pid, ws.pid_started = os.getpid(), procinfo.start_time(os.getpid())
+    ws.pid, ws.pid_started = os.getpid(), platform.process_start_time(os.getpid())
     return ws
 
 

@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treefork import debug, output
+from treefork import debug, output, platform
 from treefork.backends.base import Backend, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
-from treefork.state import State, Workspace, pid_alive
+from treefork.state import State, Workspace
 from treefork.workspace.lifecycle import Side, side
 
 STARTED, TRIAL, SNAPSHOT, MIGRATING, RESTORING, MIGRATED = (
@@ -66,7 +66,7 @@ class MergeIntent:
         return DbBranch(**self.snapshot) if self.snapshot else None
 
     def running_elsewhere(self) -> bool:
-        return self.pid != os.getpid() and pid_alive(self.pid)
+        return self.pid != os.getpid() and platform.process_alive(self.pid)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MergeIntent:

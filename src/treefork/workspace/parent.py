@@ -4,18 +4,18 @@ Every entry point follows it: post-checkout, `treefork sync` (and so every agent
 
 1. The workspace whose branch is the new branch's upstream (`git worktree add --track -b x ../x feat-A`).
 2. Else a workspace whose worktree HEAD is the new worktree's start commit. When several are, the one
-   the command ran in wins (read from the invoking git process's cwd where the OS shows it, /proc on
-   Linux); else the root when the main worktree's HEAD is that commit too; else the first by name.
+   the command ran in wins (read from the invoking git process's cwd where the platform shows it:
+   platform.process_cwd_or_none); else the root when the main worktree's HEAD is that commit too; else the
+   first by name.
 3. Else the root.
 Only ready workspaces can be parents.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from treefork import procinfo
+from treefork import platform, procinfo
 from treefork.context import Context
 from treefork.git import git
 from treefork.state import READY, State, Workspace
@@ -24,12 +24,9 @@ from treefork.state import READY, State, Workspace
 def invoking_worktree() -> Path | None:
     """The cwd of the git process that ran this hook (our parent, as the hook script execs us), if knowable."""
     for pid in procinfo.ancestors(3):
-        try:
-            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-        except OSError:
-            continue
-        if procinfo.comm(pid) == "git":
-            return cwd
+        cwd = platform.process_cwd_or_none(pid)
+        if cwd is not None and platform.process_name(pid) == "git":
+            return Path(cwd)
     return None
 
 

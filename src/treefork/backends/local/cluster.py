@@ -18,12 +18,11 @@ import json
 import os
 import shutil
 import signal
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from treefork import debug, paths, proc, procinfo
+from treefork import debug, paths, platform, proc, procinfo
 from treefork.backends.local import extensions, libpq, ports
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
 from treefork.backends.local.home import open_home, read_ours
@@ -66,9 +65,8 @@ DEV_SETTINGS = (
     "logging_collector = off\n"
 )
 # A fork starts from a backup label, and PostgreSQL first fsyncs every file of the copy, one by one; syncfs
-# flushes the filesystem in one call instead (about 100 ms less per fork, docs/benchmarks.md). Linux only.
-if sys.platform == "linux":
-    DEV_SETTINGS += "recovery_init_sync_method = syncfs\n"
+# flushes the filesystem in one call instead (about 100 ms less per fork, docs/benchmarks.md), where there is one.
+SYNCFS_SETTING = "recovery_init_sync_method = syncfs\n"
 
 
 @dataclass
@@ -85,7 +83,7 @@ class ClusterRecord:
     method: str | None = None  # clone | copy | empty | import
     status: str = CREATING
     pid: int | None = None  # the command creating it, while status is creating
-    pid_started: int | None = None  # that command's start time (procinfo.start_time): tells a reused pid
+    pid_started: int | None = None  # that command's start time (platform.process_start_time): tells a reused pid
     created_at: float = field(default_factory=time.time)
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
     binding: str | None = None  # HMAC of the id under a key in the repo's secrets.json: made by this repo's treefork
@@ -155,9 +153,7 @@ class Cluster:
         reset's staging cluster goes too; a live one's is left to it."""
         staging = Cluster(self.dir.with_name(self.id + STAGING))
         owner = staging.record_or_none()
-        from treefork.state import pid_alive
-
-        if owner is not None and pid_alive(owner.pid):
+        if owner is not None and platform.process_alive(owner.pid):
             return  # a reset in progress (this process's own, or another's)
         old = self.dir / OLD_DATA
         if old.exists():
@@ -176,25 +172,23 @@ class Cluster:
         return self._pid_file()[0]
 
     def _is_postmaster(self, pid: int) -> bool:
-        from treefork.state import pid_alive
-
-        if not pid_alive(pid) or _zombie(pid):
+        if not platform.process_alive(pid) or _zombie(pid):
             return False
-        if not procinfo.can_inspect():
+        if not platform.can_inspect_processes():
             return True  # no /proc: a live pid is all we know
         # pg_ctl starts it as `postgres -D <data> ...`, and a postmaster keeps that command line (its children
         # show their role instead); or it runs in the data directory (also once that was renamed: a tombstone)
-        argv = procinfo.cmdline_or_none(pid) or []
+        argv = platform.process_cmdline_or_none(pid) or []
         where = os.path.realpath(self.data)
         if any(a == "-D" and b in (str(self.data), where) for a, b in zip(argv, argv[1:], strict=False)):
             return True
-        return procinfo.cwd_or_none(pid) == where
+        return platform.process_cwd_or_none(pid) == where
 
     def expect_answering(self, rec: ClusterRecord) -> None:
         """A postmaster that is stopped (SIGSTOP, a debugger) accepts TCP connections and never answers:
         say so at once rather than wait for it."""
         pid = self.postmaster_pid()
-        if pid is not None and procinfo.state(pid) == "T":
+        if pid is not None and platform.process_state(pid) == "T":
             raise BackendError(
                 f"{describe(rec)} is not answering: its postmaster, pid {pid}, is stopped (state T in /proc/{pid}/stat)",
                 hint=f"`kill -CONT {pid}` resumes it (something sent it SIGSTOP, or a debugger holds it)",
@@ -311,14 +305,17 @@ class Cluster:
         reused): PostgreSQL would refuse to start for good. Such a file goes when no process at all runs in the
         data directory (an old backend that outlived its postmaster keeps PostgreSQL's own interlock). A dead
         pid's file is PostgreSQL's to take over."""
-        from treefork.state import pid_alive
-
         pid_file = self.data / "postmaster.pid"
         try:
             pid = int(pid_file.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return
-        if not procinfo.can_inspect() or not pid_alive(pid) or _zombie(pid) or self._is_postmaster(pid):
+        if (
+            not platform.can_inspect_processes()
+            or not platform.process_alive(pid)
+            or _zombie(pid)
+            or self._is_postmaster(pid)
+        ):
             return
         if procinfo.pids_in(os.path.realpath(self.data)):
             return
@@ -344,7 +341,7 @@ class Cluster:
         log_from = self._log_size() if log_from is None else log_from
         while (now := time.monotonic()) < give_up:
             pid, ready = self._pid_file()
-            if pid is not None and procinfo.state(pid) == "T":
+            if pid is not None and platform.process_state(pid) == "T":
                 self.expect_answering(rec)
             if ready or now >= next_try:
                 try:
@@ -434,7 +431,7 @@ class Cluster:
         conf = "# written by treefork on every start\n" + "".join(
             f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n" for name, value in self.private_settings(rec).items()
         )
-        give_to_server_user(self.data / "treefork.conf", conf + DEV_SETTINGS + extensions.control_path_setting())
+        give_to_server_user(self.data / "treefork.conf", conf + dev_settings() + extensions.control_path_setting())
         who = ADMIN_USER if admin_only else "all"
         hba = "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n" + "".join(
             f"host all {who} {host}/{32 if host == HOST else 128} scram-sha-256\n" for host in ports.loopbacks()
@@ -472,13 +469,13 @@ class Cluster:
         return extents.tree_unshared_bytes(str(self.data), may_share=may_share)
 
 
+def dev_settings() -> str:
+    return DEV_SETTINGS + (SYNCFS_SETTING if platform.has_syncfs() else "")
+
+
 def _zombie(pid: int) -> bool:
     """A killed postmaster nobody reaped (PID 1 in a container may not) still answers kill(pid, 0)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+    return platform.process_state(pid) == "Z"
 
 
 def describe(rec: ClusterRecord) -> str:

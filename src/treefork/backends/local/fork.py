@@ -3,8 +3,8 @@
 What pg_basebackup does over the network, done on one machine with reflinks:
   1. a temporary replication slot (so the WAL the copy needs is kept), then pg_backup_start(fast => true) on
      the parent (a checkpoint; full-page writes forced from here on);
-  2. copy the data directory file by file: a reflink (FICLONE) where the filesystem has them (XFS, btrfs),
-     else copy_file_range (an in-kernel copy), global/pg_control last;
+  2. copy the data directory file by file: a reflink where the filesystem has them (XFS, btrfs),
+     else an in-kernel copy (platform.clone_file, platform.copy_range), global/pg_control last;
   3. pg_backup_stop() in the same session, whose label becomes the copy's backup_label;
   4. copy only the WAL segments from the backup's start to its end;
   5. start the copy: it replays that WAL to a consistent state and opens as a cluster of its own.
@@ -14,18 +14,16 @@ Every row committed before step 3 is in the child; nothing uncommitted is.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import re
 import stat
 from pathlib import Path
 
-from treefork import debug
+from treefork import debug, platform
 from treefork.backends.local import libpq
 from treefork.backends.local.cluster import Cluster, ClusterRecord
 from treefork.backends.local.dist import server_user
 
-FICLONE = 0x40049409
 CLONE, COPY = "clone", "copy"
 
 # As pg_basebackup: runtime state that a new cluster must not inherit (src/backend/backup/basebackup.c).
@@ -89,21 +87,12 @@ class Copier:
 
     def _copy(self, s: int, d: int, size: int) -> None:
         if self.reflink:
-            try:
-                fcntl.ioctl(d, FICLONE, s)
+            if platform.clone_file(s, d):
                 return
-            except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
-                    raise
-                self.reflink = False
+            self.reflink = False
         copied = 0
         while copied < size:
-            try:
-                n = os.copy_file_range(s, d, size - copied)
-            except OSError as e:
-                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                n = _read_write(s, d)
+            n = platform.copy_range(s, d, size - copied)
             if n == 0:
                 break  # the file shrank while we copied (truncated relation): replay rewrites it
             copied += n
@@ -112,14 +101,6 @@ class Copier:
         os.mkdir(dst, mode & 0o777)
         if self._owner is not None:
             os.chown(dst, self._owner.uid, self._owner.gid)
-
-
-def _read_write(s: int, d: int) -> int:
-    total = 0
-    while chunk := os.read(s, 1 << 20):
-        os.write(d, chunk)
-        total += len(chunk)
-    return total
 
 
 def copy_data_dir(src: Path, dst: Path, copier: Copier) -> None:

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from treefork import paths
+from treefork import paths, platform
 from treefork.errors import FatalError
 
 SUBDIRS = ("clusters", "pristine")
@@ -54,7 +54,7 @@ def check_dir(path: Path) -> None:
         return
     if not ours(st):
         raise FatalError(
-            f"{path} belongs to {_user(st.st_uid)}, not to you: treefork will not trust the databases or "
+            f"{path} belongs to {platform.user_name(st.st_uid)}, not to you: treefork will not trust the databases or "
             "passwords in it",
             hint="set TREEFORK_HOME to a directory of your own",
         )
@@ -79,15 +79,6 @@ def read_ours(path: Path) -> str:
 
 def ours(st: os.stat_result) -> bool:
     return st.st_uid in (os.geteuid(), 0)
-
-
-def _user(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def check_reachable(home: Path) -> None:

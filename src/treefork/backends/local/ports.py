@@ -20,6 +20,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from treefork import platform
 from treefork.errors import BackendError, FatalError
 
 HOST = "127.0.0.1"
@@ -171,65 +172,22 @@ def _gone(cluster_dir: str) -> bool:
 
 # ---- who holds a port ----------------------------------------------------------------------------
 def holder_or_none(port: int) -> str | None:
-    """None when port is free; else who listens on it, as far as /proc lets us see."""
+    """None when port is free; else who listens on it, as far as the platform lets us see (/proc on Linux)."""
     if free(port):
         return None
-    pid = _pid_of_socket(_listening_inodes(port))
+    pid = platform.socket_holder_or_none(platform.listening_sockets(port))
     if pid is None:
         return "another program (one this user cannot see; `ss -ltnp` as root names it)"
-    try:
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        name = "?"
-    return f"pid {pid} ({name})"
+    return f"pid {pid} ({platform.process_name(pid) or '?'})"
 
 
 def listens_everywhere(pid: int, port: int) -> bool | None:
     """Whether process pid holds port's listening sockets on every loopback (a squatter that bound ::1 first
-    leaves PostgreSQL on 127.0.0.1 alone: it only warns). None where /proc cannot tell."""
-    inodes = _listening_inodes(port)
-    if not inodes:
+    leaves PostgreSQL on 127.0.0.1 alone: it only warns). None where the platform cannot tell."""
+    sockets = platform.listening_sockets(port)
+    if not sockets:
         return None
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
+    mine = platform.process_sockets_or_none(pid)
+    if mine is None:
         return None
-    mine = set()
-    for fd in fds:
-        try:
-            mine.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue
-    return all(f"socket:[{inode}]" in mine for inode in inodes) and len(inodes) >= len(loopbacks())
-
-
-def _listening_inodes(port: int) -> list[str]:
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found.append(fields[9])
-    return found
-
-
-def _pid_of_socket(inodes: list[str]) -> int | None:
-    targets = {f"socket:[{inode}]" for inode in inodes}
-    if not targets:
-        return None
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
-                    return int(pid)
-            except OSError:
-                continue
-    return None
+    return sockets <= mine and len(sockets) >= len(loopbacks())

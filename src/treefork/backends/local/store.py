@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from treefork import paths, procinfo
+from treefork import paths, platform, procinfo
 from treefork.backends.base import ROOT_MARK
 from treefork.backends.local import ports
 from treefork.backends.local.cluster import (
@@ -171,7 +171,7 @@ def new_record(
         role_password=new_password(),
         parent=parent,
         pid=os.getpid(),
-        pid_started=procinfo.start_time(os.getpid()),
+        pid_started=platform.process_start_time(os.getpid()),
         repo_dir=str(repo_dir) if repo_dir is not None else None,
     )
 

@@ -16,10 +16,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from treefork import platform
 from treefork.backends.base import NEON, DbBranch
 from treefork.backends.neon.api import NeonApiError
 from treefork.errors import BackendError, FatalError
-from treefork.state import pid_alive
 
 if TYPE_CHECKING:
     from treefork.backends.neon import NeonBackend
@@ -123,7 +123,7 @@ def in_use_snapshot(annotation: dict[str, str] | None) -> bool:
     """A snapshot whose merge is still running (its process is alive): not an orphan for `gc`."""
     a = annotation or {}
     pid = a.get("treefork_pid") or ""
-    return a.get("treefork_workspace") == SNAPSHOT_MARK and pid.isdigit() and pid_alive(int(pid))
+    return a.get("treefork_workspace") == SNAPSHOT_MARK and pid.isdigit() and platform.process_alive(int(pid))
 
 
 def drop_preserved_if_childless(nb: NeonBackend, parent_id: str | None) -> None:
