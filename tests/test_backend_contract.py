@@ -19,7 +19,7 @@ from neon_fake import PROJECT, FakeNeon, neon_env
 from treefork import config as config_mod
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, CreateOptions, DbBranch
-from treefork.errors import BackendError
+from treefork.errors import BackendError, FatalError
 from treefork.state import Registry
 
 
@@ -28,6 +28,7 @@ class Harness:
     backend: Backend
     write: Callable[[DbBranch, str], None]
     read: Callable[[DbBranch], str]
+    resets: bool = True  # `reset` (a server the user runs refuses it, changing nothing)
 
 
 def _context(repo: Path, settings: dict[str, object]) -> BackendContext:
@@ -42,9 +43,8 @@ def _context(repo: Path, settings: dict[str, object]) -> BackendContext:
     )
 
 
-def _local(repo: Path) -> Iterator[Harness]:
-    settings = {"layout": "clusters", "home": os.environ["TREEFORK_HOME"], "dbname": "app"}
-    backend = open_backend("local", _context(repo, settings))
+def _marker(backend: Backend) -> tuple[Callable[[DbBranch, str], None], Callable[[DbBranch], str]]:
+    """Rows through the branch's own URL."""
 
     def write(branch: DbBranch, text: str) -> None:
         with psycopg.connect(backend.connection(branch).url, autocommit=True) as conn:
@@ -57,14 +57,20 @@ def _local(repo: Path) -> Iterator[Harness]:
             row = conn.execute("SELECT v FROM marker").fetchone()
             return str(row[0]) if row else ""
 
-    yield Harness(backend, write, read)
+    return write, read
+
+
+def _local(repo: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    settings = {"layout": "clusters", "home": os.environ["TREEFORK_HOME"], "dbname": "app"}
+    backend = open_backend("local", _context(repo, settings))
+    yield Harness(backend, *_marker(backend))
     from treefork.backends.local.clusters import ClusterBackend
 
     assert isinstance(backend, ClusterBackend)
     backend.drop_throwaway_repo()
 
 
-def _neon(repo: Path) -> Iterator[Harness]:
+def _neon(repo: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
     fake = FakeNeon(project_ids=(PROJECT,)).start()
     saved = dict(os.environ)
     os.environ.update(neon_env(fake))
@@ -81,16 +87,25 @@ def _neon(repo: Path) -> Iterator[Harness]:
         fake.stop()
 
 
-HARNESSES = {"local": _local, "neon": _neon}
+def _server_url(repo: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """The local backend on a server the user runs (`init --server-url`): the session's own PostgreSQL."""
+    server = request.getfixturevalue("pg_server")
+    Registry(repo / ".git").set_secret("admin_url", server.url())
+    with server.dropping_what_is_made():
+        backend = open_backend("local", _context(repo, {"external": True}))
+        yield Harness(backend, *_marker(backend), resets=False)
+
+
+HARNESSES = {"local": _local, "local --server-url": _server_url, "neon": _neon}
 
 
 def test_every_backend_has_a_contract_harness() -> None:
-    assert set(HARNESSES) == set(BACKENDS)
+    assert {name.split()[0] for name in HARNESSES} == set(BACKENDS)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest, repo: Path) -> Iterator[Harness]:
-    yield from HARNESSES[request.param](repo)
+    yield from HARNESSES[request.param](repo, request)
 
 
 @pytest.mark.waits  # Neon operations polled to the end
@@ -113,8 +128,14 @@ def test_the_backend_contract(harness: Harness) -> None:
     assert url.startswith("postgres") and be.connection(a).url == url
 
     write(root, "seed v2")
-    be.reset_branch(a, source=root)
-    assert read(a) == "seed v2" and be.connection(a).url == url, "reset keeps the URL, takes the source's data"
+    if harness.resets:
+        be.reset_branch(a, source=root)
+        assert read(a) == "seed v2" and be.connection(a).url == url, "reset keeps the URL, takes the source's data"
+    else:
+        with pytest.raises(FatalError, match="cannot reset"):
+            be.reset_branch(a, source=root)
+        assert read(a) == "a's work" and be.connection(a).url == url, "a refused reset changes nothing"
+        write(a, "seed v2")
     assert be.schema_diff(a, base=root) == ""
 
     snap = be.snapshot(a, tag="t1")
