@@ -58,6 +58,27 @@ class CreateOptions:
     git_branch: str | None = None
 
 
+class ServedElsewhere:
+    """The Backend members that say nothing of this machine, for backends whose databases live on a server
+    (`--server-url`, Neon): a branch is made and dropped in one request, so nothing is half made or half
+    removed here, and no cluster of theirs runs or takes disk on this machine."""
+
+    def expect_deletable(self, branch: DbBranch) -> None:
+        pass  # delete_branch itself checks the mark, in the one request that drops it
+
+    def leftovers(self) -> list[DbBranch]:
+        return []
+
+    def drop_leftover(self, leftover: DbBranch) -> bool:
+        return False
+
+    def server_state(self, branch: DbBranch) -> str | None:
+        return None
+
+    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
+        return None
+
+
 class Backend(Protocol):
     name: str
     leaf_delete_only: bool  # a branch with children cannot be deleted (Neon)

@@ -46,17 +46,22 @@ def run(
     ctx = Context.open()
     _check_options(backend, server_url, import_url, no_import=no_import)
     register(server_url)
+    options = Options(backend, server_url, import_url, no_import, overwrite_env, backend_options, as_json)
     with _init_lock(ctx):  # two inits at once: one makes the root, the other finds it made
-        return _init(
-            ctx,
-            backend=backend,
-            server_url=server_url,
-            import_url=import_url,
-            no_import=no_import,
-            overwrite_env=overwrite_env,
-            backend_options=backend_options,
-            as_json=as_json,
-        )
+        return _init(ctx, options)
+
+
+@dataclass(frozen=True)
+class Options:
+    """`init`'s command line, resolved once and passed down."""
+
+    backend: str
+    server_url: str | None
+    import_url: str | None
+    no_import: bool
+    overwrite_env: bool
+    backend_options: dict[str, Any]
+    as_json: bool
 
 
 @contextlib.contextmanager
@@ -74,37 +79,27 @@ def _init_lock(ctx: Context) -> Iterator[None]:
         raise
 
 
-def _init(
-    ctx: Context,
-    *,
-    backend: str,
-    server_url: str | None,
-    import_url: str | None,
-    no_import: bool,
-    overwrite_env: bool,
-    backend_options: dict[str, Any],
-    as_json: bool,
-) -> int:
+def _init(ctx: Context, o: Options) -> int:
     state = ctx.state()
     if state.initialized:
-        return _already(ctx, backend, import_url, overwrite_env=overwrite_env, as_json=as_json)
+        return _already(ctx, o.backend, o.import_url, overwrite_env=o.overwrite_env, as_json=o.as_json)
     _expect_safe_env_file(ctx)
     main_db = _main_database(ctx)
-    source = _source(ctx, backend, server_url, import_url, main_db, no_import=no_import)
+    source = _source(ctx, o.backend, o.server_url, o.import_url, main_db, no_import=o.no_import)
     repo_id = state.repo_id or new_repo_id()
-    settings = backends.init_settings(backend, server_url, _dbname(source.url), backend_options)
-    if server_url:
-        ctx.registry.set_secret("admin_url", server_url)
-    be = open_backend(backend, _backend_context(ctx, repo_id, settings))
+    settings = backends.init_settings(o.backend, o.server_url, _dbname(source.url), o.backend_options)
+    if o.server_url:
+        ctx.registry.set_secret("admin_url", o.server_url)
+    be = open_backend(o.backend, _backend_context(ctx, repo_id, settings))
     try:
         root = be.create_root(import_url=source.url)
     except BaseException:
-        if server_url:
+        if o.server_url:
             ctx.registry.forget_secret("admin_url")
         raise
-    _record(ctx, repo_id, backend, settings, root)
-    env_note = _main_env(ctx, be, root, source, has_own=main_db.names_one, overwrite=overwrite_env)
-    _report(backend, root, source, env_note, repo_id, main_db, as_json=as_json)
+    _record(ctx, repo_id, o.backend, settings, root)
+    env_note = _main_env(ctx, be, root, source, has_own=main_db.names_one, overwrite=o.overwrite_env)
+    _report(o.backend, root, source, env_note, repo_id, main_db, as_json=o.as_json)
     return 0
 
 

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from treefork.backends.base import COPY, EMPTY, IMPORT, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.base import (
+    COPY,
+    EMPTY,
+    IMPORT,
+    ROOT_MARK,
+    BackendContext,
+    Connection,
+    CreateOptions,
+    DbBranch,
+    ServedElsewhere,
+)
 from treefork.backends.local import libpq
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.background import Background
@@ -58,7 +68,7 @@ class ServerInfo:
         }
 
 
-class TemplateBackend:
+class TemplateBackend(ServedElsewhere):
     name = "local"
     leaf_delete_only = False
     supports_ttl = False
@@ -403,21 +413,6 @@ class TemplateBackend:
 
     def clone_method(self) -> str:
         return str(self.ctx.settings.get("clone_method", COPY))
-
-    def expect_deletable(self, branch: DbBranch) -> None:
-        pass  # delete_branch itself checks the mark, in the one request that drops it
-
-    def leftovers(self) -> list[DbBranch]:
-        return []  # a branch is made and dropped in one request: nothing half made or half removed
-
-    def drop_leftover(self, leftover: DbBranch) -> bool:
-        return False
-
-    def server_state(self, branch: DbBranch) -> str | None:
-        return None
-
-    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
-        return None
 
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
         raise _not_here("reset")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from treefork.backends.base import NEON, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.base import NEON, ROOT_MARK, BackendContext, Connection, CreateOptions, DbBranch, ServedElsewhere
 from treefork.backends.neon import conn as neon_conn
 from treefork.backends.neon import lifecycle as neon_lifecycle
 from treefork.backends.neon import ops as neon_ops
@@ -26,7 +26,7 @@ from treefork.state import CREATING
 PLAN_LIMITS = "Free plan: 10 branches; Launch and Scale: 5,000"
 
 
-class NeonBackend:
+class NeonBackend(ServedElsewhere):
     name = "neon"
     leaf_delete_only = True
     supports_ttl = True
@@ -233,21 +233,6 @@ class NeonBackend:
             extra_env={"DATABASE_URL_UNPOOLED": conn.direct_url or conn.url, "NEON_BRANCH": branch.name},
             context={"projectId": self.project_id, "branchId": branch.id},
         )
-
-    def expect_deletable(self, branch: DbBranch) -> None:
-        pass  # delete_branch itself checks the mark, in the one request that drops it
-
-    def leftovers(self) -> list[DbBranch]:
-        return []  # a branch is made and dropped in one request: nothing half made or half removed
-
-    def drop_leftover(self, leftover: DbBranch) -> bool:
-        return False
-
-    def server_state(self, branch: DbBranch) -> str | None:
-        return None
-
-    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
-        return None
 
     # ---- reset, diff, merge (backends/neon/lifecycle.py) -----------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:
