@@ -19,7 +19,7 @@ import pytest
 
 import apps_support
 from apps_support import App
-from conftest import PgServer, db_url, run_tf
+from conftest import PgServer, db_url, git, run_tf
 from tf_helpers import new
 
 pytestmark = pytest.mark.apps
@@ -121,6 +121,39 @@ def test_django_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: P
         assert app.run(app.repo, "python", "manage.py", "shell", "-c", count).splitlines()[-1] == "3 0"
 
 
+def test_django_colliding_migrations_are_named_before_djangos_own_migrate_refuses(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Two agents each add a 0002 migration to the same Django app: treefork names both in `diff --all` and at the
+    start of the second merge, whose migration then fails on the trial fork (Django: "Conflicting migrations
+    detected"), leaving main's code and data as they were."""
+    bin_dir = apps_support.python_stack()
+    with pg_server.dropping_what_is_made():
+        app = _django_app(tmp_path, pg_server, bin_dir)
+        run_tf(app.repo, "init")
+        a, b = new(app.repo, "a"), new(app.repo, "b")
+        app.commit_overlay(a, "feature", "reviews")
+        app.commit_overlay(b, "feature", "reviews, numbered by another agent")
+        git(b, "mv", "breads/migrations/0002_review.py", "breads/migrations/0002_rating.py")
+        git(b, "commit", "-q", "-m", "rename")
+        r = run_tf(app.repo, "diff", "--all", "--json", check=False)
+        assert r.rc == 4
+        named = json.dumps([c for d in json.loads(r.out) for c in d["collisions"]])
+        assert "0002_review.py" in named and "0002_rating.py" in named
+
+        path = {"PATH": app.env()["PATH"]}
+        run_tf(app.repo, "merge", "a", env=path)
+        applied = "SELECT name FROM django_migrations WHERE app = 'breads' ORDER BY name"
+        root = _root_url(app.repo)
+        head = git(app.repo, "rev-parse", "HEAD").stdout
+        r = run_tf(app.repo, "merge", "b", env=path, check=False)
+        assert r.rc != 0
+        assert "0002_rating.py" in r.err and "makemigrations --merge" in r.err
+        assert r.err.index("makemigrations --merge") < r.err.index("Conflicting migrations")  # named first
+        assert _sql(root, applied) == [("0001_initial",), ("0002_review",)]  # main's data as it was
+        assert git(app.repo, "rev-parse", "HEAD").stdout == head  # and its code
+
+
 def test_django_env_files_keep_the_postgres_scheme(tmp_path: Path, pg_server: PgServer) -> None:
     with pg_server.dropping_what_is_made():
         app = _django_app(tmp_path, pg_server, None)
@@ -202,6 +235,44 @@ def test_alembic_through_init_new_migrate_test_merge(tmp_path: Path, pg_server: 
         run_tf(app.repo, "merge", "a", env={"PATH": app.env()["PATH"]})
         assert _sql(root, "SELECT version_num FROM alembic_version") == [("0002",)]
         app.run(app.repo, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
+
+
+def test_alembic_two_heads_are_named_before_alembics_own_upgrade_refuses(tmp_path: Path, pg_server: PgServer) -> None:
+    """Two agents each add a revision on top of 0001: treefork names the two heads in `diff --all` and at the
+    start of the second merge, whose `alembic upgrade head` then fails on the trial fork ("Multiple head
+    revisions"), leaving main's code and data as they were."""
+    bin_dir = apps_support.python_stack()
+    with pg_server.dropping_what_is_made():
+        app = _alembic_app(tmp_path, pg_server, bin_dir)
+        run_tf(app.repo, "init")
+        a, b = new(app.repo, "a"), new(app.repo, "b")
+        app.commit_overlay(a, "feature", "tags")
+        app.commit_overlay(b, "feature", "tags, by another agent")
+        versions = b / "migrations" / "versions"
+        (versions / "0002_tag.py").rename(versions / "0002b_tag.py")
+        text = (versions / "0002b_tag.py").read_text()
+        (versions / "0002b_tag.py").write_text(text.replace('revision = "0002"', 'revision = "0002b"'))
+        git(b, "add", "-A")
+        git(b, "commit", "-q", "-m", "its own revision id")
+        r = run_tf(app.repo, "diff", "--all", "--json", check=False)
+        assert r.rc == 4
+        named = json.dumps([c for d in json.loads(r.out) for c in d["collisions"]])
+        assert "0002_tag.py" in named and "0002b_tag.py" in named
+
+        path = {"PATH": app.env()["PATH"]}
+        run_tf(app.repo, "merge", "a", env=path)
+        root = _split_url(app.repo / ".env")
+        head = git(app.repo, "rev-parse", "HEAD").stdout
+        r = run_tf(app.repo, "merge", "b", env=path, check=False)
+        assert r.rc != 0
+        assert "0002b_tag.py" in r.err and "alembic merge heads" in r.err
+        assert r.err.index("alembic merge heads") < r.err.index("failed")  # named before the migration ran
+        assert "on a fork of root's database; root's database was never touched" in r.err
+        assert _sql(root, "SELECT version_num FROM alembic_version") == [("0002",)]  # main's data as it was
+        assert git(app.repo, "rev-parse", "HEAD").stdout == head  # and its code
+        git(b, "merge", "-q", "--no-edit", "main")  # alembic's own view of the two branches together: two heads
+        heads = app.run(b, "alembic", "heads")
+        assert "0002 (head)" in heads and "0002b (head)" in heads, heads
 
 
 def test_alembic_split_settings_are_imported_and_kept_as_written(tmp_path: Path, pg_server: PgServer) -> None:
