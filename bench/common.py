@@ -207,19 +207,21 @@ class Site:
         """The root cluster's record (port, admin password, dbname)."""
         if self._root is None:
             rows = self.status()["clusters"]
-            self._root = self.cluster_record(next(r["id"] for r in rows if r["workspace"] == "<root>"))
+            self._root = self.cluster_record(next(r["id"] for r in rows if r["name"] == "root"))
         return self._root
 
     def root_data(self) -> Path:
         return self.home / "clusters" / self.root()["id"] / "data"
 
-    def admin(self, dbname: str | None = None, port: int | None = None) -> psycopg.Connection:
+    def admin(
+        self, dbname: str | None = None, port: int | None = None, password: str | None = None
+    ) -> psycopg.Connection:
         r = self.root()
         return psycopg.connect(
             host="127.0.0.1",
             port=port or r["port"],
             user="postgres",
-            password=r["admin_password"],
+            password=password or r["admin_password"],
             dbname=dbname or "postgres",
             autocommit=True,
             application_name="treefork-bench",

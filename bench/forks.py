@@ -164,8 +164,8 @@ def parallel_under_load(site: Site, n: int, idle_seconds: float) -> dict[str, An
 def cluster_memory(site: Site, workspaces: set[str]) -> list[dict[str, Any]]:
     rows = []
     for c in site.status()["clusters"]:
-        if c["workspace"] in workspaces and c.get("pid"):
-            rows.append({"workspace": c["workspace"], **memory_kb(int(c["pid"]))})
+        if c["name"] in workspaces and c.get("pid"):  # as `server status --json` names them (docs/json.md)
+            rows.append({"workspace": c["name"], **memory_kb(int(c["pid"]))})
     return rows
 
 
@@ -173,11 +173,11 @@ def one_idle_cluster(site: Site, idle_seconds: float) -> dict[str, Any]:
     name = site.next_name("mem")
     site.tf("new", name)
     time.sleep(idle_seconds)
-    rows = cluster_memory(site, {name, "<root>"})
+    rows = cluster_memory(site, {name, "root"})
     site.tf("rm", "--force", "--delete-branch", name)
     return {
         "child": next((r for r in rows if r["workspace"] == name), None),
-        "root": next((r for r in rows if r["workspace"] == "<root>"), None),
+        "root": next((r for r in rows if r["workspace"] == "root"), None),
     }
 
 
@@ -191,6 +191,7 @@ def fill(site: Site, target_bytes: int) -> int:
     with site.admin(db) as c:
         c.execute("SET synchronous_commit = off")
         c.execute("CREATE TABLE IF NOT EXISTS bench_rows (id bigint PRIMARY KEY, pad text, n int)")
+        c.execute(f'ALTER TABLE bench_rows OWNER TO "{site.root()["role"]}"')  # the app's, as if it made it
         c.execute("ALTER TABLE bench_rows ALTER COLUMN pad SET STORAGE EXTERNAL")  # uncompressed: real bytes
         for _ in range(4):
             size = c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
@@ -344,7 +345,9 @@ def fork_times(site: Site, repeats: int, *, clone: bool) -> dict[str, list[dict[
 # ---- 4. disk a child really costs once read -------------------------------------------------------------------
 
 
-def read_everything(url: str) -> None:
+def read_everything(url: str, admin: psycopg.Connection) -> None:
+    """Every page of every table, read through the app's URL; then a CHECKPOINT as the cluster's admin (the
+    app's role may not: it is no superuser)."""
     with psycopg.connect(url, autocommit=True) as c:
         tables = c.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
@@ -354,7 +357,7 @@ def read_everything(url: str) -> None:
         c.execute("SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off")
         for (t,) in tables:
             c.execute(f"SELECT count(*) FROM {t}")  # a sequential scan of every page
-        c.execute("CHECKPOINT")  # whatever the reads dirtied is on disk now
+    admin.execute("CHECKPOINT")  # whatever the reads dirtied is on disk now
 
 
 def child_disk(site: Site) -> dict[str, Any]:
@@ -365,10 +368,13 @@ def child_disk(site: Site) -> dict[str, Any]:
     rec = json.loads(site.tf("new", name, "--json").stdout)
     os.sync()
     after_fork = free0 - free_bytes(site.home)
-    read_everything(env_url(rec["env_file"]))
+    cluster = next(c for c in site.status()["clusters"] if c["name"] == name)
+    own = site.cluster_record(cluster["id"])
+    with site.admin(port=own["port"], password=own["admin_password"]) as admin:
+        read_everything(env_url(rec["env_file"]), admin)
     os.sync()
     after_read = free0 - free_bytes(site.home)
-    data = next(c["data_dir"] for c in site.status()["clusters"] if c["workspace"] == name)
+    data = cluster["data_dir"]
     allocated = dir_allocated(Path(data))  # shared (reflinked) extents counted in full
     site.tf("rm", "--force", "--delete-branch", name)
     return {
@@ -384,6 +390,7 @@ def add_unvacuumed(site: Site, target_bytes: int) -> int:
     """A table nobody vacuumed or read in the parent: its tuples' hint bits are unset."""
     with site.admin(site.root()["dbname"]) as c:
         c.execute("CREATE TABLE bench_raw (id bigint, pad text) WITH (autovacuum_enabled = off)")
+        c.execute(f'ALTER TABLE bench_raw OWNER TO "{site.root()["role"]}"')  # the app's, as if it made it
         c.execute("ALTER TABLE bench_raw ALTER COLUMN pad SET STORAGE EXTERNAL")
         c.execute(
             "INSERT INTO bench_raw SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, %s) g",
