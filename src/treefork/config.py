@@ -81,6 +81,10 @@ class Config:
     migration_dirs: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
 
+    def env_path(self, worktree: Path | str) -> Path:
+        """The env file of a worktree (the main one's or a workspace's): the one home of that path."""
+        return Path(worktree) / self.env_file
+
     def worktree_path(self, main_root: Path, dir_name: str) -> Path:
         base = Path(self.worktree_dir.replace("{repo}", main_root.name))
         if not base.is_absolute():

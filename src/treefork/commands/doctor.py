@@ -284,7 +284,7 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     bad = []
     checked = 0
     for name, where in places:
-        url = envbuild.load_env(where / ctx.config.env_file).get(ctx.config.url_var) if where.exists() else None
+        url = envbuild.load_env(ctx.config.env_path(where)).get(ctx.config.url_var) if where.exists() else None
         if not url or name in stopped or name in squatted:
             continue  # a missing worktree is the worktree check's finding; a squatter would get the password
         if name == "root" and dbsettings.url_target(url) != dbsettings.url_target(

@@ -159,7 +159,7 @@ def _expect_safe_env_file(ctx: Context) -> None:
     """Refuse a main env file treefork must not write a password into (tracked, not ignorable, a symlink)
     before anything is made: no root, no registry entry, no byte in the file."""
     envbuild.exclude_from_git(ctx.repo, ctx.repo.main_root, ctx.config.env_file)
-    path = ctx.repo.main_root / ctx.config.env_file
+    path = ctx.config.env_path(ctx.repo.main_root)
     text = envfile.read(path) if path.exists() else envbuild.template_text(ctx.repo, ctx.config)
     stand_in = Connection(url="postgresql://treefork:check@127.0.0.1:5432/check")
     envfile.rewrite(text, envbuild.database_updates(ctx.config, stand_in, text, dbsettings.Notes()))  # parses
@@ -284,7 +284,7 @@ def _main_env(ctx: Context, be: Backend, root: DbBranch, source: Source, *, has_
     """Point the main worktree's database settings (each in its own spelling) at the root when its data went
     there (or it named no database, or --overwrite-env); the old values are kept, 0600, in
     .git/treefork/previous.env. Checked safe to write before anything is written."""
-    path = ctx.repo.main_root / ctx.config.env_file
+    path = ctx.config.env_path(ctx.repo.main_root)
     exists = path.exists()
     # No env file yet: start it from the example, as worktrees do.
     text = envfile.read(path) if exists else envbuild.template_text(ctx.repo, ctx.config)

@@ -13,6 +13,7 @@ from treefork.errors import FatalError
 from treefork.names import WorkspaceName
 from treefork.state import READY
 from treefork.workspace import create
+from treefork.workspace import parent as parent_rule
 
 
 def run(
@@ -44,7 +45,7 @@ def run(
     started = time.perf_counter()
     req = create.NewRequest(
         name=ws_name,
-        parent=_parent(ctx, parent, ws_name),
+        parent=parent_rule.for_new(ctx, parent, ws_name),
         branch=branch,
         base=base,
         path=Path(path).absolute() if path else None,
@@ -79,15 +80,3 @@ def run(
         )
         output.result(ws.path)
     return 0
-
-
-def _parent(ctx: Context, given: str | None, name: str) -> str | None:
-    """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md); a
-    re-run of an existing workspace keeps the parent it was made with, wherever it runs."""
-    if given is not None:
-        return None if given == "root" else given
-    state = ctx.state()
-    if name in state.workspaces:
-        return state.workspaces[name].parent
-    here = state.workspace_by_path_or_none(ctx.repo.toplevel)
-    return here.name if here is not None and here.status == READY and here.db_branch else None

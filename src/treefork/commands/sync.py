@@ -8,8 +8,6 @@ fails loudly, and is recorded unprovisioned.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -70,7 +68,7 @@ def _expect_answering(ctx: Context, ws: Workspace) -> None:
     db = ws.db_ref_or_none()
     assert db is not None
     ctx.backend().connection(db)
-    url = envbuild.load_env(Path(ws.path) / ctx.config.env_file).get(ctx.config.url_var)
+    url = envbuild.load_env(ctx.config.env_path(ws.path)).get(ctx.config.url_var)
     try:
         libpq.connect_url(dbsettings.libpq_url(url or ""), connect_timeout=5).close()
     except FatalError as e:
@@ -81,4 +79,4 @@ def _expect_answering(ctx: Context, ws: Workspace) -> None:
 
 
 def _env_present(ctx: Context, path: str) -> bool:
-    return (Path(path) / ctx.config.env_file).is_file()
+    return ctx.config.env_path(path).is_file()

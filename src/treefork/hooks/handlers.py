@@ -72,7 +72,7 @@ def _post_checkout(cwd: Path, *, new_head: str) -> None:
     ws = adopt.provision(ctx, req)
     output.info(
         f"treefork: workspace {ws.name} is ready (parent {ws.parent or 'root'}): database {ws.db_branch} "
-        f"({ws.clone_method}), env file {root / ctx.config.env_file}"
+        f"({ws.clone_method}), env file {ctx.config.env_path(root)}"
     )
 
 

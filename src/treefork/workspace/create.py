@@ -405,7 +405,7 @@ def _run_setup(ctx: Context, ws: Workspace) -> None:
         return
     from treefork.workspace import envbuild
 
-    env = {**os.environ, **envbuild.load_env(Path(ws.path) / ctx.config.env_file)}
+    env = {**os.environ, **envbuild.load_env(ctx.config.env_path(ws.path))}
     for command in ctx.config.setup:
         output.info(f"setup: {' '.join(command)}")
         rc = proc.run_visible(*command, cwd=ws.path, env=env)

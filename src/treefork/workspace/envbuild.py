@@ -93,7 +93,7 @@ def write_worktree_env(
     """Write <worktree>/<env_file>: the template with every database variable pointing at this workspace
     (or failing loudly) and secrets left out; with `workspace`, its app ports too. Atomic, 0600. Never into a file git tracks or would commit,
     never through a symlink. Keeps it out of git first, unless the caller says it already did (`excluded`)."""
-    target = worktree / config.env_file
+    target = config.env_path(worktree)
     if not excluded:
         exclude_from_git(repo, worktree, config.env_file)
     base = envfile.read(target) if envfile.exists(target) else template_text(repo, config)
@@ -139,7 +139,7 @@ def write_neon_context(repo: Repo, worktree: Path, context: dict[str, str]) -> N
 
 def copy_extra_files(repo: Repo, config: Config, worktree: Path) -> None:
     for rel in config.copy_files:
-        if (repo.main_root / rel).resolve() == (repo.main_root / config.env_file).resolve():
+        if (repo.main_root / rel).resolve() == config.env_path(repo.main_root).resolve():
             raise FatalError(
                 f"copy_files lists the env file {rel!r}: a copy would point the worktree at the parent's database",
                 hint=f"remove {rel!r} from copy_files; treefork builds each worktree's {config.env_file} itself",

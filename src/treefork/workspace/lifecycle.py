@@ -57,7 +57,7 @@ def env_of(ctx: Context, worktree: Path) -> dict[str, str]:
     """The process environment with the worktree's env file loaded over it (the file wins)."""
     from treefork.workspace import envbuild
 
-    return {**os.environ, **envbuild.load_env(worktree / ctx.config.env_file)}
+    return {**os.environ, **envbuild.load_env(ctx.config.env_path(worktree))}
 
 
 # ---- reset --------------------------------------------------------------------------------------

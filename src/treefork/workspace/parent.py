@@ -8,7 +8,7 @@ Every entry point follows it: post-checkout, `treefork sync` (and so every agent
    platform.process_cwd_or_none); else the root when the main worktree's HEAD is that commit too; else the
    first by name.
 3. Else the root.
-Only ready workspaces can be parents.
+Only ready workspaces can be parents. `treefork new` takes --from, else the workspace it runs in (for_new).
 """
 
 from __future__ import annotations
@@ -19,6 +19,18 @@ from treefork import platform, procinfo
 from treefork.context import Context
 from treefork.git import git
 from treefork.state import READY, State, Workspace
+
+
+def for_new(ctx: Context, given: str | None, name: str) -> str | None:
+    """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md); a
+    re-run of an existing workspace keeps the parent it was made with, wherever it runs."""
+    if given is not None:
+        return None if given == "root" else given
+    state = ctx.state()
+    if name in state.workspaces:
+        return state.workspaces[name].parent
+    here = state.workspace_by_path_or_none(ctx.repo.toplevel)
+    return here.name if here is not None and here.status == READY and here.db_branch else None
 
 
 def invoking_worktree() -> Path | None:

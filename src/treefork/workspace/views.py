@@ -73,7 +73,7 @@ def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
     """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra."""
     found = rows(ctx, ctx.state(), names=[name])
     assert found, name
-    env_file = str(Path(found[0]["path"]) / ctx.config.env_file)
+    env_file = str(ctx.config.env_path(found[0]["path"]))
     return shapes.record("new", {"seconds": None, "existed": None, **found[0], "env_file": env_file, **extra})
 
 
@@ -190,7 +190,7 @@ def _server(ctx: Context, worktree: Path) -> str | None:
     from treefork.workspace import envbuild
 
     try:
-        parts = dbsettings.parse(envbuild.load_env(worktree / ctx.config.env_file).get(ctx.config.url_var))
+        parts = dbsettings.parse(envbuild.load_env(ctx.config.env_path(worktree)).get(ctx.config.url_var))
         return f"{parts.host}:{parts.port}" if parts and parts.host else None
     except Exception:  # an unreadable env file is doctor's business, not ls's
         return None
