@@ -34,13 +34,15 @@ def test_module_map_is_current() -> None:
     )
 
 
-def test_no_module_imports_from_a_layer_above_its_own() -> None:
+def test_no_module_imports_from_a_layer_above_its_own(tmp_path: Path) -> None:
     gen = _generator("gen_module_map")
-    assert gen.crossings() == []
-    # the check can fail: with no debt allowed, the known one (an import inside a function) is found
-    allowed = dict(gen.ALLOWED_UP)
-    gen.ALLOWED_UP.clear()
-    assert set(gen.crossings()) == {f"{m} (plumbing) imports {t} (backends)" for m, t in allowed}
+    assert gen.ALLOWED_UP == {} and gen.crossings() == []
+    # the check can fail: an import inside a function (as state.py's of backends.base once was) is seen
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f() -> None:\n    from treefork.backends import base  # noqa: F401\n")
+    known = {m.removesuffix(".__init__"): p for m, p in gen.modules().items()}
+    assert "backends.base" in gen.imports(probe, known)
+    assert gen.layer_of("backends.base") > gen.layer_of("state")
 
 
 def test_cli_reference_is_what_treefork_prints() -> None:

@@ -12,12 +12,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from treefork.errors import FatalError
-
-if TYPE_CHECKING:
-    from treefork.backends.base import DbBranch
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
 
@@ -33,6 +30,17 @@ REMOVING = "removing"
 # WorktreeCreate hook; `treefork sync` (an agent's session-start hook, or by hand); "adopted": a worktree whose
 # provisioning failed, recorded so that `sync` and `doctor` find it.
 ORIGINS = ("new", "post-checkout", "claude", "sync", "adopted")
+
+
+@dataclass(frozen=True)
+class DbBranch:
+    """A database branch as the backend knows it."""
+
+    name: str  # database name (local) or Neon branch name
+    id: str  # the backend's id (the database name for local; br-... for Neon)
+    workspace: str | None = None  # the owner marker: which workspace of which repo made it
+    clone_method: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,7 +88,6 @@ class Workspace:
 
     def db_ref_or_none(self) -> DbBranch | None:
         """The database branch the registry records for this workspace (None before it was made)."""
-        from treefork.backends.base import DbBranch
 
         if not self.db_branch:
             return None

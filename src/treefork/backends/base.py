@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from treefork.config import Config
+from treefork.state import DbBranch as DbBranch  # the registry records it: its home is state.py
 from treefork.state import Registry
 
 CLONE = "clone"  # reflink: copy-on-write, near-zero time and disk
@@ -17,17 +18,6 @@ IMPORT = "import"  # the root, filled by pg_dump | pg_restore
 NEON = "neon"  # a Neon copy-on-write branch
 
 ROOT_MARK = "<root>"  # the workspace name a backend records for the root branch
-
-
-@dataclass(frozen=True)
-class DbBranch:
-    """A database branch as the backend knows it."""
-
-    name: str  # database name (local) or Neon branch name
-    id: str  # the backend's id (the database name for local; br-... for Neon)
-    workspace: str | None = None  # the owner marker: which workspace of which repo made it
-    clone_method: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
