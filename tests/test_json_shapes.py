@@ -40,6 +40,8 @@ def test_json_docs_are_current() -> None:
 
 
 def test_every_command_prints_its_declared_record(tf_server_repo: Path, tmp_path: Path) -> None:
+    for action in _json(tf_server_repo, "install") + _json(tf_server_repo, "uninstall"):
+        _expect("install action", action)
     _expect("init", init := _json(tf_server_repo, "init"))
     assert init["already_initialised"] is True
     _expect("new", made := _json(tf_server_repo, "new", "a"))

@@ -231,6 +231,14 @@ SHAPES: dict[str, Shape] = {
         },
     ),
     "autostart": Shape("`server autostart --json`", {"unit": "the systemd user unit written"}),
+    "install action": Shape(
+        "`install --json` and `uninstall --json` (a list, one per hook or file)",
+        {
+            "hook": "the git hook, or the agent's hook or setup file",
+            "path": "the file written, changed or removed",
+            "action": "what was done to it, in words (`installed`, `unchanged`, `removed`, `kept as legacy …`)",
+        },
+    ),
 }
 
 

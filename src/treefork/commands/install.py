@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treefork import git, output
+from treefork import git, output, shapes
 from treefork.agents import registry
 from treefork.context import Context
 from treefork.hooks import git_hooks
@@ -31,7 +31,7 @@ def run(*, agents: tuple[str, ...], detect: bool, as_json: bool) -> int:
 
 def _report(done: list[dict[str, str]], *, as_json: bool) -> None:
     if as_json:
-        output.emit_json(done)
+        output.emit_json([shapes.record("install action", d) for d in done])
         return
     for d in done:
         output.info(f"{d['hook']}: {d['action']} ({d['path']})")
