@@ -80,7 +80,8 @@ def test_codex_detached_worktree_gets_its_database_from_session_start(
         ).out
     )
     assert "treefork/agent-hook" in (codex_home / "hooks.json").read_text()
-    assert {"hook": "codex hook trust", "path": str(codex_home / "hooks.json"), "action": "trusted"} in done
+    trusted = {"hook": "codex hook trust", "path": str(codex_home / "hooks.json"), "action": "trusted"}
+    assert {**trusted, "schema_version": 2} in done  # an install-action record (docs/json.md)
     env = agent_env(home, CODEX_HOME=str(codex_home), OPENAI_API_KEY="dummy")
     out = tmp_path / "codex.out"
     with out.open("w") as f:
