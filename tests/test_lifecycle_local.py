@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +13,7 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
+from testing.cli import popen_tf
 from testing.waits import wait_until
 from tf_helpers import new
 
@@ -179,20 +178,9 @@ def test_interrupted_migration_leaves_parent_code_and_data(users_repo: Path, tmp
     a = _migration_repo(users_repo)
     head = git(users_repo, "rev-parse", "HEAD").stdout
     marker = tmp_path / "started"
-    env = {**os.environ, "MIGRATION_MODE": "hang", "MARKER": str(marker)}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "treefork", "merge", "a"],
-        cwd=users_repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert time.monotonic() < deadline and p.poll() is None, p.stderr.read() if p.stderr else ""
-        time.sleep(0.05)
+    env = {"MIGRATION_MODE": "hang", "MARKER": str(marker)}
+    p = popen_tf(users_repo, "merge", "a", env=env, session=True)
+    wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
     os.killpg(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
@@ -247,20 +235,11 @@ def test_gc_during_a_merges_migration_keeps_its_snapshot(users_repo: Path, tmp_p
     head = git(users_repo, "rev-parse", "HEAD").stdout
     marker = tmp_path / "started"
     env = {
-        **os.environ,
         "MIGRATION_MODE": "hang-on-parent",
         "MARKER": str(marker),
         "PARENT_PORT": _parent_port(users_repo),
     }
-    p = subprocess.Popen(
-        [sys.executable, "-m", "treefork", "merge", "a"],
-        cwd=users_repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    p = popen_tf(users_repo, "merge", "a", env=env, session=True)
     wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)  # migrating the parent itself
     assert json.loads(run_tf(users_repo, "gc", "--json").out)["actions"] == []
     (tmp_path / "started.go").write_text("fail")

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import db_url, git
 from neon_fake import PROJECT, FakeNeon, neon_env
+from testing.cli import popen_tf
 from testing.waits import wait_until
 
 pytest_plugins = ["conftest_neon"]
@@ -99,16 +100,7 @@ sys.exit(int(go.read_text()))
 
 
 def _start_merge(repo: Path, fake: FakeNeon, marker: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, **neon_env(fake), "MARKER": str(marker)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "treefork", "merge", "a"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    return popen_tf(repo, "merge", "a", env={**neon_env(fake), "MARKER": str(marker)}, session=True)
 
 
 def _run_started(marker: Path, n: int, p: subprocess.Popen[str]) -> tuple[str, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from testing.cli import popen_tf
 from testing.waits import wait_until
 
 CHILD = """
@@ -40,13 +40,8 @@ def _alive(pid: int) -> bool:
 def test_a_signal_to_treefork_run_reaches_its_command(tf_server_repo: Path, tmp_path: Path, sig: int) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "treefork", "run", "root", "--", sys.executable, str(script), str(tmp_path)],
-        cwd=tf_server_repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # the signal goes to treefork alone, as a supervisor's would
-    )
+    # in a session of its own: the signal goes to treefork alone, as a supervisor's would
+    runner = popen_tf(tf_server_repo, "run", "root", "--", sys.executable, str(script), str(tmp_path), session=True)
     try:
         wait_until((tmp_path / "pid").exists, "the command starting", process=runner)
         child = int((tmp_path / "pid").read_text())

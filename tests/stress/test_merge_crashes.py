@@ -7,9 +7,7 @@ SIGTERM and SIGHUP mid-migration roll back as ^C does."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +17,7 @@ import pytest
 
 from conftest import db_url, git, run_tf
 from testing.checks import assert_consistent, assert_empty
+from testing.cli import popen_tf
 from testing.repo import registry
 from testing.server import home, repo_id
 from testing.waits import wait_until
@@ -191,16 +190,8 @@ def test_sigterm_or_sighup_mid_migration_rolls_back(merging: Path, tmp_path: Pat
     head = git(merging, "rev-parse", "HEAD").stdout
     marker = tmp_path / "started"
     port = str(urlsplit(_root_url(merging)).port)
-    env = {**os.environ, "MIGRATION_MODE": "sleep-fail-on-parent", "PARENT_PORT": port, "MARKER": str(marker)}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "treefork", "merge", "a"],
-        cwd=merging,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    env = {"MIGRATION_MODE": "sleep-fail-on-parent", "PARENT_PORT": port, "MARKER": str(marker)}
+    p = popen_tf(merging, "merge", "a", env=env, session=True)
     wait_until(marker.exists, f"{marker} appearing", timeout=120, process=p)
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)

@@ -45,7 +45,9 @@ def gc_dry(repo: Path) -> list[dict[str, Any]]:
     return actions
 
 
-def popen_tf(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def popen_tf(cwd: Path, *args: str, env: dict[str, str] | None = None, session: bool = False) -> subprocess.Popen[str]:
+    """`python -m treefork ARGS` in the background. session: in a process group of its own (as a terminal's
+    foreground job), so that a signal the test sends reaches treefork alone."""
     return subprocess.Popen(
         [sys.executable, "-m", "treefork", *args],
         cwd=cwd,
@@ -54,6 +56,7 @@ def popen_tf(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpro
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        start_new_session=session,
     )
 
 
