@@ -6,9 +6,7 @@ does not stop the others, and each one's result is reported.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from treefork import exitcodes, output, shapes
@@ -23,9 +21,7 @@ def run(names: tuple[str, ...], *, force: bool, delete_branch: bool, as_json: bo
     ctx = Context.open()
     unique = list(dict.fromkeys(_here(ctx) if n == "." else n for n in names))
     _expect_all_removable(ctx, unique)
-    left = _leave_what_is_removed(ctx, unique)
-    if left is not None:
-        ctx = Context.open(ctx.repo.main_root)
+    ctx, left = remove.outside(ctx, unique)
     results: list[dict[str, Any]] = []
     for name in unique:
         try:
@@ -51,19 +47,6 @@ def _here(ctx: Context) -> str:
     if ws is None:
         raise FatalError(f"{ctx.repo.toplevel} is not a treefork workspace", hint="`treefork ls` lists them")
     return ws.name
-
-
-def _leave_what_is_removed(ctx: Context, names: list[str]) -> Path | None:
-    """Run from inside a worktree being removed, move to the main worktree first: git and every later step
-    must not run in a directory that is about to go. Returns the directory left."""
-    here = Path.cwd()
-    state = ctx.state()
-    for name in names:
-        ws = state.workspaces.get(name)
-        if ws is not None and ws.path and here.is_relative_to(Path(ws.path)):
-            os.chdir(ctx.repo.main_root)
-            return here
-    return None
 
 
 def _expect_all_removable(ctx: Context, names: list[str]) -> None:

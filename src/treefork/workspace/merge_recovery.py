@@ -194,9 +194,7 @@ def complete(ctx: Context, intent: MergeIntent) -> list[str]:
             output.warn(str(e))
     debug.crash_point("merge:after-drop-snapshot")
     if not intent.keep and intent.workspace in ctx.state().workspaces:
-        inside = ctx.repo.toplevel.resolve() == Path(ctx.state().workspaces[intent.workspace].path).resolve()
-        # run from inside the workspace: its git calls must not run in the worktree being removed
-        remove.remove(Context.open(ctx.repo.main_root) if inside else ctx, intent.workspace)
+        remove.remove(remove.outside(ctx, [intent.workspace])[0], intent.workspace)
     clear(ctx, intent)
     return warnings
 

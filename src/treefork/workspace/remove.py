@@ -5,6 +5,7 @@ crash leaves a `removing` workspace that a re-run of `treefork rm` finishes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +60,20 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     with ctx.registry.transaction() as st:
         st.forget(name)
     return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
+
+
+def outside(ctx: Context, names: list[str]) -> tuple[Context, Path | None]:
+    """Run from inside a worktree about to be removed (`rm` or `merge` typed in it), move to the main worktree
+    first: git, and every later step, must not run in a directory that is about to go. Returns the context to
+    go on with (opened there when it moved) and the directory it left, if any."""
+    here = Path.cwd()
+    state = ctx.state()
+    for name in names:
+        ws = state.workspaces.get(name)
+        if ws is not None and ws.path and here.is_relative_to(Path(ws.path)):
+            os.chdir(ctx.repo.main_root)
+            return Context.open(ctx.repo.main_root), here
+    return ctx, None
 
 
 def expect_removable(state: State, name: str) -> Workspace:
