@@ -6,6 +6,7 @@ Tests drive the real CLI in a subprocess (`tf(...)`), exactly as agents and git 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -356,6 +357,24 @@ def tf_repo(repo: Path) -> Path:
     """A repo where `treefork init` (local backend) has run."""
     run_tf(repo, "init", "--no-import")
     return repo
+
+
+@pytest.fixture
+def own_home() -> Iterator[dict[str, str]]:
+    """A treefork home of the test's own, with no server in it (under the temp dir, which the server's user
+    can reach as root): the environment that points treefork at it. Its clusters are stopped after."""
+    home = Path(tempfile.mkdtemp(prefix="treefork-test-own-home-"))
+    share_what_is_made_once(home)
+    env = {"TREEFORK_HOME": str(home)}
+    yield env
+    run_tf(home, "server", "stop", env=env, check=False)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def server_clusters(cwd: Path, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """`treefork server status --json`'s clusters."""
+    clusters: list[dict[str, Any]] = json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["clusters"]
+    return clusters
 
 
 @pytest.fixture

@@ -7,33 +7,14 @@ import json
 from pathlib import Path
 
 from conftest import db_url, git, run_tf
+from testing import claude
 from tf_helpers import can_connect, ls
-
-
-def _payload(cwd: Path, **fields: str) -> str:
-    return json.dumps({"session_id": "s", "transcript_path": "/tmp/t", "cwd": str(cwd), **fields})
-
-
-def _create(repo: Path, name: str, *, check: bool = True):
-    return run_tf(
-        repo, "claude-hook", "create", input=_payload(repo, hook_event_name="WorktreeCreate", name=name), check=check
-    )
-
-
-def _remove(path: Path, *, check: bool = False):
-    return run_tf(
-        path,
-        "claude-hook",
-        "remove",
-        input=_payload(path, hook_event_name="WorktreeRemove", worktree_path=str(path)),
-        check=check,
-    )
 
 
 def test_finding_14_claude_create_with_a_treefork_new_name_is_refused(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install", "--claude")
     other = Path(json.loads(run_tf(tf_server_repo, "new", "dupname", "--json").out)["path"])
-    r = _create(tf_server_repo, "dupname", check=False)
+    r = claude.create(tf_server_repo, "dupname", check=False)
     assert r.rc == 1 and "already exists" in r.err and " ready:" not in r.err and r.out == ""
     claude_path = tf_server_repo / ".claude" / "worktrees" / "dupname"
     assert not claude_path.exists()  # no worktree with no env file, where the app would find the main .env
@@ -41,8 +22,8 @@ def test_finding_14_claude_create_with_a_treefork_new_name_is_refused(tf_server_
     row = ls(tf_server_repo)["dupname"]
     assert row["origin"] == "new" and Path(row["path"]) == other and can_connect(db_url(other))
     # Claude's own name again still resumes its own worktree
-    wt = Path(_create(tf_server_repo, "mine").out.strip())
-    assert _create(tf_server_repo, "mine").out.strip() == str(wt)
+    wt = Path(claude.create(tf_server_repo, "mine").out.strip())
+    assert claude.create(tf_server_repo, "mine").out.strip() == str(wt)
 
 
 def test_finding_21_claude_remove_keeps_a_locked_user_worktree(tf_server_repo: Path) -> None:
@@ -50,7 +31,7 @@ def test_finding_21_claude_remove_keeps_a_locked_user_worktree(tf_server_repo: P
     git(tf_server_repo, "worktree", "add", "-q", "-b", "userwork", str(user))  # no hooks installed: no workspace
     (user / "notes.txt").write_text("precious\n")
     git(tf_server_repo, "worktree", "lock", str(user))
-    r = _remove(user)
+    r = claude.remove(user, user, check=False)
     assert r.rc == 1 and "not a worktree treefork made for Claude Code" in r.err
     assert (user / "notes.txt").read_text() == "precious\n"
     assert git(tf_server_repo, "branch", "--list", "userwork").stdout.strip() != ""
@@ -61,7 +42,7 @@ def test_finding_21_claude_remove_keeps_a_treefork_new_workspace(tf_server_repo:
     url = db_url(wk)
     (wk / "precious.txt").write_text("uncommitted precious\n")
     git(tf_server_repo, "worktree", "lock", str(wk))
-    r = _remove(wk)
+    r = claude.remove(wk, wk, check=False)
     assert r.rc == 1 and "made by `treefork new`" in r.err and "treefork rm wk2" in r.err
     assert (wk / "precious.txt").read_text() == "uncommitted precious\n"
     assert ls(tf_server_repo)["wk2"]["status"] == "ready" and can_connect(url)
@@ -69,16 +50,16 @@ def test_finding_21_claude_remove_keeps_a_treefork_new_workspace(tf_server_repo:
 
 def test_finding_21_claude_remove_keeps_a_locked_or_dirty_claude_worktree(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install", "--claude")
-    wt = Path(_create(tf_server_repo, "c").out.strip())
+    wt = Path(claude.create(tf_server_repo, "c").out.strip())
     git(tf_server_repo, "worktree", "lock", str(wt))
-    r = _remove(wt)
+    r = claude.remove(wt, wt, check=False)
     assert r.rc == 1 and "locked" in r.err and wt.is_dir() and ls(tf_server_repo)["c"]["status"] == "ready"
     git(tf_server_repo, "worktree", "unlock", str(wt))
     (wt / "scratch.txt").write_text("not committed\n")
-    r = _remove(wt)
+    r = claude.remove(wt, wt, check=False)
     assert r.rc == 1 and "uncommitted changes" in r.err and (wt / "scratch.txt").read_text() == "not committed\n"
     (wt / "scratch.txt").unlink()
-    _remove(wt, check=True)  # clean, unlocked, Claude's own: removed
+    claude.remove(wt, wt, check=True)  # clean, unlocked, Claude's own: removed
     assert not wt.exists() and "c" not in ls(tf_server_repo)
 
 
@@ -121,7 +102,7 @@ def test_finding_20_worktreeinclude_never_copies_through_a_committed_symlink(
     (tf_server_repo / ".claude").mkdir(exist_ok=True)
     (tf_server_repo / ".claude" / "settings.json").write_text('{"worktree": {"baseRef": "fresh"}}\n')
     run_tf(tf_server_repo, "install", "--claude")
-    r = _create(tf_server_repo, "w1")
+    r = claude.create(tf_server_repo, "w1")
     wt = Path(r.out.strip())
     assert (wt / "config").is_symlink() and list(outside.iterdir()) == []  # nothing written outside
     assert "config" in r.err and "symlink" in r.err
@@ -134,7 +115,7 @@ def test_finding_20_worktreeinclude_copies_keep_the_files_mode(tf_server_repo: P
     (tf_server_repo / ".git" / "info" / "exclude").write_text("secret.yml\n")
     (tf_server_repo / ".worktreeinclude").write_text("secret.yml\n")
     run_tf(tf_server_repo, "install", "--claude")
-    wt = Path(_create(tf_server_repo, "m").out.strip())
+    wt = Path(claude.create(tf_server_repo, "m").out.strip())
     assert (wt / "secret.yml").read_text() == "k: v\n" and (wt / "secret.yml").stat().st_mode & 0o777 == 0o600
 
 
@@ -149,7 +130,7 @@ def test_finding_32_symlink_directories_never_leave_the_worktree(tf_server_repo:
     git(tf_server_repo, "add", ".")
     git(tf_server_repo, "commit", "-q", "-m", "settings")
     run_tf(tf_server_repo, "install", "--claude")
-    r = _create(tf_server_repo, "s")
+    r = claude.create(tf_server_repo, "s")
     wt = Path(r.out.strip())
     assert not evil.exists() and not evil.parent.joinpath("evil-target").is_symlink()
     assert "leads out of the worktree" in r.err

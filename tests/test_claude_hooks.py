@@ -7,31 +7,13 @@ import json
 from pathlib import Path
 
 from conftest import db_url, git, run_tf
+from testing import claude
 from tf_helpers import can_connect, gc_dry, ls
-
-
-def _payload(cwd: Path, **fields: str) -> str:
-    return json.dumps({"session_id": "s", "transcript_path": "/tmp/t", "cwd": str(cwd), **fields})
-
-
-def _create(repo: Path, name: str):
-    return run_tf(repo, "claude-hook", "create", input=_payload(repo, hook_event_name="WorktreeCreate", name=name))
-
-
-def _remove(cwd: Path, path: Path, *, check: bool = True):
-    """As Claude runs it: process cwd, payload cwd and worktree_path all the worktree being removed."""
-    return run_tf(
-        cwd,
-        "claude-hook",
-        "remove",
-        input=_payload(cwd, hook_event_name="WorktreeRemove", worktree_path=str(path)),
-        check=check,
-    )
 
 
 def test_create_and_remove_from_inside(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install", "--claude")  # post-checkout fires inside create too: it must back off
-    r = _create(tf_server_repo, "feature/auth")
+    r = claude.create(tf_server_repo, "feature/auth")
     path = Path(r.out.strip().splitlines()[-1])
     expected = tf_server_repo / ".claude" / "worktrees" / "feature+auth"
     assert path == expected and path.is_absolute() and r.out.strip() == str(path)  # nothing else on stdout
@@ -45,30 +27,30 @@ def test_create_and_remove_from_inside(tf_server_repo: Path) -> None:
     ).read_text()
     assert git(tf_server_repo, "status", "--porcelain", "-uall").stdout.strip() == ""
     assert git(expected, "status", "--porcelain", "-uall").stdout.strip() == ""
-    assert _create(tf_server_repo, "feature/auth").out.strip() == str(path)  # idempotent (Claude resumes by name)
+    assert claude.create(tf_server_repo, "feature/auth").out.strip() == str(path)  # idempotent (Claude resumes by name)
     assert gc_dry(tf_server_repo) == []  # its agent (here: this test process) is still running, so gc keeps it
 
-    _remove(expected, expected)
+    claude.remove(expected, expected)
     assert not expected.exists()
     assert git(tf_server_repo, "branch", "--list", "worktree-feature+auth").stdout.strip() == ""
     assert "feature/auth" not in ls(tf_server_repo)
     assert gc_dry(tf_server_repo) == []
-    assert _remove(tf_server_repo, expected).rc == 0  # the same removal may arrive twice
+    assert claude.remove(tf_server_repo, expected).rc == 0  # the same removal may arrive twice
 
 
 def test_remove_keeps_committed_work(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install", "--claude")
-    wt = Path(_create(tf_server_repo, "w").out.strip())
+    wt = Path(claude.create(tf_server_repo, "w").out.strip())
     url = db_url(wt)
     (wt / "work.txt").write_text("precious\n")
     git(wt, "add", "work.txt")
     git(wt, "commit", "-q", "-m", "work")
-    r = _remove(wt, wt, check=False)
+    r = claude.remove(wt, wt, check=False)
     assert r.rc == 1 and "1 commit(s) on no other branch" in r.err and "treefork rm w" in r.err
     assert (wt / "work.txt").read_text() == "precious\n"
     assert ls(tf_server_repo)["w"]["status"] == "ready" and can_connect(url)
     git(tf_server_repo, "merge", "-q", "--ff-only", "worktree-w")  # once merged, removal loses nothing
-    _remove(wt, wt)
+    claude.remove(wt, wt)
     assert not wt.exists() and "w" not in ls(tf_server_repo)
     assert (tf_server_repo / "work.txt").read_text() == "precious\n"
 
@@ -98,7 +80,7 @@ def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> No
     git(tf_server_repo, "commit", "-q", "--allow-empty", "-m", "local only")
     run_tf(tf_server_repo, "install", "--claude")
 
-    r = _create(tf_server_repo, "a")
+    r = claude.create(tf_server_repo, "a")
     wt = Path(r.out.strip())
     assert git(wt, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "HEAD").stdout, (
         "code and data start from the same place: main's HEAD, not origin/main behind it (Claude's own default)"
@@ -110,11 +92,11 @@ def test_what_claude_would_have_done(tf_server_repo: Path, tmp_path: Path) -> No
     assert (wt / "src" / "f.txt").exists() and not (wt / "docs").exists()
 
     settings.write_text(json.dumps({"worktree": {"baseRef": "head"}}))
-    wt2 = Path(_create(tf_server_repo, "b").out.strip())
+    wt2 = Path(claude.create(tf_server_repo, "b").out.strip())
     assert git(wt2, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "HEAD").stdout
 
     settings.write_text(json.dumps({"worktree": {"baseRef": "fresh"}}))  # asked for: honoured, and said
-    r = _create(tf_server_repo, "c")
+    r = claude.create(tf_server_repo, "c")
     wt3 = Path(r.out.strip())
     assert git(wt3, "rev-parse", "HEAD").stdout == git(tf_server_repo, "rev-parse", "origin/main").stdout
     assert "warning: workspace c: its code starts at" in r.err and "the data is ahead of the code" in r.err
@@ -178,6 +160,6 @@ def test_create_in_a_repository_without_commits_says_so(tmp_path: Path) -> None:
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     run_tf(root, "init", "--no-import")
-    r = run_tf(root, "claude-hook", "create", input=_payload(root, name="c"), check=False)
+    r = run_tf(root, "claude-hook", "create", input=claude.payload(root, name="c"), check=False)
     assert r.rc == 1 and "no commits yet" in r.err
     assert not (root / ".claude" / "worktrees" / "c").exists() and ls(root).keys() == {"root"}

@@ -5,28 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from conftest import run_tf, share_what_is_made_once
-
-
-@pytest.fixture
-def own_home() -> Iterator[dict[str, str]]:
-    """A treefork home with no server in it (under the temp dir, which the server's user can reach as root)."""
-    home = Path(tempfile.mkdtemp(prefix="treefork-test-demo-home-"))
-    share_what_is_made_once(home)
-    env = {"TREEFORK_HOME": str(home)}
-    yield env
-    run_tf(home, "server", "stop", env=env, check=False)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def _clusters(cwd: Path, env: dict[str, str]) -> list[dict]:
-    return list(json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["clusters"])
+from conftest import run_tf, server_clusters
 
 
 def test_demo_tells_the_story_and_removes_every_cluster_it_made(tmp_path: Path, own_home: dict[str, str]) -> None:
@@ -50,7 +31,7 @@ def test_demo_tells_the_story_and_removes_every_cluster_it_made(tmp_path: Path, 
     assert not Path(report["repo"] + ".worktrees").exists()
     assert "removed the demo repository and its PostgreSQL clusters" in r.err
     assert "kept" not in r.err
-    assert _clusters(tmp_path, env) == []
+    assert server_clusters(tmp_path, env) == []
 
 
 def test_demo_ignores_a_database_url_in_the_shell(tmp_path: Path, own_home: dict[str, str]) -> None:
@@ -71,6 +52,6 @@ def test_demo_keep_says_where_and_leaves_the_server_running(tmp_path: Path, own_
         assert [w["name"] for w in rows] == ["root", "agent-2"]  # agent-1 was merged
         assert "its 2 PostgreSQL clusters are still running" in r.err
         assert report["servers_running"] == 2
-        assert len([c for c in _clusters(tmp_path, env) if c["running"]]) == 2
+        assert len([c for c in server_clusters(tmp_path, env) if c["running"]]) == 2
     finally:
         shutil.rmtree(kept.parent)

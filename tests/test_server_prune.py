@@ -6,27 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from conftest import make_repo, run_tf, share_what_is_made_once
-
-
-@pytest.fixture
-def own_home() -> Iterator[dict[str, str]]:
-    home = Path(tempfile.mkdtemp(prefix="treefork-test-prune-home-"))
-    share_what_is_made_once(home)
-    env = {"TREEFORK_HOME": str(home)}
-    yield env
-    run_tf(home, "server", "stop", env=env, check=False)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def _clusters(cwd: Path, env: dict[str, str]) -> dict[str, dict]:
-    return {c["id"]: c for c in json.loads(run_tf(cwd, "server", "status", "--json", env=env).out)["clusters"]}
+from conftest import make_repo, run_tf, server_clusters
 
 
 def _initialised(where: Path, env: dict[str, str], *workspaces: str) -> set[str]:
@@ -34,7 +16,7 @@ def _initialised(where: Path, env: dict[str, str], *workspaces: str) -> set[str]
     run_tf(repo, "init", "--no-import", env=env)
     for name in workspaces:
         run_tf(repo, "new", name, env=env)
-    return {i for i, c in _clusters(repo, env).items() if c["repo_dir"] == str((repo / ".git").resolve())}
+    return {c["id"] for c in server_clusters(repo, env) if c["repo_dir"] == str((repo / ".git").resolve())}
 
 
 def test_prune_removes_the_clusters_of_deleted_and_reinitialised_repositories(
@@ -50,11 +32,11 @@ def test_prune_removes_the_clusters_of_deleted_and_reinitialised_repositories(
     shutil.rmtree(tmp_path / "deleted.worktrees")
     shutil.rmtree(again / ".git" / "treefork")  # and `treefork init` again: a new repository id, a new root
     run_tf(again, "init", "--no-import", env=env)
-    second = {i for i, c in _clusters(again, env).items() if c["repo_dir"]} - kept - deleted - first
+    second = {c["id"] for c in server_clusters(again, env) if c["repo_dir"]} - kept - deleted - first
 
     run_tf(tmp_path, "server", "stop", env=env)
     run_tf(tmp_path, "server", "start", env=env)
-    running = {i for i, c in _clusters(tmp_path, env).items() if c["running"]}
+    running = {c["id"] for c in server_clusters(tmp_path, env) if c["running"]}
     assert running == kept | second, "server start leaves the clusters of gone repositories alone"
 
     dry = json.loads(run_tf(tmp_path, "server", "prune", "--dry-run", "--json", env=env).out)
@@ -62,11 +44,13 @@ def test_prune_removes_the_clusters_of_deleted_and_reinitialised_repositories(
         **dict.fromkeys(deleted, "gone"),
         **dict.fromkeys(first, "re-initialised"),
     }
-    assert set(_clusters(tmp_path, env)) == kept | deleted | first | second, "--dry-run removes nothing"
+    assert {c["id"] for c in server_clusters(tmp_path, env)} == kept | deleted | first | second, (
+        "--dry-run removes nothing"
+    )
 
     r = run_tf(tmp_path, "server", "prune", env=env)
     assert f"removed {sorted(deleted)[0]}" in r.err and "is gone" in r.err
-    assert set(_clusters(tmp_path, env)) == kept | second
+    assert {c["id"] for c in server_clusters(tmp_path, env)} == kept | second
     home = Path(env["TREEFORK_HOME"]) / "clusters"
     assert {p.name for p in home.iterdir()} == kept | second, "their files are gone too"
     assert run_tf(tmp_path / "kept", "url", "k", env=env).rc == 0
@@ -86,7 +70,7 @@ def test_prune_keeps_clusters_whose_repository_is_not_recorded_unless_forced(
     shutil.rmtree(tmp_path / "old")
     r = run_tf(tmp_path, "server", "prune", env=env)
     assert "no cluster whose repository is gone" in r.err and "kept 1 cluster(s)" in r.err and root_id in r.err
-    assert root_id in _clusters(tmp_path, env)
+    assert root_id in {c["id"] for c in server_clusters(tmp_path, env)}
     report = json.loads(run_tf(tmp_path, "server", "prune", "--force", "--json", env=env).out)
     assert [x["id"] for x in report["removed"]] == [root_id] and report["removed"][0]["repository"] == "unknown"
-    assert _clusters(tmp_path, env) == {}
+    assert server_clusters(tmp_path, env) == []
