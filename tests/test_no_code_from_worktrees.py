@@ -13,11 +13,14 @@ from treefork.agents import claude_settings
 
 
 def _plant(where: Path, marker: Path) -> None:
-    """A `treefork` package that records that it ran, as the report's repro plants it."""
+    """A `treefork` package that records that it ran, as the report's repro plants it, and a `click` package
+    (a dependency treefork imports first thing) that does the same."""
     pkg = where / "treefork"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(f"open({str(marker)!r}, 'a').write('ran\\n')\n")
+    (where / "click").mkdir()
+    (where / "click" / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('click\\n')\n")
 
 
 def test_finding_3_a_treefork_package_on_a_branch_does_not_run_on_worktree_add(tf_server_repo: Path) -> None:

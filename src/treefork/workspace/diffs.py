@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from treefork import output
+from treefork import output, shapes
 from treefork.backends import schema_changes
 from treefork.backends import schema_diff as schemas
 from treefork.backends.base import Backend, DbBranch
@@ -45,8 +45,6 @@ class SchemaDiff:
         return {schema_changes.name_of(k) for k in self.objects if schema_changes.kind_of(k) == "table"}
 
     def to_json(self, collisions: list[dict[str, object]] | None = None) -> dict[str, object]:
-        from treefork import shapes
-
         return shapes.record(
             "diff",
             {

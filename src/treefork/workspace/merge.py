@@ -16,7 +16,7 @@ import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from treefork import dbsettings, debug, interrupts, output, proc
+from treefork import dbsettings, debug, interrupts, output, proc, shapes
 from treefork.backends.base import CreateOptions, DbBranch
 from treefork.context import Context
 from treefork.errors import FatalError
@@ -39,8 +39,6 @@ class MergeResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        from treefork import shapes
-
         return shapes.record("merge", vars(self))
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from treefork import output
+from treefork import output, shapes
 from treefork.backends.base import DbBranch
 from treefork.context import Context
 from treefork.git import Worktree
@@ -23,8 +23,6 @@ class GcAction:
     done: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        from treefork import shapes
-
         fields = asdict(self)
         return shapes.record("gc action", {"name": fields.pop("workspace"), **fields})
 
