@@ -74,6 +74,12 @@ def cli(ctx: click.Context) -> None:
 @click.option(
     "--overwrite-env", is_flag=True, help="Point the main worktree's DATABASE_URL at the root even if it has one."
 )
+@click.option(
+    "--postgres",
+    metavar="CHOICE",
+    help="The PostgreSQL the clusters run on: `embedded` (the wheel's 18), a major (`15`) or a bin directory "
+    "(default: treefork.toml's `postgres`, else the one matching the imported dev database, else embedded).",
+)
 @click.option("--project-id", help="Neon: the project to branch in.")
 @JSON
 def init(
@@ -82,6 +88,7 @@ def init(
     import_url: str | None,
     no_import: bool,
     overwrite_env: bool,
+    postgres: str | None,
     project_id: str | None,
     as_json: bool,
 ) -> None:
@@ -99,7 +106,7 @@ def init(
             import_url=import_url,
             no_import=no_import,
             overwrite_env=overwrite_env,
-            backend_options={"project_id": project_id},
+            backend_options={"project_id": project_id, "postgres": postgres},
             as_json=as_json,
         )
     )

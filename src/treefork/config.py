@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "agents": {},
     "database_parts": [],
     "migration_dirs": [],
+    "postgres": "",
+    "extensions": [],
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -53,6 +55,10 @@ DOCS: dict[str, str] = {
     "host/port/user/password/database = variable name(s)",
     "migration_dirs": "folders of numbered migration files that collision checks read besides the ones they find "
     "themselves (Django, Alembic, Flyway, Rails, Prisma, `migrations/`), e.g. ['db/sql']",
+    "postgres": "the PostgreSQL the local backend's clusters run on, chosen at `init`: 'embedded' (the wheel's 18), "
+    "a major ('15') or a bin directory; empty = the one matching the imported dev database, else embedded",
+    "extensions": "extensions treefork creates as admin in the root (so every workspace has them) and its template1, "
+    "for those the workspace's role may not create itself (untrusted: postgis), e.g. ['postgis']",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
@@ -79,6 +85,8 @@ class Config:
     neon: dict[str, Any] = field(default_factory=dict)
     database_parts: tuple[Family, ...] = ()
     migration_dirs: tuple[str, ...] = ()
+    postgres: str = ""
+    extensions: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
 
     def env_path(self, worktree: Path | str) -> Path:
@@ -138,6 +146,8 @@ def load(main_root: Path) -> Config:
         neon={**NEON_DEFAULTS, **neon_raw},
         database_parts=families,
         migration_dirs=_folders(path, values["migration_dirs"]),
+        postgres=values["postgres"],
+        extensions=_extension_names(path, values["extensions"]),
         sources=sources,
     )
 
@@ -218,6 +228,17 @@ def _folders(path: Path, names: list[Any]) -> tuple[str, ...]:
             hint="migration_dirs = ['db/sql']",
         )
     return tuple(n.strip("/") for n in names)
+
+
+def _extension_names(path: Path, names: list[Any]) -> tuple[str, ...]:
+    import re
+
+    bad = [n for n in names if not isinstance(n, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", n)]
+    if bad:
+        raise FatalError(
+            f"{path}: extensions must be extension names ({bad[0]!r} is not)", hint="extensions = ['postgis']"
+        )
+    return tuple(names)
 
 
 _PART_KEYS = {"host": "host", "port": "port", "user": "user", "password": "password", "database": "dbname"}

@@ -55,9 +55,10 @@ def _as_server_user() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def older_server(major: int) -> Iterator[OlderServer]:
-    """initdb, start, yield, stop, remove. Skips the test when that major's binaries are not installed."""
-    bins = bin_dir(major)
+def older_server(major: int, *, bins: Path | None = None, options: str = "") -> Iterator[OlderServer]:
+    """initdb, start, yield, stop, remove. Skips the test when that major's binaries are not installed.
+    bins: other binaries of that major (the wheel's); options: more `postgres` options."""
+    bins = bins or bin_dir(major)
     if not (bins / "initdb").exists():
         pytest.skip(f"PostgreSQL {major} is not installed (apt-get install postgresql-{major})")
     who = _as_server_user()
@@ -78,7 +79,7 @@ def older_server(major: int) -> Iterator[OlderServer]:
             [bins / "initdb", "-D", data, "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
             **run,
         )
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {top} -c fsync=off"
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {top} -c fsync=off {options}"
         subprocess.run([bins / "pg_ctl", "-D", data, "-l", top / "log", "-w", "-o", options, "start"], **run)
         yield server
     finally:

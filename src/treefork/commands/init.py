@@ -45,6 +45,11 @@ def run(
     git.check_version()
     ctx = Context.open()
     _check_options(backend, server_url, import_url, no_import=no_import)
+    if backend_options.get("postgres") is not None and not backends.runs_own_postgres(backend, server_url):
+        raise FatalError(
+            "--postgres applies to the local backend's own clusters only",
+            hint="drop --postgres (a server you run, or Neon, has its own PostgreSQL)",
+        )
     register(server_url)
     options = Options(backend, server_url, import_url, no_import, overwrite_env, backend_options, as_json)
     with _init_lock(ctx):  # two inits at once: one makes the root, the other finds it made
@@ -82,6 +87,7 @@ def _init_lock(ctx: Context) -> Iterator[None]:
 def _init(ctx: Context, o: Options) -> int:
     state = ctx.state()
     if state.initialized:
+        _expect_same_postgres(state.backend_settings, o.backend_options)
         return _already(ctx, o.backend, o.import_url, overwrite_env=o.overwrite_env, as_json=o.as_json)
     _expect_safe_env_file(ctx)
     main_db = _main_database(ctx)
@@ -112,6 +118,18 @@ def _check_options(backend: str, server_url: str | None, import_url: str | None,
         )
     if no_import and import_url is not None:
         raise FatalError("--import and --no-import contradict each other", hint="pass one of them")
+
+
+def _expect_same_postgres(recorded: dict[str, Any], options: dict[str, Any]) -> None:
+    """A root's data directory only starts on its own PostgreSQL major: `init --postgres` cannot move it."""
+    wanted = options.get("postgres")
+    if wanted is not None and wanted != recorded.get("postgres"):
+        raise FatalError(
+            f"treefork is already initialised here, so --postgres {wanted} would not change the PostgreSQL its "
+            "clusters run on (a data directory only starts on its own major version)",
+            hint="`treefork doctor` shows each cluster's binaries; to change them, remove every workspace, move "
+            ".git/treefork aside and `treefork init --postgres ...` again",
+        )
 
 
 def _already(ctx: Context, backend: str, import_url: str | None, *, overwrite_env: bool, as_json: bool) -> int:

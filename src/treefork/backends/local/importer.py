@@ -29,7 +29,8 @@ def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Cal
     with cluster.admin(rec) as conn:
         privileges.elevate(conn, rec.role)
     try:
-        import_database(url, target, progress=progress, embedded=True)
+        bins = rec.binaries()
+        import_database(url, target, progress=progress, embedded=bins.embedded, target_major=bins.major)
     finally:
         with cluster.admin(rec) as conn:
             privileges.downgrade(conn, rec.role, rec.dbname)
@@ -45,7 +46,8 @@ def import_database(
     target_major: int | None = None,
 ) -> None:
     """An existing database copied into a new root once, owned by the role of target_url. embedded: the root
-    is a cluster of the embedded PostgreSQL (else a database on a server the user runs, of target_major)."""
+    is a cluster of the embedded PostgreSQL (else a database on a server the user runs, or a cluster on the
+    machine's own binaries); target_major: the root's major version."""
     register(url)
     progress(f"importing {safe_url(url)} into the root (pg_dump | pg_restore)")
     try:

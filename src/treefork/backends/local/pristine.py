@@ -1,4 +1,4 @@
-"""An empty cluster, made once per PostgreSQL version under the treefork home, and copied for every new root.
+"""An empty cluster, made once per PostgreSQL binaries (the wheel's version, or a bin directory) under the treefork home, and copied for every new root.
 
 initdb spends about 250 ms of CPU building the catalogs; copying its ~1,000 files costs a fraction of that (a
 reflink each, where the filesystem has them). The copy starts like any cleanly stopped cluster, with no
@@ -14,8 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
+from treefork.backends.local.binaries import Binaries, embedded
 from treefork.backends.local.cluster import ADMIN_USER, give_to_server_user, new_password, pg
-from treefork.backends.local.dist import wheel_version
 from treefork.backends.local.fork import SEGMENT, Copier, copy_tree
 from treefork.backends.local.home import check_dir, read_ours
 from treefork.fsutil import atomic_write_text
@@ -24,9 +24,11 @@ from treefork.locks import FileLock
 FORMAT = 2  # part of the directory's name: change it when initdb's options below, or what follows it, change
 
 
-def empty_data_dir(home: Path) -> tuple[Path, str]:
-    """This version's pristine data directory and its admin's password, made on first use."""
-    base = home / "pristine" / f"{wheel_version()}-{FORMAT}"
+def empty_data_dir(home: Path, bins: Binaries | None = None) -> tuple[Path, str]:
+    """These binaries' (default: the wheel's) pristine data directory and its admin's password, made on first
+    use."""
+    bins = bins or embedded()
+    base = home / "pristine" / f"{bins.pristine_key()}-{FORMAT}"
     check_dir(base.parent)
     check_dir(base)
     found = _ready_or_none(base)
@@ -35,7 +37,7 @@ def empty_data_dir(home: Path) -> tuple[Path, str]:
     with FileLock(home / "pristine.lock", timeout=300, what="pristine cluster").held():
         found = _ready_or_none(base)
         if found is None:
-            _make(base)
+            _make(base, bins)
             found = _ready_or_none(base)
     assert found is not None
     return found
@@ -57,7 +59,7 @@ def _ready_or_none(base: Path) -> tuple[Path, str] | None:
     return base / "data", str(password)
 
 
-def _make(base: Path) -> None:
+def _make(base: Path, bins: Binaries) -> None:
     """initdb into a temporary directory beside base, then one rename: a killed initdb leaves no half cluster."""
     tmp = base.with_name(f"{base.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -65,15 +67,15 @@ def _make(base: Path) -> None:
     tmp.parent.chmod(0o711)  # the server user passes through to the data directory
     password = new_password()
     try:
-        _initdb(tmp / "data", password)
-        _drop_recycled_wal(tmp / "data")
+        _initdb(tmp / "data", password, bins)
+        _drop_recycled_wal(tmp / "data", bins)
         atomic_write_text(tmp / "ready.json", json.dumps({"admin_password": password}) + "\n", mode=0o600)
         os.rename(tmp, base)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _initdb(data: Path, password: str) -> None:
+def _initdb(data: Path, password: str, bins: Binaries) -> None:
     data.mkdir(mode=0o700)
     give_to_server_user(data)
     pwfile = data.parent / ".pwfile"
@@ -93,6 +95,7 @@ def _initdb(data: Path, password: str) -> None:
             "--no-locale",
             "--no-instructions",
             "--wal-segsize=1",  # 1 MB segments: a fork copies only the few it needs
+            binaries=bins,
         )
     finally:
         pwfile.unlink(missing_ok=True)
@@ -100,10 +103,10 @@ def _initdb(data: Path, password: str) -> None:
         f.write("\ninclude_if_exists = 'treefork.conf'\n")
 
 
-def _drop_recycled_wal(data: Path) -> None:
+def _drop_recycled_wal(data: Path, bins: Binaries) -> None:
     """initdb leaves recycled WAL segments, named for the future, after the one its last (shutdown) checkpoint
     is in. A cluster makes new segments as it needs them, so no root needs to copy them: 6 of the 7 MB of WAL."""
-    control = pg("pg_controldata", "-D", str(data)).out
+    control = pg("pg_controldata", "-D", str(data), binaries=bins).out
 
     def field(name: str) -> str | None:
         found = re.search(rf"^{re.escape(name)}:\s*(\S+)\s*$", control, re.MULTILINE)
