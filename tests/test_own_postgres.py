@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import db_url, git, run_tf, server_clusters
+from conftest import db_url, git, run_tf
 from testing.older_server import OlderServer, bin_dir, older_server
 from tf_helpers import new
 
@@ -59,9 +59,25 @@ def test_a_repo_on_postgresql_15_forks_online_and_doctor_reports_the_binaries(re
     checks = json.loads(run_tf(repo, "doctor", "--json", check=False).out)["checks"]
     binaries = [c for c in checks if c["name"] == "postgres binaries"]
     assert len(binaries) == 1 and binaries[0]["level"] == "ok", binaries
-    assert f"PostgreSQL 15." in binaries[0]["message"] and str(PG15) in binaries[0]["message"]
+    assert "PostgreSQL 15." in binaries[0]["message"] and str(PG15) in binaries[0]["message"]
     assert sorted(binaries[0]["data"]) == ["a", "root"]
+    _moved_binaries(repo, "a", "/nonexistent/postgresql/15/bin")  # as if its package were removed
+    checks = json.loads(run_tf(repo, "doctor", "--json", check=False).out)["checks"]
+    gone = [c for c in checks if c["name"] == "postgres binaries" and c["level"] == "warn"]
+    assert len(gone) == 1 and "is gone" in gone[0]["message"] and gone[0]["data"] == ["a"], checks
     run_tf(repo, "rm", "a")
+
+
+def _moved_binaries(repo: Path, workspace: str, bin_dir: str) -> None:
+    """Point the record of workspace's cluster at binaries that are not there."""
+    home = Path(os.environ["TREEFORK_HOME"])
+    common = str((repo / ".git").resolve())
+    for record in (home / "clusters").glob("*/cluster.json"):
+        data = json.loads(record.read_text())
+        if data["workspace"] == workspace and data.get("repo_dir") and Path(data["repo_dir"]).resolve() == Path(common):
+            record.write_text(json.dumps({**data, "pg_bin": bin_dir}))
+            return
+    raise AssertionError(f"no cluster record of {workspace}")
 
 
 @pytest.fixture(scope="module")
@@ -111,35 +127,3 @@ def test_a_postgis_dev_database_on_15_is_imported_onto_15_and_a_workspace_uses_p
     with psycopg.connect(db_url(repo)) as conn:
         assert conn.execute("SELECT count(*) FROM places").fetchone() == (1,), "main has not the workspace's row"
     run_tf(repo, "rm", "a")
-
-
-def test_a_dev_database_whose_extension_no_postgresql_here_has_stops_init_leaving_nothing(repo: Path) -> None:
-    """A dev database (on the wheel's own PostgreSQL 18, which finds an extension of the test's own through
-    extension_control_path) using an extension that neither the wheel nor any PostgreSQL installed has."""
-    from treefork.backends.local.cluster import bin_dir as wheel_bin
-
-    extra = Path(tempfile.mkdtemp(prefix="treefork-test-ext-"))
-    (extra / "extension").mkdir()
-    (extra / "extension" / "tf_only_there.control").write_text("default_version = '1.0'\nrelocatable = true\n")
-    (extra / "extension" / "tf_only_there--1.0.sql").write_text(
-        "CREATE FUNCTION tf_only_there() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
-    )
-    for p in (extra, extra / "extension"):
-        p.chmod(0o755)
-    with older_server(18, bins=wheel_bin(), options=f"-c extension_control_path='$system:{extra}'") as dev:
-        with dev.admin() as conn:
-            conn.execute("CREATE DATABASE shop_dev")
-        with dev.admin("shop_dev") as conn:
-            conn.execute("CREATE EXTENSION tf_only_there")
-        env_text = f"DATABASE_URL={dev.url('shop_dev')}\n"
-        (repo / ".env").write_text(env_text)
-        clusters_before = server_clusters(repo)
-        result = run_tf(repo, "init", check=False)
-    assert result.rc != 0
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert "tf_only_there" in lines[0] and "no PostgreSQL on this machine has" in lines[0], lines[0]
-    assert "Traceback" not in result.text
-    assert (repo / ".env").read_text() == env_text
-    assert server_clusters(repo) == clusters_before, "no cluster made"
-    assert not (repo / ".git" / "treefork" / "registry.json").exists()

@@ -273,10 +273,11 @@ def choose(choice: str | None, *, where: str, dev: DevDatabase | None) -> Binari
     closest = same[0] if same else embedded()
     missing = sorted(dev.extensions - closest.extensions())
     raise FatalError(
-        f"the dev database (PostgreSQL {dev.major}) uses {', '.join(missing)}, which no PostgreSQL on this machine "
+        f"the dev database (PostgreSQL {dev.major}) uses {_names(missing)}, which no PostgreSQL on this machine "
         f"has (found: {_found()})",
-        hint=f"install it for PostgreSQL {closest.major} (e.g. `{_install_hint(closest.major, missing)}`), "
-        'name binaries that have it (postgres = "/path/to/bin" in treefork.toml), or `treefork init --no-import`',
+        hint=f'{_install_hint(closest.major, missing)}, name binaries that have it (postgres = "/path/to/bin" in '
+        "treefork.toml), branch on a server that has it (`treefork init --server-url URL`), or start with an empty "
+        "root (`treefork init --no-import`)",
     )
 
 
@@ -298,9 +299,9 @@ def _expect_extensions(chosen: Binaries, dev: DevDatabase, *, where: str) -> Non
     missing = sorted(dev.extensions - chosen.extensions())
     if missing:
         raise FatalError(
-            f"the dev database uses {', '.join(missing)}, which {chosen.label()} ({where}) does not have",
-            hint=f"install it (e.g. `{_install_hint(chosen.major, missing)}`), choose other binaries "
-            "(postgres = ... in treefork.toml), or `treefork init --no-import`",
+            f"the dev database uses {_names(missing)}, which {chosen.label()} ({where}) does not have",
+            hint=f"{_install_hint(chosen.major, missing)}, choose other binaries (postgres = ... in treefork.toml), "
+            "or start with an empty root (`treefork init --no-import`)",
         )
 
 
@@ -309,20 +310,27 @@ def expect_extensions(chosen: Binaries, wanted: Iterable[str], *, where: str) ->
     missing = sorted(set(wanted) - chosen.extensions())
     if missing:
         raise FatalError(
-            f"{where}: {chosen.label()} has no extension {', '.join(missing)}",
-            hint=f"install it (e.g. `{_install_hint(chosen.major, missing)}`), or choose binaries that have it "
-            "(postgres = ... in treefork.toml)",
+            f"{where}: {chosen.label()} has no {_names(missing)}",
+            hint=f"{_install_hint(chosen.major, missing)}, or choose binaries that have it (postgres = ... in "
+            "treefork.toml)",
         )
 
 
 def _install_hint(major: int, missing: list[str]) -> str:
-    if any(name.startswith("postgis") for name in missing):
-        return f"apt install postgresql-{major}-postgis-3"
-    if "timescaledb" in missing:
-        return f"apt install timescaledb-2-postgresql-{major}"
-    if "vector" in missing:
-        return f"apt install postgresql-{major}-pgvector"
-    return f"apt install postgresql-{major}-{missing[0]}"
+    """What to install: the Debian/Ubuntu package where it is known, else the extension for that major."""
+    packages = {"postgis": "postgis-3", "timescaledb": None, "vector": "pgvector"}
+    for name in missing:
+        for prefix, package in packages.items():
+            if name.startswith(prefix):
+                if package is None:
+                    return f"install it (e.g. `apt install timescaledb-2-postgresql-{major}`)"
+                return f"install it (e.g. `apt install postgresql-{major}-{package}`)"
+    return f"install it for PostgreSQL {major}"
+
+
+def _names(missing: list[str]) -> str:
+    quoted = ", ".join(f'"{name}"' for name in missing)
+    return f"the extension{'s' if len(missing) > 1 else ''} {quoted}"
 
 
 def _found() -> str:
