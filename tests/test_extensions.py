@@ -18,7 +18,9 @@ import pytest
 from psycopg import sql
 
 from conftest import PgServer, run_tf
-from tf_helpers import admin_conn, assert_one_line_error, cluster_of, home, new, registry
+from testing.cli import assert_one_line_error, new
+from testing.repo import registry
+from testing.server import admin_conn, cluster_of, home
 
 NAMESPACES = [uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID, uuid.NAMESPACE_X500]
 # The name follows the namespace's 16 bytes: 39/40 bytes make the message end either side of where the
