@@ -20,19 +20,10 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from conftest import ENV_SAMPLE, git, make_repo, run_tf
-
-from .conftest import (
-    assert_clear_error,
-    assert_consistent,
-    assert_empty,
-    db_branch_of,
-    git_worktrees,
-    ls_json,
-    marked_databases,
-    registry_file,
-    root_cluster,
-    unmarked_databases,
-)
+from testing.checks import assert_consistent, assert_empty
+from testing.cli import assert_clear_error, ls_json
+from testing.repo import git_worktrees, registry_file
+from testing.server import db_branch_of, marked_databases, root_cluster, unmarked_databases
 
 pytestmark = pytest.mark.stress
 
