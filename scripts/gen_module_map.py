@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "config",
             "envfile",
             "dbsettings",
+            "dbfamilies",
             "git",
             "state",
             "__init__",

@@ -11,7 +11,6 @@ its tests with the reason. A failing test names every CLI (and version) it ran (
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
 from collections import defaultdict
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tf
 from testing import caches
 
 # agent -> (npm package, version range, executable); docs/agents.md lists the versions last verified
@@ -144,7 +142,3 @@ def agent_env(home: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def ls(repo: Path) -> dict[str, dict]:
-    return {r["name"]: r for r in json.loads(run_tf(repo, "ls", "--json").out)}

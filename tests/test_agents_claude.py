@@ -11,12 +11,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from agents_support import agent_bin, agent_env, cli, install_all, ls
+from agents_support import agent_bin, agent_env, cli, install_all
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, last_user_text, text_reply
 from pty_session import PtySession
 from testing import caches
-from tf_helpers import can_connect, gc_dry
+from testing.cli import gc_dry, ls
+from testing.server import can_connect
 
 KEY = "sk-ant-api03-" + "x" * 80
 

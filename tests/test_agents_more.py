@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agents_support import agent_env, cli, install_all, ls
+from agents_support import agent_env, cli, install_all
 from conftest import db_url, git, run_tf
+from testing.cli import gc_dry, ls
+from testing.server import can_connect
 from testing.waits import wait_until
-from tf_helpers import can_connect, gc_dry
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from agents_support import agent_bin, agent_env, install_all, ls
+from agents_support import agent_bin, agent_env, install_all
 from conftest import db_url, git, run_tf
 from fake_anthropic import FakeAnthropic, text_reply
+from testing.cli import ls
+from testing.server import can_connect
 from testing.waits import wait_until
-from tf_helpers import can_connect
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import db_url, git, run_tf
-from tf_helpers import can_connect, ls
+from testing.cli import ls
+from testing.server import can_connect
 
 UNPROVISIONED = "unprovisioned.treefork.invalid"
 

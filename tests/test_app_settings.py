@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from conftest import PgServer, git, run_tf
-from tf_helpers import assert_one_line_error, home, new
+from testing.cli import assert_one_line_error, new
+from testing.server import home
 from treefork import dbsettings
 from treefork.errors import FatalError
 

@@ -20,7 +20,7 @@ import pytest
 import apps_support
 from apps_support import App
 from conftest import PgServer, db_url, git, run_tf
-from tf_helpers import new
+from testing.cli import new
 
 pytestmark = pytest.mark.apps
 

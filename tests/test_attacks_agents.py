@@ -8,7 +8,8 @@ from pathlib import Path
 
 from conftest import db_url, git, run_tf
 from testing import claude
-from tf_helpers import can_connect, ls
+from testing.cli import ls
+from testing.server import can_connect
 
 
 def test_finding_14_claude_create_with_a_treefork_new_name_is_refused(tf_server_repo: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from conftest import db_url, git, run_tf
 from testing import claude
-from tf_helpers import can_connect, gc_dry, ls
+from testing.cli import gc_dry, ls
+from testing.server import can_connect
 
 
 def test_create_and_remove_from_inside(tf_server_repo: Path) -> None:

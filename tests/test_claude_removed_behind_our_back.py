@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import can_connect, gc_dry, ls
+from testing.cli import gc_dry, ls
+from testing.server import can_connect
 
 
 def _claude_builtin_worktree(repo: Path, name: str, *, commit: bool = False) -> Path:

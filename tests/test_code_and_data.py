@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from conftest import git, run_tf
-from tf_helpers import assert_one_line_error, ls, new
+from testing.cli import assert_one_line_error, ls, new
 
 
 def _commit(where: Path, name: str) -> str:

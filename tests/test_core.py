@@ -9,19 +9,10 @@ import psycopg
 import pytest
 
 from conftest import as_sample_spells, db_url, git, run_tf
-from tf_helpers import (
-    assert_nothing_left,
-    assert_one_line_error,
-    branches,
-    can_connect,
-    db_exists,
-    gc_dry,
-    ls,
-    new,
-    registry,
-    root_db,
-    worktree_paths,
-)
+from testing.checks import assert_nothing_left
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import branches, registry, root_db, worktree_paths
+from testing.server import can_connect, db_exists
 
 LS_FIELDS = {"name", "branch", "path", "parent", "backend", "db_branch", "clone_method"}
 

@@ -78,12 +78,12 @@ def test_readme_opens_with_the_two_commands_ci_runs() -> None:
 
 def test_every_database_variable_treefork_rewrites_is_documented() -> None:
     """The URL variables and every spelling of every built-in family (two were missing once)."""
-    from treefork import dbsettings
+    from treefork import dbfamilies
     from treefork.workspace import envbuild
 
     text = (ROOT / "docs" / "configuration.md").read_text()
     names = {*envbuild.POOLED_URL_VARS, *envbuild.DIRECT_URL_VARS}
-    for family in dbsettings.BUILTIN_FAMILIES:
+    for family in dbfamilies.BUILTIN_FAMILIES:
         names |= {name for spellings in family.parts.values() for name in spellings}
     missing = sorted(n for n in names if f"`{n}`" not in text)
     assert not missing, f"docs/configuration.md does not name: {missing}"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import db_url, run_tf
-from tf_helpers import new
+from testing.cli import ls, new
 
 
 def _checks(repo: Path) -> dict[str, dict]:
@@ -37,7 +37,7 @@ def test_doctor_says_which_env_file_url_does_not_connect(tf_server_repo: Path) -
 
 
 def _ls_states(repo: Path) -> dict[str, str]:
-    return {r["name"]: r["server_state"] for r in json.loads(run_tf(repo, "ls", "--json").out)}
+    return {name: row["server_state"] for name, row in ls(repo).items()}
 
 
 def test_doctor_starts_nothing_and_fix_starts_what_is_stopped(tf_repo: Path) -> None:

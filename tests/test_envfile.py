@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ENV_SAMPLE, PgServer, db_url, git, run_tf
-from tf_helpers import new
+from testing.cli import new
 from treefork import envfile
 from treefork.errors import FatalError
 

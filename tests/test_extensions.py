@@ -18,7 +18,9 @@ import pytest
 from psycopg import sql
 
 from conftest import PgServer, run_tf
-from tf_helpers import admin_conn, assert_one_line_error, cluster_of, home, new, registry
+from testing.cli import assert_one_line_error, new
+from testing.repo import registry
+from testing.server import admin_conn, cluster_of, home
 
 NAMESPACES = [uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID, uuid.NAMESPACE_X500]
 # The name follows the namespace's 16 bytes: 39/40 bytes make the message end either side of where the
@@ -29,26 +31,56 @@ NAMES += ["z" * 56, "w" * 103, "w" * 104, "é" * 90, "long name " * 30]
 DIGESTS = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]
 LENGTHS = [0, 1, 3, 55, 56, 63, 64, 65, 111, 112, 119, 120, 127, 128, 129, 200, 1000]
 
-# The labels of contrib/uuid-ossp 1.1 and pgcrypto 1.4: (volatility, strict, parallel) by signature.
-REAL_LABELS = {
-    "uuid_nil()": ("i", True, "s"),
-    "uuid_ns_dns()": ("i", True, "s"),
-    "uuid_generate_v1()": ("v", True, "s"),
-    "uuid_generate_v1mc()": ("v", True, "s"),
-    "uuid_generate_v3(uuid,text)": ("i", True, "s"),
-    "uuid_generate_v4()": ("v", True, "s"),
-    "uuid_generate_v5(uuid,text)": ("i", True, "s"),
-    "digest(bytea,text)": ("i", True, "s"),
-    "digest(text,text)": ("i", True, "s"),
-    "hmac(bytea,bytea,text)": ("i", True, "s"),
-    "hmac(text,text,text)": ("i", True, "s"),
-    "gen_random_bytes(integer)": ("v", True, "s"),
-    "gen_random_uuid()": ("v", False, "s"),
-    "crypt(text,text)": ("i", True, "s"),
-    "gen_salt(text)": ("v", True, "s"),
-    "pgp_sym_encrypt(text,text)": ("v", True, "s"),
-    "pgp_sym_decrypt(bytea,text)": ("i", True, "s"),
-    "fips_mode()": ("v", True, "s"),
+# Every function of contrib/uuid-ossp 1.1 and pgcrypto 1.4, and only those: its result and labels (volatility,
+# strict, parallel) by signature.
+REAL_FUNCTIONS = {
+    "uuid_generate_v1()": ("uuid", "v", True, "s"),
+    "uuid_generate_v1mc()": ("uuid", "v", True, "s"),
+    "uuid_generate_v3(uuid,text)": ("uuid", "i", True, "s"),
+    "uuid_generate_v4()": ("uuid", "v", True, "s"),
+    "uuid_generate_v5(uuid,text)": ("uuid", "i", True, "s"),
+    "uuid_nil()": ("uuid", "i", True, "s"),
+    "uuid_ns_dns()": ("uuid", "i", True, "s"),
+    "uuid_ns_oid()": ("uuid", "i", True, "s"),
+    "uuid_ns_url()": ("uuid", "i", True, "s"),
+    "uuid_ns_x500()": ("uuid", "i", True, "s"),
+    "armor(bytea)": ("text", "i", True, "s"),
+    "armor(bytea,text[],text[])": ("text", "i", True, "s"),
+    "crypt(text,text)": ("text", "i", True, "s"),
+    "dearmor(text)": ("bytea", "i", True, "s"),
+    "decrypt(bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "decrypt_iv(bytea,bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "digest(bytea,text)": ("bytea", "i", True, "s"),
+    "digest(text,text)": ("bytea", "i", True, "s"),
+    "encrypt(bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "encrypt_iv(bytea,bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "fips_mode()": ("boolean", "v", True, "s"),
+    "gen_random_bytes(integer)": ("bytea", "v", True, "s"),
+    "gen_random_uuid()": ("uuid", "v", False, "s"),
+    "gen_salt(text)": ("text", "v", True, "s"),
+    "gen_salt(text,integer)": ("text", "v", True, "s"),
+    "hmac(bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "hmac(text,text,text)": ("bytea", "i", True, "s"),
+    "pgp_armor_headers(text)": ("SETOF record", "i", True, "s"),
+    "pgp_key_id(bytea)": ("text", "i", True, "s"),
+    "pgp_pub_decrypt(bytea,bytea)": ("text", "i", True, "s"),
+    "pgp_pub_decrypt(bytea,bytea,text)": ("text", "i", True, "s"),
+    "pgp_pub_decrypt(bytea,bytea,text,text)": ("text", "i", True, "s"),
+    "pgp_pub_decrypt_bytea(bytea,bytea)": ("bytea", "i", True, "s"),
+    "pgp_pub_decrypt_bytea(bytea,bytea,text)": ("bytea", "i", True, "s"),
+    "pgp_pub_decrypt_bytea(bytea,bytea,text,text)": ("bytea", "i", True, "s"),
+    "pgp_pub_encrypt(text,bytea)": ("bytea", "v", True, "s"),
+    "pgp_pub_encrypt(text,bytea,text)": ("bytea", "v", True, "s"),
+    "pgp_pub_encrypt_bytea(bytea,bytea)": ("bytea", "v", True, "s"),
+    "pgp_pub_encrypt_bytea(bytea,bytea,text)": ("bytea", "v", True, "s"),
+    "pgp_sym_decrypt(bytea,text)": ("text", "i", True, "s"),
+    "pgp_sym_decrypt(bytea,text,text)": ("text", "i", True, "s"),
+    "pgp_sym_decrypt_bytea(bytea,text)": ("bytea", "i", True, "s"),
+    "pgp_sym_decrypt_bytea(bytea,text,text)": ("bytea", "i", True, "s"),
+    "pgp_sym_encrypt(text,text)": ("bytea", "v", True, "s"),
+    "pgp_sym_encrypt(text,text,text)": ("bytea", "v", True, "s"),
+    "pgp_sym_encrypt_bytea(bytea,text)": ("bytea", "v", True, "s"),
+    "pgp_sym_encrypt_bytea(bytea,text,text)": ("bytea", "v", True, "s"),
 }
 
 
@@ -88,9 +120,16 @@ def test_the_workspace_role_creates_both_at_their_real_versions_and_labels(tf_re
     with _with_extensions(tf_repo) as conn:
         versions = dict(conn.execute("SELECT extname, extversion FROM pg_extension").fetchall())
         assert versions["uuid-ossp"] == "1.1" and versions["pgcrypto"] == "1.4"
-        for signature, expected in REAL_LABELS.items():
+        members = conn.execute(
+            "SELECT CASE WHEN classid = 'pg_proc'::regclass THEN objid::regprocedure::text"
+            " ELSE pg_describe_object(classid, objid, objsubid) END FROM pg_depend WHERE deptype = 'e'"
+            " AND refobjid IN (SELECT oid FROM pg_extension WHERE extname IN ('uuid-ossp', 'pgcrypto'))"
+        ).fetchall()
+        assert sorted(m.removeprefix("public.") for (m,) in members) == sorted(REAL_FUNCTIONS)
+        for signature, expected in REAL_FUNCTIONS.items():
             labels = conn.execute(
-                "SELECT provolatile, proisstrict, proparallel FROM pg_proc WHERE oid = %s::regprocedure",
+                "SELECT pg_get_function_result(oid), provolatile, proisstrict, proparallel FROM pg_proc"
+                " WHERE oid = %s::regprocedure",
                 (f"public.{signature}",),
             ).fetchone()
             assert labels == expected, signature

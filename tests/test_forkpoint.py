@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import new
+from testing.cli import new
 
 
 def _sql(url: str, *statements: str) -> None:

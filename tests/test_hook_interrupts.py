@@ -14,7 +14,9 @@ import pytest
 from dotenv import dotenv_values, find_dotenv
 
 from conftest import db_url, git, run_tf
-from tf_helpers import can_connect, ls, new, registry
+from testing.cli import ls, new
+from testing.repo import registry
+from testing.server import can_connect
 
 UNPROVISIONED = "unprovisioned.treefork.invalid"
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 from conftest import db_url, git, run_tf
+from testing.cli import gc_dry, ls
+from testing.waits import wait_until
 from treefork import platform
 
 UNPROVISIONED = "unprovisioned.treefork.invalid"
-
-
-def _ls(cwd: Path) -> dict[str, dict]:
-    return {r["name"]: r for r in json.loads(run_tf(cwd, "ls", "--json").out)}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -37,14 +34,14 @@ def test_worktree_add_provisions_and_branch_delete_drops(tf_repo: Path) -> None:
     assert r.returncode == 0
     url = db_url(wt)
     assert url != db_url(tf_repo) and "@localhost:" in url and UNPROVISIONED not in url
-    row = _ls(tf_repo)["x"]
+    row = ls(tf_repo)["x"]
     assert (row["status"], row["origin"], row["parent"]) == ("ready", "post-checkout", "root")
     assert (tf_repo / ".env").read_bytes() == main_env
     assert "napi_test_secret" not in (wt / ".env").read_text()  # secret keys are not copied
 
     git(tf_repo, "worktree", "remove", str(wt))
     git(tf_repo, "branch", "-D", "x")
-    assert "x" not in _ls(tf_repo)
+    assert "x" not in ls(tf_repo)
     assert json.loads(run_tf(tf_repo, "gc", "--dry-run", "--json").out)["actions"] == []
 
 
@@ -55,11 +52,11 @@ def test_detached_worktree_is_named_from_its_directory_and_main_checkout_is_not_
     main_env = (tf_server_repo / ".env").read_bytes()
     d = tf_server_repo.parent / "d"
     git(tf_server_repo, "worktree", "add", "--detach", str(d))
-    row = _ls(tf_server_repo)["d"]
+    row = ls(tf_server_repo)["d"]
     assert (row["status"], row["branch"], row["path"]) == ("ready", None, str(d))
     assert UNPROVISIONED not in db_url(d) and db_url(d) != db_url(tf_server_repo)
     git(tf_server_repo, "checkout", "-q", "-b", "y")
-    assert set(_ls(tf_server_repo)) == {"root", "d"}
+    assert set(ls(tf_server_repo)) == {"root", "d"}
     assert (tf_server_repo / ".env").read_bytes() == main_env
 
 
@@ -70,14 +67,14 @@ def test_failed_provisioning_never_fails_git_and_sync_finishes(tf_server_repo: P
     assert r.returncode == 0, r.stderr
     assert "NOT provisioned" in r.stderr
     assert UNPROVISIONED in db_url(wt)
-    assert _ls(tf_server_repo)["f"]["status"] == "unprovisioned"
+    assert ls(tf_server_repo)["f"]["status"] == "unprovisioned"
     doctor = run_tf(tf_server_repo, "doctor", "--json", check=False)
     assert doctor.rc == 4  # exitcodes.FOUND: a check failed
     checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
     assert checks["unprovisioned"]["data"] == ["f"] and checks["unprovisioned"]["hint"] == "treefork sync f"
     run_tf(wt, "sync")
     run_tf(wt, "sync")  # idempotent
-    assert _ls(tf_server_repo)["f"]["status"] == "ready"
+    assert ls(tf_server_repo)["f"]["status"] == "ready"
     assert UNPROVISIONED not in db_url(wt) and db_url(wt) != db_url(tf_server_repo)
 
 
@@ -93,13 +90,12 @@ def test_rename_keeps_database(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install")
     wt = tf_server_repo.parent / "a"
     git(tf_server_repo, "worktree", "add", "-b", "a", str(wt))
-    before = _ls(tf_server_repo)["a"]
+    before = ls(tf_server_repo)["a"]
     git(wt, "branch", "-m", "a", "b")
-    deadline = time.monotonic() + 15
-    while (after := _ls(tf_server_repo)["a"])["branch"] != "b" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert after["branch"] == "b" and after["db_branch"] == before["db_branch"] and after["status"] == "ready"
-    assert json.loads(run_tf(tf_server_repo, "gc", "--dry-run", "--json").out)["actions"] == []
+    wait_until(lambda: ls(tf_server_repo)["a"]["branch"] == "b", "the registry following the rename", timeout=15)
+    after = ls(tf_server_repo)["a"]
+    assert after["db_branch"] == before["db_branch"] and after["status"] == "ready"
+    assert gc_dry(tf_server_repo) == []
 
 
 def test_parent_is_the_invoking_workspace(tf_server_repo: Path) -> None:
@@ -107,7 +103,7 @@ def test_parent_is_the_invoking_workspace(tf_server_repo: Path) -> None:
     a = tf_server_repo.parent / "pa"
     git(tf_server_repo, "worktree", "add", "-b", "pa", str(a))
     git(a, "worktree", "add", "-b", "pb", str(tf_server_repo.parent / "pb"))
-    rows = _ls(tf_server_repo)
+    rows = ls(tf_server_repo)
     # where the platform cannot tell which worktree git ran in (no process cwd), the rule's next step: the root
     assert rows["pb"]["parent"] == ("pa" if platform.can_inspect_processes() else rows["pa"]["parent"])
 
@@ -129,7 +125,7 @@ def test_foreign_hooks_are_chained_and_restored(tf_server_repo: Path) -> None:
     assert r.returncode == 0
     assert mark.read_text().split()[0] == "0" * 40
     assert "refs/heads/z" in Path(str(mark) + ".rt").read_text()  # the legacy hook got the full stdin
-    assert _ls(tf_server_repo)["z"]["status"] == "ready"
+    assert ls(tf_server_repo)["z"]["status"] == "ready"
     run_tf(tf_server_repo, "uninstall")
     assert (hooks / "post-checkout").read_bytes() == pc
     assert (hooks / "reference-transaction").read_bytes() == rt
@@ -152,7 +148,7 @@ def test_treeforks_own_git_changes_leave_its_hooks_standing_down(tf_server_repo:
     mark.unlink()
     git(tf_server_repo, "worktree", "add", "-q", "-b", "z", str(tf_server_repo.parent / "z"))
     assert "post-checkout unset" in mark.read_text().splitlines()
-    assert _ls(tf_server_repo)["z"]["status"] == "ready"
+    assert ls(tf_server_repo)["z"]["status"] == "ready"
 
 
 def test_legacy_exit_status_is_kept(tf_server_repo: Path) -> None:
@@ -162,7 +158,7 @@ def test_legacy_exit_status_is_kept(tf_server_repo: Path) -> None:
     run_tf(tf_server_repo, "install")
     r = git(tf_server_repo, "worktree", "add", "-b", "e", str(tf_server_repo.parent / "e"), check=False)
     assert r.returncode == 3
-    assert _ls(tf_server_repo)["e"]["status"] == "ready"  # our part ran anyway
+    assert ls(tf_server_repo)["e"]["status"] == "ready"  # our part ran anyway
 
 
 def test_absolute_hooks_path(tf_server_repo: Path, tmp_path: Path) -> None:
@@ -171,7 +167,7 @@ def test_absolute_hooks_path(tf_server_repo: Path, tmp_path: Path) -> None:
     out = json.loads(run_tf(tf_server_repo, "install", "--json").out)
     assert {d["path"] for d in out} == {str(shared / "post-checkout"), str(shared / "reference-transaction")}
     git(tf_server_repo, "worktree", "add", "-b", "hp", str(tf_server_repo.parent / "hp"))
-    assert _ls(tf_server_repo)["hp"]["status"] == "ready"
+    assert ls(tf_server_repo)["hp"]["status"] == "ready"
 
 
 def test_relative_hooks_path_is_refused(tf_server_repo: Path) -> None:
@@ -220,7 +216,7 @@ def test_one_parent_rule_code_and_data_start_from_the_same_place(tf_server_repo:
     z = Path(json.loads(run_tf(a, "new", "z", "--json").out)["path"])  # `new` inside feat-A
     git(a, "worktree", "add", "-q", "-b", "w", str(base / "w"))  # `git worktree add` inside feat-A
     git(tf_server_repo, "worktree", "add", "-q", "-b", "m", str(base / "m"))  # from main, at main's HEAD
-    rows = _ls(tf_server_repo)
+    rows = ls(tf_server_repo)
     for name, wt in (("x", base / "x"), ("y", base / "y"), ("z", z), ("w", base / "w")):
         assert rows[name]["parent"] == "feat-A", (name, rows[name])
         assert git(wt, "rev-parse", "HEAD").stdout.strip() == a_head and forked_from_a(wt)
@@ -240,5 +236,5 @@ def test_parent_rule_among_several_workspaces_at_the_start_commit(tf_server_repo
     git(tf_server_repo, "worktree", "add", "-q", "-b", "old", str(base / "old"), start)  # p's and q's HEAD, not main's
     git(base / "app.worktrees" / "q", "commit", "-q", "--allow-empty", "-m", "q moves on")
     git(tf_server_repo, "worktree", "add", "-q", "-b", "old2", str(base / "old2"), start)  # old's, p's and same's HEAD
-    rows = _ls(tf_server_repo)
+    rows = ls(tf_server_repo)
     assert (rows["same"]["parent"], rows["old"]["parent"], rows["old2"]["parent"]) == ("root", "p", "old")

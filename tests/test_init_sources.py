@@ -15,7 +15,9 @@ import pytest
 
 from conftest import ENV_SAMPLE, PgServer, db_url, run_tf
 from testing import in_process
-from tf_helpers import assert_one_line_error, cluster_dirs, new, registry
+from testing.cli import assert_one_line_error, new
+from testing.repo import registry
+from testing.server import cluster_dirs
 
 
 def _source_db(pg: PgServer, repo: Path) -> str:

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import as_sample_spells, git, run_tf
+from testing.cli import ls, new
 from testing.waits import wait_until
-from tf_helpers import ls, new
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt package: tmux)")
 
@@ -64,10 +63,7 @@ def test_agent_that_exits_shows_exited(tf_server_repo: Path, tmux_env, tmp_path:
     command = " ".join([sys.executable, "-c", json.dumps(AGENT), str(seen)])
     run_tf(tf_server_repo, "new", "a", "--agent", command, "--prompt", "0", env=tmux_env)
     wait_until(seen.exists, f"{seen} appearing")
-    deadline = time.monotonic() + 60
-    while ls(tf_server_repo)["a"]["agent"] != "exited":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: ls(tf_server_repo)["a"]["agent"] == "exited", "the agent's exit showing in ls")
 
 
 def test_without_tmux_the_workspace_is_still_made(tf_server_repo: Path, tmp_path: Path) -> None:
@@ -190,10 +186,8 @@ def test_ls_tells_each_workspaces_agent_apart_with_one_tmux_server(
     subprocess.run(["tmux", "new-session", "-d", "-s", "other-repo/idle", "sleep 30"], check=True)
     assert tmux.server_may_run()
     wait_until(Path(f"{seen}.2").exists, f"{Path(f'{seen}.2')} appearing")
-    deadline = time.monotonic() + 60
-    while (rows := ls(tf_server_repo))["done"]["agent"] != "exited":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: ls(tf_server_repo)["done"]["agent"] == "exited", "the finished agent's exit showing in ls")
+    rows = ls(tf_server_repo)
     assert (rows["busy"]["agent"], rows["idle"]["agent"], rows["root"]["agent"]) == ("running", "none", None)
     run_tf(tf_server_repo, "rm", "busy", "done", "--force")
     assert subprocess.run(["tmux", "has-session", "-t", "=other-repo/idle"]).returncode == 0

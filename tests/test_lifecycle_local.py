@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from testing.cli import popen_tf
+from testing.cli import new, popen_tf
 from testing.waits import wait_until
-from tf_helpers import new
 
 
 def _root_url(repo: Path) -> str:

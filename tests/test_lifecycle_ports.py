@@ -53,7 +53,7 @@ def test_ports_skip_bound_ones_stay_stable_and_are_freed_by_rm(tf_server_repo: P
 
 def test_finding_27_a_moved_worktree_keeps_its_ports(tf_server_repo: Path) -> None:
     """Ports belong to the workspace, not its path: after `git worktree move`, the next `new` gets others."""
-    from tf_helpers import ls
+    from testing.cli import ls
 
     repo = with_ports(tf_server_repo)
     env = {"TREEFORK_PORT_RANGE": "28550-28590"}

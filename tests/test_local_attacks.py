@@ -20,8 +20,10 @@ import psycopg
 import pytest
 
 from conftest import db_url, make_repo, run_tf
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import registry
+from testing.server import cluster_dirs, cluster_of, home
 from testing.waits import wait_until
-from tf_helpers import assert_one_line_error, cluster_dirs, cluster_of, gc_dry, home, ls, new, registry
 from treefork.backends.local.ports import has_ipv6_loopback
 
 IPV6 = has_ipv6_loopback()

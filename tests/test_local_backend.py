@@ -16,21 +16,10 @@ import psycopg
 import pytest
 
 from conftest import as_sample_spells, db_url, git, run_tf
-from tf_helpers import (
-    admin_conn,
-    assert_nothing_left,
-    assert_one_line_error,
-    can_connect,
-    cluster_dirs,
-    cluster_of,
-    gc_dry,
-    home,
-    ls,
-    new,
-    registry,
-    worktree_paths,
-    worktrees_dir,
-)
+from testing.checks import assert_nothing_left
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import registry, worktree_paths, worktrees_dir
+from testing.server import admin_conn, can_connect, cluster_dirs, cluster_of, home
 from treefork import platform
 
 

@@ -12,16 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import PgServer, as_sample_spells, db_url, run_tf
-from tf_helpers import (
-    assert_one_line_error,
-    branches,
-    gc_dry,
-    ls,
-    new,
-    registry,
-    worktree_paths,
-    worktrees_dir,
-)
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import branches, registry, worktree_paths, worktrees_dir
 from treefork.errors import FatalError
 from treefork.names import PG_MAX_IDENT_BYTES, WorkspaceName, db_name, root_db_name
 

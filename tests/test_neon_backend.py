@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,16 +9,13 @@ import pytest
 
 from conftest import db_url, git
 from neon_fake import PROJECT, FakeNeon, neon_env
+from testing.repo import registry
 
 pytest_plugins = ["conftest_neon"]
 
 
 def _wt(out: str) -> Path:
     return Path(out.strip().splitlines()[-1])
-
-
-def _registry(repo: Path) -> dict:
-    return json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
 
 
 def test_new_and_fork_use_neon_parents_and_both_urls(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
@@ -34,7 +30,7 @@ def test_new_and_fork_use_neon_parents_and_both_urls(neon_repo: Path, tf_neon, f
     assert f"@{ep}." in db_url(b, "DIRECT_URL")
     assert fake_neon.projects[PROJECT].passwords[names["b"]] in db_url(b)
     assert db_url(a) != db_url(b)
-    reg = _registry(neon_repo)
+    reg = registry(neon_repo)
     assert reg["workspaces"]["b"]["db_id"] == names["b"]
     tf_neon(neon_repo, "rm", "b")
     tf_neon(neon_repo, "rm", "a")
@@ -49,7 +45,7 @@ def test_retry_storms_leave_nothing_orphaned(neon_repo: Path, tf_neon, fake_neon
     for name in ("b", "c"):
         tf_neon(neon_repo, "new", name)
     fake_neon.fault_rate = 0.0
-    reg = _registry(neon_repo)
+    reg = registry(neon_repo)
     assert {w["db_branch"]: w["db_id"] for w in reg["workspaces"].values()} == fake_neon.branch_names(PROJECT)
     assert sum(1 for _, p in fake_neon.log if p.endswith("/branches") and _ == "POST") >= 3
     fake_neon.fault_rate = 0.3
@@ -59,18 +55,18 @@ def test_retry_storms_leave_nothing_orphaned(neon_repo: Path, tf_neon, fake_neon
 
 
 def test_409_adopts_our_branch_and_refuses_a_foreign_one(neon_repo: Path, tf_neon, fake_neon: FakeNeon) -> None:
-    repo_id = _registry(neon_repo)["repo_id"]
+    repo_id = registry(neon_repo)["repo_id"]
     ours = fake_neon.add_foreign_branch(
         PROJECT, "mine", annotation={"treefork": "1", "treefork_repo": repo_id, "treefork_workspace": "mine"}
     )
     # the registry does not know it (a crash after the POST): find_branch_or_none adopts it, no second branch
     tf_neon(neon_repo, "new", "mine")
-    assert _registry(neon_repo)["workspaces"]["mine"]["db_id"] == ours["id"]
+    assert registry(neon_repo)["workspaces"]["mine"]["db_id"] == ours["id"]
     fake_neon.add_foreign_branch(PROJECT, "theirs")
     r = tf_neon(neon_repo, "new", "theirs", check=False)
     assert r.rc == 1
     assert "a Neon branch named theirs already exists and treefork did not create it" in r.err
-    assert "theirs" not in _registry(neon_repo)["workspaces"]
+    assert "theirs" not in registry(neon_repo)["workspaces"]
     assert not (neon_repo.parent / "app.worktrees" / "theirs").exists()
 
 

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
+from testing.cli import new
 from testing.older_server import OlderServer, bin_dir, older_server
-from tf_helpers import new
 
 PG15 = bin_dir(15)
 POSTGIS_15 = Path("/usr/share/postgresql/15/extension/postgis.control")

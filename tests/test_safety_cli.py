@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import assert_one_line_error, branches, ls, new
+from testing.cli import assert_one_line_error, ls, new
+from testing.repo import branches
 
 
 def write_row(url: str) -> None:

@@ -9,7 +9,7 @@ import psycopg
 from dotenv import dotenv_values
 
 from conftest import ENV_SAMPLE, git, make_repo, run_tf
-from tf_helpers import assert_one_line_error, ls
+from testing.cli import assert_one_line_error, ls
 
 PARENT = "postgresql://me:pw@localhost:5432/app_dev"
 MAIN_ENV = (

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import git, run_tf
+from testing.cli import assert_one_line_error, ls
 from testing.loopback import LoopbackHTTP
-from tf_helpers import assert_one_line_error, ls
 
 needs_mounts = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a private mount"

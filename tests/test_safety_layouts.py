@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from conftest import PgServer, db_url, git, make_repo, run_tf
-from tf_helpers import assert_one_line_error, gc_dry, ls, new
+from testing.cli import assert_one_line_error, gc_dry, ls, new
 
 
 def bare_layout(tmp_path: Path) -> tuple[Path, Path]:

@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from conftest import as_sample_spells, db_url, git, run_tf
-from tf_helpers import assert_one_line_error, branches, cluster_of, gc_dry, home, ls, new, registry, worktree_paths
+from testing.cli import assert_one_line_error, gc_dry, ls, new
+from testing.repo import branches, registry, worktree_paths
+from testing.server import cluster_of, home
 
 
 def write_row(url: str, value: str = "precious") -> None:

@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from conftest import db_url, git, run_tf
+from testing.cli import new
 from testing.older_server import OlderServer, older_server
-from tf_helpers import new
 
 
 @pytest.fixture(scope="module")

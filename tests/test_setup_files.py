@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import db_url, git, run_tf
-from tf_helpers import can_connect, ls
+from testing.cli import ls
+from testing.server import can_connect
 
 SHELL = shutil.which("zsh") or "/bin/sh"  # Conductor runs its scripts with zsh
 

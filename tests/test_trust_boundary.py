@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from conftest import run_tf
-from tf_helpers import admin_conn, assert_one_line_error, cluster_of, home, new
+from testing.cli import assert_one_line_error, new
+from testing.server import admin_conn, cluster_of, home
 from treefork.backends.local.ports import loopbacks
 
 SCRAM = re.compile(rb"SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")

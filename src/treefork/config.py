@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treefork.dbsettings import Family, prefix_family
+from treefork.dbfamilies import Family, prefix_family
 from treefork.errors import FatalError
 
 CONFIG_FILE = "treefork.toml"
@@ -199,7 +199,7 @@ def _check_variables(path: Path, values: dict[str, Any], families: tuple[Family,
                 "database URL or a port into it",
                 hint=example,
             )
-    from treefork.dbsettings import database_vars
+    from treefork.dbfamilies import database_vars
 
     taken = database_vars(families) | {values["url_var"], values["direct_url_var"]} - {""}
     clash = [n for n in values["ports"] if isinstance(n, str) and n in taken]

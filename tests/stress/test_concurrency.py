@@ -10,10 +10,10 @@ import pytest
 from dotenv import dotenv_values
 
 from conftest import run_tf
-from testing.cli import ls, new
-from testing.repo import app_ports, ports_repo
-
-from .conftest import assert_consistent, assert_empty, git_worktrees, last_line, marked_databases, popen_tf
+from testing.checks import assert_consistent, assert_empty
+from testing.cli import last_line, ls, new, popen_tf
+from testing.repo import app_ports, git_worktrees, ports_repo
+from testing.server import marked_databases
 
 pytestmark = pytest.mark.stress
 

@@ -15,19 +15,10 @@ import psycopg
 import pytest
 
 from conftest import db_url, run_tf
-from testing.checks import assert_nothing_left
-from testing.cli import assert_one_line_error
-
-from .conftest import (
-    assert_consistent,
-    assert_empty,
-    cluster_records,
-    git_worktrees,
-    home,
-    ls_json,
-    marked_databases,
-    popen_tf,
-)
+from testing.checks import assert_consistent, assert_empty, assert_nothing_left
+from testing.cli import assert_one_line_error, ls_json, popen_tf
+from testing.repo import git_worktrees
+from testing.server import cluster_records, home, marked_databases
 
 pytestmark = pytest.mark.stress
 

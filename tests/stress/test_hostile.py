@@ -20,19 +20,10 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from conftest import ENV_SAMPLE, git, make_repo, run_tf
-
-from .conftest import (
-    assert_clear_error,
-    assert_consistent,
-    assert_empty,
-    db_branch_of,
-    git_worktrees,
-    ls_json,
-    marked_databases,
-    registry_file,
-    root_cluster,
-    unmarked_databases,
-)
+from testing.checks import assert_consistent, assert_empty
+from testing.cli import assert_clear_error, ls_json
+from testing.repo import git_worktrees, registry_file
+from testing.server import db_branch_of, marked_databases, root_cluster, unmarked_databases
 
 pytestmark = pytest.mark.stress
 
@@ -174,8 +165,25 @@ def test_names_that_slug_alike_get_distinct_databases(shared: Path) -> None:
     _undamaged(shared, env_before)
 
 
-def test_after_all_hostile_names_gc_finds_nothing(shared: Path) -> None:
-    _undamaged(shared, (shared / ".env").read_bytes())
+def test_gc_collects_odd_names_whose_worktrees_are_gone_and_then_finds_nothing(tf_repo: Path) -> None:
+    """Every accepted odd name, in a repository of this test's own: half removed by `rm`, half by git behind
+    treefork's back; gc collects exactly the second half, then finds nothing. (It once checked the module's
+    shared repository "after all" the other cases, which only their order made true: run alone, or first on
+    an xdist worker, it checked an untouched repository.)"""
+    env_before = (tf_repo / ".env").read_bytes()
+    names = [*ACCEPTED_NAMES, "feature/auth", "feature-auth", "feature_auth", "Feature-Auth"]
+    for name in names:
+        run_tf(tf_repo, "new", name)
+    rows = {r["name"]: r for r in assert_consistent(tf_repo, env_before)}
+    removed, behind = names[::2], names[1::2]
+    run_tf(tf_repo, "rm", *removed)
+    for name in behind:
+        git(tf_repo, "worktree", "remove", "--force", rows[name]["path"])
+    planned = json.loads(run_tf(tf_repo, "gc", "--dry-run", "--json").out)["actions"]
+    assert sorted((a["name"], a["db_branch"]) for a in planned) == sorted((n, rows[n]["db_branch"]) for n in behind)
+    run_tf(tf_repo, "gc")
+    assert_empty(tf_repo)
+    _undamaged(tf_repo, env_before)
 
 
 # ---- env files --------------------------------------------------------------------------------

@@ -17,11 +17,10 @@ import pytest
 
 from conftest import db_url, git, run_tf
 from testing.checks import assert_consistent, assert_empty
-from testing.cli import popen_tf
+from testing.cli import new, popen_tf
 from testing.repo import registry
 from testing.server import home, repo_id
 from testing.waits import wait_until
-from tf_helpers import new
 
 pytestmark = pytest.mark.stress
 

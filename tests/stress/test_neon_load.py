@@ -3,7 +3,6 @@ answering 20% of requests with 429/423/503: every create succeeds and nothing is
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from conftest import git
 from neon_fake import PROJECT, FakeNeon, neon_env
+from testing.repo import registry
 
 pytest_plugins = ["conftest_neon"]
 pytestmark = pytest.mark.stress
@@ -37,10 +37,6 @@ def _finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
     return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
 
 
-def _registry(repo: Path) -> dict:
-    return json.loads((repo / ".git" / "treefork" / "registry.json").read_text())
-
-
 def _worktrees(repo: Path) -> set[str]:
     out = git(repo, "worktree", "list", "--porcelain").stdout
     return {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")} - {str(repo)}
@@ -53,7 +49,7 @@ def test_parallel_new_and_rm_under_a_rate_limit_storm(neon_repo: Path, fake_neon
     failures = [(n, rc, err) for n, (rc, err) in zip(names, results, strict=True) if rc != 0]
     assert not failures, failures
 
-    reg = _registry(neon_repo)["workspaces"]
+    reg = registry(neon_repo)["workspaces"]
     assert set(reg) == set(names)
     assert {w["db_branch"]: w["db_id"] for w in reg.values()} == fake_neon.branch_names(PROJECT)
     assert _worktrees(neon_repo) == {w["path"] for w in reg.values()}
@@ -69,6 +65,6 @@ def test_parallel_new_and_rm_under_a_rate_limit_storm(neon_repo: Path, fake_neon
     failures = [(n, rc, err) for n, (rc, err) in zip(names, results, strict=True) if rc != 0]
     fake_neon.fault_rate = 0.0
     assert not failures, failures
-    assert _registry(neon_repo)["workspaces"] == {}
+    assert registry(neon_repo)["workspaces"] == {}
     assert fake_neon.branch_names(PROJECT) == {}
     assert _worktrees(neon_repo) == set()

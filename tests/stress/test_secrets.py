@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from conftest import run_tf
-
-from .conftest import cluster_records, home, ls_json, root_cluster
+from testing.cli import ls_json
+from testing.server import cluster_records, home, root_cluster
 
 pytestmark = pytest.mark.stress
 

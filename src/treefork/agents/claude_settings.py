@@ -98,10 +98,7 @@ def _change(*, install: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
             groups = jsonfile.without_commands(hooks.get(event), is_ours)
             if install:
                 groups.append({"hooks": [{"type": "command", "command": hook_command(verb), "timeout": TIMEOUT}]})
-            if groups:
-                hooks[event] = groups
-            else:
-                hooks.pop(event, None)
+            jsonfile.put_or_drop(hooks, event, groups)
         if not hooks:
             data.pop("hooks")
         return data

@@ -65,6 +65,15 @@ def without_commands(groups: Any, is_ours: Any) -> list[Any]:
     return kept
 
 
+def put_or_drop(data: dict[str, Any], key: str, value: Any) -> None:
+    """data[key] = value while value has content; an empty value takes the key out, so that uninstalling leaves
+    no empty entry behind in the agent's settings file."""
+    if value:
+        data[key] = value
+    else:
+        data.pop(key, None)
+
+
 def action(*, changed: bool) -> str:
     """What an install did to a settings file, as `install --json` reports it."""
     return "installed" if changed else "unchanged"

@@ -41,14 +41,8 @@ def _change(*, install: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
         groups = jsonfile.without_commands(hooks.get(EVENT), launcher.is_ours)
         if install:
             groups.append({"hooks": [{"type": "command", "command": launcher.COMMAND, "name": "treefork"}]})
-        if groups:
-            hooks[EVENT] = groups
-        else:
-            hooks.pop(EVENT, None)
-        if hooks:
-            data["hooks"] = hooks
-        else:
-            data.pop("hooks", None)
+        jsonfile.put_or_drop(hooks, EVENT, groups)
+        jsonfile.put_or_drop(data, "hooks", hooks)
         return data
 
     return change

@@ -137,15 +137,8 @@ def _conductor_change(*, install: bool) -> Callable[[dict[str, Any]], dict[str, 
         scripts: dict[str, Any] = found if isinstance(found, dict) else {}
         for key, ours in (("setup", SETUP), ("archive", TEARDOWN)):
             lines = _lines_without_ours(scripts.get(key))
-            text = "\n".join([ours, *lines] if install else lines)
-            if text:
-                scripts[key] = text
-            else:
-                scripts.pop(key, None)
-        if scripts:
-            data["scripts"] = scripts
-        else:
-            data.pop("scripts", None)
+            jsonfile.put_or_drop(scripts, key, "\n".join([ours, *lines] if install else lines))
+        jsonfile.put_or_drop(data, "scripts", scripts)
         return data
 
     return change

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from treefork import backends, dbsettings, envfile, git, output, shapes
+from treefork import backends, dbfamilies, dbsettings, envfile, git, output, shapes
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
 from treefork.context import Context
@@ -215,7 +215,7 @@ def _main_database(ctx: Context) -> MainDatabase:
     for var in (url_var, ctx.config.direct_url_var, *envbuild.DIRECT_URL_VARS, *envbuild.POOLED_URL_VARS):
         if var and dbsettings.parse(env.get(var)):
             return MainDatabase(dbsettings.libpq_url(env[var] or ""), where=var)
-    for family in dbsettings.families(ctx.config.database_parts, env):
+    for family in dbfamilies.families(ctx.config.database_parts, env):
         parts = family.values(env)
         register(parts.get("password"))
         if parts.get("host") is not None or parts.get("dbname") is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from treefork import dbsettings, envfile
+from treefork import dbfamilies, dbsettings, envfile
 from treefork.backends.base import Connection
 from treefork.config import Config
 from treefork.errors import FatalError
@@ -22,7 +22,7 @@ def template_text(repo: Repo, config: Config) -> str:
     return ""
 
 
-# Variables that name a database (dbsettings); split settings (PGHOST, POSTGRES_DB, ...) are dbsettings' families.
+# Variables that name a database (dbsettings); split settings (PGHOST, POSTGRES_DB, ...) are dbfamilies'.
 POOLED_URL_VARS = dbsettings.POOLED_URL_VARS
 DIRECT_URL_VARS = dbsettings.DIRECT_URL_VARS
 _DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
@@ -47,7 +47,7 @@ def database_updates(
     url = conn.url if conn else envfile.UNPROVISIONED_URL
     direct = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
     present = envfile.values(base)
-    families = dbsettings.families(config.database_parts, present)
+    families = dbfamilies.families(config.database_parts, present)
     parents = {f.target(present) for f in families}
     known = (*POOLED_URL_VARS, *DIRECT_URL_VARS, config.url_var, config.direct_url_var)
     parents |= {t for k, v in present.items() if k in known and (t := dbsettings.url_target(v))}
@@ -69,7 +69,7 @@ def database_updates(
         elif key in _DIRECT_HOST_VARS:
             updates[key] = _host(direct) if conn else envfile.UNPROVISIONED_HOST
     for family in families:
-        updates.update(dbsettings.family_updates(family, present, url if conn else None))
+        updates.update(dbfamilies.family_updates(family, present, url if conn else None))
     point(config.url_var, url)
     if config.direct_url_var:
         point(config.direct_url_var, direct)

@@ -6,6 +6,16 @@ from __future__ import annotations
 from treefork.backends.base import Backend, BackendContext
 
 
+class LocalTraits:
+    """What the local backend answers, whichever way it makes branches (clusters.py or template.py): a branch
+    with children can be dropped, none expires, and connecting costs nothing."""
+
+    name = "local"
+    leaf_delete_only = False
+    supports_ttl = False
+    wakes_on_connect = False
+
+
 def open_local(ctx: BackendContext) -> Backend:
     if ctx.settings.get("external"):
         from treefork.backends.local.template import TemplateBackend

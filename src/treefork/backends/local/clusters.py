@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from treefork import debug, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import binaries, fork, libpq
+from treefork.backends.local import LocalTraits, binaries, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     CREATING,
@@ -35,12 +35,7 @@ from treefork.errors import BackendError, FatalError
 ROLE_WAIT = 5.0
 
 
-class ClusterBackend:
-    name = "local"
-    leaf_delete_only = False
-    supports_ttl = False
-    wakes_on_connect = False
-
+class ClusterBackend(LocalTraits):
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
         self.store = ClusterStore(_home(ctx))

@@ -32,7 +32,7 @@ from treefork.backends.base import (
     DbBranch,
     ServedElsewhere,
 )
-from treefork.backends.local import libpq
+from treefork.backends.local import LocalTraits, libpq
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.background import Background
 from treefork.errors import BackendError, FatalError, ParentBusyError
@@ -68,12 +68,7 @@ class ServerInfo:
         }
 
 
-class TemplateBackend(ServedElsewhere):
-    name = "local"
-    leaf_delete_only = False
-    supports_ttl = False
-    wakes_on_connect = False
-
+class TemplateBackend(LocalTraits, ServedElsewhere):
     def __init__(self, ctx: BackendContext) -> None:
         self.ctx = ctx
         self._server: ServerInfo | None = None

@@ -206,42 +206,34 @@ class NeonApi:
     def _error(self, response: httpx.Response, method: str, path: str, *, gave_up: int = 0) -> NeonApiError:
         status = response.status_code
         code, text = _general_error(response)
-        where = f"{method} {path}"
+        message, hint = self._explained(status, text, method, path, gave_up=gave_up)
+        return NeonApiError(message, status=status, code=code, hint=hint)
+
+    def _explained(self, status: int, text: str, method: str, path: str, *, gave_up: int) -> tuple[str, str]:
+        """What a failed request says to the user, and the fix: by the key's source for 401 and 403."""
         if status == 401:
-            return NeonApiError(
+            return (
                 f"{self.key.source} was rejected by Neon (401)",
-                status=status,
-                code=code,
-                hint="create a new API key in the Neon console (Account settings > API keys) and put it there",
+                "create a new API key in the Neon console (Account settings > API keys) and put it there",
             )
         if status == 403:
-            return NeonApiError(
+            return (
                 f"{self.key.source} is not allowed to do this (403): {text}",
-                status=status,
-                code=code,
-                hint="use a key of the organisation that owns the project",
+                "use a key of the organisation that owns the project",
             )
         match = _PROJECT_PATH.match(path)
         if status == 404 and match:
-            return NeonApiError(
+            return (
                 f"Neon project {match.group(1)} not found",
-                status=status,
-                code=code,
-                hint="check the project id (treefork init --backend neon --project-id ...) and that the key can see it",
+                "check the project id (treefork init --backend neon --project-id ...) and that the key can see it",
             )
+        where = f"{method} {path}"
         if gave_up:
-            return NeonApiError(
+            return (
                 f"Neon kept answering {status} to {where} after {gave_up} attempts: {text}",
-                status=status,
-                code=code,
-                hint="Neon is busy or rate-limiting (700 requests/min); wait a minute and retry",
+                "Neon is busy or rate-limiting (700 requests/min); wait a minute and retry",
             )
-        return NeonApiError(
-            f"Neon API error {status} on {where}: {text}",
-            status=status,
-            code=code,
-            hint="see the message; retry if it looks transient",
-        )
+        return f"Neon API error {status} on {where}: {text}", "see the message; retry if it looks transient"
 
 
 def _general_error(response: httpx.Response) -> tuple[str, str]:

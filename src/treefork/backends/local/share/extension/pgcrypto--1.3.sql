@@ -129,153 +129,50 @@ AS $$SELECT pg_catalog.gen_random_uuid()$$
 LANGUAGE sql VOLATILE PARALLEL SAFE;
 
 -- Not provided: each raises feature_not_supported with the fix, so that a schema that names them (a view, a
--- default, a function) still restores.
-CREATE FUNCTION crypt(text, text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide crypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION gen_salt(text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide gen_salt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION gen_salt(text, int4)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide gen_salt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION encrypt(bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide encrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION decrypt(bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION encrypt_iv(bytea, bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide encrypt_iv(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION decrypt_iv(bytea, bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide decrypt_iv(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_encrypt(text, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_encrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_encrypt_bytea(bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_encrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_encrypt(text, text, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_encrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_encrypt_bytea(bytea, text, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_encrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_decrypt(bytea, text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_decrypt_bytea(bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_decrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_decrypt(bytea, text, text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_sym_decrypt_bytea(bytea, text, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_sym_decrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_encrypt(text, bytea)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_encrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_encrypt_bytea(bytea, bytea)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_encrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_encrypt(text, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_encrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_encrypt_bytea(bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_encrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt(bytea, bytea)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt_bytea(bytea, bytea)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt(bytea, bytea, text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt_bytea(bytea, bytea, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt(bytea, bytea, text, text)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_pub_decrypt_bytea(bytea, bytea, text, text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_pub_decrypt_bytea(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_key_id(bytea)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_key_id(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION armor(bytea)
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide armor(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION armor(bytea, text[], text[])
-RETURNS text
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide armor(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION dearmor(text)
-RETURNS bytea
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide dearmor(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pgp_armor_headers(text, key OUT text, value OUT text)
-RETURNS SETOF record
-AS $$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'treefork''s compatibility pgcrypto does not provide pgp_armor_headers(): use a PostgreSQL server that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md'; END$$
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE;
+-- default, a function) still restores. One body for all, each function with contrib/pgcrypto 1.3's own
+-- signature, result and volatility (a function's default, VOLATILE, where contrib's says none).
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        ('crypt', 'text, text', 'text', 'IMMUTABLE'),
+        ('gen_salt', 'text', 'text', 'VOLATILE'),
+        ('gen_salt', 'text, int4', 'text', 'VOLATILE'),
+        ('encrypt', 'bytea, bytea, text', 'bytea', 'IMMUTABLE'),
+        ('decrypt', 'bytea, bytea, text', 'bytea', 'IMMUTABLE'),
+        ('encrypt_iv', 'bytea, bytea, bytea, text', 'bytea', 'IMMUTABLE'),
+        ('decrypt_iv', 'bytea, bytea, bytea, text', 'bytea', 'IMMUTABLE'),
+        ('pgp_sym_encrypt', 'text, text', 'bytea', 'VOLATILE'),
+        ('pgp_sym_encrypt_bytea', 'bytea, text', 'bytea', 'VOLATILE'),
+        ('pgp_sym_encrypt', 'text, text, text', 'bytea', 'VOLATILE'),
+        ('pgp_sym_encrypt_bytea', 'bytea, text, text', 'bytea', 'VOLATILE'),
+        ('pgp_sym_decrypt', 'bytea, text', 'text', 'IMMUTABLE'),
+        ('pgp_sym_decrypt_bytea', 'bytea, text', 'bytea', 'IMMUTABLE'),
+        ('pgp_sym_decrypt', 'bytea, text, text', 'text', 'IMMUTABLE'),
+        ('pgp_sym_decrypt_bytea', 'bytea, text, text', 'bytea', 'IMMUTABLE'),
+        ('pgp_pub_encrypt', 'text, bytea', 'bytea', 'VOLATILE'),
+        ('pgp_pub_encrypt_bytea', 'bytea, bytea', 'bytea', 'VOLATILE'),
+        ('pgp_pub_encrypt', 'text, bytea, text', 'bytea', 'VOLATILE'),
+        ('pgp_pub_encrypt_bytea', 'bytea, bytea, text', 'bytea', 'VOLATILE'),
+        ('pgp_pub_decrypt', 'bytea, bytea', 'text', 'IMMUTABLE'),
+        ('pgp_pub_decrypt_bytea', 'bytea, bytea', 'bytea', 'IMMUTABLE'),
+        ('pgp_pub_decrypt', 'bytea, bytea, text', 'text', 'IMMUTABLE'),
+        ('pgp_pub_decrypt_bytea', 'bytea, bytea, text', 'bytea', 'IMMUTABLE'),
+        ('pgp_pub_decrypt', 'bytea, bytea, text, text', 'text', 'IMMUTABLE'),
+        ('pgp_pub_decrypt_bytea', 'bytea, bytea, text, text', 'bytea', 'IMMUTABLE'),
+        ('pgp_key_id', 'bytea', 'text', 'IMMUTABLE'),
+        ('armor', 'bytea', 'text', 'IMMUTABLE'),
+        ('armor', 'bytea, text[], text[]', 'text', 'IMMUTABLE'),
+        ('dearmor', 'text', 'bytea', 'IMMUTABLE'),
+        ('pgp_armor_headers', 'text, key OUT text, value OUT text', 'SETOF record', 'IMMUTABLE')
+    ) AS lacking(name, args, result, volatility) LOOP
+        EXECUTE pg_catalog.format('CREATE FUNCTION %I(%s) RETURNS %s AS %L LANGUAGE plpgsql %s STRICT PARALLEL SAFE',
+            f.name, f.args, f.result,
+            pg_catalog.format('BEGIN RAISE EXCEPTION USING ERRCODE = ''feature_not_supported'', MESSAGE = %L; END',
+                pg_catalog.format('treefork''s compatibility pgcrypto does not provide %s(): use a PostgreSQL server '
+                    'that has the real pgcrypto (treefork init --server-url URL); see docs/extensions.md', f.name)),
+            f.volatility);
+    END LOOP;
+END
+$do$;

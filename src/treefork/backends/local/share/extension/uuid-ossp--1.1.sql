@@ -4,37 +4,36 @@
 
 \echo Use '''CREATE EXTENSION "uuid-ossp"''' to load this file. \quit
 
-CREATE FUNCTION uuid_nil()
-RETURNS uuid
-AS $$SELECT '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid$$
-IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE;
-
-CREATE FUNCTION uuid_ns_dns()
-RETURNS uuid
-AS $$SELECT '6ba7b810-9dad-11d1-80b4-00c04fd430c8'::pg_catalog.uuid$$
-IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE;
-
-CREATE FUNCTION uuid_ns_url()
-RETURNS uuid
-AS $$SELECT '6ba7b811-9dad-11d1-80b4-00c04fd430c8'::pg_catalog.uuid$$
-IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE;
-
-CREATE FUNCTION uuid_ns_oid()
-RETURNS uuid
-AS $$SELECT '6ba7b812-9dad-11d1-80b4-00c04fd430c8'::pg_catalog.uuid$$
-IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE;
-
-CREATE FUNCTION uuid_ns_x500()
-RETURNS uuid
-AS $$SELECT '6ba7b814-9dad-11d1-80b4-00c04fd430c8'::pg_catalog.uuid$$
-IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE;
+-- The nil UUID and RFC 9562's namespaces, each a constant.
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        ('uuid_nil', '00000000-0000-0000-0000-000000000000'),
+        ('uuid_ns_dns', '6ba7b810-9dad-11d1-80b4-00c04fd430c8'),
+        ('uuid_ns_url', '6ba7b811-9dad-11d1-80b4-00c04fd430c8'),
+        ('uuid_ns_oid', '6ba7b812-9dad-11d1-80b4-00c04fd430c8'),
+        ('uuid_ns_x500', '6ba7b814-9dad-11d1-80b4-00c04fd430c8')
+    ) AS constants(name, value) LOOP
+        EXECUTE pg_catalog.format('CREATE FUNCTION %I() RETURNS uuid AS %L IMMUTABLE STRICT LANGUAGE sql PARALLEL SAFE',
+            f.name, pg_catalog.format('SELECT %L::pg_catalog.uuid', f.value));
+    END LOOP;
+END
+$do$;
 
 -- Version 1: the time in 100 ns steps since 1582-10-15 (clock_timestamp() has microseconds), a random
 -- 14-bit clock sequence and a random node with the multicast bit set (RFC 9562 6.10: a node that is not a
 -- MAC address). The random bits are gen_random_uuid()'s, which come from pg_strong_random().
-CREATE FUNCTION uuid_generate_v1()
-RETURNS uuid
-AS $$
+-- uuid_generate_v1mc() is version 1 with a random multicast, locally administered node, as uuid-ossp's own
+-- makes it: 0x03 in the node's first octet where v1 sets 0x01, their one difference (bits, below).
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES ('uuid_generate_v1', 1), ('uuid_generate_v1mc', 3)) AS node(name, bits) LOOP
+        EXECUTE pg_catalog.format('CREATE FUNCTION %I() RETURNS uuid AS %L VOLATILE STRICT LANGUAGE plpgsql PARALLEL SAFE',
+            f.name, pg_catalog.format($body$
 DECLARE
     t bigint := (EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 10000000)::bigint + 122192928000000000;
     r bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
@@ -43,30 +42,13 @@ BEGIN
         || pg_catalog.lpad(pg_catalog.to_hex((t >> 32) & 65535), 4, '0')
         || pg_catalog.lpad(pg_catalog.to_hex(((t >> 48) & 4095) | 4096), 4, '0')
         || pg_catalog.lpad(pg_catalog.to_hex(((pg_catalog.get_byte(r, 8) & 63) | 128) * 256 + pg_catalog.get_byte(r, 9)), 4, '0')
-        || pg_catalog.lpad(pg_catalog.to_hex(pg_catalog.get_byte(r, 0) | 1), 2, '0')
+        || pg_catalog.lpad(pg_catalog.to_hex(pg_catalog.get_byte(r, 0) | %s), 2, '0')
         || pg_catalog.encode(pg_catalog.substr(r, 2, 5), 'hex'))::pg_catalog.uuid;
 END
-$$
-VOLATILE STRICT LANGUAGE plpgsql PARALLEL SAFE;
-
--- Version 1 with a random multicast, locally administered node (0x03 in its first octet), as uuid-ossp's
--- own uuid_generate_v1mc() makes it.
-CREATE FUNCTION uuid_generate_v1mc()
-RETURNS uuid
-AS $$
-DECLARE
-    t bigint := (EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 10000000)::bigint + 122192928000000000;
-    r bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
-BEGIN
-    RETURN (pg_catalog.lpad(pg_catalog.to_hex(t & 4294967295), 8, '0')
-        || pg_catalog.lpad(pg_catalog.to_hex((t >> 32) & 65535), 4, '0')
-        || pg_catalog.lpad(pg_catalog.to_hex(((t >> 48) & 4095) | 4096), 4, '0')
-        || pg_catalog.lpad(pg_catalog.to_hex(((pg_catalog.get_byte(r, 8) & 63) | 128) * 256 + pg_catalog.get_byte(r, 9)), 4, '0')
-        || pg_catalog.lpad(pg_catalog.to_hex(pg_catalog.get_byte(r, 0) | 3), 2, '0')
-        || pg_catalog.encode(pg_catalog.substr(r, 2, 5), 'hex'))::pg_catalog.uuid;
+$body$, f.bits));
+    END LOOP;
 END
-$$
-VOLATILE STRICT LANGUAGE plpgsql PARALLEL SAFE;
+$do$;
 
 -- Version 3: MD5 of the namespace's 16 bytes and the name's bytes (in the database's encoding, as the C
 -- version reads them), version and variant bits set.
