@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "agents": {},
     "database_parts": [],
     "migration_dirs": [],
+    "require_auth": False,
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -53,6 +54,8 @@ DOCS: dict[str, str] = {
     "host/port/user/password/database = variable name(s)",
     "migration_dirs": "folders of numbered migration files that collision checks read besides the ones they find "
     "themselves (Django, Alembic, Flyway, Rails, Prisma, `migrations/`), e.g. ['db/sql']",
+    "require_auth": "add require_auth=scram-sha-256 (PGREQUIREAUTH) to the local database's settings written for "
+    "libpq clients, so they never send the password to a program squatting a stopped cluster's port",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
@@ -79,6 +82,7 @@ class Config:
     neon: dict[str, Any] = field(default_factory=dict)
     database_parts: tuple[Family, ...] = ()
     migration_dirs: tuple[str, ...] = ()
+    require_auth: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
     def env_path(self, worktree: Path | str) -> Path:
@@ -138,6 +142,7 @@ def load(main_root: Path) -> Config:
         neon={**NEON_DEFAULTS, **neon_raw},
         database_parts=families,
         migration_dirs=_folders(path, values["migration_dirs"]),
+        require_auth=values["require_auth"],
         sources=sources,
     )
 

@@ -226,6 +226,26 @@ def _with_backend_params(kept: list[str], old: PgUrl, new: PgUrl, *, var: str, n
     return out
 
 
+SCRAM_ONLY = "require_auth=scram-sha-256"
+LIBPQ_FAMILY = "libpq (PG*)"
+
+
+def requiring_scram(url: str) -> str:
+    """url with `require_auth=scram-sha-256` (treefork.toml's `require_auth`), when it names a database on this
+    machine and says nothing of require_auth yet: libpq (>= 16) then hangs up on a server that asks for the
+    password itself, a program squatting a stopped cluster's port. retarget carries it into the app's own
+    spelling for the clients that hand the query string to libpq only (`_with_backend_params`)."""
+    u = parse(url)
+    if u is None or not is_loopback(u.host) or u.param("require_auth") is not None:
+        return url
+    return _with_param(url, SCRAM_ONLY)
+
+
+def _with_param(url: str, piece: str) -> str:
+    head, hash_, fragment = url.partition("#")
+    return head + ("&" if "?" in head else "?") + piece + hash_ + fragment
+
+
 # ---- split settings --------------------------------------------------------------------------------------
 
 PARTS = ("host", "port", "user", "password", "dbname")
@@ -283,7 +303,7 @@ def _family(name: str, prefix: str, **suffixes: tuple[str, ...]) -> Family:
 
 BUILTIN_FAMILIES = (
     _family(
-        "libpq (PG*)",
+        LIBPQ_FAMILY,
         "PG",
         host=("HOST",),
         port=("PORT",),
