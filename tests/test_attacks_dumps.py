@@ -33,9 +33,7 @@ def test_a_dump_killed_with_kill_9_leaves_a_passfile_that_gc_removes(tf_repo: Pa
     assert leftovers(tmp_path) == []
 
 
-def test_a_dump_killed_with_kill_9_leaves_a_passfile_that_the_next_dump_removes(
-    tf_repo: Path, tmp_path: Path
-) -> None:
+def test_a_dump_killed_with_kill_9_leaves_a_passfile_that_the_next_dump_removes(tf_repo: Path, tmp_path: Path) -> None:
     env = {"TMPDIR": str(tmp_path)}
     new(tf_repo, "a")
     kill_mid_dump(tf_repo, env)

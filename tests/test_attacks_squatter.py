@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 
 from conftest import db_url, run_tf
 from testing.fakepg import FakePg
-from tf_helpers import cluster_of, new
+from tf_helpers import assert_one_line_error, cluster_of, new
 from treefork import dbsettings
 
 
@@ -114,3 +114,11 @@ def test_require_auth_is_added_only_to_libpq_urls_on_this_machine() -> None:
         assert "require_auth" not in dbsettings.retarget(spelling, scram, var="X", notes=notes)
     for spelling in ("postgres://me:pw@localhost/d", "postgresql+psycopg://me:pw@localhost/d?application_name=a"):
         assert dbsettings.retarget(spelling, scram, var="X", notes=notes).endswith("require_auth=scram-sha-256")
+
+
+def test_require_auth_that_is_not_a_boolean_is_one_line_with_the_fix(tf_server_repo: Path) -> None:
+    (tf_server_repo / "treefork.toml").write_text('require_auth = "yes"\n')
+    r = run_tf(tf_server_repo, "new", "x", check=False)
+    assert r.rc != 0
+    assert_one_line_error(r.err, "require_auth must be a boolean (true or false)", "require_auth = false")
+    assert not (tf_server_repo.parent / f"{tf_server_repo.name}.worktrees" / "x").exists()

@@ -152,7 +152,9 @@ def _check_types(path: Path, values: dict[str, Any]) -> None:
         if key == "migrate" and isinstance(values[key], list):
             continue  # a command may be a list too
         if not isinstance(values[key], type(default)):
-            raise FatalError(f"{path}: {key} must be a {type(default).__name__}", hint=f"{key} = {default!r}")
+            shown = str(default).lower() if isinstance(default, bool) else repr(default)  # TOML's spelling
+            kind = "boolean (true or false)" if isinstance(default, bool) else type(default).__name__
+            raise FatalError(f"{path}: {key} must be a {kind}", hint=f"{key} = {shown}")
     for key in ("env_file", "env_example"):
         name = values[key]
         if "/" in name or name in ("", ".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
