@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "migration_dirs": [],
     "postgres": "",
     "extensions": [],
+    "require_auth": False,
 }
 NEON_DEFAULTS: dict[str, Any] = {
     "project_id": "",
@@ -59,6 +60,8 @@ DOCS: dict[str, str] = {
     "a major ('15') or a bin directory; empty = the one matching the imported dev database, else embedded",
     "extensions": "extensions treefork creates as admin in the root (so every workspace has them) and its template1, "
     "for those the workspace's role may not create itself (untrusted: postgis), e.g. ['postgis']",
+    "require_auth": "add require_auth=scram-sha-256 (PGREQUIREAUTH) to the local database's settings written for "
+    "libpq clients, so they never send the password to a program squatting a stopped cluster's port",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",
     "neon.project_id": "the Neon project (also settable by `init --project-id`)",
     "neon.branch_name_template": "Neon branch name; {branch} is the git branch, {workspace} the workspace",
@@ -87,6 +90,7 @@ class Config:
     migration_dirs: tuple[str, ...] = ()
     postgres: str = ""
     extensions: tuple[str, ...] = ()
+    require_auth: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
     def env_path(self, worktree: Path | str) -> Path:
@@ -148,6 +152,7 @@ def load(main_root: Path) -> Config:
         migration_dirs=_folders(path, values["migration_dirs"]),
         postgres=values["postgres"],
         extensions=_extension_names(path, values["extensions"]),
+        require_auth=values["require_auth"],
         sources=sources,
     )
 
@@ -157,7 +162,9 @@ def _check_types(path: Path, values: dict[str, Any]) -> None:
         if key == "migrate" and isinstance(values[key], list):
             continue  # a command may be a list too
         if not isinstance(values[key], type(default)):
-            raise FatalError(f"{path}: {key} must be a {type(default).__name__}", hint=f"{key} = {default!r}")
+            shown = str(default).lower() if isinstance(default, bool) else repr(default)  # TOML's spelling
+            kind = "boolean (true or false)" if isinstance(default, bool) else type(default).__name__
+            raise FatalError(f"{path}: {key} must be a {kind}", hint=f"{key} = {shown}")
     for key in ("env_file", "env_example"):
         name = values[key]
         if "/" in name or name in ("", ".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):

@@ -17,6 +17,9 @@ from treefork.dbsettings import DIRECT_URL_VARS, POOLED_URL_VARS, parse, spelled
 PARTS = ("host", "port", "user", "password", "dbname")
 
 
+LIBPQ_FAMILY = "libpq (PG*)"
+
+
 @dataclass(frozen=True)
 class Family:
     """Variables that hold one database's settings by parts. Each part lists its spellings; the first is the
@@ -64,7 +67,7 @@ def _family(name: str, prefix: str, **suffixes: tuple[str, ...]) -> Family:
 
 BUILTIN_FAMILIES = (
     _family(
-        "libpq (PG*)",
+        LIBPQ_FAMILY,
         "PG",
         host=("HOST",),
         port=("PORT",),

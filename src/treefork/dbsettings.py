@@ -225,6 +225,25 @@ def _with_backend_params(kept: list[str], old: PgUrl, new: PgUrl, *, var: str, n
     return out
 
 
+SCRAM_ONLY = "require_auth=scram-sha-256"
+
+
+def requiring_scram(url: str) -> str:
+    """url with `require_auth=scram-sha-256` (treefork.toml's `require_auth`), when it names a database on this
+    machine and says nothing of require_auth yet: libpq (>= 16) then hangs up on a server that asks for the
+    password itself, a program squatting a stopped cluster's port. retarget carries it into the app's own
+    spelling for the clients that hand the query string to libpq only (`_with_backend_params`)."""
+    u = parse(url)
+    if u is None or not is_loopback(u.host) or u.param("require_auth") is not None:
+        return url
+    return _with_param(url, SCRAM_ONLY)
+
+
+def _with_param(url: str, piece: str) -> str:
+    head, hash_, fragment = url.partition("#")
+    return head + ("&" if "?" in head else "?") + piece + hash_ + fragment
+
+
 # Variables that name a database, by convention (Prisma, Vercel Postgres, Neon's integrations). A worktree must
 # never keep one pointing at the parent's database.
 POOLED_URL_VARS = ("DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "DATABASE_URL_POOLED")

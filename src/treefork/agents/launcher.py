@@ -27,6 +27,7 @@ SCRIPT = """\
 INSTALL_PYTHON={python}
 # `agent-hook teardown` (a tool's cleanup script): remove this worktree's workspace, losing nothing
 if [ "$1" = teardown ]; then set -- rm .; else set -- sync --quiet; fi
+trap '' INT  # Python starts with ^C ignored, until treefork's own quiet handler is set
 if [ -x "$INSTALL_PYTHON" ]; then
   {call} "$@" </dev/null >&2 || exit 1
 elif command -v treefork >/dev/null 2>&1; then

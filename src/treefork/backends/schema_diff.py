@@ -5,19 +5,25 @@ pg_dump's random `\\restrict` keys, and the order in which pg_dump happens to pr
 is a unified diff per changed object (`--- base/TABLE public.users` / `+++ branch/TABLE public.users`),
 so a reviewer reads it like `git diff`, and `changed_objects` can list what changed.
 
-The password never reaches a command line: it goes to pg_dump through a 0600 passfile.
+The password never reaches a command line: it goes to pg_dump through a 0600 passfile, in a 0700 directory
+under treefork's home named for the process (`tmp/dump-<pid>-*`). A process killed mid-dump (kill -9, a power
+cut) cannot remove it, so the next dump, and `treefork gc`, remove those whose process is gone
+(`sweep_dead_dumps`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from treefork import proc
+from treefork import debug, proc
 
 _HEADER = re.compile(r"^-- Name: (?P<name>.+?); Type: (?P<type>[^;]+); Schema: (?P<schema>[^;]+);")
 _NOISE = re.compile(
@@ -48,12 +54,13 @@ def dump(url: str) -> str:
     )
     safe_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    with tempfile.TemporaryDirectory(prefix="treefork-dump-") as tmp:
-        passfile = Path(tmp) / "pgpass"
+    with _own_directory() as tmp:
+        passfile = tmp / "pgpass"
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(":".join(_pgpass_escape(v) for v in ("*", "*", "*", "*", password)) + "\n")
         env["PGPASSFILE"] = str(passfile)
+        debug.crash_point("dump:passfile-written")
         out = proc.run(
             str(wheel_bin_dir() / "pg_dump"),
             *DUMP_FLAGS,
@@ -63,6 +70,56 @@ def dump(url: str) -> str:
             hint="check that the database is reachable (treefork ls)",
         ).out
     return out
+
+
+_DUMPS = "tmp"  # under treefork's home
+_PREFIX = "dump-"
+
+
+@contextlib.contextmanager
+def _own_directory() -> Iterator[Path]:
+    """A 0700 directory for one dump's passfile, named for this process; removed after it."""
+    where = _dumps_dir()
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sweep_dead_dumps()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=where))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dumps_dir() -> Path:
+    from treefork import paths
+
+    return paths.treefork_home() / _DUMPS
+
+
+def sweep_dead_dumps() -> list[Path]:
+    """Remove the dump directories whose process is gone (killed mid-dump); returns them."""
+    try:
+        entries = list(_dumps_dir().iterdir())
+    except OSError:
+        return []
+    gone = [e for e in entries if _owner_pid(e.name) is not None and not _alive(_owner_pid(e.name) or 0)]
+    for entry in gone:
+        shutil.rmtree(entry, ignore_errors=True)
+    return gone
+
+
+def _owner_pid(name: str) -> int | None:
+    pid = name.removeprefix(_PREFIX).partition("-")[0]
+    return int(pid) if name.startswith(_PREFIX) and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def quote_user(user: str | None) -> str:

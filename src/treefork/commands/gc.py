@@ -12,6 +12,10 @@ def run(*, dry_run: bool, as_json: bool) -> int:
     from treefork.workspace import reclaim
 
     actions = reclaim.run(ctx, dry_run=dry_run) + reconcile.gc(ctx, dry_run=dry_run)
+    if not dry_run:
+        from treefork.backends import schema_diff
+
+        schema_diff.sweep_dead_dumps()  # a dump's passfile left by a process killed mid-dump
     if as_json:
         output.emit_json(shapes.record("gc", {"dry_run": dry_run, "actions": [a.to_json() for a in actions]}))
         return 0

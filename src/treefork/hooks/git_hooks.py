@@ -42,7 +42,9 @@ POST_CHECKOUT = """\
 # Our part never fails the checkout; a legacy hook's exit status is kept, as before the install.
 INSTALL_PYTHON={python}
 if [ "$3" = 1 ] && [ "$1" = {zero} ] && [ -z "$TREEFORK_IN_PROGRESS" ]; then
+  trap '' INT  # Python starts with ^C ignored, until treefork's own quiet handler is set
 {call}
+  trap - INT
 fi
 if [ -x "$0{legacy}" ]; then
   exec "$0{legacy}" "$@"
@@ -72,6 +74,7 @@ while read -r old new ref; do
   esac
 done
 [ -n "$deleted" ] || exit 0
+trap '' INT  # Python starts with ^C ignored, until treefork's own quiet handler is set
 printf '%s' "$deleted" | {call_inline}
 exit 0
 """

@@ -26,6 +26,7 @@ def template_text(repo: Repo, config: Config) -> str:
 POOLED_URL_VARS = dbsettings.POOLED_URL_VARS
 DIRECT_URL_VARS = dbsettings.DIRECT_URL_VARS
 _DIRECT_HOST_VARS = ("PGHOST_UNPOOLED",)  # Neon's integrations: the unpooled host beside PGHOST
+_PG_REQUIRE_AUTH = "PGREQUIREAUTH"  # treefork.toml's require_auth, for the PG* family (libpq reads it)
 
 
 def url_updates(
@@ -46,6 +47,8 @@ def database_updates(
     a family of split settings (the parent's) is rewritten, and so is every family of split settings."""
     url = conn.url if conn else envfile.UNPROVISIONED_URL
     direct = (conn.direct_url or conn.url) if conn else envfile.UNPROVISIONED_URL
+    if conn and config.require_auth:
+        url, direct = dbsettings.requiring_scram(url), dbsettings.requiring_scram(direct)
     present = envfile.values(base)
     families = dbfamilies.families(config.database_parts, present)
     parents = {f.target(present) for f in families}
@@ -70,6 +73,8 @@ def database_updates(
             updates[key] = _host(direct) if conn else envfile.UNPROVISIONED_HOST
     for family in families:
         updates.update(dbfamilies.family_updates(family, present, url if conn else None))
+        if family.name == dbfamilies.LIBPQ_FAMILY and conn and dbsettings.SCRAM_ONLY in url:
+            updates.setdefault(_PG_REQUIRE_AUTH, present.get(_PG_REQUIRE_AUTH) or "scram-sha-256")
     point(config.url_var, url)
     if config.direct_url_var:
         point(config.direct_url_var, direct)
