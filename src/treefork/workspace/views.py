@@ -104,9 +104,10 @@ def _read_or_none(path: Path) -> str | None:
         return None
 
 
-def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
-    """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra."""
-    found = rows(ctx, ctx.state(), names=[name])
+def workspace_json(ctx: Context, name: str, state: State | None = None, **extra: Any) -> dict[str, Any]:
+    """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra. state:
+    the registry as the caller last read or changed it, if it has it."""
+    found = rows(ctx, ctx.state() if state is None else state, names=[name])
     assert found, name
     env_file = str(ctx.config.env_path(found[0]["path"]))
     return shapes.record("new", {"seconds": None, "existed": None, **found[0], "env_file": env_file, **extra})
