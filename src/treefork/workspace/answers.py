@@ -21,7 +21,7 @@ from treefork.fsutil import atomic_write_text
 from treefork.git import git
 
 VERSION = 1
-KEEP = 2000  # commit pairs kept: what this run asked, then the most recent others
+KEEP = 2000  # commit pairs kept; beyond that, only those the last listing asked
 
 
 class Answers:
@@ -63,14 +63,13 @@ class Answers:
         return found
 
     def save(self) -> None:
-        """Write the file if this command learnt something (commit pairs beyond KEEP go, oldest first)."""
+        """Write the file if this command learnt something."""
         with self._lock:
             if not self._changed:
                 return
             pairs = dict(self._pairs)
-        if len(pairs) > KEEP:
-            others = [k for k in pairs if k not in self._asked][: KEEP - min(KEEP, len(self._asked))]
-            pairs = {k: pairs[k] for k in others + [k for k in pairs if k in self._asked]}
+        if len(pairs) > KEEP:  # branches come and go: keep what this listing asked
+            pairs = {k: v for k, v in pairs.items() if k in self._asked}
         data = {"version": VERSION, "pairs": pairs, "collisions": self._collisions}
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True, mode=0o755)

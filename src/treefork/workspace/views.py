@@ -75,33 +75,20 @@ def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) 
 def _collisions(
     ctx: Context, state: State, listed: dict[Path, Worktree], heads: dict[str, str], known: Answers
 ) -> list[dict[str, Any]]:
-    """Migration files that collide (from git, now) and schema collisions as `diff --all` last found them: ls
-    never connects to a database. Found again only when what they are read from changed: the branches' heads,
-    the main worktree's HEAD, the workspaces and their parents, the migration folders and what `diff --all`
-    last found."""
+    """Migration files that collide (from git) and schema collisions as `diff --all` last found them: ls never
+    connects to a database. The migration files are read again only when what they are read from changed: the
+    branches' heads, the main worktree's HEAD, the workspaces and their parents, the migration folders."""
+    from treefork.workspace import collisions
+
     main = listed.get(ctx.repo.main_root.resolve())
     key = {
         "heads": heads,
         "main": [main.branch, main.head] if main else None,
         "workspaces": sorted([w.name, w.parent, w.branch, w.status] for w in state.workspaces.values()),
         "migration_dirs": list(ctx.config.migration_dirs),
-        "schema": _read_or_none(ctx.registry.dir / "forkpoints" / "schema-collisions.json"),
     }
-
-    def find() -> list[dict[str, Any]]:
-        from treefork.workspace import collisions
-
-        found = collisions.of_migrations(ctx, state, listed) + collisions.remembered(ctx, state)
-        return [c.to_json() for c in found]
-
-    return known.collisions(key, find)
-
-
-def _read_or_none(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return None
+    files = known.collisions(key, lambda: [c.to_json() for c in collisions.of_migrations(ctx, state, listed)])
+    return files + [c.to_json() for c in collisions.remembered(ctx, state)]
 
 
 def workspace_json(ctx: Context, name: str, state: State | None = None, **extra: Any) -> dict[str, Any]:
