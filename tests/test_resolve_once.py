@@ -95,3 +95,11 @@ def test_merge_reads_the_registry_once_per_lock(tf_server_repo: Path, counts: Co
     counts.clear()
     run_tf(tf_server_repo, "merge", "a")
     _expect_once_per_lock(counts)
+
+
+def test_ls_reads_the_registry_once_and_takes_no_lock(tf_server_repo: Path, counts: Counts) -> None:
+    new(tf_server_repo, "a")
+    counts.clear()
+    run_tf(tf_server_repo, "ls", "--json")
+    assert len(counts.reads) == 1 and counts.locked_reads == 0, counts.report()
+    assert counts.transactions == [] and counts.writes == 0, counts.report()
