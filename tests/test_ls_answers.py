@@ -4,6 +4,7 @@ moves an answer (a commit on a branch or on the parent, a new migration file, a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,20 @@ def test_an_unchanged_repository_asks_git_nothing_twice(tf_server_repo: Path, mo
     assert ls(repo) == first
     assert not {"rev-list", "merge-base", "diff-tree", "show"} & set(asked), asked
     assert asked.count("for-each-ref") == 1, asked
+
+
+def test_a_damaged_answers_file_is_asked_of_git_again(tf_server_repo: Path) -> None:
+    repo = tf_server_repo
+    _commit(repo, "0001_initial.py")
+    a, b = new(repo, "a"), new(repo, "b")
+    _commit(a, "0002_a.py")
+    _commit(b, "0002_b.py")
+    first = ls(repo)
+    file = repo / ".git" / "treefork" / "answers.json"
+    data = json.loads(file.read_text())
+    data["pairs"] = {k: "zz" for k in data["pairs"]}
+    data["collisions"]["found"] = "zz"
+    file.write_text(json.dumps(data))
+    assert ls(repo) == first
+    file.write_text("{not json")
+    assert ls(repo) == first

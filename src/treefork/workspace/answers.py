@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from treefork.fsutil import atomic_write_text
 from treefork.git import git
@@ -33,8 +33,8 @@ class Answers:
         self._lock = threading.Lock()
         self._changed = False
         data = _load(self.file)
-        self._pairs: dict[str, Any] = data.get("pairs", {})
-        self._collisions: dict[str, Any] = data.get("collisions", {})
+        self._pairs: dict[str, Any] = _dict(data.get("pairs"))
+        self._collisions: dict[str, Any] = _dict(data.get("collisions"))
         self._asked: set[str] = set()
 
     def heads(self) -> dict[str, str]:
@@ -44,19 +44,20 @@ class Answers:
 
     def ahead_behind(self, base: str, tip: str) -> tuple[int, int] | None:
         """Commits tip has that base lacks, and the reverse (two commit ids)."""
-        found = self._pair(f"ab {base} {tip}", lambda: _ahead_behind(self.main_root, base, tip))
-        return (found[0], found[1]) if isinstance(found, list) else None
+        found = self._pair(f"ab {base} {tip}", lambda: _ahead_behind(self.main_root, base, tip), _two_counts)
+        return (found[0], found[1]) if _two_counts(found) else None
 
     def is_ancestor(self, commit: str, *, of: str) -> bool:
         """commit is of, or one of its ancestors (two commit ids). A commit git no longer has is not."""
-        return self._pair(f"anc {commit} {of}", lambda: _is_ancestor(self.main_root, commit, of)) is True
+        found = self._pair(f"anc {commit} {of}", lambda: _is_ancestor(self.main_root, commit, of), _is_bool)
+        return found is True
 
     def collisions(self, key: dict[str, Any], find: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """The collisions found under key (everything they were read from), found again only when it changed."""
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        if self._collisions.get("key") == digest:
-            found: list[dict[str, Any]] = self._collisions["found"]
-            return found
+        found = self._collisions.get("found")
+        if self._collisions.get("key") == digest and _records(found):
+            return list(found)
         found = find()
         with self._lock:
             self._collisions, self._changed = {"key": digest, "found": found}, True
@@ -77,13 +78,14 @@ class Answers:
         except OSError:
             pass  # a read-only repository: the answers are asked of git again next time
 
-    def _pair(self, key: str, ask: Callable[[], Any]) -> Any:
+    def _pair(self, key: str, ask: Callable[[], Any], valid: Callable[[Any], bool]) -> Any:
+        """The answer kept for key, else git's (kept unless git could not answer: a missing commit)."""
         with self._lock:
             self._asked.add(key)
-            if key in self._pairs:
+            if valid(self._pairs.get(key)):
                 return self._pairs[key]
         found = ask()
-        if found is not None:  # None: git could not answer (a missing commit); asked again next time
+        if valid(found):
             with self._lock:
                 self._pairs[key], self._changed = found, True
         return found
@@ -95,6 +97,23 @@ def _load(file: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) and data.get("version") == VERSION else {}
+
+
+def _two_counts(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(type(n) is int for n in value)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _records(value: object) -> TypeGuard[list[dict[str, Any]]]:
+    """A list of collision records, as to_json made them (a file edited by hand is read again from git)."""
+    return isinstance(value, list) and all(isinstance(c, dict) and isinstance(c.get("workspaces"), list) for c in value)
 
 
 def _ahead_behind(main_root: Path, base: str, tip: str) -> list[int] | None:
