@@ -7,6 +7,7 @@ Neon's OpenAPI spec) on Neon."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from neon_fake import PROJECT, FakeNeon, neon_env
 from treefork import config as config_mod
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, CreateOptions, DbBranch
+from treefork.context import backend_context
 from treefork.errors import BackendError, FatalError
+from treefork.git import Repo
 from treefork.state import Registry
 
 
@@ -32,15 +35,10 @@ class Harness:
 
 
 def _context(repo: Path, settings: dict[str, object]) -> BackendContext:
-    return BackendContext(
-        repo_id="c0ffee",
-        repo_name=repo.name,
-        main_root=repo,
-        config=config_mod.load(repo),
-        registry=Registry(repo / ".git"),
-        settings=settings,
-        progress=lambda message: None,
+    made = backend_context(
+        Repo.discover(repo), config_mod.load(repo), Registry(repo / ".git"), repo_id="c0ffee", settings=settings
     )
+    return dataclasses.replace(made, progress=lambda message: None)
 
 
 def _marker(backend: Backend) -> tuple[Callable[[DbBranch, str], None], Callable[[DbBranch], str]]:

@@ -176,6 +176,7 @@ class Registry:
         self.secrets_file = self.dir / "secrets.json"
         self._lock = FileLock(self.dir / "registry.lock", timeout=60, what="registry")
         self._git_lock = FileLock(self.dir / "git.lock", timeout=300, what="git")
+        self._secrets: dict[str, str] = {}  # what this process read or wrote: a secret, once made, never changes
 
     def read(self) -> State:
         """A consistent snapshot (writes are atomic renames, so no lock is needed to read)."""
@@ -230,12 +231,17 @@ class Registry:
 
     # secrets: per-repo values that must never enter the registry, a worktree or the output
     def secret(self, key: str, *, create: bool = False) -> str | None:
+        """The secret key, read under the lock once per process (a command asks for its role's password a few
+        times), made first if create."""
+        if key in self._secrets:
+            return self._secrets[key]
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not writable by others, whatever the umask
         with self._lock.held():
             data = self._load_secrets()
             if key not in data and create:
                 data[key] = os.urandom(16).hex()  # what secrets.token_hex does, without its imports
                 self._save_secrets(data)
+            self._secrets = data
             return data.get(key)
 
     def set_secret(self, key: str, value: str) -> None:
@@ -243,12 +249,14 @@ class Registry:
             data = self._load_secrets()
             data[key] = value
             self._save_secrets(data)
+            self._secrets = data
 
     def forget_secret(self, key: str) -> None:
         with self._lock.held():
             data = self._load_secrets()
             if data.pop(key, None) is not None:
                 self._save_secrets(data)
+            self._secrets = data
 
     def _load_secrets(self) -> dict[str, str]:
         try:

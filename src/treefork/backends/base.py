@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from treefork.config import Config
 from treefork.state import DbBranch as DbBranch  # the registry records it: its home is state.py
-from treefork.state import Registry
+from treefork.state import Workspace
 
 CLONE = "clone"  # reflink: copy-on-write, near-zero time and disk
 COPY = "copy"  # a full in-kernel copy
@@ -28,17 +28,27 @@ class Connection:
     context: dict[str, str] = field(default_factory=dict)  # a worktree file for the backend's own CLI (Neon's .neon)
 
 
+class Secret(Protocol):
+    def __call__(self, key: str, *, create: bool = False) -> str | None:
+        """The repository's secret key (secrets.json, 0600), made first if create and there is none."""
+
+
 @dataclass(frozen=True)
 class BackendContext:
-    """What a backend may know about the repo it serves."""
+    """What a backend may know about the repo it serves, and the little of its registry it may use: never the
+    registry itself (context.py makes this from it)."""
 
     repo_id: str
     repo_name: str
     main_root: Path  # the main worktree (its env file is one place the Neon key may live)
+    common_dir: Path  # the repository's git common dir, where its registry lives
     config: Config
-    registry: Registry
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # the backend settings as the registry recorded them when the command read it
     progress: Callable[[str], None]
+    secret: Secret
+    # change the recorded backend settings under the registry's lock; returns them as they are then
+    change_settings: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]]
+    workspace_or_none: Callable[[str], Workspace | None]  # a workspace's record, read now
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from treefork import backends, dbfamilies, dbsettings, envfile, git, output, shapes
 from treefork.backends import BACKENDS, open_backend
 from treefork.backends.base import Backend, BackendContext, Connection, DbBranch
-from treefork.context import Context
+from treefork.context import Context, backend_context
 from treefork.errors import FatalError
 from treefork.fsutil import atomic_write_text
 from treefork.locks import FileLock
@@ -280,15 +280,7 @@ def _dbname(url: str | None) -> str:
 
 
 def _backend_context(ctx: Context, repo_id: str, settings: dict[str, Any]) -> BackendContext:
-    return BackendContext(
-        repo_id=repo_id,
-        repo_name=ctx.repo.name,
-        main_root=ctx.repo.main_root,
-        config=ctx.config,
-        registry=ctx.registry,
-        settings=settings,
-        progress=output.info,
-    )
+    return backend_context(ctx.repo, ctx.config, ctx.registry, repo_id=repo_id, settings=settings)
 
 
 def _record(ctx: Context, repo_id: str, backend: str, settings: dict[str, Any], root: DbBranch) -> None:

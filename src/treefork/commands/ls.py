@@ -21,14 +21,16 @@ COLUMNS = ("name", "branch", "parent", "+/-", "tree", "collides", "database", "s
 
 def run(name: str | None = None, *, as_json: bool) -> int:
     ctx = Context.open()
-    ctx.state().expect_initialized()
+    state = ctx.state()
+    state.expect_initialized()
     from treefork.workspace import reconcile
 
-    reconcile.reconcile_claude_removals(ctx)  # Claude removes its worktrees with git hooks off
-    state = ctx.state()
+    listed = reconcile.listed_worktrees(ctx)
+    if reconcile.reconcile_claude_removals(ctx, listed):  # Claude removes its worktrees with git hooks off
+        state, listed = ctx.state(), reconcile.listed_worktrees(ctx)
     if name is not None and name != "root":
         state.expect_workspace(name)
-    rows = views.rows(ctx, state, names=[name] if name else None, with_collisions=True)
+    rows = views.rows(ctx, state, names=[name] if name else None, with_collisions=True, listed=listed)
     if as_json:
         records = [shapes.record("workspace", r) for r in rows]
         output.emit_json(records[0] if name else records)

@@ -45,7 +45,7 @@ def run(
     started = time.perf_counter()
     req = create.NewRequest(
         name=ws_name,
-        parent=parent_rule.for_new(ctx, parent, ws_name),
+        parent=parent_rule.for_new(ctx, state, parent, ws_name),
         branch=branch,
         base=base,
         path=Path(path).absolute() if path else None,
@@ -53,7 +53,8 @@ def run(
             terminate_blockers=terminate_blockers, ttl_seconds=parse_ttl(ttl or ctx.config.neon.get("ttl") or None)
         ),
     )
-    ws = create.create(ctx, req)
+    ws = create.create(ctx, req, state=state)
+    state.workspaces[ws.name] = ws  # as its last change left it: what --json shows, without reading it again
     from treefork.agents import claude_worktree
 
     claude_worktree.share_settings(ctx.repo, Path(ws.path))
@@ -65,7 +66,7 @@ def run(
     if as_json:
         from treefork.workspace import views
 
-        output.emit_json(views.workspace_json(ctx, ws.name, seconds=round(elapsed, 3), existed=existed))
+        output.emit_json(views.workspace_json(ctx, ws.name, state, seconds=round(elapsed, 3), existed=existed))
     elif existed:
         made_by = "" if ws.origin == "new" else f" (made by {ws.origin}, e.g. `copilot --worktree {ws.name}`)"
         output.info(

@@ -50,40 +50,49 @@ def parent_db(ctx: Context, state: State, parent: str | None) -> DbBranch:
     return db
 
 
-def create(ctx: Context, req: NewRequest) -> Workspace:
+def create(ctx: Context, req: NewRequest, *, state: State | None = None) -> Workspace:
+    """state: the caller's own reading of the registry, if it has one (a command reads it once); every change
+    is made under the lock, on the registry as it is then."""
     if req.name in RESERVED:
         raise FatalError(f"{req.name!r} is reserved for the root workspace", hint="pick another name")
     _expect_unambiguous(ctx, req)
-    state = ctx.state()
+    state = ctx.state() if state is None else state
     state.expect_initialized()
     existing = state.workspaces.get(req.name)
     if existing is not None and not Path(existing.path).exists():
         from treefork.workspace import reconcile
 
         reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
-    ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
+        state = ctx.state()
+    ctx.backend(state).prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
     created = {"worktree": False, "branch": False, "db": False}
     recording: Background[None] | None = None
     try:
         parent = parent_db(ctx, state, req.parent)
-        data_base = None if was_ready else _head_or_none(ctx, _parent_path(ctx, req.parent))
-        db = _alongside(lambda: _checkout(ctx, ws, req, created), lambda: _ensure_db(ctx, ws, req, parent, created))
+        parent_path = Path(state.workspaces[req.parent].path) if req.parent else ctx.repo.main_root
+        data_base = None if was_ready else _head_or_none(ctx, parent_path)
+        db = _alongside(
+            lambda: _checkout(ctx, ws, req, created, parent_path), lambda: _ensure_db(ctx, ws, req, parent, created)
+        )
         debug.crash_point("new:after-db")
         if not was_ready:  # its schema as forked, what `diff` compares with (before setup may migrate it)
             recording = forkpoint.recording(ctx, ws.name, db)
         from treefork.workspace import envbuild
 
         conn = ctx.backend().connection(db)
-        with ctx.registry.transaction():
+        code_base = None if was_ready else _head_or_none(ctx, Path(ws.path))
+        with ctx.registry.transaction() as st:  # the env file, and where the code and the data start
             envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True, workspace=ws.name)
+            if not was_ready:
+                _record_bases(st.workspaces[ws.name], ws, code_base=code_base, data_base=data_base)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
         if recording is not None:
             recording.result()
         if not was_ready:
-            _record_bases(ctx, ws, data_base)
+            _warn_if_data_ahead(ctx, ws)
     except BaseException as e:
         if recording is not None:
             with contextlib.suppress(BaseException):
@@ -211,16 +220,16 @@ def _check_path_free(path: Path) -> None:
         raise FatalError(f"{path} already exists", hint="remove it, or choose another name or --path")
 
 
-def _checkout(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
+def _checkout(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool], parent_path: Path) -> None:
     """The worktree, with its env file kept out of git before the file exists. Runs while the database
     clones, so the env-file modules (python-dotenv...) are loaded here too."""
-    _ensure_worktree(ctx, ws, req, created)
+    _ensure_worktree(ctx, ws, req, created, parent_path)
     from treefork.workspace import envbuild
 
     envbuild.exclude_from_git(ctx.repo, Path(ws.path), ctx.config.env_file)
 
 
-def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool]) -> None:
+def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict[str, bool], parent_path: Path) -> None:
     from treefork.workspace import reconcile
 
     path = Path(ws.path)
@@ -236,7 +245,7 @@ def _ensure_worktree(ctx: Context, ws: Workspace, req: NewRequest, created: dict
                 f"{path} is not a git worktree of this repository", hint="create it with `git worktree add`"
             )
         assert ws.branch
-        base = None if ctx.repo.branch_exists(ws.branch) else _start_of(ctx, req, listed)
+        base = None if ctx.repo.branch_exists(ws.branch) else _start_of(ctx, req, listed, parent_path)
         ctx.repo.add_worktree(path, ws.branch, create_from=base)
         created["worktree"], created["branch"] = True, base is not None
     with ctx.registry.transaction() as st:
@@ -264,7 +273,7 @@ def _record_worktree_id(ctx: Context, name: str, admin_id: str | None) -> None:
             rec.worktree_id = admin_id
 
 
-def _start_of(ctx: Context, req: NewRequest, listed: dict[Path, Worktree]) -> str:
+def _start_of(ctx: Context, req: NewRequest, listed: dict[Path, Worktree], where: Path) -> str:
     """The commit a new branch starts from: --base, else the parent worktree's HEAD, the code of the data
     its database is forked from, as the listing just read under the git lock shows it (no second
     `rev-parse HEAD`)."""
@@ -273,29 +282,26 @@ def _start_of(ctx: Context, req: NewRequest, listed: dict[Path, Worktree]) -> st
         if commit is None:
             raise FatalError(f"--base {req.base}: no such commit", hint="name a branch, tag or commit (git log)")
         return commit
-    where = _parent_path(ctx, req.parent)
     head = ctx.repo.head_in(where, listed)
     if head is None:
         raise FatalError(f"the parent worktree {where} has no commit to branch from", hint="make a first commit there")
     return head
 
 
-def _parent_path(ctx: Context, parent: str | None) -> Path:
-    return Path(ctx.state().workspaces[parent].path) if parent else ctx.repo.main_root
-
-
 def _head_or_none(ctx: Context, path: Path) -> str | None:
     return ctx.repo.head_of(path) if path.is_dir() else None
 
 
-def _record_bases(ctx: Context, ws: Workspace, data_base: str | None) -> None:
-    """Where the code and the data start: the worktree's first HEAD, and the parent's HEAD when its database
-    was forked. When the data has commits the code lacks (a migration the code does not know), say so."""
-    code_base = _head_or_none(ctx, Path(ws.path))
-    with ctx.registry.transaction() as st:
-        rec = st.workspaces[ws.name]
-        rec.code_base, rec.data_base = code_base, data_base
+def _record_bases(rec: Workspace, ws: Workspace, *, code_base: str | None, data_base: str | None) -> None:
+    """Where the code and the data start, in the registry's record and in ws: the worktree's first HEAD, and
+    the parent's HEAD when its database was forked."""
+    rec.code_base, rec.data_base = code_base, data_base
     ws.code_base, ws.data_base = code_base, data_base
+
+
+def _warn_if_data_ahead(ctx: Context, ws: Workspace) -> None:
+    """When the data has commits the code lacks (a migration the code does not know), say so."""
+    code_base, data_base = ws.code_base, ws.data_base
     if code_base and data_base and data_ahead_of_code(ctx, data_base, code=code_base):
         output.warn(
             f"workspace {ws.name}: its code starts at {code_base[:12]}, but its database was forked from "

@@ -46,9 +46,10 @@ def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
     state = ctx.state()
     state.expect_initialized()
     interrupted = recovery.pending_or_none(state, name)
-    if interrupted is not None and recovery.recover(ctx, interrupted, abort=False) == recovery.COMPLETED:
-        return _result(ctx, interrupted, migrated=True, removed=not interrupted.keep, warnings=[])
-    state = ctx.state()
+    if interrupted is not None:
+        if recovery.recover(ctx, interrupted, abort=False) == recovery.COMPLETED:
+            return _result(ctx, interrupted, migrated=True, removed=not interrupted.keep, warnings=[])
+        state = ctx.state()  # as the undone merge left it
     ws = expect_ready(state, name)
     parent = parent_side(ctx, state, ws)
     parent_branch = _check_preconditions(ctx, state, ws, parent, keep=keep)
@@ -69,7 +70,7 @@ def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
                 output.info(f"rolling back: {parent.path} to {before[:12]}")
                 recovery.undo(ctx, intent)
             raise
-    warnings += recovery.complete(ctx, intent)
+    warnings += recovery.complete(ctx, intent, state=state)
     return _result(ctx, intent, migrated=bool(ctx.config.migrate), removed=not keep, warnings=warnings)
 
 

@@ -179,8 +179,9 @@ def undo(ctx: Context, intent: MergeIntent) -> None:
     clear(ctx, intent)
 
 
-def complete(ctx: Context, intent: MergeIntent) -> list[str]:
-    """After the parent was migrated: drop the snapshot, remove the workspace (unless kept), forget the intent."""
+def complete(ctx: Context, intent: MergeIntent, *, state: State | None = None) -> list[str]:
+    """After the parent was migrated: drop the snapshot, remove the workspace (unless kept), forget the intent.
+    state: the registry as the merge read it, if it did (the removal re-checks what matters under its lock)."""
     from treefork.workspace import remove
 
     warnings = []
@@ -193,8 +194,9 @@ def complete(ctx: Context, intent: MergeIntent) -> list[str]:
             warnings.append(str(e))
             output.warn(str(e))
     debug.crash_point("merge:after-drop-snapshot")
-    if not intent.keep and intent.workspace in ctx.state().workspaces:
-        remove.remove(remove.outside(ctx, [intent.workspace])[0], intent.workspace)
+    state = ctx.state() if state is None else state
+    if not intent.keep and intent.workspace in state.workspaces:
+        remove.remove(remove.outside(ctx, [intent.workspace], state)[0], intent.workspace, state=state)
     clear(ctx, intent)
     return warnings
 

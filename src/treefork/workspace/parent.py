@@ -21,12 +21,11 @@ from treefork.git import git
 from treefork.state import READY, State, Workspace
 
 
-def for_new(ctx: Context, given: str | None, name: str) -> str | None:
+def for_new(ctx: Context, state: State, given: str | None, name: str) -> str | None:
     """--from, else the workspace this runs in (code and data start from the same place: docs/hooks.md); a
     re-run of an existing workspace keeps the parent it was made with, wherever it runs."""
     if given is not None:
         return None if given == "root" else given
-    state = ctx.state()
     if name in state.workspaces:
         return state.workspaces[name].parent
     here = state.workspace_by_path_or_none(ctx.repo.toplevel)

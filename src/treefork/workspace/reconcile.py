@@ -210,11 +210,12 @@ def plan(ctx: Context, *, quiet: bool = True) -> list[GcAction]:
     return actions
 
 
-def reconcile_claude_removals(ctx: Context) -> None:
-    """What a listing command does first: finish the removals Claude did behind treefork's back and drop the
-    databases of their workspaces. A cheap no-op (no lock, no backend) when there are none."""
-    if not removed_by_claude(ctx, listed_worktrees(ctx)):
-        return
+def reconcile_claude_removals(ctx: Context, listed: dict[Path, Worktree]) -> bool:
+    """What a listing command does first, with the worktrees git listed: finish the removals Claude did behind
+    treefork's back and drop the databases of their workspaces; whether there were any (then the registry and
+    git's listing changed). A cheap no-op (no lock, no backend) when there are none."""
+    if not removed_by_claude(ctx, listed):
+        return False
     with ctx.registry.git_lock():
         paths = {t.path.resolve() for t in finish_claude_removals(ctx)}
     state = ctx.state()
@@ -222,6 +223,7 @@ def reconcile_claude_removals(ctx: Context) -> None:
         ws = drop_if_gone(ctx, name, branch_may_remain=True)
         if ws is not None:
             output.info(f"dropped {ws.db_branch or 'nothing'} ({name}): its worktree {ws.path} was removed")
+    return True
 
 
 def drop_if_gone(ctx: Context, name: str, *, branch_may_remain: bool = False) -> Workspace | None:

@@ -31,8 +31,11 @@ class RemoveResult:
     branch_kept_reason: str | None
 
 
-def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool = False) -> RemoveResult:
-    state = ctx.state()
+def remove(
+    ctx: Context, name: str, *, force: bool = False, delete_branch: bool = False, state: State | None = None
+) -> RemoveResult:
+    """state: the caller's reading of the registry, if it has one; the children are counted again under the lock."""
+    state = ctx.state() if state is None else state
     state.expect_initialized()
     ws = expect_removable(state, name)
     _check_children(ctx, state, ws)
@@ -47,6 +50,7 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
         if db := ws.db_ref_or_none():
             ctx.backend().expect_deletable(db)  # a database treefork would refuse to drop: nothing is removed
         with ctx.registry.transaction() as st:
+            _check_children(ctx, st, st.expect_workspace(name))  # none made since it was read
             st.workspaces[name].status = REMOVING
         debug.crash_point("rm:after-intent")
         worktree_removed = _remove_worktree(ctx, where, force=force)  # git's own dirty check is the last gate
@@ -62,12 +66,12 @@ def remove(ctx: Context, name: str, *, force: bool = False, delete_branch: bool 
     return RemoveResult(name, db_dropped, worktree_removed, deleted, reason)
 
 
-def outside(ctx: Context, names: list[str]) -> tuple[Context, Path | None]:
+def outside(ctx: Context, names: list[str], state: State | None = None) -> tuple[Context, Path | None]:
     """Run from inside a worktree about to be removed (`rm` or `merge` typed in it), move to the main worktree
     first: git, and every later step, must not run in a directory that is about to go. Returns the context to
     go on with (opened there when it moved) and the directory it left, if any."""
     here = Path.cwd()
-    state = ctx.state()
+    state = ctx.state() if state is None else state
     for name in names:
         ws = state.workspaces.get(name)
         if ws is not None and ws.path and here.is_relative_to(Path(ws.path)):

@@ -17,21 +17,30 @@ from treefork import shapes
 from treefork.agents import tmux
 from treefork.backends.base import DbBranch
 from treefork.context import Context
-from treefork.git import Worktree, git
+from treefork.git import Worktree
 from treefork.state import State, Workspace
 from treefork.workspace import ports, reconcile
+from treefork.workspace.answers import Answers
 
 FIELDS = tuple(shapes.WORKSPACE)
 
 
 def rows(
-    ctx: Context, state: State, *, names: list[str] | None = None, with_collisions: bool = False
+    ctx: Context,
+    state: State,
+    *,
+    names: list[str] | None = None,
+    with_collisions: bool = False,
+    listed: dict[Path, Worktree] | None = None,
 ) -> list[dict[str, Any]]:
-    """One `git worktree list` gives every row its worktree, its branch and its parent's HEAD, and one tmux
-    call every row's agent (a process a row for each before). with_collisions (ls): each row's collisions with
-    other workspaces, else null."""
-    listed = reconcile.listed_worktrees(ctx)
-    found = _collisions(ctx, state, listed) if with_collisions else None
+    """One `git worktree list` gives every row its worktree, its branch and its parent's HEAD, one
+    `git for-each-ref` every branch's commit, and one tmux call every row's agent (a process a row for each
+    before); what git says of two commits is kept (answers.py). with_collisions (ls): each row's collisions
+    with other workspaces, else null. listed: the caller's own `listed_worktrees`, if it just read one."""
+    listed = reconcile.listed_worktrees(ctx) if listed is None else listed
+    known = Answers(ctx.registry.dir, ctx.repo.main_root)
+    heads = known.heads()
+    found = _collisions(ctx, state, listed, heads, known) if with_collisions else None
     expiry = _expiries(ctx, state)
     out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
     chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
@@ -42,12 +51,14 @@ def rows(
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
-        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent)
+        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent, heads=heads, known=known)
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
-        made["collisions"] = None if found is None else [c.to_json() for c in found if c.involves(ws.name)]
+        made["collisions"] = None if found is None else [c for c in found if ws.name in c["workspaces"]]
         return made
 
-    return out + _each(one, chosen)
+    out += _each(one, chosen)
+    known.save()
+    return out
 
 
 def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) -> list[dict[str, Any]]:
@@ -61,17 +72,29 @@ def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) 
         return list(pool.map(make, chosen))
 
 
-def _collisions(ctx: Context, state: State, listed: dict[Path, Worktree]) -> list[Any]:
-    """Migration files that collide (from git, now) and schema collisions as `diff --all` last found them: ls
-    never connects to a database."""
+def _collisions(
+    ctx: Context, state: State, listed: dict[Path, Worktree], heads: dict[str, str], known: Answers
+) -> list[dict[str, Any]]:
+    """Migration files that collide (from git) and schema collisions as `diff --all` last found them: ls never
+    connects to a database. The migration files are read again only when what they are read from changed: the
+    branches' heads, the main worktree's HEAD, the workspaces and their parents, the migration folders."""
     from treefork.workspace import collisions
 
-    return collisions.of_migrations(ctx, state, listed) + collisions.remembered(ctx, state)
+    main = listed.get(ctx.repo.main_root.resolve())
+    key = {
+        "heads": heads,
+        "main": [main.branch, main.head] if main else None,
+        "workspaces": sorted([w.name, w.parent, w.branch, w.status] for w in state.workspaces.values()),
+        "migration_dirs": list(ctx.config.migration_dirs),
+    }
+    files = known.collisions(key, lambda: [c.to_json() for c in collisions.of_migrations(ctx, state, listed)])
+    return files + [c.to_json() for c in collisions.remembered(ctx, state)]
 
 
-def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
-    """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra."""
-    found = rows(ctx, ctx.state(), names=[name])
+def workspace_json(ctx: Context, name: str, state: State | None = None, **extra: Any) -> dict[str, Any]:
+    """One workspace as `ls --json` shows it (what `new --json` and `sync --json` print too), plus extra. state:
+    the registry as the caller last read or changed it, if it has it."""
+    found = rows(ctx, ctx.state() if state is None else state, names=[name])
     assert found, name
     env_file = str(ctx.config.env_path(found[0]["path"]))
     return shapes.record("new", {"seconds": None, "existed": None, **found[0], "env_file": env_file, **extra})
@@ -80,18 +103,20 @@ def workspace_json(ctx: Context, name: str, **extra: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Seen:
     """What `rows` read once for every row: where the workspace's worktree is, git's listing of worktrees
-    (HEADs and branches), and its agent's state."""
+    (HEADs and branches), its agent's state, every branch's commit, and what git said of commits before."""
 
     worktree: str  # reconcile.Location.state
     path: Path
     listed: dict[Path, Worktree]
     agent: str
+    heads: dict[str, str]  # 'refs/heads/x' -> its commit
+    known: Answers
 
 
 def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: str | None = None) -> dict[str, Any]:
     worktree, path = seen.worktree, seen.path
     present = worktree == "present"
-    ahead, behind = _ahead_behind(ctx, state, ws, seen.listed) if present else (None, None)
+    ahead, behind = _ahead_behind(ctx, state, ws, seen) if present else (None, None)
     return {
         "name": ws.name,
         "is_root": False,
@@ -126,13 +151,11 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
 
 def _data_ahead_of_code(ctx: Context, ws: Workspace, seen: Seen) -> bool | None:
     """Whether the worktree's code, as it is now, still lacks the code its database was forked with (null when
-    that was not recorded: a workspace made by an older treefork)."""
-    from treefork.workspace.create import data_ahead_of_code
-
-    head = ctx.repo.head_in(seen.path, seen.listed)
-    if ws.data_base is None or head is None:
+    that was not recorded: a workspace made by an older treefork); create.data_ahead_of_code's answer."""
+    code = ctx.repo.head_in(seen.path, seen.listed)
+    if ws.data_base is None or code is None:
         return None
-    return data_ahead_of_code(ctx, ws.data_base, code=head)
+    return code != ws.data_base and not seen.known.is_ancestor(ws.data_base, of=code)
 
 
 def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[str, Any]:
@@ -159,21 +182,14 @@ def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[
     }
 
 
-def _ahead_behind(
-    ctx: Context, state: State, ws: Workspace, listed: dict[Path, Worktree]
-) -> tuple[int | None, int | None]:
-    """Commits on the workspace's branch that its parent's HEAD lacks, and the reverse. One process a row:
-    git 2.39 has no for-each-ref %(ahead-behind), and rev-list counts one pair at a time."""
+def _ahead_behind(ctx: Context, state: State, ws: Workspace, seen: Seen) -> tuple[int | None, int | None]:
+    """Commits on the workspace's branch that its parent's HEAD lacks, and the reverse."""
     parent = state.workspaces.get(ws.parent) if ws.parent else None
     parent_path = Path(parent.path) if parent else ctx.repo.main_root
-    base = ctx.repo.head_in(parent_path, listed) if parent_path.exists() else None
-    if not base or not ws.branch:
-        return None, None
-    r = git(
-        "rev-list", "--left-right", "--count", f"{base}...refs/heads/{ws.branch}", cwd=ctx.repo.main_root, check=False
-    )
-    parts = r.out.split()
-    return (int(parts[1]), int(parts[0])) if r.rc == 0 and len(parts) == 2 else (None, None)
+    base = ctx.repo.head_in(parent_path, seen.listed) if parent_path.exists() else None
+    tip = seen.heads.get(f"refs/heads/{ws.branch}") if ws.branch else None
+    found = seen.known.ahead_behind(base, tip) if base and tip else None
+    return found if found is not None else (None, None)
 
 
 def _db_disk(ctx: Context, state: State, db: DbBranch | None) -> int | None:

@@ -420,7 +420,7 @@ class ClusterBackend(LocalTraits):
         import hashlib
         import hmac
 
-        key = self.ctx.registry.secret("cluster_binding_key", create=True)
+        key = self.ctx.secret("cluster_binding_key", create=True)
         assert key is not None
         return hmac.new(key.encode(), cid.encode(), hashlib.sha256).hexdigest()
 
@@ -437,7 +437,7 @@ class ClusterBackend(LocalTraits):
 
     def _repo_dir(self) -> Path:
         """The repository's git common dir, where its registry lives: what tells `server prune` it is gone."""
-        return self.ctx.registry.dir.parent
+        return self.ctx.common_dir
 
     def _destroy(self, cluster: Cluster) -> None:
         """Stop and remove a cluster, which this command no longer counts as started."""

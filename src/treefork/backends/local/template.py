@@ -89,7 +89,7 @@ class TemplateBackend(LocalTraits, ServedElsewhere):
         return self._server
 
     def _external_server(self) -> ServerInfo:
-        url = self.ctx.registry.secret("admin_url")
+        url = self.ctx.secret("admin_url")
         if not url:
             raise FatalError(
                 "the admin URL of your PostgreSQL server is missing",
@@ -134,7 +134,7 @@ class TemplateBackend(LocalTraits, ServedElsewhere):
         return f"tf_{self.ctx.repo_id}"
 
     def _role_password(self) -> str:
-        password = self.ctx.registry.secret("role_password", create=True)
+        password = self.ctx.secret("role_password", create=True)
         assert password
         register(password)
         return password

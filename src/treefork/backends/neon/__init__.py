@@ -99,8 +99,7 @@ class NeonBackend(ServedElsewhere):
             )
         self.ctx.settings.pop("root_branch_id", None)
         root = self.root()
-        with self.ctx.registry.transaction() as st:
-            st.backend_settings["root_branch_id"], st.backend_settings["root_branch_name"] = root.id, root.name
+        self.ctx.change_settings(lambda recorded: recorded.update(root_branch_id=root.id, root_branch_name=root.name))
         self.ctx.settings.update(root_branch_id=root.id, root_branch_name=root.name)
         return root
 
@@ -161,7 +160,7 @@ class NeonBackend(ServedElsewhere):
         """The workspace is being created and no branch was recorded or tried for it by this process."""
         if workspace in self._attempted:
             return False
-        ws = self.ctx.registry.read().workspaces.get(workspace)
+        ws = self.ctx.workspace_or_none(workspace)
         return ws is not None and ws.status == CREATING and not ws.db_id
 
     def delete_branch(self, branch: DbBranch) -> None:
@@ -345,8 +344,7 @@ class NeonBackend(ServedElsewhere):
             self.api, self._base, operations, what=what, progress=self.ctx.progress, first_delay=first, beside=beside
         )
         if learn and took is not None and (expected is None or abs(took - float(expected)) > 0.02):
-            with self.ctx.registry.transaction() as st:
-                st.backend_settings[learn] = round(took, 3)
+            self.ctx.change_settings(lambda recorded: recorded.update({learn: round(took, 3)}))
             self.ctx.settings[learn] = round(took, 3)
 
 

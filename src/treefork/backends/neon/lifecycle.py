@@ -108,10 +108,8 @@ def _drop_preserved(nb: NeonBackend, name: str) -> None:
             f"Neon kept the discarded state as branch {name}, now the parent of the workspaces' branches; "
             "treefork deletes it when the last of them is removed"
         )
-        with nb.ctx.registry.transaction() as st:
-            kept_ids = st.backend_settings.setdefault(PRESERVED, [])
-            kept_ids.append(kept["id"])
-            nb.ctx.settings[PRESERVED] = list(kept_ids)
+        recorded = nb.ctx.change_settings(lambda s: s.setdefault(PRESERVED, []).append(kept["id"]))
+        nb.ctx.settings[PRESERVED] = list(recorded[PRESERVED])
         return
     result = nb.api.delete(f"{nb._base}/branches/{kept['id']}")
     nb._branches = None
@@ -134,9 +132,10 @@ def drop_preserved_if_childless(nb: NeonBackend, parent_id: str | None) -> None:
         return
     result = nb.api.delete(f"{nb._base}/branches/{parent_id}")
     nb._branches = None
-    with nb.ctx.registry.transaction() as st:
-        st.backend_settings[PRESERVED] = [i for i in st.backend_settings.get(PRESERVED, []) if i != parent_id]
-        nb.ctx.settings[PRESERVED] = list(st.backend_settings[PRESERVED])
+    recorded = nb.ctx.change_settings(
+        lambda s: s.update({PRESERVED: [i for i in s.get(PRESERVED, []) if i != parent_id]})
+    )
+    nb.ctx.settings[PRESERVED] = list(recorded[PRESERVED])
     if result:
         nb._wait_operations(result.get("operations", []), what="deleting the branch a restore preserved")
 
