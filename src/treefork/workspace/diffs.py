@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from treefork import output, shapes
-from treefork.backends import schema_changes
+from treefork.backends import catalog_signature, schema_changes
 from treefork.backends import schema_diff as schemas
 from treefork.backends.base import Backend, DbBranch
 from treefork.backends.schema_changes import Change
@@ -62,27 +62,53 @@ class SchemaDiff:
         )
 
 
-class Dumps:
-    """Each database's schema, dumped at most once a run; `fetch` dumps many at once."""
+class _PerDatabase:
+    """What `_read` makes of each database's URL, at most once a run; `fetch` reads many side by side."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._objects: dict[str, dict[str, str] | None] = {}
+        self._found: dict[str, dict[str, str] | None] = {}
+
+    @staticmethod
+    def _read(url: str) -> dict[str, str]:
+        raise NotImplementedError
 
     def fetch(self, dbs: Iterable[DbBranch]) -> None:
-        todo = {db.id: db for db in dbs if db.id not in self._objects}
+        todo = {db.id: db for db in dbs if db.id not in self._found}
         urls = {i: self.backend.schema_url_or_none(db) for i, db in todo.items()}  # in turn: may start a server
-        self._objects.update({i: None for i, url in urls.items() if url is None})
+        self._found.update({i: None for i, url in urls.items() if url is None})
         wanted = {i: url for i, url in urls.items() if url is not None}
         if not wanted:
             return
-        with ThreadPoolExecutor(max_workers=min(len(wanted), _workers()), thread_name_prefix="treefork-dump") as pool:
-            for i, text in zip(wanted, pool.map(schemas.dump, wanted.values()), strict=True):
-                self._objects[i] = schemas.objects(text)
+        with ThreadPoolExecutor(max_workers=min(len(wanted), _workers()), thread_name_prefix="treefork-read") as pool:
+            for i, found in zip(wanted, pool.map(self._read, wanted.values()), strict=True):
+                self._found[i] = found
+
+    def _of_or_none(self, db: DbBranch) -> dict[str, str] | None:
+        self.fetch([db])
+        return self._found[db.id]
+
+
+class Dumps(_PerDatabase):
+    """Each database's schema (`schema_diff.objects` of its pg_dump), dumped at most once a run."""
+
+    @staticmethod
+    def _read(url: str) -> dict[str, str]:
+        return schemas.objects(schemas.dump(url))
 
     def objects_or_none(self, db: DbBranch) -> dict[str, str] | None:
-        self.fetch([db])
-        return self._objects[db.id]
+        return self._of_or_none(db)
+
+
+class Signatures(_PerDatabase):
+    """Each database's catalog signature ({object key: md5}), one query each, at most once a run."""
+
+    @staticmethod
+    def _read(url: str) -> dict[str, str]:
+        return catalog_signature.of_url(url)
+
+    def signature_or_none(self, db: DbBranch) -> dict[str, str] | None:
+        return self._of_or_none(db)
 
 
 def _workers() -> int:
@@ -119,13 +145,41 @@ def against_parent(
     return SchemaDiff(name, parent.name, PARENT, text, schema_changes.keys_named(schemas.changed_objects(text)), note)
 
 
-def diff_all(ctx: Context, state: State) -> list[SchemaDiff]:
-    """Every ready workspace since its fork point: each database dumped once, all of them side by side."""
-    live = sorted((w for w in state.workspaces.values() if w.status == READY and w.db_branch), key=lambda w: w.name)
+def diff_all(ctx: Context, state: State, workspaces: list[Workspace] | None = None) -> list[SchemaDiff]:
+    """Every ready workspace (or those given) since its fork point: each database dumped once, side by side."""
+    ready = live(state) if workspaces is None else workspaces
+    if not ready:
+        return []
     dumps = Dumps(ctx.backend(state))
-    forks = {w.name: forkpoint.load_or_none(ctx, w) for w in live}
-    dumps.fetch([_db(w) for w in live] + [parent_side(ctx, state, w).db for w in live if forks[w.name] is None])
-    return [_since(ctx, state, w, forks[w.name], dumps) for w in live]
+    forks = {w.name: forkpoint.load_or_none(ctx, w) for w in ready}
+    dumps.fetch([_db(w) for w in ready] + [parent_side(ctx, state, w).db for w in ready if forks[w.name] is None])
+    return [_since(ctx, state, w, forks[w.name], dumps) for w in ready]
+
+
+def changed_since_fork(
+    ctx: Context, state: State, workspaces: list[Workspace], *, known: Iterable[SchemaDiff] = ()
+) -> dict[str, list[str]]:
+    """The keys of the objects each workspace changed since its fork point, for collisions: its catalog signature
+    against the one recorded at its fork point (one query a database, side by side). A workspace without a
+    recorded signature (an older treefork's, or a backend without URLs) falls back to its pg_dump diff: the one
+    in `known` if the caller has it, else dumped here."""
+    forks = {w.name: forkpoint.signature_or_none(ctx, w) for w in workspaces}
+    signatures = Signatures(ctx.backend(state))
+    signatures.fetch([_db(w) for w in workspaces if forks[w.name] is not None])
+    out: dict[str, list[str]] = {}
+    for w in workspaces:
+        fork = forks[w.name]
+        now = signatures.signature_or_none(_db(w)) if fork is not None else None
+        if fork is not None and now is not None:
+            out[w.name] = catalog_signature.changed(fork, now)
+    out.update({d.name: d.objects for d in known if d.name in forks and d.name not in out})
+    out.update({d.name: d.objects for d in diff_all(ctx, state, [w for w in workspaces if w.name not in out])})
+    return {w.name: out[w.name] for w in workspaces}
+
+
+def live(state: State) -> list[Workspace]:
+    """The ready workspaces with a database, by name: the ones diffs and collisions look at."""
+    return sorted((w for w in state.workspaces.values() if w.status == READY and w.db_branch), key=lambda w: w.name)
 
 
 def say_notes(diffs: Iterable[SchemaDiff]) -> None:
