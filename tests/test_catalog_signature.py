@@ -56,3 +56,23 @@ def test_the_keys_are_pg_dumps_for_every_kind_of_object(tf_server_repo: Path) ->
     kinds = {schema_changes.kind_of(key) for key in signed}
     assert kinds >= {"table", "column default", "constraint", "index", "sequence", "view", "materialized view",
                      "function", "trigger", "type", "extension", "policy", "rule", "schema"}, kinds  # fmt: skip
+
+
+def test_only_content_counts_not_rows_or_storage(tf_server_repo: Path) -> None:
+    url = run_tf(tf_server_repo, "url", "root").out.strip()
+    _sql(url, *EVERY_KIND)
+    before = catalog_signature.of_url(url)
+    _sql(
+        url,
+        "INSERT INTO users (email, m) SELECT 'u' || i, 'ok' FROM generate_series(1, 50) i",
+        "SELECT nextval('counter')",
+        "REFRESH MATERIALIZED VIEW mv",
+        "ANALYZE",
+        "TRUNCATE users CASCADE",
+        "VACUUM FULL",
+        "CLUSTER app.orders USING orders_pkey",
+        "REINDEX TABLE users",
+    )
+    assert catalog_signature.of_url(url) == before
+    _sql(url, "ALTER INDEX mv_idx SET (fillfactor = 50)", "CREATE OR REPLACE VIEW v AS SELECT id, email, m FROM users")
+    assert catalog_signature.changed(before, catalog_signature.of_url(url)) == ["INDEX public.mv_idx", "VIEW public.v"]
