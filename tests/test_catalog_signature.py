@@ -76,3 +76,14 @@ def test_only_content_counts_not_rows_or_storage(tf_server_repo: Path) -> None:
     assert catalog_signature.of_url(url) == before
     _sql(url, "ALTER INDEX mv_idx SET (fillfactor = 50)", "CREATE OR REPLACE VIEW v AS SELECT id, email, m FROM users")
     assert catalog_signature.changed(before, catalog_signature.of_url(url)) == ["INDEX public.mv_idx", "VIEW public.v"]
+
+
+def test_a_query_for_some_kinds_gives_exactly_their_part_of_the_whole(tf_server_repo: Path) -> None:
+    url = run_tf(tf_server_repo, "url", "root").out.strip()
+    _sql(url, *EVERY_KIND)
+    whole = catalog_signature.of_url(url)
+    for prefix in {catalog_signature.prefix_of(key) for key in whole}:
+        only = catalog_signature.of_url(url, prefixes=frozenset({prefix}))
+        mine = {k: v for k, v in only.items() if catalog_signature.prefix_of(k) == prefix}
+        assert mine == {k: v for k, v in whole.items() if catalog_signature.prefix_of(k) == prefix}, prefix
+        assert len(only) < len(whole)

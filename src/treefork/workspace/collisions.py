@@ -176,7 +176,7 @@ def involving(ctx: Context, state: State, name: str, listed: dict[Path, Worktree
     """The collisions between name and the other live workspaces, before `merge name`: one catalog query a
     workspace (in threads) while git lists the migration files."""
     ctx.backend(state)  # opened here, in this thread, before the other one uses it
-    schema_changes_found = Background(lambda: diffs.changed_since_fork(ctx, state, diffs.live(state)), name="sigs")
+    schema_changes_found = Background(lambda: diffs.changed_beside(ctx, state, name), name="signatures")
     migration = [c for c in of_migrations(ctx, state, listed) if c.involves(name)]
     schema = of_schemas(schema_changes_found.result(), involving=name)
     remember(ctx, schema, only=name)

@@ -62,27 +62,38 @@ class SchemaDiff:
         )
 
 
+def _workers() -> int:
+    """pg_dump and its server backend share the work: one of each per core keeps the cores busy."""
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
 class _PerDatabase:
     """What `_read` makes of each database's URL, at most once a run; `fetch` reads many side by side."""
+
+    workers = 0  # side by side at most
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._found: dict[str, dict[str, str] | None] = {}
 
-    @staticmethod
-    def _read(url: str) -> dict[str, str]:
+    def _read(self, url: str) -> dict[str, str]:
         raise NotImplementedError
 
     def fetch(self, dbs: Iterable[DbBranch]) -> None:
+        """The URLs are asked for in turn, in this thread (asking may start a server), each read starting in the
+        pool as soon as its URL is known."""
         todo = {db.id: db for db in dbs if db.id not in self._found}
-        urls = {i: self.backend.schema_url_or_none(db) for i, db in todo.items()}  # in turn: may start a server
-        self._found.update({i: None for i, url in urls.items() if url is None})
-        wanted = {i: url for i, url in urls.items() if url is not None}
-        if not wanted:
+        if not todo:
             return
-        with ThreadPoolExecutor(max_workers=min(len(wanted), _workers()), thread_name_prefix="treefork-read") as pool:
-            for i, found in zip(wanted, pool.map(self._read, wanted.values()), strict=True):
-                self._found[i] = found
+        with ThreadPoolExecutor(max_workers=min(len(todo), self.workers), thread_name_prefix="treefork-read") as pool:
+            reads = {}
+            for i, db in todo.items():
+                url = self.backend.schema_url_or_none(db)
+                self._found[i] = None
+                if url is not None:
+                    reads[i] = pool.submit(self._read, url)
+            for i, read in reads.items():
+                self._found[i] = read.result()
 
     def _of_or_none(self, db: DbBranch) -> dict[str, str] | None:
         self.fetch([db])
@@ -92,8 +103,9 @@ class _PerDatabase:
 class Dumps(_PerDatabase):
     """Each database's schema (`schema_diff.objects` of its pg_dump), dumped at most once a run."""
 
-    @staticmethod
-    def _read(url: str) -> dict[str, str]:
+    workers = _workers()
+
+    def _read(self, url: str) -> dict[str, str]:
         return schemas.objects(schemas.dump(url))
 
     def objects_or_none(self, db: DbBranch) -> dict[str, str] | None:
@@ -101,19 +113,20 @@ class Dumps(_PerDatabase):
 
 
 class Signatures(_PerDatabase):
-    """Each database's catalog signature ({object key: md5}), one query each, at most once a run."""
+    """Each database's catalog signature ({object key: md5}), one query each, at most once a run; with
+    `prefixes`, of the objects of those kinds only."""
 
-    @staticmethod
-    def _read(url: str) -> dict[str, str]:
-        return catalog_signature.of_url(url)
+    workers = 2 * _workers()  # a connection's handshake and a cold backend's first plan are mostly waiting
+
+    def __init__(self, backend: Backend, *, prefixes: frozenset[str] | None = None) -> None:
+        super().__init__(backend)
+        self.prefixes = prefixes
+
+    def _read(self, url: str) -> dict[str, str]:
+        return catalog_signature.of_url(url, prefixes=self.prefixes)
 
     def signature_or_none(self, db: DbBranch) -> dict[str, str] | None:
         return self._of_or_none(db)
-
-
-def _workers() -> int:
-    """pg_dump and its server backend share the work: one of each per core keeps the cores busy."""
-    return max(2, min(16, 2 * (os.cpu_count() or 1)))
 
 
 def since_fork(ctx: Context, state: State, name: str, dumps: Dumps | None = None) -> SchemaDiff:
@@ -157,24 +170,42 @@ def diff_all(ctx: Context, state: State, workspaces: list[Workspace] | None = No
 
 
 def changed_since_fork(
-    ctx: Context, state: State, workspaces: list[Workspace], *, known: Iterable[SchemaDiff] = ()
+    ctx: Context,
+    state: State,
+    workspaces: list[Workspace],
+    *,
+    known: Iterable[SchemaDiff] = (),
+    among: frozenset[str] | None = None,
 ) -> dict[str, list[str]]:
     """The keys of the objects each workspace changed since its fork point, for collisions: its catalog signature
-    against the one recorded at its fork point (one query a database, side by side). A workspace without a
-    recorded signature (an older treefork's, or a backend without URLs) falls back to its pg_dump diff: the one
-    in `known` if the caller has it, else dumped here."""
+    against the one recorded at its fork point (one query a database, side by side); with `among`, only
+    those keys, and only their kinds are read. A workspace without a recorded signature (an older treefork's,
+    or a backend without URLs) falls back to its pg_dump diff: the one in `known` if the caller has it, else
+    dumped here."""
     forks = {w.name: forkpoint.signature_or_none(ctx, w) for w in workspaces}
-    signatures = Signatures(ctx.backend(state))
+    prefixes = None if among is None else frozenset(map(catalog_signature.prefix_of, among))
+    signatures = Signatures(ctx.backend(state), prefixes=None if prefixes is None or "" in prefixes else prefixes)
     signatures.fetch([_db(w) for w in workspaces if forks[w.name] is not None])
     out: dict[str, list[str]] = {}
     for w in workspaces:
         fork = forks[w.name]
         now = signatures.signature_or_none(_db(w)) if fork is not None else None
         if fork is not None and now is not None:
-            out[w.name] = catalog_signature.changed(fork, now)
+            out[w.name] = catalog_signature.changed(fork, now, among=among)
     out.update({d.name: d.objects for d in known if d.name in forks and d.name not in out})
     out.update({d.name: d.objects for d in diff_all(ctx, state, [w for w in workspaces if w.name not in out])})
-    return {w.name: out[w.name] for w in workspaces}
+    return {w.name: [k for k in out[w.name] if among is None or k in among] for w in workspaces}
+
+
+def changed_beside(ctx: Context, state: State, name: str) -> dict[str, list[str]]:
+    """What `merge name` compares: the objects name changed since its fork point, and which of those each other
+    live workspace changed too (only those kinds read from each: a smaller query)."""
+    ready = live(state)
+    mine = changed_since_fork(ctx, state, [w for w in ready if w.name == name]).get(name, [])
+    others = [w for w in ready if w.name != name]
+    if not mine or not others:
+        return {name: mine}
+    return {name: mine, **changed_since_fork(ctx, state, others, among=frozenset(mine))}
 
 
 def live(state: State) -> list[Workspace]:
