@@ -26,7 +26,8 @@ WITH user_ns AS (
 ),
 ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 rels AS (
-    SELECT c.*, n.nspname FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+    SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relforcerowsecurity, c.relrowsecurity, c.reloptions,
+           c.relispartition, c.relpartbound, n.nspname FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
     WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
 -- a default that uses a sequence the table itself owns (serial): pg_dump prints it apart, as DEFAULT

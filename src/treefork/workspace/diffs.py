@@ -9,6 +9,7 @@ process, and the server does its share, so the Python side mostly waits.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,25 +80,45 @@ class _PerDatabase:
     def _read(self, url: str) -> dict[str, str]:
         raise NotImplementedError
 
-    def fetch(self, dbs: Iterable[DbBranch]) -> None:
-        """The URLs are asked for in turn, in this thread (asking may start a server), each read starting in the
-        pool as soon as its URL is known."""
-        todo = {db.id: db for db in dbs if db.id not in self._found}
+    def fetch(self, dbs: Iterable[DbBranch], *, alongside: tuple[_PerDatabase, ...] = ()) -> None:
+        """The URLs are asked for in turn, in this thread (asking may start a server), once a run
+        (`_urls_of`), each read starting in the pool as soon as its URL is known; `alongside` readers of the
+        same databases are fed from the same URLs in the same pass."""
+        readers = (self, *alongside)
+        todo = {db.id: db for db in dbs if any(db.id not in r._found for r in readers)}
         if not todo:
             return
-        with ThreadPoolExecutor(max_workers=min(len(todo), self.workers), thread_name_prefix="treefork-read") as pool:
-            reads = {}
+        urls = _urls_of(self.backend)
+        workers = min(len(todo) * len(readers), max(r.workers for r in readers))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="treefork-read") as pool:
+            reads = []
             for i, db in todo.items():
-                url = self.backend.schema_url_or_none(db)
-                self._found[i] = None
-                if url is not None:
-                    reads[i] = pool.submit(self._read, url)
-            for i, read in reads.items():
-                self._found[i] = read.result()
+                if i not in urls:
+                    urls[i] = self.backend.schema_url_or_none(db)
+                for reader in (r for r in readers if i not in r._found):
+                    reader._found[i] = None
+                    if (url := urls[i]) is not None:
+                        reads.append((reader, i, pool.submit(reader._read, url)))
+            for reader, i, read in reads:
+                reader._found[i] = read.result()
 
     def _of_or_none(self, db: DbBranch) -> dict[str, str] | None:
         self.fetch([db])
         return self._found[db.id]
+
+
+# Per backend (one a Context, so one a command): each database's URL, asked for once; every signature read
+_URLS: weakref.WeakKeyDictionary[Backend, dict[str, str | None]] = weakref.WeakKeyDictionary()
+_SIGNATURES: weakref.WeakKeyDictionary[Backend, Signatures] = weakref.WeakKeyDictionary()
+
+
+def _urls_of(backend: Backend) -> dict[str, str | None]:
+    return _URLS.setdefault(backend, {})
+
+
+def signatures_of(backend: Backend) -> Signatures:
+    """The whole signatures this command read (`diff --all` reads them beside its dumps, for its collisions)."""
+    return _SIGNATURES.setdefault(backend, Signatures(backend))
 
 
 class Dumps(_PerDatabase):
@@ -163,8 +184,11 @@ def diff_all(ctx: Context, state: State, workspaces: list[Workspace] | None = No
     ready = live(state) if workspaces is None else workspaces
     if not ready:
         return []
-    dumps = Dumps(ctx.backend(state))
+    backend = ctx.backend(state)
+    dumps = Dumps(backend)
     forks = {w.name: forkpoint.load_or_none(ctx, w) for w in ready}
+    signed = [_db(w) for w in ready if forkpoint.signature_or_none(ctx, w) is not None]  # for the collisions
+    dumps.fetch(signed, alongside=(signatures_of(backend),))
     dumps.fetch([_db(w) for w in ready] + [parent_side(ctx, state, w).db for w in ready if forks[w.name] is None])
     return [_since(ctx, state, w, forks[w.name], dumps) for w in ready]
 
@@ -184,7 +208,9 @@ def changed_since_fork(
     dumped here."""
     forks = {w.name: forkpoint.signature_or_none(ctx, w) for w in workspaces}
     prefixes = None if among is None else frozenset(map(catalog_signature.prefix_of, among))
-    signatures = Signatures(ctx.backend(state), prefixes=None if prefixes is None or "" in prefixes else prefixes)
+    backend = ctx.backend(state)
+    whole = prefixes is None or "" in prefixes
+    signatures = signatures_of(backend) if whole else Signatures(backend, prefixes=prefixes)
     signatures.fetch([_db(w) for w in workspaces if forks[w.name] is not None])
     out: dict[str, list[str]] = {}
     for w in workspaces:
