@@ -254,8 +254,6 @@ def of_url(url: str, *, prefixes: frozenset[str] | None = None) -> dict[str, str
         return {str(key): str(digest) for key, digest in conn.execute(query(prefixes))}
 
 
-def changed(before: dict[str, str], after: dict[str, str], *, among: frozenset[str] | None = None) -> list[str]:
-    """The keys of the objects added, removed or changed, in key order; with `among`, of those keys only
-    (`after` then needs only their kinds: `of_url(prefixes=...)`)."""
-    keys = set(before) | set(after) if among is None else among
-    return sorted(k for k in keys if before.get(k) != after.get(k))
+def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The keys of the objects added, removed or changed, in key order."""
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

@@ -164,10 +164,10 @@ def remembered(ctx: Context, state: State) -> list[Collision]:
 
 
 def all_of(ctx: Context, state: State, found: list[SchemaDiff], listed: dict[Path, Worktree]) -> list[Collision]:
-    """Schema and migration collisions between the live workspaces. The schema ones come from each workspace's
-    catalog signature against its fork point's (`found`, the diffs the caller made, serve the workspaces
-    without one)."""
-    schema = of_schemas(diffs.changed_since_fork(ctx, state, diffs.live(state), known=found))
+    """Schema and migration collisions between the live workspaces, `found` the fork-point diffs of every one
+    of them. The schema ones come from each workspace's catalog signature against its fork point's, read for
+    the kinds of object its diff shows changed (`diffs.changed_as_dumped`)."""
+    schema = of_schemas(diffs.changed_as_dumped(ctx, state, found))
     remember(ctx, schema)
     return schema + of_migrations(ctx, state, listed)
 

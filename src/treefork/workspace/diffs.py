@@ -80,45 +80,35 @@ class _PerDatabase:
     def _read(self, url: str) -> dict[str, str]:
         raise NotImplementedError
 
-    def fetch(self, dbs: Iterable[DbBranch], *, alongside: tuple[_PerDatabase, ...] = ()) -> None:
-        """The URLs are asked for in turn, in this thread (asking may start a server), once a run
-        (`_urls_of`), each read starting in the pool as soon as its URL is known; `alongside` readers of the
-        same databases are fed from the same URLs in the same pass."""
-        readers = (self, *alongside)
-        todo = {db.id: db for db in dbs if any(db.id not in r._found for r in readers)}
+    def fetch(self, dbs: Iterable[DbBranch]) -> None:
+        """The URLs are asked for in turn, in this thread (asking may start a server), once a command
+        (`_urls_of`), each read starting in the pool as soon as its URL is known."""
+        todo = {db.id: db for db in dbs if db.id not in self._found}
         if not todo:
             return
         urls = _urls_of(self.backend)
-        workers = min(len(todo) * len(readers), max(r.workers for r in readers))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="treefork-read") as pool:
-            reads = []
+        with ThreadPoolExecutor(max_workers=min(len(todo), self.workers), thread_name_prefix="treefork-read") as pool:
+            reads = {}
             for i, db in todo.items():
                 if i not in urls:
                     urls[i] = self.backend.schema_url_or_none(db)
-                for reader in (r for r in readers if i not in r._found):
-                    reader._found[i] = None
-                    if (url := urls[i]) is not None:
-                        reads.append((reader, i, pool.submit(reader._read, url)))
-            for reader, i, read in reads:
-                reader._found[i] = read.result()
+                self._found[i] = None
+                if (url := urls[i]) is not None:
+                    reads[i] = pool.submit(self._read, url)
+            for i, read in reads.items():
+                self._found[i] = read.result()
 
     def _of_or_none(self, db: DbBranch) -> dict[str, str] | None:
         self.fetch([db])
         return self._found[db.id]
 
 
-# Per backend (one a Context, so one a command): each database's URL, asked for once; every signature read
+# Each database's URL, asked for once a command: per backend, which a Context opens once
 _URLS: weakref.WeakKeyDictionary[Backend, dict[str, str | None]] = weakref.WeakKeyDictionary()
-_SIGNATURES: weakref.WeakKeyDictionary[Backend, Signatures] = weakref.WeakKeyDictionary()
 
 
 def _urls_of(backend: Backend) -> dict[str, str | None]:
     return _URLS.setdefault(backend, {})
-
-
-def signatures_of(backend: Backend) -> Signatures:
-    """The whole signatures this command read (`diff --all` reads them beside its dumps, for its collisions)."""
-    return _SIGNATURES.setdefault(backend, Signatures(backend))
 
 
 class Dumps(_PerDatabase):
@@ -187,38 +177,19 @@ def diff_all(ctx: Context, state: State, workspaces: list[Workspace] | None = No
     backend = ctx.backend(state)
     dumps = Dumps(backend)
     forks = {w.name: forkpoint.load_or_none(ctx, w) for w in ready}
-    signed = [_db(w) for w in ready if forkpoint.signature_or_none(ctx, w) is not None]  # for the collisions
-    dumps.fetch(signed, alongside=(signatures_of(backend),))
     dumps.fetch([_db(w) for w in ready] + [parent_side(ctx, state, w).db for w in ready if forks[w.name] is None])
     return [_since(ctx, state, w, forks[w.name], dumps) for w in ready]
 
 
 def changed_since_fork(
-    ctx: Context,
-    state: State,
-    workspaces: list[Workspace],
-    *,
-    known: Iterable[SchemaDiff] = (),
-    among: frozenset[str] | None = None,
+    ctx: Context, state: State, workspaces: list[Workspace], *, among: frozenset[str] | None = None
 ) -> dict[str, list[str]]:
     """The keys of the objects each workspace changed since its fork point, for collisions: its catalog signature
-    against the one recorded at its fork point (one query a database, side by side); with `among`, only
-    those keys, and only their kinds are read. A workspace without a recorded signature (an older treefork's,
-    or a backend without URLs) falls back to its pg_dump diff: the one in `known` if the caller has it, else
-    dumped here."""
-    forks = {w.name: forkpoint.signature_or_none(ctx, w) for w in workspaces}
-    prefixes = None if among is None else frozenset(map(catalog_signature.prefix_of, among))
-    backend = ctx.backend(state)
-    whole = prefixes is None or "" in prefixes
-    signatures = signatures_of(backend) if whole else Signatures(backend, prefixes=prefixes)
-    signatures.fetch([_db(w) for w in workspaces if forks[w.name] is not None])
-    out: dict[str, list[str]] = {}
-    for w in workspaces:
-        fork = forks[w.name]
-        now = signatures.signature_or_none(_db(w)) if fork is not None else None
-        if fork is not None and now is not None:
-            out[w.name] = catalog_signature.changed(fork, now, among=among)
-    out.update({d.name: d.objects for d in known if d.name in forks and d.name not in out})
+    against the one recorded at its fork point (one query a database, side by side); with `among`, only those
+    keys, and only their kinds are read. A workspace without a recorded signature (an older treefork's, or a
+    backend without URLs) falls back to its pg_dump diff."""
+    kinds = None if among is None else frozenset(map(catalog_signature.prefix_of, among))
+    out = _signed_changes(ctx, state, workspaces, None if kinds is None or "" in kinds else kinds)
     out.update({d.name: d.objects for d in diff_all(ctx, state, [w for w in workspaces if w.name not in out])})
     return {w.name: [k for k in out[w.name] if among is None or k in among] for w in workspaces}
 
@@ -232,6 +203,44 @@ def changed_beside(ctx: Context, state: State, name: str) -> dict[str, list[str]
     if not mine or not others:
         return {name: mine}
     return {name: mine, **changed_since_fork(ctx, state, others, among=frozenset(mine))}
+
+
+def changed_as_dumped(ctx: Context, state: State, found: list[SchemaDiff]) -> dict[str, list[str]]:
+    """For `diff --all`, which has just dumped every workspace: each one's changed objects from its signature,
+    read only for the kinds of object its dump shows changed, and not at all where the dump shows no change
+    (the two agree on what changed: tests/test_catalog_signature.py). A workspace without a recorded signature
+    keeps its dump's objects."""
+    ready = {w.name: w for w in live(state)}
+    out = {d.name: d.objects for d in found}
+    groups: dict[frozenset[str], list[Workspace]] = {}
+    for d in found:
+        kinds = frozenset(map(catalog_signature.prefix_of, d.objects))
+        if d.name in ready and kinds and "" not in kinds:
+            groups.setdefault(kinds, []).append(ready[d.name])
+    for kinds, workspaces in groups.items():
+        out.update(_signed_changes(ctx, state, workspaces, kinds))
+    return out
+
+
+def _signed_changes(
+    ctx: Context, state: State, workspaces: list[Workspace], kinds: frozenset[str] | None
+) -> dict[str, list[str]]:
+    """Each workspace's changed keys (of those kinds, or all) from its signature now and at its fork point; a
+    workspace without both is left out."""
+    forks = {w.name: forkpoint.signature_or_none(ctx, w) for w in workspaces}
+    signatures = Signatures(ctx.backend(state), prefixes=kinds)
+    signatures.fetch([_db(w) for w in workspaces if forks[w.name] is not None])
+    out = {}
+    for w in workspaces:
+        fork = forks[w.name]
+        now = signatures.signature_or_none(_db(w)) if fork is not None else None
+        if fork is not None and now is not None:
+            if kinds is not None:  # a part may yield more kinds than asked for (every kind of constraint)
+                fork, now = (
+                    {k: v for k, v in sig.items() if catalog_signature.prefix_of(k) in kinds} for sig in (fork, now)
+                )
+            out[w.name] = catalog_signature.changed(fork, now)
+    return out
 
 
 def live(state: State) -> list[Workspace]:
