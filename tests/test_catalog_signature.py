@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 
 from conftest import run_tf
+from testing.older_server import older_server
 from treefork.backends import catalog_signature, schema_changes, schema_diff
 
 EVERY_KIND = [
@@ -87,3 +88,15 @@ def test_a_query_for_some_kinds_gives_exactly_their_part_of_the_whole(tf_server_
         mine = {k: v for k, v in only.items() if catalog_signature.prefix_of(k) == prefix}
         assert mine == {k: v for k, v in whole.items() if catalog_signature.prefix_of(k) == prefix}, prefix
         assert len(only) < len(whole)
+
+
+def test_the_keys_are_pg_dumps_on_postgresql_15_too() -> None:
+    """A server the user runs (`init --server-url`) may be older: the same query, the same keys."""
+    with older_server(15) as server:
+        with server.admin() as conn:
+            conn.execute("CREATE DATABASE every_kind")
+        url = server.url("every_kind")
+        _sql(url, *EVERY_KIND)
+        dumped = set(schema_diff.objects(schema_diff.dump(url)))
+        signed = set(catalog_signature.of_url(url))
+        assert signed == dumped, (sorted(signed - dumped), sorted(dumped - signed))

@@ -81,12 +81,22 @@ def recording(ctx: Context, name: str, db: DbBranch) -> Background[None]:
             if problem is not None:
                 raise problem
             if url is not None:
-                save_signature(ctx, name, db, catalog_signature.of_url(url))
+                _sign(ctx, name, db, url)
                 save(ctx, name, db, schemas.normalise(schemas.dump(url)))
         except (FatalError, OSError) as e:
             output.warn(f"could not record {name}'s fork point ({e}); `treefork diff {name}` compares with its parent")
 
     return Background(dump_and_save, name="fork-point")
+
+
+def _sign(ctx: Context, name: str, db: DbBranch, url: str) -> None:
+    """The fork point's catalog signature, if the server can give one (a server that refuses the query, e.g. an
+    older major version, leaves none: collisions then come from the dumps, as before)."""
+    try:
+        signature = catalog_signature.of_url(url)
+    except FatalError:
+        return
+    save_signature(ctx, name, db, signature)
 
 
 def load_or_none(ctx: Context, ws: Workspace) -> dict[str, str] | None:
