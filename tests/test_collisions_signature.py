@@ -112,3 +112,13 @@ def test_after_merge_a_an_untouched_sibling_does_not_collide_at_merge_b(users: P
     assert "also changed" not in r.err and "could not compare" not in r.err, r.err
     ls = {row["name"]: row for row in json.loads(run_tf(users, "ls", "--json").out)}
     assert ls["c"]["collisions"] == [], ls["c"]
+
+
+def test_merge_prints_a_colliding_objects_hostile_name_escaped(users: Path) -> None:
+    a, b = new(users, "a"), new(users, "b")
+    for where in (a, b):
+        _sql(db_url(where), 'CREATE TABLE "evil\x1b]0;owned\x07\x1b[2J" (id int)')
+    _commit(a, "a.txt")
+    r = run_tf(users, "merge", "a")
+    assert "\x1b" not in r.err and "\x07" not in r.err, r.err
+    assert "workspace b also changed public.evil\\x1b]0;owned\\x07" in r.err, r.err

@@ -137,7 +137,7 @@ def _collision_warnings(ctx: Context, state: State, name: str) -> list[str]:
         return [f"could not compare with the other workspaces: {e.message}"]
     warnings = [c.warning_for(name) for c in found]
     for w in warnings:
-        output.warn(w)
+        output.warn(output.printable(w))  # object names come from the databases: agents chose them
     return warnings
 
 
