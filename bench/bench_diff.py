@@ -139,9 +139,12 @@ def render(times: dict[str, list[float]], n: int, rounds: int) -> str:
     lines += [
         "",
         "`diff --all` reads each workspace's fork point from its file and dumps each live database once, the dumps "
-        "side by side (two per core); `ls --json` reads the migration-file collisions from git (two `git diff` a "
-        "workspace, side by side) and connects to no database. `merge` first checks for collisions as `diff --all` "
-        "does, then forks the parent's database for a trial run of the migration.",
+        "side by side (two per core), then, for the collisions, reads the catalog signature of each workspace whose "
+        "dump changed (one query, for those kinds of object only); `ls --json` reads the migration-file collisions "
+        "from git (two `git diff` a workspace, side by side) and connects to no database. `merge` reads the merged "
+        "workspace's catalog signature, then from each other workspace only the kinds of object it changed (one "
+        "connection each, side by side, while git lists the migration files; no pg_dump), then forks the parent's "
+        "database for a trial run of the migration.",
         "",
     ]
     return "\n".join(lines)

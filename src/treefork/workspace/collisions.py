@@ -5,8 +5,10 @@
 - migration files: two branches add migrations that claim the same place in their framework's order
   (migrations.py), named with both files and the framework's fix.
 
-`diff --all` and `merge` dump every live database (once, side by side); `ls` never connects to a database, so
-it shows the migration collisions it reads from git and the schema collisions `diff --all` last found.
+Schema collisions compare catalog signatures (backends/catalog_signature.py: one query a database, side by side)
+with the ones recorded at each fork point; a workspace without one falls back to its pg_dump diff. `merge`
+compares only the workspace it merges with the others; `ls` never connects to a database, so it shows the
+migration collisions it reads from git and the schema collisions `diff --all` or a merge last found.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from treefork.backends import schema_changes
+from treefork.background import Background
 from treefork.context import Context
 from treefork.fsutil import atomic_write_text
 from treefork.git import Worktree
 from treefork.state import READY, UNPROVISIONED, State
-from treefork.workspace import migrations
+from treefork.workspace import diffs, migrations
 from treefork.workspace.diffs import SchemaDiff
 
 SCHEMA, MIGRATION = "schema", "migration"
@@ -79,13 +82,19 @@ def describe(keys: tuple[str, ...] | list[str]) -> str:
     return ", ".join(words)
 
 
-def of_schemas(diffs: list[SchemaDiff]) -> list[Collision]:
+def of_schemas(changed: dict[str, list[str]], *, involving: str | None = None) -> list[Collision]:
+    """Two workspaces that changed the same object since their fork points (`diffs.changed_since_fork`), each
+    pair once in name order; only the pairs with `involving` when given (what `merge` needs)."""
+    names = sorted(changed)
     out = []
-    for i, a in enumerate(diffs):
-        for b in diffs[i + 1 :]:
-            shared = tuple(k for k in a.objects if k in set(b.objects))
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if involving is not None and involving not in (a, b):
+                continue
+            theirs = set(changed[b])
+            shared = tuple(k for k in changed[a] if k in theirs)
             if shared:
-                out.append(Collision(SCHEMA, (a.name, b.name), objects=shared))
+                out.append(Collision(SCHEMA, (a, b), objects=shared))
     return out
 
 
@@ -123,20 +132,29 @@ def _found_file(ctx: Context) -> Path:
     return ctx.registry.dir / "forkpoints" / "schema-collisions.json"
 
 
-def remember(ctx: Context, found: list[Collision]) -> None:
-    """The schema collisions of a run that dumped every live database, for `ls` to show without connecting."""
-    data = {"at": int(time.time()), "collisions": [c.to_json() for c in found if c.kind == SCHEMA]}
+def remember(ctx: Context, found: list[Collision], *, only: str | None = None) -> None:
+    """The schema collisions of a run that compared every live database, for `ls` to show without connecting;
+    with `only`, a run that compared that workspace with the others (`merge`): its pairs replace its old ones."""
+    kept = [c for c in _remembered_records(ctx) if only is not None and only not in c["workspaces"]]
+    data = {"at": int(time.time()), "collisions": kept + [c.to_json() for c in found if c.kind == SCHEMA]}
     path = _found_file(ctx)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write_text(path, json.dumps(data, sort_keys=True) + "\n", mode=0o600)
 
 
+def _remembered_records(ctx: Context) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(_found_file(ctx).read_text(encoding="utf-8"))["collisions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [c for c in records if isinstance(c, dict) and isinstance(c.get("workspaces"), list)]
+
+
 def remembered(ctx: Context, state: State) -> list[Collision]:
     """The schema collisions `diff --all` (or a merge) last found, between workspaces that are still live."""
     try:
-        data = json.loads(_found_file(ctx).read_text(encoding="utf-8"))
-        found = [(tuple(c["workspaces"]), tuple(c["objects"])) for c in data["collisions"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        found = [(tuple(c["workspaces"]), tuple(c["objects"])) for c in _remembered_records(ctx)]
+    except (KeyError, TypeError):
         return []
     return [
         Collision(SCHEMA, (a, b), objects=objects)
@@ -145,8 +163,21 @@ def remembered(ctx: Context, state: State) -> list[Collision]:
     ]
 
 
-def all_of(ctx: Context, state: State, diffs: list[SchemaDiff], listed: dict[Path, Worktree]) -> list[Collision]:
-    """Schema and migration collisions between the live workspaces, from diffs of every one of them."""
-    schema = of_schemas(diffs)
+def all_of(ctx: Context, state: State, found: list[SchemaDiff], listed: dict[Path, Worktree]) -> list[Collision]:
+    """Schema and migration collisions between the live workspaces, `found` the fork-point diffs of every one
+    of them. The schema ones come from each workspace's catalog signature against its fork point's, read for
+    the kinds of object its diff shows changed (`diffs.changed_as_dumped`)."""
+    schema = of_schemas(diffs.changed_as_dumped(ctx, state, found))
     remember(ctx, schema)
     return schema + of_migrations(ctx, state, listed)
+
+
+def involving(ctx: Context, state: State, name: str, listed: dict[Path, Worktree]) -> list[Collision]:
+    """The collisions between name and the other live workspaces, before `merge name`: one catalog query a
+    workspace (in threads) while git lists the migration files."""
+    ctx.backend(state)  # opened here, in this thread, before the other one uses it
+    schema_changes_found = Background(lambda: diffs.changed_beside(ctx, state, name), name="signatures")
+    migration = [c for c in of_migrations(ctx, state, listed) if c.involves(name)]
+    schema = of_schemas(schema_changes_found.result(), involving=name)
+    remember(ctx, schema, only=name)
+    return schema + migration

@@ -6,6 +6,11 @@ by every worktree like the registry, outside every worktree (an agent's `git add
 in registry.json itself, which every command and git hook reads whole and which a dump would make megabytes.
 Each file names the database it was taken from, so a file left by an earlier workspace of the same name
 is never taken for this one's.
+
+Beside each dump, `<digest>.signature.json` keeps the fork point's catalog signature
+(backends/catalog_signature.py: each object's key and the md5 of its definition), taken by the same thread just
+before the dump: what collisions compare, with one catalog query a workspace instead of a pg_dump. A workspace
+made before signatures were kept has none, and its collisions come from the dumps as before.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from pathlib import Path
 
 from treefork import output
+from treefork.backends import catalog_signature
 from treefork.backends import schema_diff as schemas
 from treefork.backends.base import DbBranch
 from treefork.background import Background
@@ -32,11 +38,25 @@ def path_of(ctx: Context, name: str) -> Path:
     return ctx.registry.dir / "forkpoints" / f"{digest}.sql"
 
 
+def signature_path_of(ctx: Context, name: str) -> Path:
+    return path_of(ctx, name).with_suffix(".signature.json")
+
+
 def save(ctx: Context, name: str, db: DbBranch, schema: str) -> None:
-    header = json.dumps({"workspace": name, "db_id": db.id, "at": int(time.time())}, sort_keys=True)
+    header = json.dumps(_header(name, db), sort_keys=True)
     where = path_of(ctx, name)
     where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write_text(where, _MARK + header + "\n" + schema, mode=0o600)
+
+
+def save_signature(ctx: Context, name: str, db: DbBranch, signature: dict[str, str]) -> None:
+    where = signature_path_of(ctx, name)
+    where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write_text(where, json.dumps({**_header(name, db), "objects": signature}, sort_keys=True), mode=0o600)
+
+
+def _header(name: str, db: DbBranch) -> dict[str, object]:
+    return {"workspace": name, "db_id": db.id, "at": int(time.time())}
 
 
 def record(ctx: Context, name: str, db: DbBranch) -> None:
@@ -57,14 +77,26 @@ def recording(ctx: Context, name: str, db: DbBranch) -> Background[None]:
 
     def dump_and_save() -> None:
         try:
+            signature_path_of(ctx, name).unlink(missing_ok=True)  # a reset's new fork point replaces it, or none does
             if problem is not None:
                 raise problem
             if url is not None:
+                _sign(ctx, name, db, url)
                 save(ctx, name, db, schemas.normalise(schemas.dump(url)))
         except (FatalError, OSError) as e:
             output.warn(f"could not record {name}'s fork point ({e}); `treefork diff {name}` compares with its parent")
 
     return Background(dump_and_save, name="fork-point")
+
+
+def _sign(ctx: Context, name: str, db: DbBranch, url: str) -> None:
+    """The fork point's catalog signature, if the server can give one (a server that refuses the query, e.g. an
+    older major version, leaves none: collisions then come from the dumps, as before)."""
+    try:
+        signature = catalog_signature.of_url(url)
+    except FatalError:
+        return
+    save_signature(ctx, name, db, signature)
 
 
 def load_or_none(ctx: Context, ws: Workspace) -> dict[str, str] | None:
@@ -85,5 +117,20 @@ def load_or_none(ctx: Context, ws: Workspace) -> dict[str, str] | None:
     return schemas.objects(schema)
 
 
+def signature_or_none(ctx: Context, ws: Workspace) -> dict[str, str] | None:
+    """ws's fork-point catalog signature ({object key: md5}), or None: recorded before treefork kept them, by
+    a backend without a URL to read, or for another database of that name."""
+    try:
+        data = json.loads(signature_path_of(ctx, ws.name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    db = ws.db_ref_or_none()
+    objects = data.get("objects") if isinstance(data, dict) else None
+    if db is None or data.get("workspace") != ws.name or data.get("db_id") != db.id or not isinstance(objects, dict):
+        return None
+    return {str(k): str(v) for k, v in objects.items()}
+
+
 def forget(ctx: Context, name: str) -> None:
     path_of(ctx, name).unlink(missing_ok=True)
+    signature_path_of(ctx, name).unlink(missing_ok=True)

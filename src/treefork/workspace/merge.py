@@ -130,15 +130,15 @@ def _check_preconditions(ctx: Context, state: State, ws: Workspace, parent: Side
 
 
 def _collision_warnings(ctx: Context, state: State, name: str) -> list[str]:
-    from treefork.workspace import collisions, diffs, reconcile
+    from treefork.workspace import collisions, reconcile
 
     try:
-        found = collisions.all_of(ctx, state, diffs.diff_all(ctx, state), reconcile.listed_worktrees(ctx))
+        found = collisions.involving(ctx, state, name, reconcile.listed_worktrees(ctx))
     except FatalError as e:
         return [f"could not compare with the other workspaces: {e.message}"]
-    warnings = [c.warning_for(name) for c in found if c.involves(name)]
+    warnings = [c.warning_for(name) for c in found]
     for w in warnings:
-        output.warn(w)
+        output.warn(output.printable(w))  # object names come from the databases: agents chose them
     return warnings
 
 
