@@ -484,3 +484,30 @@ def test_rm_never_removes_a_cluster_whose_record_is_lost(tf_repo: Path) -> None:
     record.with_suffix(".lost").rename(record)
     run_tf(tf_repo, "rm", "orphaned")
     assert_nothing_left(tf_repo, "orphaned")
+
+
+def test_a_running_cluster_is_not_logged_into_to_find_it_running(
+    tf_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own postmaster (the pid postmaster.pid names, running in its data directory) saying ready is enough:
+    `url`, `diff` and merge's collision check ask no login of their own (a SCRAM login is ~10 ms a cluster). A
+    stopped one is still started, and its start is still checked by a login."""
+    from treefork.backends.local.cluster import Cluster
+
+    new(tf_repo, "a")
+    logins: list[str] = []
+    accepts = Cluster.accepts
+
+    def counted(self: Cluster, rec: object) -> bool:
+        logins.append(self.id)
+        return accepts(self, rec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Cluster, "accepts", counted)
+    url = run_tf(tf_repo, "url", "a").out.strip()
+    run_tf(tf_repo, "diff", "a")
+    assert logins == []
+    run_tf(tf_repo, "server", "stop")
+    assert not can_connect(url)
+    assert run_tf(tf_repo, "url", "a").out.strip() == url
+    assert logins, "a stopped cluster is started, and asked whether it accepts"
+    assert can_connect(url)

@@ -208,7 +208,7 @@ class Cluster:
         """Start the cluster if it is not up. Its port never changes: a port taken by another program is an
         error that names the program. A cluster an older treefork made loses its superuser role here."""
         self.expect_answering(rec)
-        if not self.accepts(rec):
+        if not self._pid_file()[1] and not self.accepts(rec):  # its own postmaster says ready: no login to ask
             with self._lock.held():
                 if self.postmaster_pid() is not None:
                     self.wait_ready(rec, what="is running but not accepting connections")
