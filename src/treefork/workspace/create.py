@@ -61,6 +61,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         from treefork.workspace import reconcile
 
         reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
+    debug.mark("new:begin")
     ctx.backend().prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
@@ -73,6 +74,7 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         debug.crash_point("new:after-db")
         if not was_ready:  # its schema as forked, what `diff` compares with (before setup may migrate it)
             recording = forkpoint.recording(ctx, ws.name, db)
+            debug.mark("new:fork-point-started")
         from treefork.workspace import envbuild
 
         conn = ctx.backend().connection(db)
@@ -82,8 +84,10 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
         if recording is not None:
             recording.result()
+            debug.mark("new:fork-point-recorded")
         if not was_ready:
             _record_bases(ctx, ws, data_base)
+            debug.mark("new:bases-recorded")
     except BaseException as e:
         if recording is not None:
             with contextlib.suppress(BaseException):
