@@ -96,18 +96,26 @@ class ClusterBackend:
         )
         rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
+        verifiers = fork.new_verifiers(rec)
         from treefork.backends.local.importer import freeze
 
+        debug.mark("fork:begin")
         with self._session(parent_cluster, parent_rec) as session:
+            debug.mark("fork:parent-session")
             if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
                 self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
+            debug.mark("fork:freeze-check")
             with self.store.creating(rec) as child:
+                debug.mark("fork:registered")
                 rec.method = fork.online_copy(session, parent_cluster, child, label=f"treefork fork {rec.id}")
                 session.close()  # the parent is no longer needed: its backup has ended
+                debug.mark("fork:after-backup")
                 with self._first_start(child, rec, password=parent_rec.admin_password) as conn:
                     debug.crash_point("fork:after-start")  # the child's postmaster runs
-                    fork.rekey(conn, child, rec)
+                    fork.rekey(conn, child, rec, verifiers)
+                debug.mark("fork:after-rekey")
                 self._wait_for_role(rec)
+                debug.mark("fork:role-admitted")
         self._started.add(rec.id)
         return self._branch(rec)
 
@@ -328,12 +336,15 @@ class ClusterBackend:
         self._running(source_rec)
         cluster.recover_swap()
         staging, staging_rec = self._staging(rec)
+        verifiers = fork.new_verifiers(staging_rec)
         try:
             with self._session(source_cluster, source_rec) as session:
                 method = fork.online_copy(session, source_cluster, staging, label=f"treefork reset {rec.id}")
             debug.crash_point("reset:after-copy")
             with self._first_start(staging, staging_rec, password=source_rec.admin_password) as conn:
-                fork.rekey(conn, staging, staging_rec)  # the branch's own passwords, before it holds this data
+                fork.rekey(
+                    conn, staging, staging_rec, verifiers
+                )  # the branch's own passwords, before it holds this data
             staging.stop(mode="fast")
             debug.crash_point("reset:after-rekey")
             with interrupts.ignored():
