@@ -77,17 +77,17 @@ def create(ctx: Context, req: NewRequest) -> Workspace:
             debug.mark("new:fork-point-started")
         from treefork.workspace import envbuild
 
-        conn = ctx.backend().connection(db)
+        conn = ctx.backend().connection(db)  # a new cluster's role admitted meanwhile (clusters.py)
         with ctx.registry.transaction():
             envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True, workspace=ws.name)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
-        if recording is not None:
-            recording.result()
-            debug.mark("new:fork-point-recorded")
         if not was_ready:
             _record_bases(ctx, ws, data_base)
             debug.mark("new:bases-recorded")
+        if recording is not None:  # before setup, which may migrate what it dumps
+            recording.result()
+            debug.mark("new:fork-point-recorded")
     except BaseException as e:
         if recording is not None:
             with contextlib.suppress(BaseException):

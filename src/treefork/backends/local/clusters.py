@@ -45,6 +45,7 @@ class ClusterBackend:
         self.ctx = ctx
         self.store = ClusterStore(_home(ctx))
         self._started: set[str] = set()
+        self._role_unchecked: set[str] = set()  # forked by this command, not yet seen to admit its role
         self._reflinked: bool | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -114,9 +115,8 @@ class ClusterBackend:
                     debug.crash_point("fork:after-start")  # the child's postmaster runs
                     fork.rekey(conn, child, rec, verifiers)
                 debug.mark("fork:after-rekey")
-                self._wait_for_role(rec)
-                debug.mark("fork:role-admitted")
         self._started.add(rec.id)
+        self._role_unchecked.add(rec.id)  # connection() waits for it: `new` records its fork point meanwhile
         return self._branch(rec)
 
     def _refuse_a_home_in_the_repository(self) -> None:
@@ -173,7 +173,7 @@ class ClusterBackend:
 
     def _wait_for_role(self, rec: ClusterRecord) -> None:
         """pg_reload_conf() only signals the postmaster: wait until it admits the role (and so check the
-        workspace's own credentials work before any env file names them)."""
+        workspace's own credentials work before any env file names them: connection() waits for a fork's)."""
         give_up = time.monotonic() + ROLE_WAIT
         while True:
             try:
@@ -237,6 +237,10 @@ class ClusterBackend:
     def connection(self, branch: DbBranch) -> Connection:
         _, rec = self._expect(branch.id)
         self._running(rec)
+        if rec.id in self._role_unchecked:  # a fork's role is let in by a reload: its URL works once it is done
+            self._wait_for_role(rec)
+            self._role_unchecked.discard(rec.id)
+            debug.mark("fork:role-admitted")
         info = self._role_conninfo(rec)
         url = (
             f"postgresql://{quote(rec.role, safe='')}:{quote(rec.role_password, safe='')}"

@@ -231,6 +231,7 @@ def rekey(
     from treefork.backends.local.libpq import SQL, Ident, Literal
 
     own = (verifiers or new_verifiers(rec)).result()
+    debug.mark("rekey:verifiers")
     with conn.transaction():
         for role in (ADMIN_USER, rec.role):
             conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(own[role])))
