@@ -296,6 +296,19 @@ def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     assert all(c["running"] for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"])
 
 
+def test_a_fork_of_a_stopped_parent_starts_it_and_still_freezes_what_it_must(tf_repo: Path) -> None:
+    """The freeze check runs beside the session's login: when the parent is down it cannot connect, and runs
+    again once the session has started the parent."""
+    wt = new(tf_repo, "p")
+    with psycopg.connect(db_url(wt), autocommit=True) as conn:
+        conn.execute("CREATE TABLE busy AS SELECT g AS x FROM generate_series(1, 12000) g")  # never vacuumed
+    run_tf(tf_repo, "server", "stop")
+    r = run_tf(tf_repo, "new", "kid", "--from", "p")
+    assert "froze public.busy in the parent first" in r.err
+    with psycopg.connect(db_url(Path(ls(tf_repo)["kid"]["path"]))) as conn:
+        assert conn.execute("SELECT count(*), sum(x) FROM busy").fetchone() == (12000, 12000 * 12001 // 2)
+
+
 # ---- failures and crashes -------------------------------------------------------------------------
 def test_an_injected_failure_mid_fork_leaves_nothing(tf_repo: Path) -> None:
     """The local backend's own step; a failure at each of `new`'s steps: tests/stress/test_crashes.py."""

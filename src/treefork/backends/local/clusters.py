@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from treefork.backends.local.cluster import (
     describe,
 )
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, creator_alive, new_record
+from treefork.background import Background
 from treefork.errors import BackendError, FatalError
 
 ROLE_WAIT = 5.0
@@ -101,9 +103,10 @@ class ClusterBackend:
         from treefork.backends.local.importer import freeze
 
         debug.mark("fork:begin")
+        checking = Background(lambda: freeze(parent_cluster, parent_rec, only_if_needed=True), name="freeze-check")
         with self._session(parent_cluster, parent_rec) as session:
             debug.mark("fork:parent-session")
-            if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
+            if frozen := _checked(checking, lambda: freeze(parent_cluster, parent_rec, only_if_needed=True)):
                 self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
             debug.mark("fork:freeze-check")
             with self.store.creating(rec) as child:
@@ -497,6 +500,15 @@ class ClusterBackend:
             "password": rec.role_password,
             "dbname": rec.dbname,
         }
+
+
+def _checked(checking: Background[list[str]], again: Callable[[], list[str]]) -> list[str]:
+    """The parent's freeze check, which ran beside the session's login (a connection to its app database, the
+    session's is to `postgres`); again, now that the session is in, if the parent was not up for it."""
+    try:
+        return checking.result()
+    except libpq.PgConnectError:
+        return again()
 
 
 def _kept(conn: libpq.Connection | None) -> libpq.Connection:
