@@ -2,9 +2,10 @@
 TREEFORK_SIGNAL_AT=<point>:<SIGINT|SIGTERM> sends it that signal there (^C, a polite kill), and
 TREEFORK_FAIL_AT=<point> raises an ordinary error there (to test rollback).
 
-TREEFORK_TIMING=<file> appends a line to that file at every crash point and every mark: the point, and the
-milliseconds since this module was loaded (at the CLI's start) and since the previous line of this process.
-What a benchmark reads to split a command's time between its steps (docs/benchmarks.md)."""
+TREEFORK_TIMING=<file> appends a line to that file at every crash point and every mark: the process, the thread,
+the point, the milliseconds since this module was loaded and since the previous line of this process, and the
+time of day (to place the process's start and exit, measured outside, around them). What a benchmark reads to
+split a command's time between its steps (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def mark(point: str) -> None:
     now = time.perf_counter()
     since, _last[0] = now - _last[0], now
     thread = threading.current_thread().name
-    line = f"{os.getpid()} {thread} {point} {(now - _STARTED) * 1000:.1f} +{since * 1000:.1f}\n"
+    line = f"{os.getpid()} {thread} {point} {(now - _STARTED) * 1000:.1f} +{since * 1000:.1f} {time.time():.4f}\n"
     fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, line.encode())
