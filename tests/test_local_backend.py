@@ -309,6 +309,26 @@ def test_a_fork_of_a_stopped_parent_starts_it_and_still_freezes_what_it_must(tf_
         assert conn.execute("SELECT count(*), sum(x) FROM busy").fetchone() == (12000, 12000 * 12001 // 2)
 
 
+def test_treefork_timing_lists_the_steps_of_new_in_order(tf_repo: Path, tmp_path: Path) -> None:
+    """TREEFORK_TIMING=<file> (debug.py): one line a step, for benchmarks to split `new`'s time."""
+    log = tmp_path / "timing"
+    new(tf_repo, "plain")
+    assert not log.exists()
+    new(tf_repo, "timed", env={"TREEFORK_TIMING": str(log)})
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert all(len(fields) == 6 and fields[4].startswith("+") for fields in lines)
+    main = [fields[2] for fields in lines if fields[1] == "MainThread"]
+    steps = [
+        "new:begin",
+        "fork:after-copy",
+        "fork:after-start",
+        "rekey:vacuum-full",
+        "new:after-env",
+        "new:after-registry",
+    ]
+    assert [p for p in main if p in steps] == steps, main
+
+
 # ---- failures and crashes -------------------------------------------------------------------------
 def test_an_injected_failure_mid_fork_leaves_nothing(tf_repo: Path) -> None:
     """The local backend's own step; a failure at each of `new`'s steps: tests/stress/test_crashes.py."""
