@@ -233,6 +233,9 @@ def rekey(
     own = (verifiers or new_verifiers(rec)).result()
     debug.mark("rekey:verifiers")
     with conn.transaction():
+        # Not flushed at its commit: VACUUM FULL's commit, next, flushes the WAL up to and past it (one flush, not
+        # two); a crash before that leaves a half-made fork, which is removed, never opened.
+        conn.execute("SET LOCAL synchronous_commit = off")
         for role in (ADMIN_USER, rec.role):
             conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(own[role])))
         debug.mark("rekey:passwords")
