@@ -276,6 +276,25 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
     assert can_connect(db_url(wt))
 
 
+def test_a_new_clusters_port_is_found_when_the_random_draws_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ports.pick draws a few ports at random, then tries every one: the last free port of a range is found."""
+    from treefork.backends.local import ports
+
+    monkeypatch.setenv(ports.REGISTRY_ENV, str(tmp_path / "reservations"))
+    monkeypatch.setenv(ports.RANGE_ENV, "28700-28899")
+    other, mine = tmp_path / "another-home-cluster", tmp_path / "mine"
+    other.mkdir()
+    mine.mkdir()
+    left = next(p for p in range(28899, 28699, -1) if ports.free(p))
+    for port in range(28700, 28900):
+        if port != left:
+            assert ports.reserve(port, other)
+    assert ports.pick([], owner=mine) == left
+    assert not ports.reserve(left, other)  # reserved for mine now
+
+
 def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     wt = new(tf_repo, "keep")
     _fill(db_url(wt), 5)
