@@ -45,6 +45,15 @@ def test_a_role_given_such_a_verifier_logs_in_with_its_password_only(pg_server: 
             login(new_password())
         conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(privileges.scram_verifier(password))))
         login(password)  # a fresh salt, the same password
+        other = new_password()
+        privileges.set_verifier(conn, role, privileges.scram_verifier(other))  # how a fork sets its passwords
+        login(other)
+        with pytest.raises(libpq.PgConnectError):
+            login(password)
+        with pytest.raises(libpq.PgError):
+            privileges.set_verifier(conn, role + "_missing", privileges.scram_verifier(other))
+        with pytest.raises(ValueError):
+            privileges.set_verifier(conn, role, "md5" + "0" * 32)  # nothing but scram_verifier's
 
 
 def test_only_treefork_s_own_passwords(pg_server: PgServer) -> None:

@@ -228,7 +228,6 @@ def rekey(
     it opens to the role with none of the parent's verifiers left in its files, and the role not a superuser
     (a parent made by an older treefork had one)."""
     from treefork.backends.local import privileges
-    from treefork.backends.local.libpq import SQL, Ident, Literal
 
     own = (verifiers or new_verifiers(rec)).result()
     debug.mark("rekey:verifiers")
@@ -237,7 +236,7 @@ def rekey(
         # two); a crash before that leaves a half-made fork, which is removed, never opened.
         conn.execute("SET LOCAL synchronous_commit = off")
         for role in (ADMIN_USER, rec.role):
-            conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(own[role])))
+            privileges.set_verifier(conn, role, own[role])
         debug.mark("rekey:passwords")
         privileges.downgrade(conn, rec.role, rec.dbname)
     debug.mark("rekey:downgrade")
