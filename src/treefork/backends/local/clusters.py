@@ -349,9 +349,8 @@ class ClusterBackend:
                 method = fork.online_copy(session, source_cluster, staging, label=f"treefork reset {rec.id}")
             debug.crash_point("reset:after-copy")
             with self._first_start(staging, staging_rec, password=source_rec.admin_password) as conn:
-                fork.rekey(
-                    conn, staging, staging_rec, verifiers
-                )  # the branch's own passwords, before it holds this data
+                # the branch's own passwords, before it holds this data
+                fork.rekey(conn, staging, staging_rec, verifiers)
             staging.stop(mode="fast")
             debug.crash_point("reset:after-rekey")
             with interrupts.ignored():
