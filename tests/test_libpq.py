@@ -50,3 +50,21 @@ def test_a_wrong_password_is_a_connect_error_without_the_password(pg_server: PgS
     assert "password authentication failed" in err.value.message and "wrong-secret-123" not in str(err.value)
     with psycopg.connect(pg_server.url()) as conn:  # psycopg, independently: the server is fine
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_library_is_published_only_with_every_signature_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads' first connections at once (a fork's freeze check beside its session): the one that finds
+    the library loaded must find it ready, or a pointer comes back as a C int and the process crashes."""
+    seen: list[object] = []
+
+    class Watching(dict):  # type: ignore[type-arg]
+        def items(self):  # type: ignore[no-untyped-def]
+            for item in super().items():
+                seen.append(libpq._LIB)  # what another thread would find meanwhile
+                yield item
+
+    monkeypatch.setattr(libpq, "_LIB", None)
+    monkeypatch.setattr(libpq, "_SIGNATURES", Watching(libpq._SIGNATURES))
+    lib = libpq._library()
+    assert seen and all(found is None for found in seen)
+    assert lib.PQconnectdbParams.restype is not None

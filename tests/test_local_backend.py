@@ -265,6 +265,25 @@ def test_a_program_squatting_a_stopped_clusters_port_gets_no_password(tf_repo: P
     assert can_connect(db_url(wt))
 
 
+def test_a_new_clusters_port_is_found_when_the_random_draws_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ports.pick draws a few ports at random, then tries every one: the last free port of a range is found."""
+    from treefork.backends.local import ports
+
+    monkeypatch.setenv(ports.REGISTRY_ENV, str(tmp_path / "reservations"))
+    monkeypatch.setenv(ports.RANGE_ENV, "28700-28899")
+    other, mine = tmp_path / "another-home-cluster", tmp_path / "mine"
+    other.mkdir()
+    mine.mkdir()
+    left = next(p for p in range(28899, 28699, -1) if ports.free(p))
+    for port in range(28700, 28900):
+        if port != left:
+            assert ports.reserve(port, other)
+    assert ports.pick([], owner=mine) == left
+    assert not ports.reserve(left, other)  # reserved for mine now
+
+
 def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     wt = new(tf_repo, "keep")
     _fill(db_url(wt), 5)
@@ -283,6 +302,39 @@ def test_clusters_keep_their_ports_across_a_stop(tf_repo: Path) -> None:
     assert {r["name"]: r["server_state"] for r in ls(tf_repo).values()} == {"root": "running", "keep": "running"}
     status = json.loads(run_tf(tf_repo, "server", "status", "--json").out)
     assert all(c["running"] for c in status["clusters"] if c["repo_id"] == registry(tf_repo)["repo_id"])
+
+
+def test_a_fork_of_a_stopped_parent_starts_it_and_still_freezes_what_it_must(tf_repo: Path) -> None:
+    """The freeze check runs beside the session's login: when the parent is down it cannot connect, and runs
+    again once the session has started the parent."""
+    wt = new(tf_repo, "p")
+    with psycopg.connect(db_url(wt), autocommit=True) as conn:
+        conn.execute("CREATE TABLE busy AS SELECT g AS x FROM generate_series(1, 12000) g")  # never vacuumed
+    run_tf(tf_repo, "server", "stop")
+    r = run_tf(tf_repo, "new", "kid", "--from", "p")
+    assert "froze public.busy in the parent first" in r.err
+    with psycopg.connect(db_url(Path(ls(tf_repo)["kid"]["path"]))) as conn:
+        assert conn.execute("SELECT count(*), sum(x) FROM busy").fetchone() == (12000, 12000 * 12001 // 2)
+
+
+def test_treefork_timing_lists_the_steps_of_new_in_order(tf_repo: Path, tmp_path: Path) -> None:
+    """TREEFORK_TIMING=<file> (debug.py): one line a step, for benchmarks to split `new`'s time."""
+    log = tmp_path / "timing"
+    new(tf_repo, "plain")
+    assert not log.exists()
+    new(tf_repo, "timed", env={"TREEFORK_TIMING": str(log)})
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert all(len(fields) == 6 and fields[4].startswith("+") for fields in lines)
+    main = [fields[2] for fields in lines if fields[1] == "MainThread"]
+    steps = [
+        "new:begin",
+        "fork:after-copy",
+        "fork:after-start",
+        "rekey:vacuum-full",
+        "new:after-env",
+        "new:after-registry",
+    ]
+    assert [p for p in main if p in steps] == steps, main
 
 
 # ---- failures and crashes -------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def create(ctx: Context, req: NewRequest, *, state: State | None = None) -> Work
 
         reconcile.follow_moves(ctx)  # `git worktree move` behind treefork's back: finish it where it is now
         state = ctx.state()
+    debug.mark("new:begin")
     ctx.backend(state).prepare()  # e.g. connect to PostgreSQL while the intent is recorded
     ws = _record_intent(ctx, req)
     was_ready = ws.status == READY
@@ -79,9 +80,10 @@ def create(ctx: Context, req: NewRequest, *, state: State | None = None) -> Work
         debug.crash_point("new:after-db")
         if not was_ready:  # its schema as forked, what `diff` compares with (before setup may migrate it)
             recording = forkpoint.recording(ctx, ws.name, db)
+            debug.mark("new:fork-point-started")
         from treefork.workspace import envbuild
 
-        conn = ctx.backend().connection(db)
+        conn = ctx.backend().connection(db)  # a new cluster's role admitted meanwhile (clusters.py)
         code_base = None if was_ready else _head_or_none(ctx, Path(ws.path))
         with ctx.registry.transaction() as st:  # the env file, and where the code and the data start
             envbuild.write_worktree_env(ctx.repo, ctx.config, Path(ws.path), conn, excluded=True, workspace=ws.name)
@@ -89,10 +91,12 @@ def create(ctx: Context, req: NewRequest, *, state: State | None = None) -> Work
                 _record_bases(st.workspaces[ws.name], ws, code_base=code_base, data_base=data_base)
         debug.crash_point("new:after-env")
         envbuild.copy_extra_files(ctx.repo, ctx.config, Path(ws.path))
-        if recording is not None:
-            recording.result()
         if not was_ready:
+            debug.mark("new:bases-recorded")
             _warn_if_data_ahead(ctx, ws)
+        if recording is not None:  # before setup, which may migrate what it dumps
+            recording.result()
+            debug.mark("new:fork-point-recorded")
     except BaseException as e:
         if recording is not None:
             with contextlib.suppress(BaseException):

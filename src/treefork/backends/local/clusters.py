@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from treefork.backends.local.cluster import (
     describe,
 )
 from treefork.backends.local.store import ROOT, ClusterStore, cluster_id, creator_alive, new_record
+from treefork.background import Background
 from treefork.errors import BackendError, FatalError
 
 ROLE_WAIT = 5.0
@@ -40,6 +42,7 @@ class ClusterBackend(LocalTraits):
         self.ctx = ctx
         self.store = ClusterStore(_home(ctx))
         self._started: set[str] = set()
+        self._role_unchecked: set[str] = set()  # forked by this command, not yet seen to admit its role
         self._reflinked: bool | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -94,19 +97,27 @@ class ClusterBackend(LocalTraits):
         )
         rec.binding = self._binding(rec.id)
         self._clear_leftover(rec.id, workspace)
+        verifiers = fork.new_verifiers(rec)
         from treefork.backends.local.importer import freeze
 
+        debug.mark("fork:begin")
+        checking = Background(lambda: freeze(parent_cluster, parent_rec, only_if_needed=True), name="freeze-check")
         with self._session(parent_cluster, parent_rec) as session:
-            if frozen := freeze(parent_cluster, parent_rec, only_if_needed=True):
+            debug.mark("fork:parent-session")
+            if frozen := _checked(checking, lambda: freeze(parent_cluster, parent_rec, only_if_needed=True)):
                 self.ctx.progress(f"froze {', '.join(frozen)} in the parent first, so the fork stays copy-on-write")
+            debug.mark("fork:freeze-check")
             with self.store.creating(rec) as child:
+                debug.mark("fork:registered")
                 rec.method = fork.online_copy(session, parent_cluster, child, label=f"treefork fork {rec.id}")
                 session.close()  # the parent is no longer needed: its backup has ended
+                debug.mark("fork:after-backup")
                 with self._first_start(child, rec, password=parent_rec.admin_password) as conn:
                     debug.crash_point("fork:after-start")  # the child's postmaster runs
-                    fork.rekey(conn, child, rec)
-                self._wait_for_role(rec)
+                    fork.rekey(conn, child, rec, verifiers)
+                debug.mark("fork:after-rekey")
         self._started.add(rec.id)
+        self._role_unchecked.add(rec.id)  # connection() waits for it: `new` records its fork point meanwhile
         return self._branch(rec)
 
     def _refuse_a_home_in_the_repository(self) -> None:
@@ -163,7 +174,7 @@ class ClusterBackend(LocalTraits):
 
     def _wait_for_role(self, rec: ClusterRecord) -> None:
         """pg_reload_conf() only signals the postmaster: wait until it admits the role (and so check the
-        workspace's own credentials work before any env file names them)."""
+        workspace's own credentials work before any env file names them: connection() waits for a fork's)."""
         give_up = time.monotonic() + ROLE_WAIT
         while True:
             try:
@@ -227,6 +238,10 @@ class ClusterBackend(LocalTraits):
     def connection(self, branch: DbBranch) -> Connection:
         _, rec = self._expect(branch.id)
         self._running(rec)
+        if rec.id in self._role_unchecked:  # a fork's role is let in by a reload: its URL works once it is done
+            self._wait_for_role(rec)
+            self._role_unchecked.discard(rec.id)
+            debug.mark("fork:role-admitted")
         info = self._role_conninfo(rec)
         url = (
             f"postgresql://{quote(rec.role, safe='')}:{quote(rec.role_password, safe='')}"
@@ -334,12 +349,14 @@ class ClusterBackend(LocalTraits):
         self._running(source_rec)
         cluster.recover_swap()
         staging, staging_rec = self._staging(rec)
+        verifiers = fork.new_verifiers(staging_rec)
         try:
             with self._session(source_cluster, source_rec) as session:
                 method = fork.online_copy(session, source_cluster, staging, label=f"treefork reset {rec.id}")
             debug.crash_point("reset:after-copy")
             with self._first_start(staging, staging_rec, password=source_rec.admin_password) as conn:
-                fork.rekey(conn, staging, staging_rec)  # the branch's own passwords, before it holds this data
+                # the branch's own passwords, before it holds this data
+                fork.rekey(conn, staging, staging_rec, verifiers)
             staging.stop(mode="fast")
             debug.crash_point("reset:after-rekey")
             with interrupts.ignored():
@@ -488,6 +505,15 @@ class ClusterBackend(LocalTraits):
             "password": rec.role_password,
             "dbname": rec.dbname,
         }
+
+
+def _checked(checking: Background[list[str]], again: Callable[[], list[str]]) -> list[str]:
+    """The parent's freeze check, which ran beside the session's login (a connection to its app database, the
+    session's is to `postgres`); again, now that the session is in, if the parent was not up for it."""
+    try:
+        return checking.result()
+    except libpq.PgConnectError:
+        return again()
 
 
 def _kept(conn: libpq.Connection | None) -> libpq.Connection:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from treefork import debug, platform
 from treefork.backends.local import libpq
-from treefork.backends.local.cluster import Cluster, ClusterRecord
+from treefork.backends.local.cluster import ADMIN_USER, Cluster, ClusterRecord
 from treefork.backends.local.dist import server_user
+from treefork.background import Background
 
 CLONE, COPY = "clone", "copy"
 
@@ -184,6 +185,7 @@ def online_copy(conn: libpq.Connection, parent: Cluster, child: Cluster, label: 
     conn.execute("SELECT pg_create_physical_replication_slot($1, true, true)", (slot,))
     start = conn.one("SELECT pg_backup_start($1, true)", (label,))
     assert start and start[0]
+    debug.mark("fork:backup-start")
     try:
         copy_data_dir(parent.data, child.data, copier)
         debug.crash_point("fork:after-copy")
@@ -201,21 +203,48 @@ def online_copy(conn: libpq.Connection, parent: Cluster, child: Cluster, label: 
     return copier.method
 
 
-def rekey(conn: libpq.Connection, child: Cluster, rec: ClusterRecord) -> None:
+def new_verifiers(rec: ClusterRecord) -> Background[dict[str, str]]:
+    """The SCRAM verifiers of the child's own passwords (its admin's and its role's), computed in a thread while
+    the copy and the child's start run: two PBKDF2s of 4096 rounds, which rekey would otherwise wait for."""
+    from treefork.backends.local import privileges
+
+    def compute() -> dict[str, str]:
+        return {
+            ADMIN_USER: privileges.scram_verifier(rec.admin_password),
+            rec.role: privileges.scram_verifier(rec.role_password),
+        }
+
+    return Background(compute, name="verifiers")
+
+
+def rekey(
+    conn: libpq.Connection, child: Cluster, rec: ClusterRecord, verifiers: Background[dict[str, str]] | None = None
+) -> None:
     """Step 6, over conn (the child's admin, logged in with the parent's password the copy carries): the child's
-    own passwords (its admin's and its role's), then let the role in.
+    own passwords (its admin's and its role's) and the role made no superuser, in one transaction (one commit to
+    wait for); the parent's verifiers then vacuumed out of pg_authid's file; then let the role in.
 
     The child starts admitting only the admin (pg_hba), so the parent's credentials never open it to anyone, and
     it opens to the role with none of the parent's verifiers left in its files, and the role not a superuser
     (a parent made by an older treefork had one)."""
     from treefork.backends.local import privileges
 
-    set_password(conn, "postgres", rec.admin_password)
-    set_password(conn, rec.role, rec.role_password)
-    privileges.downgrade(conn, rec.role, rec.dbname)
+    own = (verifiers or new_verifiers(rec)).result()
+    debug.mark("rekey:verifiers")
+    with conn.transaction():
+        # Not flushed at its commit: VACUUM FULL's commit, next, flushes the WAL up to and past it (one flush, not
+        # two); a crash before that leaves a half-made fork, which is removed, never opened.
+        conn.execute("SET LOCAL synchronous_commit = off")
+        for role in (ADMIN_USER, rec.role):
+            privileges.set_verifier(conn, role, own[role])
+        debug.mark("rekey:passwords")
+        privileges.downgrade(conn, rec.role, rec.dbname)
+    debug.mark("rekey:downgrade")
     privileges.forget_old_passwords(conn)
+    debug.mark("rekey:vacuum-full")
     rec.least_privilege = True
     child.open_to_role(rec, conn)
+    debug.mark("rekey:open-to-role")
 
 
 def set_password(conn: libpq.Connection, role: str, password: str) -> None:

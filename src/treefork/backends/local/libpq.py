@@ -338,12 +338,16 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
 
 
 def _library() -> ctypes.CDLL:
+    """libpq with its functions' signatures, published only once they are all set: another thread (a fork's
+    freeze check beside its session's login) that found it half set would call PQconnectdbParams returning an
+    int, and crash on the truncated pointer."""
     global _LIB
     if _LIB is None:
-        _LIB = _load()
+        lib = _load()
         for name, (restype, argtypes) in _SIGNATURES.items():
-            fn = getattr(_LIB, name)
+            fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
+        _LIB = lib
     return _LIB
 
 

@@ -8,10 +8,44 @@ admin (`postgres`, superuser) has a password only treefork knows (docs/local-bac
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+
 from treefork.backends.local.cluster import ADMIN_USER
-from treefork.backends.local.libpq import SQL, Connection, Ident, Literal
+from treefork.backends.local.libpq import SQL, Connection, Ident, Literal, PgError
 
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOREPLICATION NOBYPASSRLS NOCREATEROLE CREATEDB"
+SCRAM_ITERATIONS = 4096  # PostgreSQL's and libpq's default (scram_iterations)
+
+
+def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for password (RFC 5803's format, as libpq's
+    PQencryptPasswordConn makes it: a 16-byte random salt, 4096 rounds), computed here without a connection, so
+    that a fork computes its passwords' verifiers while it copies. Only for treefork's own passwords: hex
+    (cluster.new_password), which SASLprep leaves as they are. salt: a given one (tests compare with libpq's)."""
+    if not (password.isascii() and password.isalnum()):
+        raise ValueError("scram_verifier takes treefork's own (hex) passwords only")
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def set_verifier(conn: Connection, role: str, verifier: str) -> None:
+    """What `ALTER ROLE role PASSWORD verifier` stores, without what that statement adds: its check that the
+    verifier is not the empty password's, a PBKDF2 of 4096 rounds on the server (5-10 ms a role, twice a fork).
+    A plain UPDATE of pg_authid by treefork's admin, a superuser; the catalog caches are told, as of any
+    update of a catalog row. Only for scram_verifier's verifiers of treefork's own random passwords."""
+    if not verifier.startswith(f"SCRAM-SHA-256${SCRAM_ITERATIONS}:"):
+        raise ValueError("set_verifier takes scram_verifier's verifiers only")
+    if not conn.execute("UPDATE pg_authid SET rolpassword = $1 WHERE rolname = $2 RETURNING 1", (verifier, role)):
+        raise PgError(f'role "{role}" does not exist', sqlstate="42704")
 
 
 def create_role(conn: Connection, role: str, verifier: str) -> None:
