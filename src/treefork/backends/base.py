@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,8 +75,8 @@ class ServedElsewhere:
     def server_state(self, branch: DbBranch) -> str | None:
         return None
 
-    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
-        return None
+    def extra_disk_bytes(self, branches: Sequence[DbBranch]) -> dict[str, int | None]:
+        return dict.fromkeys((b.id for b in branches), None)
 
 
 class Backend(Protocol):
@@ -116,9 +116,9 @@ class Backend(Protocol):
     def connection(self, branch: DbBranch) -> Connection:
         """The URLs an application uses for this branch (the branch's own credentials)."""
 
-    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
-        """The disk the branch really adds on this machine (a copy-on-write branch: what it wrote since), or
-        None where that is not this machine's disk (Neon)."""
+    def extra_disk_bytes(self, branches: Sequence[DbBranch]) -> dict[str, int | None]:
+        """By branch id, the disk each branch really adds on this machine (a copy-on-write branch: what it wrote
+        since), or None where that is not this machine's disk (Neon). All at once: `ls` asks for every row's."""
 
     def server_state(self, branch: DbBranch) -> str | None:
         """What serves the branch, as `ls` shows it without waiting: "running" or "stopped" (a local cluster),

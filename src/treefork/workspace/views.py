@@ -16,6 +16,7 @@ from typing import Any
 from treefork import shapes
 from treefork.agents import tmux
 from treefork.backends.base import DbBranch
+from treefork.background import Background
 from treefork.context import Context
 from treefork.git import Worktree
 from treefork.state import State, Workspace
@@ -41,17 +42,20 @@ def rows(
     known = Answers(ctx.registry.dir, ctx.repo.main_root)
     heads = known.heads()
     found = _collisions(ctx, state, listed, heads, known) if with_collisions else None
-    expiry = _expiries(ctx, state)
-    out = [_root_row(ctx, state, listed)] if names is None or "root" in names else []
+    with_root = names is None or "root" in names
     chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
+    backend = ctx.backend(state)  # opened here, once, not raced for by the rows' threads
+    dbs = [db for ws in chosen if (db := ws.db_ref_or_none()) is not None] + ([backend.root()] if with_root else [])
+    disk = Background(lambda: backend.extra_disk_bytes(dbs), name="disk")  # beside the rows' git processes
+    expiry = _expiries(ctx, state)
+    out = [_root_row(ctx, state, listed, disk)] if with_root else []
     sessions = tmux.statuses() if chosen else None
-    ctx.backend(state)  # opened here, once, not raced for by the rows' threads
 
     def one(ws: Workspace) -> dict[str, Any]:
         where = reconcile.locate(ws, listed)
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
-        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent, heads=heads, known=known)
+        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent, heads=heads, known=known, disk=disk)
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
         made["collisions"] = None if found is None else [c for c in found if ws.name in c["workspaces"]]
         return made
@@ -111,6 +115,7 @@ class Seen:
     agent: str
     heads: dict[str, str]  # 'refs/heads/x' -> its commit
     known: Answers
+    disk: Background[dict[str, int | None]]  # each database's disk, by its id (Backend.extra_disk_bytes)
 
 
 def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: str | None = None) -> dict[str, Any]:
@@ -138,7 +143,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "server": _server(ctx, path) if present else None,
         "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
         "disk_bytes": disk_bytes(path) if present else None,
-        "db_disk_bytes": _db_disk(ctx, state, ws.db_ref_or_none()),
+        "db_disk_bytes": _db_disk(seen.disk, ws.db_ref_or_none()),
         "ports": ports.held_by(ctx.repo.common_dir, ws.name),
         "agent": seen.agent,
         "created_at": shapes.when(ws.created_at),
@@ -158,7 +163,9 @@ def _data_ahead_of_code(ctx: Context, ws: Workspace, seen: Seen) -> bool | None:
     return code != ws.data_base and not seen.known.is_ancestor(ws.data_base, of=code)
 
 
-def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[str, Any]:
+def _root_row(
+    ctx: Context, state: State, listed: dict[Path, Worktree], disk: Background[dict[str, int | None]]
+) -> dict[str, Any]:
     main = ctx.repo.main_root
     tree = listed.get(main.resolve())
     return {
@@ -176,7 +183,7 @@ def _root_row(ctx: Context, state: State, listed: dict[Path, Worktree]) -> dict[
         "clone_method": state.root_clone_method,
         "server": _server(ctx, main),
         "server_state": _server_state(ctx, state, ctx.backend(state).root()),
-        "db_disk_bytes": _db_disk(ctx, state, ctx.backend(state).root()),
+        "db_disk_bytes": _db_disk(disk, ctx.backend(state).root()),
         "ports": {},
         "agent": None,
     }
@@ -192,8 +199,8 @@ def _ahead_behind(ctx: Context, state: State, ws: Workspace, seen: Seen) -> tupl
     return found if found is not None else (None, None)
 
 
-def _db_disk(ctx: Context, state: State, db: DbBranch | None) -> int | None:
-    return ctx.backend(state).extra_disk_bytes(db) if db is not None else None
+def _db_disk(disk: Background[dict[str, int | None]], db: DbBranch | None) -> int | None:
+    return disk.result().get(db.id) if db is not None else None
 
 
 def _server_state(ctx: Context, state: State, db: DbBranch | None) -> str | None:

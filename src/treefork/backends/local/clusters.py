@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from treefork import debug, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import LocalTraits, binaries, fork, libpq
+from treefork.backends.local import LocalTraits, binaries, extents, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     CREATING,
@@ -252,11 +252,15 @@ class ClusterBackend(LocalTraits):
     def clone_method(self) -> str:
         return self._root_record().method or "copy"
 
-    def extra_disk_bytes(self, branch: DbBranch) -> int | None:
-        cluster = self.store.cluster(branch.id)
-        if cluster.record_or_none() is None:
-            return None
-        return cluster.extra_disk_bytes(may_share=self._any_reflink())
+    def extra_disk_bytes(self, branches: Sequence[DbBranch]) -> dict[str, int | None]:
+        out: dict[str, int | None] = dict.fromkeys((b.id for b in branches), None)
+        present = [c for c in map(self.store.cluster, out) if c.record_or_none() is not None]
+        if self._any_reflink():  # extents a fork shares with its parent are not its own: mapped file by file
+            out.update({c.id: c.extra_disk_bytes() for c in present})
+        else:
+            sizes = extents.allocated_bytes([str(c.data) for c in present])
+            out.update(zip((c.id for c in present), sizes, strict=True))
+        return out
 
     def _any_reflink(self) -> bool:
         """Whether any of this repo's clusters was forked by reflink: where none was (ext4, tmpfs: every fork a
