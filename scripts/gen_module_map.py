@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "interrupts",
             "beneath",
             "proc",
+            "diskuse",
             "locks",
             "output",
             "names",

@@ -521,12 +521,12 @@ def test_a_tree_of_unshared_files_counts_every_allocated_block(tmp_path: Path) -
     assert extents.tree_unshared_bytes(str(tmp_path)) == sum(f.stat().st_blocks * 512 for f in files) >= 30_000
 
 
-def test_trees_allocated_bytes_from_one_du_and_from_the_walk_without_it(
+def test_trees_allocated_bytes_from_du_and_from_the_walk_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ls's disk column where no fork was a reflink: one `du -sk` for every cluster, in their order; without du,
-    the walk. Both count every file's blocks (du adds its directories' few)."""
-    from treefork.backends.local import extents
+    """ls's disk columns (worktrees, and clusters where no fork was a reflink): `du -sk` for every tree, in their
+    order; without du, the walk. Both count every file's blocks (du adds its directories' few)."""
+    from treefork import diskuse
 
     trees = [tmp_path / "one", tmp_path / "two\tthree", tmp_path / "four"]
     for n, top in enumerate(trees):
@@ -536,10 +536,10 @@ def test_trees_allocated_bytes_from_one_du_and_from_the_walk_without_it(
             os.fsync(out.fileno())
     files = [sum(f.stat().st_blocks * 512 for f in top.rglob("*") if f.is_file()) for top in trees]
     dirs = [sum(d.stat().st_blocks * 512 for d in [top, *top.rglob("*")] if d.is_dir()) for top in trees]
-    by_du = extents.allocated_bytes([str(t) for t in trees])
+    by_du = diskuse.allocated_bytes([str(t) for t in trees])
     assert [f <= b <= f + d for f, b, d in zip(files, by_du, dirs, strict=True)] == [True] * 3, (files, by_du)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
-    assert extents.allocated_bytes([str(t) for t in trees]) == files
+    assert diskuse.allocated_bytes([str(t) for t in trees]) == files
 
 
 def test_rm_never_removes_a_cluster_whose_record_is_lost(tf_repo: Path) -> None:

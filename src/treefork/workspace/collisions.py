@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treefork.backends import schema_changes
 from treefork.background import Background
@@ -25,8 +25,10 @@ from treefork.context import Context
 from treefork.fsutil import atomic_write_text
 from treefork.git import Worktree
 from treefork.state import READY, UNPROVISIONED, State
-from treefork.workspace import diffs, migrations
-from treefork.workspace.diffs import SchemaDiff
+from treefork.workspace import migrations
+
+if TYPE_CHECKING:  # diffs (pg_dump, catalog signatures) is imported where a check runs: `ls` never runs one
+    from treefork.workspace.diffs import SchemaDiff
 
 SCHEMA, MIGRATION = "schema", "migration"
 
@@ -167,6 +169,8 @@ def all_of(ctx: Context, state: State, found: list[SchemaDiff], listed: dict[Pat
     """Schema and migration collisions between the live workspaces, `found` the fork-point diffs of every one
     of them. The schema ones come from each workspace's catalog signature against its fork point's, read for
     the kinds of object its diff shows changed (`diffs.changed_as_dumped`)."""
+    from treefork.workspace import diffs
+
     schema = of_schemas(diffs.changed_as_dumped(ctx, state, found))
     remember(ctx, schema)
     return schema + of_migrations(ctx, state, listed)
@@ -175,6 +179,8 @@ def all_of(ctx: Context, state: State, found: list[SchemaDiff], listed: dict[Pat
 def involving(ctx: Context, state: State, name: str, listed: dict[Path, Worktree]) -> list[Collision]:
     """The collisions between name and the other live workspaces, before `merge name`: one catalog query a
     workspace (in threads) while git lists the migration files."""
+    from treefork.workspace import diffs
+
     ctx.backend(state)  # opened here, in this thread, before the other one uses it
     schema_changes_found = Background(lambda: diffs.changed_beside(ctx, state, name), name="signatures")
     migration = [c for c in of_migrations(ctx, state, listed) if c.involves(name)]

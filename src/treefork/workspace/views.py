@@ -7,13 +7,13 @@ taken from the env file's URL without its credentials.
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from treefork import shapes
+from treefork import diskuse, shapes
 from treefork.agents import tmux
 from treefork.backends.base import DbBranch
 from treefork.background import Background
@@ -47,33 +47,45 @@ def rows(
     backend = ctx.backend(state)  # opened here, once, not raced for by the rows' threads
     dbs = [db for ws in chosen if (db := ws.db_ref_or_none()) is not None] + ([backend.root()] if with_root else [])
     disk = Background(lambda: backend.extra_disk_bytes(dbs), name="disk")  # beside the rows' git processes
+    located = {ws.name: reconcile.locate(ws, listed) for ws in chosen}
+    here = {n: str(reconcile.live_path(ws, located[n])) for ws in chosen if located[(n := ws.name)].state == "present"}
+    trees = Background(lambda: dict(zip(here, diskuse.allocated_bytes(list(here.values())), strict=True)), name="du")
     expiry = _expiries(ctx, state)
-    out = [_root_row(ctx, state, listed, disk)] if with_root else []
     sessions = tmux.statuses() if chosen else None
 
     def one(ws: Workspace) -> dict[str, Any]:
-        where = reconcile.locate(ws, listed)
+        where = located[ws.name]
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
-        seen = Seen(worktree=where.state, path=path, listed=listed, agent=agent, heads=heads, known=known, disk=disk)
+        seen = Seen(
+            worktree=where.state,
+            path=path,
+            listed=listed,
+            agent=agent,
+            heads=heads,
+            known=known,
+            disk=disk,
+            trees=trees,
+        )
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
         made["collisions"] = None if found is None else [c for c in found if ws.name in c["workspaces"]]
         return made
 
-    out += _each(one, chosen)
+    root = [lambda: _root_row(ctx, state, listed, disk)] if with_root else []
+    out = _each([*root, *(functools.partial(one, ws) for ws in chosen)])
     known.save()
     return out
 
 
-def _each(make: Callable[[Workspace], dict[str, Any]], chosen: list[Workspace]) -> list[dict[str, Any]]:
-    """The rows, in order, made side by side: each waits mostly on its own git processes (ahead/behind, dirty)
-    and its disk walk, so a listing of many workspaces costs a few rows' time, not the sum of them."""
-    if len(chosen) < 2:
-        return [make(ws) for ws in chosen]
+def _each(makers: list[Callable[[], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows, in order, made side by side (the root's too): each waits mostly on its own git processes
+    (ahead/behind, dirty), so a listing of many workspaces costs a few rows' time, not the sum of them."""
+    if len(makers) < 2:
+        return [make() for make in makers]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        return list(pool.map(make, chosen))
+    with ThreadPoolExecutor(max_workers=min(8, len(makers))) as pool:
+        return list(pool.map(lambda make: make(), makers))
 
 
 def _collisions(
@@ -116,6 +128,7 @@ class Seen:
     heads: dict[str, str]  # 'refs/heads/x' -> its commit
     known: Answers
     disk: Background[dict[str, int | None]]  # each database's disk, by its id (Backend.extra_disk_bytes)
+    trees: Background[dict[str, int]]  # each present worktree's disk, by workspace (diskuse)
 
 
 def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: str | None = None) -> dict[str, Any]:
@@ -142,7 +155,7 @@ def row(ctx: Context, state: State, ws: Workspace, seen: Seen, *, expires_at: st
         "clone_method": ws.clone_method,
         "server": _server(ctx, path) if present else None,
         "server_state": _server_state(ctx, state, ws.db_ref_or_none()),
-        "disk_bytes": disk_bytes(path) if present else None,
+        "disk_bytes": seen.trees.result().get(ws.name) if present else None,
         "db_disk_bytes": _db_disk(seen.disk, ws.db_ref_or_none()),
         "ports": ports.held_by(ctx.repo.common_dir, ws.name),
         "agent": seen.agent,
@@ -217,28 +230,6 @@ def _server(ctx: Context, worktree: Path) -> str | None:
         return f"{parts.host}:{parts.port}" if parts and parts.host else None
     except Exception:  # an unreadable env file is doctor's business, not ls's
         return None
-
-
-def disk_bytes(path: Path) -> int:
-    """Real disk the worktree's files take (allocated blocks, each inode once, .git link file included)."""
-    total, seen = 0, set()
-    stack = [path]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
 
 
 def _expiries(ctx: Context, state: State) -> dict[str, str]:

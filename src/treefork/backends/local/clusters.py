@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from treefork import debug, interrupts
+from treefork import debug, diskuse, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import LocalTraits, binaries, extents, fork, libpq
+from treefork.backends.local import LocalTraits, binaries, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     CREATING,
@@ -258,7 +258,7 @@ class ClusterBackend(LocalTraits):
         if self._any_reflink():  # extents a fork shares with its parent are not its own: mapped file by file
             out.update({c.id: c.extra_disk_bytes() for c in present})
         else:
-            sizes = extents.allocated_bytes([str(c.data) for c in present])
+            sizes = diskuse.allocated_bytes([str(c.data) for c in present])
             out.update(zip((c.id for c in present), sizes, strict=True))
         return out
 
