@@ -6,6 +6,7 @@ captures opens nothing but that workspace's own database as a role that is no su
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,31 @@ def test_require_auth_that_is_not_a_boolean_is_one_line_with_the_fix(tf_server_r
     assert r.rc != 0
     assert_one_line_error(r.err, "require_auth must be a boolean (true or false)", "require_auth = false")
     assert not (tf_server_repo.parent / f"{tf_server_repo.name}.worktrees" / "x").exists()
+
+
+def test_treefork_s_own_dumps_and_catalog_reads_never_send_the_admin_password_to_a_squatter(tf_repo: Path) -> None:
+    """The URL the local backend gives pg_dump (diff) and the catalog signature (merge's collision check)
+    requires SCRAM: even a squatter reached by some other path than a stopped cluster's port learns nothing."""
+    from treefork.backends import catalog_signature, schema_diff
+    from treefork.backends.local.clusters import ClusterBackend
+    from treefork.context import Context
+    from treefork.errors import FatalError
+
+    new(tf_repo, "a")
+    ctx = Context.open(tf_repo)
+    backend = ctx.backend()
+    assert isinstance(backend, ClusterBackend)
+    db = next(b for b in backend.list_branches() if b.workspace == "a")
+    url = backend.schema_url_or_none(db)
+    assert url is not None and "require_auth=scram-sha-256" in url
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    elsewhere = url.replace(f":{db.extra['port']}/", f":{port}/")
+    with FakePg(port) as fake:
+        with pytest.raises(FatalError):
+            schema_diff.dump(elsewhere)
+        with pytest.raises(FatalError):
+            catalog_signature.of_url(elsewhere)
+    assert fake.connections >= 2, "both reached the squatter"
+    assert fake.captured == []

@@ -17,7 +17,9 @@ from treefork.backends.local.libpq import SQL, Ident, Literal
 def test_a_verifier_made_without_a_connection_is_libpqs(pg_server: PgServer) -> None:
     password = new_password()
     with pg_server.admin() as conn:
+        conn.execute(f"SET scram_iterations = {privileges.SCRAM_ITERATIONS}")  # libpq learns it (GUC_REPORT)
         theirs = conn.scram_verifier("anyone", password)
+    assert theirs.startswith(f"SCRAM-SHA-256${privileges.SCRAM_ITERATIONS}:")
     salt = base64.b64decode(theirs.split("$")[1].split(":")[1])
     assert privileges.scram_verifier(password, salt=salt) == theirs
     assert privileges.scram_verifier(password) != theirs  # a salt of its own otherwise

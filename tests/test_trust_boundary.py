@@ -246,3 +246,28 @@ def test_finding_36_a_home_inside_the_repository_is_refused(repo: Path) -> None:
     assert r.rc == 1
     assert_one_line_error(r.err, "is inside the repository", "outside the repository")
     assert not (repo / "tfrel").exists() and not (repo / ".git" / "treefork").exists()  # nothing half-made
+
+
+def test_treefork_s_own_random_passwords_have_verifiers_of_few_rounds_and_a_users_keep_the_default(
+    tf_repo: Path,
+) -> None:
+    """Every login pays the verifier's PBKDF2 rounds on both sides; treefork's own passwords are 144 random bits,
+    which no number of guesses reaches, so theirs have few (privileges.SCRAM_ITERATIONS). A password someone
+    sets by hand in a cluster keeps PostgreSQL's default of 4096."""
+    from treefork.backends.local.privileges import SCRAM_ITERATIONS
+
+    new(tf_repo, "a")
+    for name in ("<root>", "a"):
+        rec = cluster_of(tf_repo, name)
+        assert rec is not None
+        with admin_conn(rec) as conn:
+            rounds = {
+                str(r): int(str(v).split("$")[1].split(":")[0])
+                for r, v in conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL")
+            }
+            assert rounds == {"postgres": SCRAM_ITERATIONS, rec["role"]: SCRAM_ITERATIONS}, (name, rounds)
+            conn.execute("CREATE ROLE by_hand LOGIN PASSWORD 'hunter2'")
+            row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'by_hand'").fetchone()
+            assert row is not None and str(row[0]).startswith("SCRAM-SHA-256$4096:")
+            conn.execute("DROP ROLE by_hand")
+    assert SCRAM_ITERATIONS < 4096

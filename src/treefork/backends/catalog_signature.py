@@ -16,8 +16,6 @@ strings here, hashed and compared, and printed escaped by whoever prints them.
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
-
 # The catalog rows every part reads from: `user_ns`, every namespace pg_dump dumps; `ext`, every extension member.
 HEAD = r"""
 WITH user_ns AS (
@@ -242,15 +240,8 @@ def of_url(url: str, *, prefixes: frozenset[str] | None = None) -> dict[str, str
     `prefixes`, of the objects of those kinds only (`query`)."""
     from treefork.backends.local import libpq
 
-    parts = urlsplit(url)
-    with libpq.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        dbname=unquote(parts.path.lstrip("/")),
-        application_name="treefork-signature",
-    ) as conn:
+    # the URL's own require_auth (the local backend's admin URL requires SCRAM); a server the user runs, its own way
+    with libpq.connect_url(url, require_auth=None, application_name="treefork-signature") as conn:
         conn.execute("SET search_path = ''")  # names print schema-qualified, as in pg_dump's output
         return {str(key): str(digest) for key, digest in conn.execute(query(prefixes))}
 

@@ -229,19 +229,10 @@ class DevDatabase:
 
 def dev_database_or_none(url: str) -> DevDatabase | None:
     """The dev database's major and extensions; None when it cannot be read (the import says why)."""
-    from urllib.parse import unquote, urlsplit
-
     from treefork.backends.local import libpq
 
-    parts = urlsplit(url)
     try:
-        with libpq.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            dbname=unquote(parts.path.lstrip("/")),
-        ) as conn:
+        with libpq.connect_url(url, require_auth=None) as conn:  # the dev server's own way of logging in
             version = conn.one("SELECT current_setting('server_version_num')::int / 10000")
             rows = conn.execute("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")
     except (BackendError, ValueError):

@@ -498,7 +498,8 @@ class ClusterBackend(LocalTraits):
         """treefork's admin on the workspace's database: pg_dump sees every object, whatever the role granted."""
         _, rec = self._expect(branch.id)
         self._running(rec)
-        return f"postgresql://{ADMIN_USER}:{quote(rec.admin_password, safe='')}@127.0.0.1:{rec.port}/{quote(rec.dbname, safe='')}"
+        where = f"127.0.0.1:{rec.port}/{quote(rec.dbname, safe='')}?require_auth=scram-sha-256"  # never a password to a squatter
+        return f"postgresql://{ADMIN_USER}:{quote(rec.admin_password, safe='')}@{where}"
 
     @staticmethod
     def _role_conninfo(rec: ClusterRecord) -> dict[str, Any]:

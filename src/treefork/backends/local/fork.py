@@ -205,7 +205,7 @@ def online_copy(conn: libpq.Connection, parent: Cluster, child: Cluster, label: 
 
 def new_verifiers(rec: ClusterRecord) -> Background[dict[str, str]]:
     """The SCRAM verifiers of the child's own passwords (its admin's and its role's), computed in a thread while
-    the copy and the child's start run: two PBKDF2s of 4096 rounds, which rekey would otherwise wait for."""
+    the copy and the child's start run: two PBKDF2s, which rekey would otherwise wait for."""
     from treefork.backends.local import privileges
 
     def compute() -> dict[str, str]:
@@ -248,7 +248,9 @@ def rekey(
 
 
 def set_password(conn: libpq.Connection, role: str, password: str) -> None:
+    """One of treefork's own (random) passwords, its verifier made here: the password itself never reaches the
+    server or its log, and its rounds are privileges.SCRAM_ITERATIONS."""
+    from treefork.backends.local import privileges
     from treefork.backends.local.libpq import SQL, Ident, Literal
 
-    verifier = conn.scram_verifier(role, password)
-    conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(verifier)))
+    conn.execute(SQL.of("ALTER ROLE {} PASSWORD {}", Ident(role), Literal(privileges.scram_verifier(password))))

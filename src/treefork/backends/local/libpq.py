@@ -266,11 +266,20 @@ def connect(
     return Connection(handle, lib)
 
 
-def connect_url(url: str, *, connect_timeout: int = 10) -> Connection:
-    """Connect with an application's URL, as the application would (only the SCRAM requirement added)."""
-    from urllib.parse import unquote, urlsplit
+def connect_url(
+    url: str,
+    *,
+    connect_timeout: int = 10,
+    require_auth: str | None = "scram-sha-256",
+    application_name: str = "treefork",
+) -> Connection:
+    """Connect with a URL's host, port, user, password and database. require_auth: SCRAM unless the caller
+    knows the server may ask otherwise (a dev database's, a server the user runs); a URL that says require_auth
+    itself (the local backend's admin URL) keeps its own."""
+    from urllib.parse import parse_qs, unquote, urlsplit
 
     parts = urlsplit(url)
+    asked = parse_qs(parts.query).get("require_auth")
     return connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
@@ -278,7 +287,8 @@ def connect_url(url: str, *, connect_timeout: int = 10) -> Connection:
         password=unquote(parts.password or ""),
         dbname=unquote(parts.path.lstrip("/")),
         connect_timeout=connect_timeout,
-        require_auth="scram-sha-256",
+        application_name=application_name,
+        require_auth=asked[-1] if asked else require_auth,
     )
 
 

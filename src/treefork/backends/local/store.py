@@ -146,8 +146,7 @@ class ClusterStore:
         assert conn is not None
         with conn:
             set_password(conn, ADMIN_USER, rec.admin_password)
-            verifier = conn.scram_verifier(rec.role, rec.role_password)
-            privileges.create_role(conn, rec.role, verifier)
+            privileges.create_role(conn, rec.role, privileges.scram_verifier(rec.role_password))
             privileges.forget_old_passwords(conn)  # the pristine cluster's admin verifier
             # FILE_COPY copies template1's files (a checkpoint before and after, trivial in a new cluster); the
             # default WAL_LOG writes template1 into the WAL and shared buffers. As much CPU on ext4, half on tmpfs,
