@@ -229,6 +229,20 @@ def test_a_failing_merge_keeps_the_parents_clients_and_their_open_transaction(us
     assert a.is_dir() and json.loads(run_tf(users_repo, "gc", "--dry-run", "--json").out)["actions"] == []
 
 
+def test_merge_forks_the_parent_for_its_trial_while_it_looks_for_collisions_and_merges(
+    users_repo: Path, tmp_path: Path
+) -> None:
+    """The trial fork (the longest step before the migration: a copy of the parent's cluster) is made in a
+    thread from the start, beside the collision check and the git merge (TREEFORK_TIMING's steps, in order)."""
+    _migration_repo(users_repo)
+    log = tmp_path / "timing"
+    run_tf(users_repo, "merge", "a", env={"MIGRATION_MODE": "fail", "TREEFORK_TIMING": str(log)}, check=False)
+    steps = [line.split() for line in log.read_text().splitlines()]
+    order = [fields[2] for fields in steps]
+    assert {f[1] for f in steps if f[2] == "fork:begin"} != {"MainThread"}, "the fork runs in a thread of its own"
+    assert order.index("fork:begin") < order.index("merge:after-git") < order.index("merge:after-fork"), order
+
+
 def test_gc_during_a_merges_migration_keeps_its_snapshot(users_repo: Path, tmp_path: Path) -> None:
     a = _migration_repo(users_repo)
     head = git(users_repo, "rev-parse", "HEAD").stdout

@@ -12,12 +12,14 @@ ones; after a kill -9 the recorded intent lets the next `merge`, `merge --abort`
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from treefork import dbsettings, debug, interrupts, output, proc, shapes
 from treefork.backends.base import CreateOptions, DbBranch
+from treefork.background import Background
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
@@ -53,20 +55,26 @@ def merge(ctx: Context, name: str, *, keep: bool) -> MergeResult:
     ws = expect_ready(state, name)
     parent = parent_side(ctx, state, ws)
     parent_branch = _check_preconditions(ctx, state, ws, parent, keep=keep)
-    warnings = _collision_warnings(ctx, state, name)
     before = ctx.repo.head_of(parent.path)
     assert before and ws.branch
     intent = recovery.begin(ctx, ws, parent, parent_branch, before, keep=keep)
+    trial: Background[DbBranch] | None = None
     with interrupts.like_interrupts():
         try:
+            if ctx.config.migrate:  # the fork is made while the collisions are looked for and git merges
+                trial = _fork_for_the_trial(ctx, intent, parent)
+            warnings = _collision_warnings(ctx, state, name)
             _git_merge(ctx, ws, parent, parent_branch)
             debug.crash_point("merge:after-git")
-            if ctx.config.migrate:
-                _migrate_on_a_fork(ctx, intent, parent)
+            if trial is not None:
+                _migrate_on_a_fork(ctx, intent, parent, trial.result())
                 _snapshot(ctx, intent, parent)
                 _migrate_parent(ctx, intent, parent)
         except BaseException:
             with interrupts.ignored():
+                if trial is not None:
+                    with contextlib.suppress(BaseException):
+                        trial.result()  # made (or failed) before the rollback drops it
                 output.info(f"rolling back: {parent.path} to {before[:12]}")
                 recovery.undo(ctx, intent)
             raise
@@ -160,17 +168,24 @@ def _git_merge(ctx: Context, ws: Workspace, parent: Side, parent_branch: str) ->
     )
 
 
-def _migrate_on_a_fork(ctx: Context, intent: MergeIntent, parent: Side) -> None:
-    """The migration on a fresh fork of the parent's database (made online: the parent's clients never notice).
+def _fork_for_the_trial(ctx: Context, intent: MergeIntent, parent: Side) -> Background[DbBranch]:
+    """A fresh fork of the parent's database (made online: the parent's clients never notice), made in a thread.
     Recorded first, so a kill leaves a fork the recovery finds by name."""
     recovery.advance(ctx, intent, recovery.TRIAL)
     backend = ctx.backend()
-    output.info(f"trying the migration on a fresh fork of {parent.name}'s database first")
-    trial = backend.create_branch(intent.trial_name, parent=parent.db, options=CreateOptions())
+    output.info(f"forking {parent.name}'s database to try the migration on first")
+    return Background(
+        lambda: backend.create_branch(intent.trial_name, parent=parent.db, options=CreateOptions()), name="trial-fork"
+    )
+
+
+def _migrate_on_a_fork(ctx: Context, intent: MergeIntent, parent: Side, trial: DbBranch) -> None:
+    """The migration on the trial fork, which is then dropped: a failure there never touched the parent."""
     debug.crash_point("merge:after-fork")
+    output.info(f"trying the migration on the fork of {parent.name}'s database first")
     rc = _run_migrate(ctx, parent, trial)
     debug.crash_point("merge:after-fork-migrate")
-    backend.delete_branch(trial)
+    ctx.backend().delete_branch(trial)
     if rc != 0:
         raise FatalError(
             f"the migration `{' '.join(ctx.config.migrate)}` failed with exit code {rc} on a fork of "
