@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 OWN = ROOT / "docs" / "benchmarks-diff.md"
 BEGIN, END = "<!-- BEGIN DIFF TABLES (pasted from docs/benchmarks-diff.md) -->", "<!-- END DIFF TABLES -->"
-GOALS = {"diff --all": 8.0, "merge → migrate": 4.0}
+GOALS = {"ls --json": 2.0, "diff --all": 8.0, "merge → migrate": 4.0}
 COMMANDS = {
     "url": ("url", "w00"),
     "ls --json": ("ls", "--json"),
@@ -140,11 +140,13 @@ def render(times: dict[str, list[float]], n: int, rounds: int) -> str:
         "",
         "`diff --all` reads each workspace's fork point from its file and dumps each live database once, the dumps "
         "side by side (two per core), then, for the collisions, reads the catalog signature of each workspace whose "
-        "dump changed (one query, for those kinds of object only); `ls --json` reads the migration-file collisions "
-        "from git (two `git diff` a workspace, side by side) and connects to no database. `merge` reads the merged "
-        "workspace's catalog signature, then from each other workspace only the kinds of object it changed (one "
-        "connection each, side by side, while git lists the migration files; no pg_dump), then forks the parent's "
-        "database for a trial run of the migration.",
+        "dump changed (one query, for those kinds of object only). `ls --json` connects to no database: it keeps "
+        "what git said of the migration files and of pairs of commits until a branch head moves (answers.json), "
+        "runs one `git status` a workspace (side by side), and counts every cluster's and worktree's disk with "
+        "`du` in threads beside them. `merge` starts the trial fork of the parent's database in a thread, and "
+        "meanwhile reads the merged workspace's catalog signature, then from each other workspace only the kinds "
+        "of object it changed (one connection each, side by side, while git lists the migration files; no "
+        "pg_dump), and merges the code.",
         "",
     ]
     return "\n".join(lines)

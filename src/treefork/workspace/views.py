@@ -38,15 +38,20 @@ def rows(
     `git for-each-ref` every branch's commit, and one tmux call every row's agent (a process a row for each
     before); what git says of two commits is kept (answers.py). with_collisions (ls): each row's collisions
     with other workspaces, else null. listed: the caller's own `listed_worktrees`, if it just read one."""
+    with_root = names is None or "root" in names
+    chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
+    # first, in a thread: the backend opened (once, not raced for by the rows' threads), then every database's
+    # disk (a du), while git lists the worktrees and the branches here
+    opened = Background(lambda: ctx.backend(state), name="backend")
+    dbs = [db for ws in chosen if (db := ws.db_ref_or_none()) is not None]
+    disk = Background(
+        lambda: opened.result().extra_disk_bytes(dbs + ([opened.result().root()] if with_root else [])), name="disk"
+    )
     listed = reconcile.listed_worktrees(ctx) if listed is None else listed
     known = Answers(ctx.registry.dir, ctx.repo.main_root)
     heads = known.heads()
     found = _collisions(ctx, state, listed, heads, known) if with_collisions else None
-    with_root = names is None or "root" in names
-    chosen = [ws for ws in sorted(state.workspaces.values(), key=lambda w: w.name) if names is None or ws.name in names]
-    backend = ctx.backend(state)  # opened here, once, not raced for by the rows' threads
-    dbs = [db for ws in chosen if (db := ws.db_ref_or_none()) is not None] + ([backend.root()] if with_root else [])
-    disk = Background(lambda: backend.extra_disk_bytes(dbs), name="disk")  # beside the rows' git processes
+    opened.result()
     located = {ws.name: reconcile.locate(ws, listed) for ws in chosen}
     here = {n: str(reconcile.live_path(ws, located[n])) for ws in chosen if located[(n := ws.name)].state == "present"}
     trees = Background(lambda: dict(zip(here, diskuse.allocated_bytes(list(here.values())), strict=True)), name="du")
