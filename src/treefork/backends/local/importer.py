@@ -23,7 +23,7 @@ from treefork.redact import register
 def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
     """The user's dev database restored by the role, superuser for the restore only (no one else has its
     password yet), so that it owns every object, those of untrusted extensions (pgvector) included."""
-    from treefork.backends.local import privileges
+    from treefork.backends.local import admin_extensions, privileges
 
     target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
     with cluster.admin(rec) as conn:
@@ -34,6 +34,7 @@ def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Cal
     finally:
         with cluster.admin(rec) as conn:
             privileges.downgrade(conn, rec.role, rec.dbname)
+    admin_extensions.untrusted_into_template1(rec)  # a test database the role makes has PostGIS as the root does
     freeze(cluster, rec)
 
 
