@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import db_url, git, run_tf
+from conftest import db_url, git, make_repo, run_tf
 from testing.cli import assert_one_line_error, new
 from testing.server import admin_conn, cluster_of, root_cluster
 
@@ -39,7 +39,7 @@ def test_an_untrusted_or_missing_extension_names_the_fix_and_the_rest_run_as_bef
         assert isinstance(untrusted, psycopg.errors.InsufficientPrivilege)
         message = str(untrusted.diag.message_primary)
         assert "\n" not in message
-        assert 'extension "dblink" needs a superuser' in message
+        assert 'permission denied to create extension "dblink": it needs a superuser' in message
         assert 'extensions = ["dblink"]' in message and "treefork sync" in message
         missing = _error_of(conn, "create extension if not exists\n  TimescaleDB cascade")
         message = str(missing.diag.message_primary)
@@ -159,3 +159,23 @@ def test_an_extension_the_binaries_lack_is_a_one_line_error_and_nothing_is_made(
     assert r.rc != 0
     assert_one_line_error(r.err, "postgis", "treefork.toml")
     assert not _has(_root_url(tf_repo), "dblink")
+
+
+def test_a_dev_database_that_is_a_treefork_cluster_imports_and_the_guard_stays_the_admins(
+    tf_repo: Path, tmp_path: Path
+) -> None:
+    """pg_dump writes event triggers: the dump of another repository's root has the guard too."""
+    other = make_repo(tmp_path / "other")
+    (other / ".env").write_text(f"DATABASE_URL={_root_url(tf_repo)}\n")
+    run_tf(other, "init")
+    rec = root_cluster(other)
+    with admin_conn(rec, rec["dbname"]) as conn:
+        owners = conn.execute(
+            "SELECT r.rolname FROM pg_event_trigger t JOIN pg_roles r ON r.oid = t.evtowner"
+        ).fetchall()
+    assert owners == [("postgres",)]
+    with _role(db_url(other)) as conn:
+        assert isinstance(
+            _error_of(conn, "DROP EVENT TRIGGER treefork_extension_guard"), psycopg.errors.InsufficientPrivilege
+        )
+        assert "it needs a superuser" in str(_error_of(conn, "CREATE EXTENSION dblink"))

@@ -97,10 +97,20 @@ def fill(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str) -> list[
     return made
 
 
-def untrusted_into_template1(rec: ClusterRecord) -> list[str]:
-    """After `init --import`: the untrusted extensions the dev database brought (PostGIS, pgvector) made in
-    template1 too, at the root's versions, so a database the role makes has them as the root does."""
+def before_import(rec: ClusterRecord) -> None:
+    """The guard out of the root's database while the dev database is restored into it: a dump of a treefork
+    cluster has it too (pg_dump writes event triggers), and restoring it onto ours would fail."""
     with _admin(rec, rec.dbname) as conn:
+        extension_guard.drop(conn)
+
+
+def after_import(rec: ClusterRecord) -> list[str]:
+    """After `init --import`: the guard the admin's again (whatever the restore made, made by the role while it was
+    superuser, goes), and the untrusted extensions the dev database brought (PostGIS, pgvector) made in template1
+    too, at the root's versions, so a database the role makes has them as the root does."""
+    with _admin(rec, rec.dbname) as conn:
+        extension_guard.drop(conn)
+        extension_guard.install(conn, rec.binaries())
         rows = conn.execute(
             "SELECT e.extname, e.extversion FROM pg_extension e JOIN pg_available_extension_versions v "
             "ON v.name = e.extname AND v.version = e.extversion WHERE NOT v.trusted ORDER BY e.extname"

@@ -59,8 +59,9 @@ BEGIN
       WHERE v.name OPERATOR(pg_catalog.=) wanted AND v.version OPERATOR(pg_catalog.=) default_version;
     IF NOT coalesce(is_trusted, false) THEN
       RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-        MESSAGE = pg_catalog.format('extension "%s" needs a superuser, which this workspace''s role is not: add it '
-          'to extensions in treefork.toml (extensions = ["%s"]) and run treefork sync', wanted, wanted),
+        MESSAGE = pg_catalog.format('permission denied to create extension "%s": it needs a superuser, which this '
+          'workspace''s role is not; add it to extensions in treefork.toml (extensions = ["%s"]) and run treefork sync',
+          wanted, wanted),
         HINT = 'treefork creates it as its admin in the root, in every workspace and in template1 (docs/local-backend.md)';
     END IF;
   END LOOP;
@@ -96,6 +97,12 @@ def install(conn: Connection, bins: Binaries) -> None:
         )
     elif state != "O":
         conn.execute(f"ALTER EVENT TRIGGER {TRIGGER} ENABLE")
+
+
+def drop(conn: Connection) -> None:
+    """The trigger gone (as the admin), before a restore whose dump has one of its own (a dev database that is a
+    treefork cluster): install() makes it again after, the admin's."""
+    conn.execute(f"DROP EVENT TRIGGER IF EXISTS {TRIGGER}")
 
 
 def present(conn: Connection) -> bool:
