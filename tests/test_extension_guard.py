@@ -136,11 +136,13 @@ def test_an_extension_listed_after_init_reaches_the_root_and_every_workspace_thr
 
 def test_doctor_fix_makes_them_and_the_guard_a_root_made_before_it_lacks(tf_repo: Path) -> None:
     a = new(tf_repo, "a")
-    for rec in (root_cluster(tf_repo), cluster_of(tf_repo, "a")):
+    for rec in (cluster_of(tf_repo, "a"), root_cluster(tf_repo)):
         assert rec is not None
         for database in (rec["dbname"], "template1"):
             with admin_conn(rec, database) as conn:
                 conn.execute("DROP EVENT TRIGGER treefork_extension_guard")  # as an older treefork made it
+        if rec["workspace"] == "a":  # the root still has it: the guard is treefork's, no change of the app's
+            assert run_tf(tf_repo, "diff", "a", check=False).rc == 0
     _commit_config(tf_repo, 'extensions = ["dblink"]\n')
     check = _extensions_check(tf_repo)
     assert "treefork's CREATE EXTENSION guard missing in workspace a (database app)" in check["message"], check

@@ -23,8 +23,9 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     if quiet and not state.initialized:
         return 0  # an agent's session hook in a repository that does not use treefork
     state.expect_initialized()
-    if ctx.config.extensions or not quiet:  # the agents' hooks pay nothing unless treefork.toml lists some
-        _admin_extensions(ctx, state, quiet=quiet)
+    made = False
+    if ctx.config.extensions:  # nothing to read (no import, no connection) unless treefork.toml lists some
+        made = _admin_extensions(ctx, state, quiet=quiet)
     ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
     if ws is not None and ws.status == READY and _env_present(ctx, ws.path) and not as_json:
         if not quiet:
@@ -32,8 +33,8 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             output.info(f"workspace {ws.name} is ready: database {ws.db_branch}, parent {ws.parent or 'root'}")
         return 0  # the fast path (agents' --quiet): one registry read, one stat
     if ws is None and not ctx.repo.is_linked_worktree:
-        if quiet or ctx.config.extensions:
-            return 0  # the root's part, its extensions, is done
+        if quiet or ctx.config.extensions or made:
+            return 0  # the root's part, its extensions and the guard, is done
         raise FatalError(
             "the main worktree is the root workspace; there is nothing to sync",
             hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
@@ -60,10 +61,10 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     return 0
 
 
-def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> None:
+def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> bool:
     """treefork.toml's extensions, and the CREATE EXTENSION guard, made by the admin where a cluster lacks them
     (the local backend: backends/local/admin_extensions.py). Nothing is read but the registry unless treefork.toml
-    lists one not yet recorded done everywhere."""
+    lists one not yet recorded done everywhere. Returns whether anything was made."""
     from treefork.backends.local import admin_extensions
     from treefork.backends.local.clusters import ClusterBackend
 
@@ -71,10 +72,10 @@ def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> None:
     if not admin_extensions.pending(state.backend_settings, names):
         if names and not quiet:
             output.info(f"extensions {', '.join(names)}: in the root and every workspace")
-        return
+        return False
     backend = ctx.backend(state)
     if not isinstance(backend, ClusterBackend):
-        return  # on a server the user runs, its extensions are the server's
+        return False  # on a server the user runs, its extensions are the server's
     outcome = backend.create_admin_extensions()
     for gap in outcome.created:
         output.info(gap.made())
@@ -82,6 +83,7 @@ def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> None:
         output.warn(f"treefork.toml's extensions not made in {who}: {error}; then `treefork sync` again")
     if names and not quiet and not outcome.failed:
         output.info(f"extensions {', '.join(names)}: in the root and every workspace")
+    return bool(outcome.created)
 
 
 def _expect_answering(ctx: Context, ws: Workspace) -> None:

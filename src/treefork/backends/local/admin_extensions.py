@@ -2,11 +2,12 @@
 `extensions` (PostGIS), and the guard that names that fix when the role tries (extension_guard.py).
 
 Each goes in a cluster's database and its template1 (a database the role makes, a test runner's, is a copy of
-template1). `init` makes them in the root's template1 before the root's database is copied from it; an
-extension listed later, or a root an older treefork made without the guard, gets them from `treefork sync` or
-`treefork doctor --fix`, in the root and in every workspace's cluster (started if need be, as any command that
-needs a cluster starts it). Once every cluster has them, that is recorded in the backend's settings, and the
-next `sync` connects to nothing; a fork copies them with the rest of its parent.
+template1). `init` makes them in the root's template1 before the root's database is copied from it. An
+extension listed later gets them from `treefork sync` or `treefork doctor --fix`, in the root and in every
+workspace's cluster (started if need be, as any command that needs a cluster starts it); once every cluster has
+them, that is recorded in the backend's settings, and the next `sync` connects to nothing. A root an older
+treefork made has no guard: `doctor` reports it in each running cluster and `doctor --fix` makes it (as does
+`sync` with extensions listed). A fork copies both with the rest of its parent.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from treefork.errors import FatalError
 
 SNAPSHOT = "@snapshot-"  # in the workspace of a merge's snapshot cluster (clusters.py)
 
-# backend settings: the extensions every cluster of the repository was last seen to have, the guard included
+# backend settings: the extensions every cluster of the repository was last seen to have (and the guard)
 DONE_KEY = "admin_extensions"
-GUARD = "<guard>"
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,14 @@ class Outcome:
 
 
 def pending(settings: dict[str, object], names: Iterable[str]) -> bool:
-    """Whether treefork.toml lists an extension (or the guard) not yet made in every cluster: nothing to connect to."""
+    """Whether treefork.toml lists an extension not yet recorded made in every cluster: nothing to connect to."""
+    wanted = set(names)
     done = settings.get(DONE_KEY)
-    return not isinstance(done, list) or not {GUARD, *names} <= set(done)
+    return bool(wanted) and (not isinstance(done, list) or not wanted <= set(done))
 
 
 def done_marker(names: Iterable[str]) -> list[str]:
-    return sorted({GUARD, *names})
+    return sorted(set(names))
 
 
 def in_template1(rec: ClusterRecord, names: tuple[str, ...]) -> None:
