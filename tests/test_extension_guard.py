@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import db_url, git, make_repo, run_tf
+from conftest import db_url, git, make_repo, run_tf, server_clusters
 from testing.cli import assert_one_line_error, new
 from testing.server import admin_conn, cluster_of, root_cluster
 
@@ -131,6 +131,9 @@ def test_an_extension_listed_after_init_reaches_the_root_and_every_workspace_thr
     assert second.rc == 0 and "created" not in second.text
     assert "extensions dblink: in the root and every workspace" in second.text
     assert _extensions_check(tf_repo)["level"] == "ok"
+    run_tf(tf_repo, "server", "stop")
+    run_tf(a, "sync", "--quiet")  # an agent's session hook: all made and recorded, so nothing is started
+    assert not any(c["running"] for c in server_clusters(tf_repo))
     run_tf(tf_repo, "rm", "a")
 
 

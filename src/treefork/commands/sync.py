@@ -23,9 +23,7 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     if quiet and not state.initialized:
         return 0  # an agent's session hook in a repository that does not use treefork
     state.expect_initialized()
-    made = False
-    if ctx.config.extensions:  # nothing to read (no import, no connection) unless treefork.toml lists some
-        made = _admin_extensions(ctx, state, quiet=quiet)
+    made = _admin_extensions(ctx, state, quiet=quiet) if ctx.config.extensions else False
     ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
     if ws is not None and ws.status == READY and _env_present(ctx, ws.path) and not as_json:
         if not quiet:
@@ -64,18 +62,20 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
 def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> bool:
     """treefork.toml's extensions, and the CREATE EXTENSION guard, made by the admin where a cluster lacks them
     (the local backend: backends/local/admin_extensions.py). Nothing is read but the registry unless treefork.toml
-    lists one not yet recorded done everywhere. Returns whether anything was made."""
-    from treefork.backends.local import admin_extensions
-    from treefork.backends.local.clusters import ClusterBackend
+    lists one not yet recorded made everywhere; on a server the user runs (`--server-url`, Neon) the extensions are
+    the server's. Returns whether anything was made."""
+    from treefork.backends.local import extensions_pending
 
     names = ctx.config.extensions
-    if not admin_extensions.pending(state.backend_settings, names):
-        if names and not quiet:
+    pending = extensions_pending(state.backend_settings, names)
+    if not pending:
+        if pending is False and not quiet:
             output.info(f"extensions {', '.join(names)}: in the root and every workspace")
         return False
+    from treefork.backends.local.clusters import ClusterBackend
+
     backend = ctx.backend(state)
-    if not isinstance(backend, ClusterBackend):
-        return False  # on a server the user runs, its extensions are the server's
+    assert isinstance(backend, ClusterBackend)  # extensions_pending says so
     outcome = backend.create_admin_extensions()
     for gap in outcome.created:
         output.info(gap.made())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from treefork.backends.local import extension_guard, libpq
+from treefork.backends.local import EXTENSIONS_DONE, extension_guard, libpq
 from treefork.backends.local.cluster import ADMIN_USER, HOST, READY, Cluster, ClusterRecord
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.backends.local.store import ROOT, ClusterStore
@@ -23,8 +23,7 @@ from treefork.errors import FatalError
 
 SNAPSHOT = "@snapshot-"  # in the workspace of a merge's snapshot cluster (clusters.py)
 
-# backend settings: the extensions every cluster of the repository was last seen to have (and the guard)
-DONE_KEY = "admin_extensions"
+DONE_KEY = EXTENSIONS_DONE
 
 
 @dataclass(frozen=True)
@@ -57,13 +56,6 @@ class Gap:
 class Outcome:
     created: list[Gap] = field(default_factory=list)
     failed: list[tuple[str, FatalError]] = field(default_factory=list)  # the workspace, and why
-
-
-def pending(settings: dict[str, object], names: Iterable[str]) -> bool:
-    """Whether treefork.toml lists an extension not yet recorded made in every cluster: nothing to connect to."""
-    wanted = set(names)
-    done = settings.get(DONE_KEY)
-    return bool(wanted) and (not isinstance(done, list) or not wanted <= set(done))
 
 
 def done_marker(names: Iterable[str]) -> list[str]:
