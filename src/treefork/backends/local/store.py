@@ -133,9 +133,9 @@ class ClusterStore:
     # ---- a root from nothing --------------------------------------------------------------------
     def initdb(self, cluster: Cluster, rec: ClusterRecord, *, extensions: tuple[str, ...] = ()) -> None:
         """An empty cluster: the admin, the workspace role (not a superuser: privileges.py) and its database
-        (owned by the role), with treefork.toml's extensions and the CREATE EXTENSION guard made by the admin (in template1
-        too, so a database the role makes has them: admin_extensions.py). A copy of the pristine one (initdb's output, made once), whose admin password is
-        replaced first, the pristine one's forgotten."""
+        (owned by the role), with treefork.toml's extensions and the CREATE EXTENSION guard made by the admin (in
+        template1 too, so a database the role makes has them: admin_extensions.py). A copy of the pristine one
+        (initdb's output, made once), whose admin password is replaced first, the pristine one's forgotten."""
         from treefork.backends.local import admin_extensions, pristine, privileges
         from treefork.backends.local.fork import set_password
         from treefork.backends.local.libpq import SQL, Ident
