@@ -343,7 +343,8 @@ def hook(hook_name: str, args: tuple[str, ...]) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success (for agent session-start hooks).")
 @JSON
 def sync(name: str | None, quiet: bool, as_json: bool) -> None:
-    """Make sure this worktree (or NAME) is provisioned: idempotent, a fast no-op when it already is."""
+    """Make sure this worktree (or NAME) is provisioned, and treefork.toml's extensions made in every workspace:
+    idempotent, a fast no-op when it already is."""
     from treefork.commands import sync as cmd
 
     _exit(cmd.run(name, quiet=quiet, as_json=as_json))

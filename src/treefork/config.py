@@ -59,7 +59,8 @@ DOCS: dict[str, str] = {
     "postgres": "the PostgreSQL the local backend's clusters run on, chosen at `init`: 'embedded' (the wheel's 18), "
     "a major ('15') or a bin directory; empty = the one matching the imported dev database, else embedded",
     "extensions": "extensions treefork creates as admin in the root (so every workspace has them) and its template1, "
-    "for those the workspace's role may not create itself (untrusted: postgis), e.g. ['postgis']",
+    "for those the workspace's role may not create itself (untrusted: postgis), e.g. ['postgis']; one added after "
+    "`init` is made everywhere by `treefork sync`",
     "require_auth": "add require_auth=scram-sha-256 (PGREQUIREAUTH) to the local database's settings written for "
     "libpq clients, so they never send the password to a program squatting a stopped cluster's port",
     "agents": "agent profiles for `new --agent NAME`: a table of name = command line, e.g. claude = 'claude'",

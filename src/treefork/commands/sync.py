@@ -11,7 +11,7 @@ from __future__ import annotations
 from treefork import output
 from treefork.context import Context
 from treefork.errors import FatalError
-from treefork.state import READY, Workspace
+from treefork.state import READY, State, Workspace
 from treefork.workspace import adopt, create
 
 
@@ -23,6 +23,7 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
     if quiet and not state.initialized:
         return 0  # an agent's session hook in a repository that does not use treefork
     state.expect_initialized()
+    made = _admin_extensions(ctx, state, quiet=quiet) if ctx.config.extensions else False
     ws = state.expect_workspace(name) if name else state.workspace_by_path_or_none(ctx.repo.toplevel)
     if ws is not None and ws.status == READY and _env_present(ctx, ws.path) and not as_json:
         if not quiet:
@@ -30,8 +31,8 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             output.info(f"workspace {ws.name} is ready: database {ws.db_branch}, parent {ws.parent or 'root'}")
         return 0  # the fast path (agents' --quiet): one registry read, one stat
     if ws is None and not ctx.repo.is_linked_worktree:
-        if quiet:
-            return 0
+        if quiet or ctx.config.extensions or made:
+            return 0  # the root's part, its extensions and the guard, is done
         raise FatalError(
             "the main worktree is the root workspace; there is nothing to sync",
             hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
@@ -56,6 +57,33 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
             f"parent {ws.parent or 'root'}"
         )
     return 0
+
+
+def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> bool:
+    """treefork.toml's extensions, and the CREATE EXTENSION guard, made by the admin where a cluster lacks them
+    (the local backend: backends/local/admin_extensions.py). Nothing is read but the registry unless treefork.toml
+    lists one not yet recorded made everywhere; on a server the user runs (`--server-url`, Neon) the extensions are
+    the server's. Returns whether anything was made."""
+    from treefork.backends.local import extensions_pending
+
+    names = ctx.config.extensions
+    pending = extensions_pending(state.backend_settings, names)
+    if not pending:
+        if pending is False and not quiet:
+            output.info(f"extensions {', '.join(names)}: in the root and every workspace")
+        return False
+    from treefork.backends.local.clusters import ClusterBackend
+
+    backend = ctx.backend(state)
+    assert isinstance(backend, ClusterBackend)  # extensions_pending says so
+    outcome = backend.create_admin_extensions()
+    for gap in outcome.created:
+        output.info(gap.made())
+    for who, error in outcome.failed:
+        output.warn(f"treefork.toml's extensions not made in {who}: {error}; then `treefork sync` again")
+    if names and not quiet and not outcome.failed:
+        output.info(f"extensions {', '.join(names)}: in the root and every workspace")
+    return bool(outcome.created)
 
 
 def _expect_answering(ctx: Context, ws: Workspace) -> None:

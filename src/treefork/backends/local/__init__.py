@@ -3,6 +3,8 @@ a server the user runs (`init --server-url`: CREATE DATABASE ... TEMPLATE; templ
 
 from __future__ import annotations
 
+from typing import Any
+
 from treefork.backends.base import Backend, BackendContext
 
 
@@ -14,6 +16,20 @@ class LocalTraits:
     leaf_delete_only = False
     supports_ttl = False
     wakes_on_connect = False
+
+
+# the backend setting that records treefork.toml's extensions made in every cluster (admin_extensions.py)
+EXTENSIONS_DONE = "admin_extensions"
+
+
+def extensions_pending(settings: dict[str, Any], names: tuple[str, ...]) -> bool | None:
+    """Whether a repository of clusters has treefork.toml's extensions still to make (`treefork sync`), None where
+    treefork makes none (a server the user runs). Read from the recorded settings alone, so an agent's
+    `sync --quiet` imports and connects to nothing when all are made."""
+    if settings.get("layout") != "clusters" or settings.get("external") or not names:
+        return None
+    done = settings.get(EXTENSIONS_DONE)
+    return not isinstance(done, list) or not set(names) <= set(done)
 
 
 def open_local(ctx: BackendContext) -> Backend:

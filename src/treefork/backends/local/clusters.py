@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from treefork import debug, diskuse, interrupts
 from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
-from treefork.backends.local import LocalTraits, binaries, fork, libpq
+from treefork.backends.local import LocalTraits, admin_extensions, binaries, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
     CREATING,
@@ -321,6 +321,37 @@ class ClusterBackend(LocalTraits):
             who = "root" if rec.workspace == ROOT else rec.workspace
             used.setdefault(rec.binaries(), []).append(who)
         return used
+
+    def extension_gaps(self) -> list[admin_extensions.Gap]:
+        """What each running cluster of this repository lacks of treefork.toml's extensions and the guard
+        (`treefork doctor`; a stopped cluster is not started to find out)."""
+        names = self.ctx.config.extensions
+        found: list[admin_extensions.Gap] = []
+        for who, cluster, rec in admin_extensions.of_repo(self.store, self.ctx.repo_id):
+            if admin_extensions.running(cluster):
+                found += admin_extensions.gaps(rec, names, workspace=who)
+        return found
+
+    def create_admin_extensions(self) -> admin_extensions.Outcome:
+        """treefork.toml's extensions and the guard, made as the admin wherever they are missing: the root and every
+        workspace, each started if it is stopped (as any command that needs a cluster does). Recorded done once
+        every cluster has them, so the next `sync` connects to none."""
+        names = self.ctx.config.extensions
+        clusters = admin_extensions.of_repo(self.store, self.ctx.repo_id)
+        for bins in {rec.binaries() for _, _, rec in clusters}:  # one the binaries lack: nothing is made
+            binaries.expect_extensions(bins, names, where="treefork.toml's extensions")
+        outcome = admin_extensions.Outcome()
+        for who, _, rec in clusters:
+            try:
+                self._running(rec)
+                outcome.created += admin_extensions.fill(rec, names, workspace=who)
+            except FatalError as e:  # its port taken, its binaries gone, an extension the binaries lack
+                outcome.failed.append((who, e))
+        if not outcome.failed:
+            self.ctx.change_settings(
+                lambda settings: settings.__setitem__(admin_extensions.DONE_KEY, admin_extensions.done_marker(names))
+            )
+        return outcome
 
     def private_settings_problems(self) -> list[str]:
         """Each running cluster of this repository whose live listen_addresses, port, hba_file, … are not

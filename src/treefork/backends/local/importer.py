@@ -23,17 +23,19 @@ from treefork.redact import register
 def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Callable[[str], None]) -> None:
     """The user's dev database restored by the role, superuser for the restore only (no one else has its
     password yet), so that it owns every object, those of untrusted extensions (pgvector) included."""
-    from treefork.backends.local import privileges
+    from treefork.backends.local import admin_extensions, privileges
 
     target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
     with cluster.admin(rec) as conn:
         privileges.elevate(conn, rec.role)
+    admin_extensions.before_import(rec)
     try:
         bins = rec.binaries()
         import_database(url, target, progress=progress, embedded=bins.embedded, target_major=bins.major)
     finally:
         with cluster.admin(rec) as conn:
             privileges.downgrade(conn, rec.role, rec.dbname)
+    admin_extensions.after_import(rec)  # the guard the admin's; PostGIS in template1 too, for a role's test database
     freeze(cluster, rec)
 
 

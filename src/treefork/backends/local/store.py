@@ -133,10 +133,10 @@ class ClusterStore:
     # ---- a root from nothing --------------------------------------------------------------------
     def initdb(self, cluster: Cluster, rec: ClusterRecord, *, extensions: tuple[str, ...] = ()) -> None:
         """An empty cluster: the admin, the workspace role (not a superuser: privileges.py) and its database
-        (owned by the role), with treefork.toml's extensions created by the admin (in template1 too, so a database
-        the role makes has them). A copy of the pristine one (initdb's output, made once), whose admin password is
-        replaced first, the pristine one's forgotten."""
-        from treefork.backends.local import pristine, privileges
+        (owned by the role), with treefork.toml's extensions and the CREATE EXTENSION guard made by the admin (in
+        template1 too, so a database the role makes has them: admin_extensions.py). A copy of the pristine one
+        (initdb's output, made once), whose admin password is replaced first, the pristine one's forgotten."""
+        from treefork.backends.local import admin_extensions, pristine, privileges
         from treefork.backends.local.fork import set_password
         from treefork.backends.local.libpq import SQL, Ident
 
@@ -151,31 +151,11 @@ class ClusterStore:
             # FILE_COPY copies template1's files (a checkpoint before and after, trivial in a new cluster); the
             # default WAL_LOG writes template1 into the WAL and shared buffers. As much CPU on ext4, half on tmpfs,
             # and 4 MB less WAL (bench/bench_init.py, docs/benchmarks.md).
-            _create_extensions(cluster, rec, extensions)  # in template1, which the database is a copy of
+            admin_extensions.in_template1(rec, extensions)  # and the guard: the database is a copy of template1
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY", Ident(rec.dbname), Ident(rec.role)))
             conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
         rec.status = READY
         rec.least_privilege = True
-
-
-def _create_extensions(cluster: Cluster, rec: ClusterRecord, names: tuple[str, ...]) -> None:
-    """Extensions the role may not create (untrusted: PostGIS), created by the admin in template1."""
-    if not names:
-        return
-    from treefork.backends.local import libpq
-    from treefork.backends.local.cluster import HOST
-    from treefork.backends.local.libpq import SQL, Ident
-
-    with libpq.connect(
-        host=HOST,
-        port=rec.port,
-        user=ADMIN_USER,
-        password=rec.admin_password,
-        dbname="template1",
-        require_auth="scram-sha-256",
-    ) as conn:
-        for name in names:
-            conn.execute(SQL.of("CREATE EXTENSION IF NOT EXISTS {} CASCADE", Ident(name)))
 
 
 def new_record(

@@ -44,6 +44,7 @@ def state_checks(ctx: Context) -> list[Check]:
     )
     checks += _connection_checks(ctx, state)
     checks += _private_settings_checks(ctx, state)
+    checks += _extensions_checks(ctx, state)
     checks.append(_code_and_data_check(ctx, state))
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
     checks.append(
@@ -169,6 +170,30 @@ def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
             )
         ]
     return [Check("cluster settings", OK, "every running cluster: loopback only, treefork's port and pg_hba.conf")]
+
+
+def _extensions_checks(ctx: Context, state: State) -> list[Check]:
+    """treefork.toml's extensions and the CREATE EXTENSION guard in each running cluster's database and template1
+    (backends/local/admin_extensions.py); `--fix` makes what is missing, as `treefork sync` does."""
+    from treefork.backends.local.clusters import ClusterBackend
+
+    backend = ctx.backend(state)
+    if not isinstance(backend, ClusterBackend):
+        return []
+    gaps = backend.extension_gaps()
+    if not gaps:
+        listed = ", ".join(ctx.config.extensions) or "none listed"
+        return [Check("extensions", OK, f"{listed}; the CREATE EXTENSION guard in every running cluster")]
+    return [
+        Check(
+            "extensions",
+            FAIL,
+            "; ".join(gap.describe() for gap in gaps),
+            "treefork sync",
+            [gap.place() for gap in gaps],
+            fix=lambda: backend.create_admin_extensions(),
+        )
+    ]
 
 
 def _binaries_checks(ctx: Context, state: State) -> list[Check]:
