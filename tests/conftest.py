@@ -294,22 +294,9 @@ def pg_server(treefork_home: Path) -> PgServer:
     rec = new_record("tests", "<root>", dbname="scratch", role="scratch", parent=None)
     cluster = store.register(rec)
     store.initdb(cluster, rec)
-    _without_the_guard(rec.port, rec.admin_password)
     yield PgServer(port=rec.port, password=rec.admin_password, log=cluster.log)
     cluster.destroy()
     shutil.rmtree(store.home, ignore_errors=True)
-
-
-def _without_the_guard(port: int, password: str) -> None:
-    """The session's server stands for one the user runs (`--server-url`), which has no CREATE EXTENSION guard of
-    treefork's (backends/local/extension_guard.py): initdb made one, in template1 and the scratch database."""
-    import psycopg
-
-    for dbname in ("template1", "scratch"):
-        url = f"postgresql://postgres:{password}@127.0.0.1:{port}/{dbname}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP EVENT TRIGGER IF EXISTS treefork_extension_guard")
-            conn.execute("DROP FUNCTION IF EXISTS pg_catalog.treefork_extension_guard()")
 
 
 @pytest.fixture(autouse=True)

@@ -159,11 +159,7 @@ def _blocks(dump_text: str) -> dict[str, tuple[str, list[str]]]:
         if current is None or line.startswith("--") or not line.strip() or _NOISE.match(line):
             continue
         current.append(line.rstrip())
-    return {k: v for k, v in sorted(blocks.items()) if v[1] and k not in TREEFORKS_OWN}
-
-
-# treefork's own objects in every local cluster, no part of the app's schema (backends/local/extension_guard.py)
-TREEFORKS_OWN = frozenset({"EVENT TRIGGER treefork_extension_guard"})
+    return {k: v for k, v in sorted(blocks.items()) if v[1]}
 
 
 def _qualified(schema: str, name: str) -> str:

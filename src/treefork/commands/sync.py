@@ -32,7 +32,7 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
         return 0  # the fast path (agents' --quiet): one registry read, one stat
     if ws is None and not ctx.repo.is_linked_worktree:
         if quiet or ctx.config.extensions or made:
-            return 0  # the root's part, its extensions and the guard, is done
+            return 0  # the root's part, its extensions, is done
         raise FatalError(
             "the main worktree is the root workspace; there is nothing to sync",
             hint="run `treefork sync` inside a linked worktree, or `treefork sync NAME`",
@@ -60,7 +60,7 @@ def run(name: str | None, *, quiet: bool, as_json: bool) -> int:
 
 
 def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> bool:
-    """treefork.toml's extensions, and the CREATE EXTENSION guard, made by the admin where a cluster lacks them
+    """treefork.toml's extensions, made by the admin where a cluster lacks them
     (the local backend: backends/local/admin_extensions.py). Nothing is read but the registry unless treefork.toml
     lists one not yet recorded made everywhere; on a server the user runs (`--server-url`, Neon) the extensions are
     the server's. Returns whether anything was made."""

@@ -1,13 +1,16 @@
 """Extensions treefork creates as its admin, so that the workspace's role (no superuser) never has to: treefork.toml's
-`extensions` (PostGIS), and the guard that names that fix when the role tries (extension_guard.py).
+`extensions` (PostGIS), and the untrusted ones an imported dev database brought.
 
 Each goes in a cluster's database and its template1 (a database the role makes, a test runner's, is a copy of
 template1). `init` makes them in the root's template1 before the root's database is copied from it. An
 extension listed later gets them from `treefork sync` or `treefork doctor --fix`, in the root and in every
 workspace's cluster (started if need be, as any command that needs a cluster starts it); once every cluster has
-them, that is recorded in the backend's settings, and the next `sync` connects to nothing. A root an older
-treefork made has no guard: `doctor` reports it in each running cluster and `doctor --fix` makes it (as does
-`sync` with extensions listed). A fork copies both with the rest of its parent.
+them, that is recorded in the backend's settings, and the next `sync` connects to nothing. A fork copies them
+with the rest of its parent.
+
+Nothing of treefork's own is added to a database for this (no event trigger to rephrase PostgreSQL's refusal):
+`pg_dump --schema-only` writes such objects into an app's own schema file (Rails' `db/structure.sql`), where
+they fail on every other machine.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from treefork.backends.local import EXTENSIONS_DONE, extension_guard, libpq
+from treefork.backends.local import EXTENSIONS_DONE, libpq
 from treefork.backends.local.cluster import ADMIN_USER, HOST, READY, Cluster, ClusterRecord
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.backends.local.store import ROOT, ClusterStore
@@ -33,19 +36,14 @@ class Gap:
     workspace: str  # "root" or the workspace's name
     database: str
     extensions: tuple[str, ...]
-    guard: bool  # the guard is missing
 
     def describe(self) -> str:
         """What doctor reports."""
-        what = [f"extension {', '.join(self.extensions)} listed but missing"] if self.extensions else []
-        what += ["treefork's CREATE EXTENSION guard missing"] if self.guard else []
-        return f"{' and '.join(what)} in {self.place()}"
+        return f"extension {', '.join(self.extensions)} listed but missing in {self.place()}"
 
     def made(self) -> str:
         """What sync reports once it made them."""
-        what = [f"extension {', '.join(self.extensions)}"] if self.extensions else []
-        what += ["treefork's CREATE EXTENSION guard"] if self.guard else []
-        return f"created {' and '.join(what)} in {self.place()}"
+        return f"created extension {', '.join(self.extensions)} in {self.place()}"
 
     def place(self) -> str:
         where = "the root" if self.workspace == "root" else f"workspace {self.workspace}"
@@ -63,9 +61,9 @@ def done_marker(names: Iterable[str]) -> list[str]:
 
 
 def in_template1(rec: ClusterRecord, names: tuple[str, ...]) -> None:
-    """At init: the guard and treefork.toml's extensions in template1, which the root's database is then copied from."""
+    """At init: treefork.toml's extensions in template1, which the root's database is then copied from."""
     with _admin(rec, "template1") as conn:
-        _fill(conn, rec, names)
+        _fill(conn, names)
 
 
 def gaps(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str) -> list[Gap]:
@@ -85,25 +83,15 @@ def fill(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str) -> list[
         with _admin(rec, database) as conn:
             gap = _gap(conn, names, workspace=workspace, database=database)
             if gap is not None:
-                _fill(conn, rec, gap.extensions)
+                _fill(conn, gap.extensions)
                 made.append(gap)
     return made
 
 
-def before_import(rec: ClusterRecord) -> None:
-    """The guard out of the root's database while the dev database is restored into it: a dump of a treefork
-    cluster has it too (pg_dump writes event triggers), and restoring it onto ours would fail."""
-    with _admin(rec, rec.dbname) as conn:
-        extension_guard.drop(conn)
-
-
 def after_import(rec: ClusterRecord) -> list[str]:
-    """After `init --import`: the guard the admin's again (whatever the restore made, made by the role while it was
-    superuser, goes), and the untrusted extensions the dev database brought (PostGIS, pgvector) made in template1
-    too, at the root's versions, so a database the role makes has them as the root does."""
+    """After `init --import`: the untrusted extensions the dev database brought (PostGIS) made in template1 too, at
+    the root's versions, so a database the role makes (a test runner's) has them as the root does."""
     with _admin(rec, rec.dbname) as conn:
-        extension_guard.drop(conn)
-        extension_guard.install(conn, rec.binaries())
         rows = conn.execute(
             "SELECT e.extname, e.extversion FROM pg_extension e JOIN pg_available_extension_versions v "
             "ON v.name = e.extname AND v.version = e.extversion WHERE NOT v.trusted ORDER BY e.extname"
@@ -132,14 +120,12 @@ def running(cluster: Cluster) -> bool:
 def _gap(conn: libpq.Connection, names: tuple[str, ...], *, workspace: str, database: str) -> Gap | None:
     have = {str(n) for (n,) in conn.execute("SELECT extname FROM pg_extension")}
     missing = tuple(n for n in names if n not in have)
-    guard = not extension_guard.present(conn)
-    return Gap(workspace, database, missing, guard) if missing or guard else None
+    return Gap(workspace, database, missing) if missing else None
 
 
-def _fill(conn: libpq.Connection, rec: ClusterRecord, names: tuple[str, ...]) -> None:
+def _fill(conn: libpq.Connection, names: tuple[str, ...]) -> None:
     for name in names:
         conn.execute(SQL.of("CREATE EXTENSION IF NOT EXISTS {} CASCADE", Ident(name)))
-    extension_guard.install(conn, rec.binaries())
 
 
 def _admin(rec: ClusterRecord, database: str) -> libpq.Connection:

@@ -323,8 +323,7 @@ class ClusterBackend(LocalTraits):
         return used
 
     def extension_gaps(self) -> list[admin_extensions.Gap]:
-        """What each running cluster of this repository lacks of treefork.toml's extensions and the guard
-        (`treefork doctor`; a stopped cluster is not started to find out)."""
+        """What each running cluster of this repository lacks of treefork.toml's extensions (`treefork doctor`; a stopped cluster is not started to find out)."""
         names = self.ctx.config.extensions
         found: list[admin_extensions.Gap] = []
         for who, cluster, rec in admin_extensions.of_repo(self.store, self.ctx.repo_id):
@@ -333,7 +332,7 @@ class ClusterBackend(LocalTraits):
         return found
 
     def create_admin_extensions(self) -> admin_extensions.Outcome:
-        """treefork.toml's extensions and the guard, made as the admin wherever they are missing: the root and every
+        """treefork.toml's extensions, made as the admin wherever they are missing: the root and every
         workspace, each started if it is stopped (as any command that needs a cluster does). Recorded done once
         every cluster has them, so the next `sync` connects to none."""
         names = self.ctx.config.extensions

@@ -28,14 +28,13 @@ def import_into(url: str, cluster: Cluster, rec: ClusterRecord, *, progress: Cal
     target = f"postgresql://{rec.role}:{quote(rec.role_password, safe='')}@127.0.0.1:{rec.port}/{rec.dbname}"
     with cluster.admin(rec) as conn:
         privileges.elevate(conn, rec.role)
-    admin_extensions.before_import(rec)
     try:
         bins = rec.binaries()
         import_database(url, target, progress=progress, embedded=bins.embedded, target_major=bins.major)
     finally:
         with cluster.admin(rec) as conn:
             privileges.downgrade(conn, rec.role, rec.dbname)
-    admin_extensions.after_import(rec)  # the guard the admin's; PostGIS in template1 too, for a role's test database
+    admin_extensions.after_import(rec)  # PostGIS in template1 too, for a database the role makes
     freeze(cluster, rec)
 
 

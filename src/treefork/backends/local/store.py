@@ -133,8 +133,8 @@ class ClusterStore:
     # ---- a root from nothing --------------------------------------------------------------------
     def initdb(self, cluster: Cluster, rec: ClusterRecord, *, extensions: tuple[str, ...] = ()) -> None:
         """An empty cluster: the admin, the workspace role (not a superuser: privileges.py) and its database
-        (owned by the role), with treefork.toml's extensions and the CREATE EXTENSION guard made by the admin (in
-        template1 too, so a database the role makes has them: admin_extensions.py). A copy of the pristine one
+        (owned by the role), with treefork.toml's extensions made by the admin (in template1 too, so a database
+        the role makes has them: admin_extensions.py). A copy of the pristine one
         (initdb's output, made once), whose admin password is replaced first, the pristine one's forgotten."""
         from treefork.backends.local import admin_extensions, pristine, privileges
         from treefork.backends.local.fork import set_password
@@ -151,7 +151,7 @@ class ClusterStore:
             # FILE_COPY copies template1's files (a checkpoint before and after, trivial in a new cluster); the
             # default WAL_LOG writes template1 into the WAL and shared buffers. As much CPU on ext4, half on tmpfs,
             # and 4 MB less WAL (bench/bench_init.py, docs/benchmarks.md).
-            admin_extensions.in_template1(rec, extensions)  # and the guard: the database is a copy of template1
+            admin_extensions.in_template1(rec, extensions)  # the database is a copy of template1
             conn.execute(SQL.of("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY", Ident(rec.dbname), Ident(rec.role)))
             conn.execute(SQL.of("REVOKE ALL ON DATABASE {} FROM PUBLIC", Ident(rec.dbname)))
         rec.status = READY

@@ -173,7 +173,7 @@ def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
 
 
 def _extensions_checks(ctx: Context, state: State) -> list[Check]:
-    """treefork.toml's extensions and the CREATE EXTENSION guard in each running cluster's database and template1
+    """treefork.toml's extensions in each running cluster's database and template1
     (backends/local/admin_extensions.py); `--fix` makes what is missing, as `treefork sync` does."""
     from treefork.backends.local.clusters import ClusterBackend
 
@@ -183,7 +183,7 @@ def _extensions_checks(ctx: Context, state: State) -> list[Check]:
     gaps = backend.extension_gaps()
     if not gaps:
         listed = ", ".join(ctx.config.extensions) or "none listed"
-        return [Check("extensions", OK, f"{listed}; the CREATE EXTENSION guard in every running cluster")]
+        return [Check("extensions", OK, f"{listed}: in every running cluster")]
     return [
         Check(
             "extensions",
