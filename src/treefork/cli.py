@@ -14,6 +14,10 @@ from treefork.completion import workspace_names
 from treefork.error_handler import error_handler
 from treefork.errors import FatalError
 
+POSTGRES_HELP = (
+    "The PostgreSQL the clusters run on: `embedded` (the wheel's 18), a major (`15`) or a bin directory "
+    "(default: treefork.toml's `postgres`, else the one matching the imported dev database, else embedded)."
+)
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output with stable field names.")
 
 # `treefork --help` lists the commands in these groups, each with its whole first sentence
@@ -74,12 +78,7 @@ def cli(ctx: click.Context) -> None:
 @click.option(
     "--overwrite-env", is_flag=True, help="Point the main worktree's DATABASE_URL at the root even if it has one."
 )
-@click.option(
-    "--postgres",
-    metavar="CHOICE",
-    help="The PostgreSQL the clusters run on: `embedded` (the wheel's 18), a major (`15`) or a bin directory "
-    "(default: treefork.toml's `postgres`, else the one matching the imported dev database, else embedded).",
-)
+@click.option("--postgres", metavar="CHOICE", help=POSTGRES_HELP)
 @click.option("--project-id", help="Neon: the project to branch in.")
 @JSON
 def init(
@@ -284,11 +283,15 @@ def demo(workspaces: int, keep: bool, as_json: bool) -> None:
 AGENTS = ("claude", "codex", "gemini", "opencode", "qwen", "kilo", "droid", "cursor", "conductor")
 
 
-def _agent_flags(verb: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def decorate(f: Callable[..., None]) -> Callable[..., None]:
+def _agents_command(verb: str, *, every: str, every_help: str) -> Callable[[Callable[..., None]], click.Command]:
+    """`install` and `uninstall`: a flag an agent (`--claude`, ...), `--agents` for all of them (as `every`) and
+    `--json`."""
+
+    def decorate(f: Callable[..., None]) -> click.Command:
+        f = click.option("--agents", every, is_flag=True, help=every_help)(JSON(f))
         for agent in reversed(AGENTS):
             f = click.option(f"--{agent}", f"agent_{agent}", is_flag=True, help=f"{verb} the {agent} integration.")(f)
-        return f
+        return cli.command()(f)
 
     return decorate
 
@@ -297,10 +300,7 @@ def _picked(flags: dict[str, bool]) -> tuple[str, ...]:
     return tuple(a for a in AGENTS if flags.get(f"agent_{a}"))
 
 
-@cli.command()
-@_agent_flags("Also install")
-@click.option("--agents", "detect", is_flag=True, help="Also install every agent found on PATH or in the project.")
-@JSON
+@_agents_command("Also install", every="detect", every_help="Also install every agent found on PATH or in the project.")
 def install(detect: bool, as_json: bool, **flags: bool) -> None:
     """Install the git hooks that provision every new worktree, and the chosen agents' hooks (docs/agents.md)."""
     from treefork.commands import install as cmd
@@ -308,10 +308,7 @@ def install(detect: bool, as_json: bool, **flags: bool) -> None:
     _exit(cmd.run(agents=_picked(flags), detect=detect, as_json=as_json))
 
 
-@cli.command()
-@_agent_flags("Also remove")
-@click.option("--agents", "every", is_flag=True, help="Also remove every agent integration.")
-@JSON
+@_agents_command("Also remove", every="every", every_help="Also remove every agent integration.")
 def uninstall(every: bool, as_json: bool, **flags: bool) -> None:
     """Remove treefork's git hooks (restoring any hook they had chained) and the chosen agents' hooks."""
     from treefork.commands import uninstall as cmd

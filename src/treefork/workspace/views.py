@@ -58,20 +58,13 @@ def rows(
     expiry = _expiries(ctx, state)
     sessions = tmux.statuses() if chosen else None
 
+    seen_in = functools.partial(Seen, listed=listed, heads=heads, known=known, disk=disk, trees=trees)
+
     def one(ws: Workspace) -> dict[str, Any]:
         where = located[ws.name]
         path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
-        seen = Seen(
-            worktree=where.state,
-            path=path,
-            listed=listed,
-            agent=agent,
-            heads=heads,
-            known=known,
-            disk=disk,
-            trees=trees,
-        )
+        seen = seen_in(worktree=where.state, path=path, agent=agent)
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
         made["collisions"] = None if found is None else [c for c in found if ws.name in c["workspaces"]]
         return made

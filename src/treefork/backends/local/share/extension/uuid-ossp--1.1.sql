@@ -79,45 +79,10 @@ AS $$
 DECLARE
     msg bytea := pg_catalog.uuid_send(namespace) || pg_catalog.convert_to(name, pg_catalog.getdatabaseencoding());
     len bigint := pg_catalog.length(msg);
-    m CONSTANT bigint := 4294967295;
-    h0 bigint := 1732584193;
-    h1 bigint := 4023233417;
-    h2 bigint := 2562383102;
-    h3 bigint := 271733878;
-    h4 bigint := 3285377520;
-    w bigint[] := pg_catalog.array_fill(0::bigint, ARRAY[80], ARRAY[0]);
-    a bigint; b bigint; c bigint; d bigint; e bigint; f bigint; k bigint; t bigint; x bigint;
+-- treefork: sha1 state
     h bytea;
 BEGIN
-    msg := msg || pg_catalog.decode('80', 'hex') || pg_catalog.decode(pg_catalog.repeat('00', ((55 - len % 64) + 64)::int % 64), 'hex')
-        || pg_catalog.decode(pg_catalog.lpad(pg_catalog.to_hex(len * 8), 16, '0'), 'hex');
-    FOR blk IN 0 .. pg_catalog.length(msg) / 64 - 1 LOOP
-        FOR i IN 0 .. 15 LOOP
-            w[i] := (pg_catalog.get_byte(msg, blk * 64 + i * 4)::bigint << 24)
-                | (pg_catalog.get_byte(msg, blk * 64 + i * 4 + 1) << 16)
-                | (pg_catalog.get_byte(msg, blk * 64 + i * 4 + 2) << 8)
-                | pg_catalog.get_byte(msg, blk * 64 + i * 4 + 3);
-        END LOOP;
-        FOR i IN 16 .. 79 LOOP
-            x := w[i - 3] # w[i - 8] # w[i - 14] # w[i - 16];
-            w[i] := ((x << 1) | (x >> 31)) & m;
-        END LOOP;
-        a := h0; b := h1; c := h2; d := h3; e := h4;
-        FOR i IN 0 .. 79 LOOP
-            IF i < 20 THEN
-                f := (b & c) | ((~b) & d); k := 1518500249;
-            ELSIF i < 40 THEN
-                f := b # c # d; k := 1859775393;
-            ELSIF i < 60 THEN
-                f := (b & c) | (b & d) | (c & d); k := 2400959708;
-            ELSE
-                f := b # c # d; k := 3395469782;
-            END IF;
-            t := ((((a << 5) | (a >> 27)) & m) + f + e + k + w[i]) & m;
-            e := d; d := c; c := ((b << 30) | (b >> 2)) & m; b := a; a := t;
-        END LOOP;
-        h0 := (h0 + a) & m; h1 := (h1 + b) & m; h2 := (h2 + c) & m; h3 := (h3 + d) & m; h4 := (h4 + e) & m;
-    END LOOP;
+-- treefork: sha1 rounds
     h := pg_catalog.decode(pg_catalog.lpad(pg_catalog.to_hex(h0), 8, '0') || pg_catalog.lpad(pg_catalog.to_hex(h1), 8, '0')
         || pg_catalog.lpad(pg_catalog.to_hex(h2), 8, '0') || pg_catalog.lpad(pg_catalog.to_hex(h3), 8, '0'), 'hex');
     h := pg_catalog.set_byte(h, 6, (pg_catalog.get_byte(h, 6) & 15) | 80);
