@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_env, load_average, log, machine_description, remove_tree, run, tf_cmd  # noqa: E402
+from common import (  # noqa: E402
+    bench_env,
+    load_average,
+    log,
+    machine_description,
+    paste_section,
+    remove_tree,
+    run,
+    tf_cmd,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -152,17 +160,6 @@ def render(times: dict[str, list[float]], n: int, rounds: int) -> str:
     return "\n".join(lines)
 
 
-def paste(section: str) -> None:
-    OWN.write_text(section)
-    text = DOC.read_text()
-    block = f"{BEGIN}\n{section}{END}\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n", lambda _: block, text, flags=re.S)
-    else:
-        text = text.replace("## Reproducing", block + "\n## Reproducing", 1)
-    DOC.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workspaces", type=int, default=20)
@@ -177,7 +174,8 @@ def main() -> None:
         times = measure(repo, env, args.rounds, args.workspaces)
         section = render(times, args.workspaces, args.rounds)
         log(section)
-        paste(section)
+        OWN.write_text(section)
+        paste_section(DOC, BEGIN, END, section)
     finally:
         env = bench_env(work / "home", work / "user")
         run(tf_cmd("rm", "--force", *(f"w{i:02d}" for i in range(args.workspaces))), work / "app", env, check=False)

@@ -18,11 +18,13 @@ import argparse
 import datetime
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import paste_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -98,16 +100,6 @@ def render(results: dict[int, list[dict[str, float]]], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def paste(section: str) -> None:
-    text = DOC.read_text()
-    block = f"{BEGIN}\n{section}{END}\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n", lambda _: block, text, flags=re.S)
-    else:
-        text = text.replace("## Reproducing", block + "\n## Reproducing", 1)
-    DOC.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -121,7 +113,7 @@ def main() -> None:
             print(f"{keys} keys, round {i + 1}: {results[keys][-1]}", file=sys.stderr)
     section = render(results, args.rounds)
     print(section)
-    paste(section)
+    paste_section(DOC, BEGIN, END, section)
 
 
 if __name__ == "__main__":

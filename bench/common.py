@@ -347,3 +347,17 @@ def fs_type(path: Path) -> str:
         return cp.stdout.splitlines()[1].split()[1]
     except IndexError:
         return "?"
+
+
+def paste_section(doc: Path, begin: str, end: str, section: str) -> None:
+    """section between begin and end in doc (docs/benchmarks.md), in place of what was there, or before
+    "## Reproducing" the first time: each benchmark writes its own part and leaves the others'."""
+    import re
+
+    text = doc.read_text()
+    block = f"{begin}\n{section}{end}\n"
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n", lambda _: block, text, flags=re.S)
+    else:
+        text = text.replace("## Reproducing", block + "\n## Reproducing", 1)
+    doc.write_text(text)

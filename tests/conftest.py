@@ -22,6 +22,7 @@ import pytest
 from hypothesis import settings
 
 from testing import home_guard, in_process
+from testing.older_server import OlderServer, older_server
 
 # tests/apps holds real applications' files (their own tests among them), run by tests/test_apps.py in the
 # apps' own environments: never collected here.
@@ -297,6 +298,14 @@ def pg_server(treefork_home: Path) -> PgServer:
     yield PgServer(port=rec.port, password=rec.admin_password, log=cluster.log)
     cluster.destroy()
     shutil.rmtree(store.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg15() -> Iterator[OlderServer]:
+    """Debian's PostgreSQL 15, a server the user runs (`--server-url`, a dev database to import): one a worker,
+    started on first use; the test skips, saying so, where the package is not installed."""
+    with older_server(15) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

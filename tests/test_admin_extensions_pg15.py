@@ -5,7 +5,6 @@ skip, saying so, where those packages are not installed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from conftest import db_url, git, run_tf
 from testing.cli import new
-from testing.older_server import OlderServer, bin_dir, older_server
+from testing.older_server import OlderServer, bin_dir
 
 PG15 = bin_dir(15)
 POSTGIS_15 = Path("/usr/share/postgresql/15/extension/postgis.control")
@@ -76,16 +75,8 @@ def test_postgis_asked_for_after_init_is_made_everywhere_by_sync(repo: Path) -> 
     run_tf(repo, "rm", "a")
 
 
-@pytest.fixture(scope="module")
-def pg15() -> Iterator[OlderServer]:
-    with older_server(15) as server:
-        yield server
-
-
 def test_postgis_imported_without_being_listed_reaches_template1(repo: Path, pg15: OlderServer) -> None:
-    with pg15.admin() as conn:
-        conn.execute('DROP DATABASE IF EXISTS "geo_dev" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "geo_dev"')
+    pg15.fresh_database("geo_dev")
     with pg15.admin("geo_dev") as conn:
         conn.execute("CREATE EXTENSION postgis")
         conn.execute("CREATE TABLE places (id int PRIMARY KEY, geom geometry(Point, 4326))")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,13 +53,18 @@ def test_ls_answers_follow_every_change(tf_server_repo: Path) -> None:
     assert _collides(ls(repo), "a") == [["a", "b"], ["a", "root"]]
 
 
-def test_an_unchanged_repository_asks_git_nothing_twice(tf_server_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo = tf_server_repo
+def _two_colliding_migrations(repo: Path) -> dict[str, Any]:
+    """Workspaces a and b each adding a 0002 migration; the first listing of them."""
     _commit(repo, "0001_initial.py")
     a, b = new(repo, "a"), new(repo, "b")
     _commit(a, "0002_a.py")
     _commit(b, "0002_b.py")
-    first = ls(repo)
+    return ls(repo)
+
+
+def test_an_unchanged_repository_asks_git_nothing_twice(tf_server_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tf_server_repo
+    first = _two_colliding_migrations(repo)
     asked: list[str] = []
     run = proc.run
 
@@ -75,11 +81,7 @@ def test_an_unchanged_repository_asks_git_nothing_twice(tf_server_repo: Path, mo
 
 def test_a_damaged_answers_file_is_asked_of_git_again(tf_server_repo: Path) -> None:
     repo = tf_server_repo
-    _commit(repo, "0001_initial.py")
-    a, b = new(repo, "a"), new(repo, "b")
-    _commit(a, "0002_a.py")
-    _commit(b, "0002_b.py")
-    first = ls(repo)
+    first = _two_colliding_migrations(repo)
     file = repo / ".git" / "treefork" / "answers.json"
     data = json.loads(file.read_text())
     data["pairs"] = {k: "zz" for k in data["pairs"]}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,7 +13,7 @@ import pytest
 
 from conftest import db_url, git, run_tf
 from testing.cli import new
-from testing.older_server import OlderServer, bin_dir, older_server
+from testing.older_server import OlderServer, bin_dir
 
 PG15 = bin_dir(15)
 POSTGIS_15 = Path("/usr/share/postgresql/15/extension/postgis.control")
@@ -80,17 +79,8 @@ def _moved_binaries(repo: Path, workspace: str, bin_dir: str) -> None:
     raise AssertionError(f"no cluster record of {workspace}")
 
 
-@pytest.fixture(scope="module")
-def pg15() -> Iterator[OlderServer]:
-    _need_pg15()
-    with older_server(15) as server:
-        yield server
-
-
 def _postgis_dev_database(server: OlderServer) -> str:
-    with server.admin() as conn:
-        conn.execute('DROP DATABASE IF EXISTS "maps_dev" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "maps_dev"')
+    server.fresh_database("maps_dev")
     with server.admin("maps_dev") as conn:
         conn.execute("CREATE EXTENSION postgis")
         conn.execute("CREATE TABLE places (id int PRIMARY KEY, name text, geom geometry(Point, 4326))")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,19 +15,11 @@ from psycopg import sql
 
 from conftest import db_url, git, run_tf
 from testing.cli import new
-from testing.older_server import OlderServer, older_server
-
-
-@pytest.fixture(scope="module")
-def pg15() -> Iterator[OlderServer]:
-    with older_server(15) as server:
-        yield server
+from testing.older_server import OlderServer
 
 
 def _dev_database(server: OlderServer, name: str) -> str:
-    with server.admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    server.fresh_database(name)
     with server.admin(name) as conn:
         conn.execute("CREATE TABLE bakery (id int PRIMARY KEY, name text)")
         conn.execute("INSERT INTO bakery VALUES (1, 'rye'), (2, 'spelt'), (3, 'oat')")

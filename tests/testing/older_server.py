@@ -37,6 +37,15 @@ class OlderServer:
 
         return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=10)
 
+    def fresh_database(self, name: str) -> str:
+        """An empty database NAME on this server (dropped first if a run left it); its URL, as its owner's."""
+        from psycopg import sql
+
+        with self.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -34,7 +34,9 @@ def empty_data_dir(home: Path, bins: Binaries | None = None) -> tuple[Path, str]
     found = _ready_or_none(base)
     if found is not None:
         return found
-    with FileLock(home / "pristine.lock", timeout=300, what="pristine cluster").held():
+    base.parent.mkdir(mode=0o711, exist_ok=True)
+    # the lock beside what it guards: a home whose pristine/ is shared (the tests' workers) shares it too
+    with FileLock(base.parent / ".lock", timeout=300, what="pristine cluster").held():
         found = _ready_or_none(base)
         if found is None:
             _make(base, bins)
