@@ -25,9 +25,10 @@ from treefork.context import Context
 from treefork.fsutil import atomic_write_text
 from treefork.git import Worktree
 from treefork.state import READY, UNPROVISIONED, State
-from treefork.workspace import migrations
 
-if TYPE_CHECKING:  # diffs (pg_dump, catalog signatures) is imported where a check runs: `ls` never runs one
+if TYPE_CHECKING:  # imported where a check runs: diffs (pg_dump, catalog signatures), which `ls` never runs, and
+    # migrations (git), which `ls` runs only when a branch moved (answers.py keeps what it found)
+    from treefork.workspace import migrations
     from treefork.workspace.diffs import SchemaDiff
 
 SCHEMA, MIGRATION = "schema", "migration"
@@ -101,6 +102,8 @@ def of_schemas(changed: dict[str, list[str]], *, involving: str | None = None) -
 
 
 def of_migrations(ctx: Context, state: State, listed: dict[Path, Worktree]) -> list[Collision]:
+    from treefork.workspace import migrations
+
     files = migrations.added_files(
         _lineages(ctx, state, listed), ctx.repo.main_root, extra_dirs=ctx.config.migration_dirs
     )
@@ -114,6 +117,8 @@ def of_migrations(ctx: Context, state: State, listed: dict[Path, Worktree]) -> l
 
 
 def _lineages(ctx: Context, state: State, listed: dict[Path, Worktree]) -> list[migrations.Lineage]:
+    from treefork.workspace import migrations
+
     main = listed.get(ctx.repo.main_root.resolve())
     root_ref = (f"refs/heads/{main.branch}" if main.branch else main.head) if main else None
     out = []
