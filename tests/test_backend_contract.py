@@ -149,6 +149,11 @@ def test_the_backend_contract(harness: Harness) -> None:
     assert read(b) == "seed v2", "stacked on a"
     assert sorted(x.id for x in be.list_branches()) == sorted([a.id, b.id])
 
+    health = be.health()  # doctor's own checks: each a level it knows, none failing on a healthy repository
+    assert all(h.level in ("ok", "warn") for h in health), health
+    assert all(h.level == "ok" for h in health if h.name == "cluster settings"), health
+    assert be.make_extensions().failed == [], "nothing listed, nothing to make"
+
     be.delete_branch(b)
     be.delete_branch(b)  # already gone is success
     assert be.find_branch_or_none("b") is None

@@ -54,6 +54,17 @@ def imports_main_database(name: str, server_url: str | None) -> bool:
     return name == "local" and not server_url
 
 
+def extensions_pending(name: str, settings: dict[str, Any], names: tuple[str, ...]) -> bool | None:
+    """Whether treefork.toml's extensions are still to make (`treefork sync`), from the recorded settings alone
+    (an agent's `sync --quiet` then opens no backend); None where treefork makes none (a server the user runs,
+    Neon)."""
+    if name != "local":
+        return None
+    from treefork.backends.local import extensions_pending as local_pending
+
+    return local_pending(settings, names)
+
+
 def init_settings(name: str, server_url: str | None, dbname: str, options: dict[str, Any]) -> dict[str, Any]:
     """The backend settings `init` records in the registry. dbname: the root's database name (the imported
     database's own)."""

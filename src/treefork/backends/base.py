@@ -51,6 +51,29 @@ class BackendContext:
     workspace_or_none: Callable[[str], Workspace | None]  # a workspace's record, read now
 
 
+OK, WARN, FAIL = "ok", "warn", "fail"  # a check's level, in `treefork doctor`
+
+
+@dataclass(frozen=True)
+class Health:
+    """One of a backend's own `treefork doctor` checks, and what `doctor --fix` runs for it (None: nothing)."""
+
+    name: str
+    level: str  # OK, WARN or FAIL
+    message: str
+    hint: str | None = None
+    data: Any = None
+    fix: Callable[[], object] | None = field(default=None, compare=False)
+
+
+@dataclass
+class ExtensionsMade:
+    """What `treefork sync` made of treefork.toml's `extensions`, and where it could not (each a line to say)."""
+
+    made: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class CreateOptions:
     terminate_blockers: bool = False
@@ -77,6 +100,12 @@ class ServedElsewhere:
 
     def extra_disk_bytes(self, branches: Sequence[DbBranch]) -> dict[str, int | None]:
         return dict.fromkeys((b.id for b in branches), None)
+
+    def health(self) -> list[Health]:
+        return []  # the server's own business
+
+    def make_extensions(self) -> ExtensionsMade:
+        return ExtensionsMade()  # a server the user runs, or Neon, has the extensions it has
 
 
 class Backend(Protocol):
@@ -115,6 +144,14 @@ class Backend(Protocol):
 
     def connection(self, branch: DbBranch) -> Connection:
         """The URLs an application uses for this branch (the branch's own credentials)."""
+
+    def health(self) -> list[Health]:
+        """The backend's own `treefork doctor` checks (the local backend: the PostgreSQL each cluster runs on, each
+        running cluster's private settings, treefork.toml's extensions), each with its --fix where it has one."""
+
+    def make_extensions(self) -> ExtensionsMade:
+        """treefork.toml's `extensions`, made by the backend's admin wherever a database of this repository lacks
+        them (`treefork sync`, `doctor --fix`), never by handing the workspace's role a superuser."""
 
     def extra_disk_bytes(self, branches: Sequence[DbBranch]) -> dict[str, int | None]:
         """By branch id, the disk each branch really adds on this machine (a copy-on-write branch: what it wrote

@@ -64,26 +64,22 @@ def _admin_extensions(ctx: Context, state: State, *, quiet: bool) -> bool:
     (the local backend: backends/local/admin_extensions.py). Nothing is read but the registry unless treefork.toml
     lists one not yet recorded made everywhere; on a server the user runs (`--server-url`, Neon) the extensions are
     the server's. Returns whether anything was made."""
-    from treefork.backends.local import extensions_pending
+    from treefork import backends
 
     names = ctx.config.extensions
-    pending = extensions_pending(state.backend_settings, names)
+    pending = backends.extensions_pending(state.backend or "", state.backend_settings, names)
     if not pending:
         if pending is False and not quiet:
             output.info(f"extensions {', '.join(names)}: in the root and every workspace")
         return False
-    from treefork.backends.local.clusters import ClusterBackend
-
-    backend = ctx.backend(state)
-    assert isinstance(backend, ClusterBackend)  # extensions_pending says so
-    outcome = backend.create_admin_extensions()
-    for gap in outcome.created:
-        output.info(gap.made())
-    for who, error in outcome.failed:
-        output.warn(f"treefork.toml's extensions not made in {who}: {error}; then `treefork sync` again")
+    outcome = ctx.backend(state).make_extensions()
+    for line in outcome.made:
+        output.info(line)
+    for line in outcome.failed:
+        output.warn(f"treefork.toml's extensions not made in {line}; then `treefork sync` again")
     if names and not quiet and not outcome.failed:
         output.info(f"extensions {', '.join(names)}: in the root and every workspace")
-    return bool(outcome.created)
+    return bool(outcome.made)
 
 
 def _expect_answering(ctx: Context, ws: Workspace) -> None:

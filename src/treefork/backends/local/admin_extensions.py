@@ -16,13 +16,12 @@ they fail on every other machine.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from treefork.backends.local import EXTENSIONS_DONE, libpq
 from treefork.backends.local.cluster import ADMIN_USER, HOST, READY, Cluster, ClusterRecord
 from treefork.backends.local.libpq import SQL, Ident, Literal
 from treefork.backends.local.store import ROOT, ClusterStore
-from treefork.errors import FatalError
 
 SNAPSHOT = "@snapshot-"  # in the workspace of a merge's snapshot cluster (clusters.py)
 
@@ -48,12 +47,6 @@ class Gap:
     def place(self) -> str:
         where = "the root" if self.workspace == "root" else f"workspace {self.workspace}"
         return f"{where} (database {self.database})"
-
-
-@dataclass
-class Outcome:
-    created: list[Gap] = field(default_factory=list)
-    failed: list[tuple[str, FatalError]] = field(default_factory=list)  # the workspace, and why
 
 
 def done_marker(names: Iterable[str]) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from treefork import debug, diskuse, interrupts
-from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch
+from treefork.backends.base import BackendContext, Connection, CreateOptions, DbBranch, ExtensionsMade, Health
 from treefork.backends.local import LocalTraits, admin_extensions, binaries, fork, libpq
 from treefork.backends.local.cluster import (
     ADMIN_USER,
@@ -314,24 +314,12 @@ class ClusterBackend(LocalTraits):
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             self._destroy(cluster)
 
-    def binaries_in_use(self) -> dict[binaries.Binaries, list[str]]:
-        """The PostgreSQL binaries this repository's clusters run on, each with its workspaces (`treefork doctor`)."""
-        used: dict[binaries.Binaries, list[str]] = {}
-        for _, rec in self.store.of_repo(self.ctx.repo_id):
-            who = "root" if rec.workspace == ROOT else rec.workspace
-            used.setdefault(rec.binaries(), []).append(who)
-        return used
+    def health(self) -> list[Health]:
+        from treefork.backends.local import health
 
-    def extension_gaps(self) -> list[admin_extensions.Gap]:
-        """What each running cluster of this repository lacks of treefork.toml's extensions (`treefork doctor`; a stopped cluster is not started to find out)."""
-        names = self.ctx.config.extensions
-        found: list[admin_extensions.Gap] = []
-        for who, cluster, rec in admin_extensions.of_repo(self.store, self.ctx.repo_id):
-            if admin_extensions.running(cluster):
-                found += admin_extensions.gaps(rec, names, workspace=who)
-        return found
+        return health.checks(self.store, self.ctx, make_extensions=self.make_extensions)
 
-    def create_admin_extensions(self) -> admin_extensions.Outcome:
+    def make_extensions(self) -> ExtensionsMade:
         """treefork.toml's extensions, made as the admin wherever they are missing: the root and every
         workspace, each started if it is stopped (as any command that needs a cluster does). Recorded done once
         every cluster has them, so the next `sync` connects to none."""
@@ -339,35 +327,18 @@ class ClusterBackend(LocalTraits):
         clusters = admin_extensions.of_repo(self.store, self.ctx.repo_id)
         for bins in {rec.binaries() for _, _, rec in clusters}:  # one the binaries lack: nothing is made
             binaries.expect_extensions(bins, names, where="treefork.toml's extensions")
-        outcome = admin_extensions.Outcome()
+        outcome = ExtensionsMade()
         for who, _, rec in clusters:
             try:
                 self._running(rec)
-                outcome.created += admin_extensions.fill(rec, names, workspace=who)
+                outcome.made += [gap.made() for gap in admin_extensions.fill(rec, names, workspace=who)]
             except FatalError as e:  # its port taken, its binaries gone, an extension the binaries lack
-                outcome.failed.append((who, e))
+                outcome.failed.append(f"{who}: {e}")
         if not outcome.failed:
             self.ctx.change_settings(
                 lambda settings: settings.__setitem__(admin_extensions.DONE_KEY, admin_extensions.done_marker(names))
             )
         return outcome
-
-    def private_settings_problems(self) -> list[str]:
-        """Each running cluster of this repository whose live listen_addresses, port, hba_file, … are not
-        treefork's (`treefork doctor`): what a cluster started by hand, or by an older treefork, may have."""
-        problems = []
-        for cluster, rec in self.store.of_repo(self.ctx.repo_id):
-            if rec.status != READY or cluster.postmaster_pid() is None:
-                continue
-            try:
-                with cluster.admin(rec, timeout=3) as conn:
-                    for name, want in cluster.private_settings(rec).items():
-                        row = conn.one("SELECT current_setting($1)", (name,))
-                        if row is None or row[0] != want:
-                            problems.append(f"{describe(rec)} runs with {name} = {row[0] if row else None!r}")
-            except libpq.PgConnectError:
-                continue  # the connections check reports it
-        return problems
 
     # ---- lifecycle (reset, diff, merge) ---------------------------------------------------------
     def reset_branch(self, branch: DbBranch, *, source: DbBranch) -> DbBranch:

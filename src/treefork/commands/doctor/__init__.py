@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from treefork import exitcodes, output, shapes
 from treefork import git as gitmod
+from treefork.backends.base import FAIL, OK
 from treefork.commands.doctor import data, setup
-from treefork.commands.doctor.checks import FAIL, OK, Check
+from treefork.commands.doctor.checks import Check
 from treefork.context import Context
 from treefork.errors import FatalError
 

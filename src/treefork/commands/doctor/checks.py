@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from treefork import shapes
-
-OK, WARN, FAIL = "ok", "warn", "fail"
 
 
 @dataclass
@@ -21,4 +19,5 @@ class Check:
     fix: Callable[[], object] | None = field(default=None, repr=False, compare=False)  # what --fix runs
 
     def to_json(self) -> dict[str, Any]:
-        return shapes.record("doctor check", {k: v for k, v in asdict(self).items() if k != "fix"})
+        # not asdict(): it deep-copies `fix`, a bound method of the backend's (locks and all)
+        return shapes.record("doctor check", {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fix"})

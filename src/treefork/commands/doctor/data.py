@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork.backends.base import DbBranch
-from treefork.commands.doctor.checks import FAIL, OK, WARN, Check
+from treefork.backends.base import FAIL, OK, WARN, DbBranch
+from treefork.commands.doctor.checks import Check
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.state import READY, UNPROVISIONED, State
@@ -18,7 +18,7 @@ def state_checks(ctx: Context) -> list[Check]:
     state = ctx.state()
     if not state.initialized:
         return [Check("treefork", FAIL, "not initialised in this repository", "treefork init")]
-    checks = _binaries_checks(ctx, state)  # before the backend's: gone binaries are why it would not start
+    checks = []
     try:
         backend = ctx.backend(state)
         if backend.server_state(backend.root()) == "stopped":
@@ -28,8 +28,8 @@ def state_checks(ctx: Context) -> list[Check]:
         else:
             backend.ensure_ready()
             checks.append(Check("backend", OK, f"{state.backend} is reachable"))
-    except FatalError as e:
-        return [*checks, Check("backend", FAIL, e.message, e.hint)]
+    except FatalError as e:  # the backend's own checks first: gone binaries are why a cluster would not start
+        return [*checks, *_backend_health(ctx, state), Check("backend", FAIL, e.message, e.hint)]
     checks.append(_merge_check(ctx, state))
     orphans = reconcile.plan(ctx)
     checks.append(
@@ -43,8 +43,7 @@ def state_checks(ctx: Context) -> list[Check]:
         )
     )
     checks += _connection_checks(ctx, state)
-    checks += _private_settings_checks(ctx, state)
-    checks += _extensions_checks(ctx, state)
+    checks += _backend_health(ctx, state)
     checks.append(_code_and_data_check(ctx, state))
     unprov = sorted(w.name for w in state.workspaces.values() if w.status == UNPROVISIONED)
     checks.append(
@@ -151,78 +150,13 @@ def _connection_checks(ctx: Context, state: State) -> list[Check]:
     return checks
 
 
-def _private_settings_checks(ctx: Context, state: State) -> list[Check]:
-    """Each running cluster really listens on loopback only (127.0.0.1, and ::1), with treefork's pg_hba.conf (not, say, what an
-    ALTER SYSTEM in postgresql.auto.conf asked for)."""
-    from treefork.backends.local.clusters import ClusterBackend
-
-    backend = ctx.backend(state)
-    if not isinstance(backend, ClusterBackend):
-        return []
-    problems = backend.private_settings_problems()
-    if problems:
-        return [
-            Check(
-                "cluster settings",
-                FAIL,
-                "; ".join(problems),
-                "treefork server stop && treefork server start (treefork passes its settings on the command line)",
-            )
-        ]
-    return [Check("cluster settings", OK, "every running cluster: loopback only, treefork's port and pg_hba.conf")]
-
-
-def _extensions_checks(ctx: Context, state: State) -> list[Check]:
-    """treefork.toml's extensions in each running cluster's database and template1
-    (backends/local/admin_extensions.py); `--fix` makes what is missing, as `treefork sync` does."""
-    from treefork.backends.local.clusters import ClusterBackend
-
-    backend = ctx.backend(state)
-    if not isinstance(backend, ClusterBackend):
-        return []
-    gaps = backend.extension_gaps()
-    if not gaps:
-        listed = ", ".join(ctx.config.extensions) or "none listed"
-        return [Check("extensions", OK, f"{listed}: in every running cluster")]
-    return [
-        Check(
-            "extensions",
-            FAIL,
-            "; ".join(gap.describe() for gap in gaps),
-            "treefork sync",
-            [gap.place() for gap in gaps],
-            fix=lambda: backend.create_admin_extensions(),
-        )
-    ]
-
-
-def _binaries_checks(ctx: Context, state: State) -> list[Check]:
-    """The PostgreSQL each cluster runs on (the wheel's, or the machine's own: backends/local/binaries.py), and a
-    warning when those binaries are gone (a package removed): such a cluster no longer starts."""
-    from treefork.backends.local.clusters import ClusterBackend
-
+def _backend_health(ctx: Context, state: State) -> list[Check]:
+    """The backend's own checks (Backend.health: the local backend's binaries, cluster settings, extensions)."""
     try:
-        backend = ctx.backend(state)
-    except FatalError:
-        return []  # the backend check says why
-    if not isinstance(backend, ClusterBackend):
-        return []
-    checks = []
-    for bins, workspaces in sorted(backend.binaries_in_use().items(), key=lambda item: item[0].label()):
-        who = ", ".join(sorted(workspaces))
-        if bins.present():
-            checks.append(Check("postgres binaries", OK, f"{bins.label()}: {who}", None, sorted(workspaces)))
-        else:
-            checks.append(
-                Check(
-                    "postgres binaries",
-                    WARN,
-                    f"{bins.label()} is gone: {who} will not start",
-                    f"reinstall PostgreSQL {bins.major} there (e.g. apt install postgresql-{bins.major})",
-                    sorted(workspaces),
-                )
-            )
-    return checks
+        found = ctx.backend(state).health()
+    except FatalError as e:
+        return [Check("backend checks", FAIL, e.message, e.hint)]
+    return [Check(h.name, h.level, h.message, h.hint, h.data, fix=h.fix) for h in found]
 
 
 def _db_of(ctx: Context, state: State, name: str) -> DbBranch:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from treefork.commands.doctor.checks import FAIL, OK, WARN, Check
+from treefork.backends.base import FAIL, OK, WARN
+from treefork.commands.doctor.checks import Check
 from treefork.context import Context
 from treefork.errors import FatalError
 from treefork.git import git
