@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,46 @@ def test_a_workspaces_schema_dump_holds_nothing_of_treeforks_and_loads_on_anothe
     )
     assert loaded.returncode == 0, loaded.stderr
     run_tf(tf_repo, "rm", "a")
+
+
+CREATE = "import os, sys, psycopg; psycopg.connect(os.environ['DATABASE_URL'], autocommit=True).execute(sys.argv[1])"
+
+
+def test_run_names_the_fix_for_an_extension_the_role_may_not_create(tf_repo: Path) -> None:
+    """PostgreSQL's refusal is what the command prints (nothing of treefork's is in the database to rephrase
+    it); `treefork run` adds the line that says what to do here, read from the cluster's log."""
+    new(tf_repo, "a")
+    r = run_tf(tf_repo, "run", "a", "--", sys.executable, "-c", CREATE, "CREATE EXTENSION dblink", check=False)
+    assert r.rc != 0 and 'permission denied to create extension "dblink"' in r.err
+    assert 'warning: extension "dblink" needs a superuser' in r.err, r.err
+    assert 'extensions = ["dblink"]' in r.err and "treefork sync" in r.err
+    ok = run_tf(tf_repo, "run", "a", "--", sys.executable, "-c", CREATE, "CREATE EXTENSION IF NOT EXISTS citext")
+    assert "warning" not in ok.err, "a command that passed gets no advice, whatever the log held before"
+    weird = 'CREATE EXTENSION "evil\x1b]0;owned\x07"'
+    r = run_tf(tf_repo, "run", "a", "--", sys.executable, "-c", CREATE, weird, check=False)
+    assert (
+        "is not in PostgreSQL 18" in r.err
+        and "\\x1b]0;owned\\x07" in r.err
+        and "\x1b" not in r.err.split("warning")[-1]
+    )
+    run_tf(tf_repo, "rm", "a")
+
+
+def test_a_merge_whose_migration_creates_a_missing_extension_names_the_fix(tf_repo: Path) -> None:
+    (tf_repo / "migrate.py").write_text(
+        "import os, sys, psycopg\n"
+        "try:\n"
+        "    psycopg.connect(os.environ['DATABASE_URL'], autocommit=True).execute('CREATE EXTENSION timescaledb')\n"
+        "except psycopg.Error as e:\n"
+        "    sys.exit(str(e))\n"
+    )
+    git(tf_repo, "add", "migrate.py")
+    _commit_config(tf_repo, f'migrate = ["{sys.executable}", "migrate.py"]\n')
+    a = new(tf_repo, "a")
+    git(a, "commit", "-q", "--allow-empty", "-m", "a")
+    r = run_tf(tf_repo, "merge", "a", check=False)
+    assert r.rc == 1 and "on a fork of root's database" in r.err, r.err
+    assert 'extension "timescaledb" is not available' in r.err  # PostgreSQL's words, from the migration
+    last = r.err.strip().splitlines()[-1]
+    assert 'extension "timescaledb" is not in PostgreSQL 18' in last and 'postgres = "<its major>"' in last, last
+    assert a.is_dir(), "the workspace is kept"

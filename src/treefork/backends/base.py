@@ -104,6 +104,9 @@ class ServedElsewhere:
     def health(self) -> list[Health]:
         return []  # the server's own business
 
+    def watch(self, branch: DbBranch) -> Callable[[], str | None]:
+        return lambda: None  # the server's log is not this machine's to read
+
     def make_extensions(self) -> ExtensionsMade:
         return ExtensionsMade()  # a server the user runs, or Neon, has the extensions it has
 
@@ -148,6 +151,11 @@ class Backend(Protocol):
     def health(self) -> list[Health]:
         """The backend's own `treefork doctor` checks (the local backend: the PostgreSQL each cluster runs on, each
         running cluster's private settings, treefork.toml's extensions), each with its --fix where it has one."""
+
+    def watch(self, branch: DbBranch) -> Callable[[], str | None]:
+        """From now on, what the branch's server refuses: the function returned says, after a command treefork
+        ran failed, treefork's fix for a refusal it can name (the local backend: an extension the role may not
+        create, or its PostgreSQL lacks), else None."""
 
     def make_extensions(self) -> ExtensionsMade:
         """treefork.toml's `extensions`, made by the backend's admin wherever a database of this repository lacks

@@ -91,9 +91,13 @@ def run_in(ctx: Context, name: str, command: tuple[str, ...]) -> int:
         raise FatalError("no command to run", hint="treefork run NAME -- CMD [ARGS...]")
     state = ctx.state()
     state.expect_initialized()
-    where = side(ctx, state, name).path
+    found = side(ctx, state, name)
+    where = found.path
     if not where.is_dir():
         raise FatalError(f"the worktree {where} is missing", hint=f"`treefork rm {name}`, or `treefork sync {name}`")
     output.info(f"running in {where}: {' '.join(command)}")
+    refused = ctx.backend(state).watch(found.db)
     rc = proc.run_attached(*command, cwd=where, env=env_of(ctx, where))
+    if rc != 0 and (fix := refused()):  # the command's own error said what; this says what to do here
+        output.warn(output.printable(fix))
     return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N

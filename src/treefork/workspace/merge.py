@@ -183,14 +183,16 @@ def _migrate_on_a_fork(ctx: Context, intent: MergeIntent, parent: Side, trial: D
     """The migration on the trial fork, which is then dropped: a failure there never touched the parent."""
     debug.crash_point("merge:after-fork")
     output.info(f"trying the migration on the fork of {parent.name}'s database first")
-    rc = _run_migrate(ctx, parent, trial)
+    rc, refused = _run_migrate(ctx, parent, trial)
     debug.crash_point("merge:after-fork-migrate")
     ctx.backend().delete_branch(trial)
     if rc != 0:
         raise FatalError(
             f"the migration `{' '.join(ctx.config.migrate)}` failed with exit code {rc} on a fork of "
             f"{parent.name}'s database; {parent.name}'s database was never touched and its code was put back",
-            hint="fix the migration in the workspace, commit, then retry `treefork merge`",
+            hint=f"{refused}; then retry `treefork merge`"
+            if refused
+            else "fix the migration in the workspace, commit, then retry `treefork merge`",
         )
     debug.crash_point("merge:after-fork-drop")
 
@@ -207,7 +209,7 @@ def _snapshot(ctx: Context, intent: MergeIntent, parent: Side) -> None:
 
 
 def _migrate_parent(ctx: Context, intent: MergeIntent, parent: Side) -> None:
-    rc = _run_migrate(ctx, parent, parent.db)
+    rc, _ = _run_migrate(ctx, parent, parent.db)  # it passed on the fork: no refusal of the role's to name
     debug.crash_point("merge:after-migrate")
     if rc != 0:
         raise FatalError(
@@ -219,9 +221,11 @@ def _migrate_parent(ctx: Context, intent: MergeIntent, parent: Side) -> None:
     debug.crash_point("merge:after-migrated")
 
 
-def _run_migrate(ctx: Context, parent: Side, db: DbBranch) -> int:
+def _run_migrate(ctx: Context, parent: Side, db: DbBranch) -> tuple[int, str | None]:
     """The migrate command in the parent's worktree (the merged code) with its env file, against db; its exit
-    code. A migration ended by SIGTERM or SIGHUP (passed on from treefork's own) is an interruption."""
+    code, and for a failure treefork's fix of what the server refused, if it can name one (Backend.watch: a
+    `CREATE EXTENSION` the role may not run). A migration ended by SIGTERM or SIGHUP (passed on from treefork's
+    own) is an interruption."""
     command = ctx.config.migrate
     env = env_of(ctx, parent.path)
     conn = ctx.backend().connection(db)
@@ -236,7 +240,8 @@ def _run_migrate(ctx: Context, parent: Side, db: DbBranch) -> int:
             env.get(ctx.config.direct_url_var), direct, var="", notes=notes
         )
     output.info(f"migrate: {' '.join(command)} (in {parent.path}, against {db.name})")
+    refused = ctx.backend().watch(db)
     rc = proc.run_attached(*command, cwd=parent.path, env=env)
     if -rc in (signal.SIGTERM, signal.SIGHUP):
         raise interrupts.Stopped(-rc)
-    return rc
+    return rc, (output.printable(found) if rc != 0 and (found := refused()) else None)

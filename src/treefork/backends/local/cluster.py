@@ -244,7 +244,7 @@ class Cluster:
             self.log.touch(mode=0o600)
             give_to_server_user(self.log)
         for attempt in range(RESTART_ATTEMPTS):
-            log_from = self._log_size()
+            log_from = self.log_size()
             pg(
                 "pg_ctl",
                 "-D",
@@ -350,7 +350,7 @@ class Cluster:
         backend process and a refusal, on the CPU the recovery needs."""
         started = time.monotonic()
         give_up, next_try = started + START_TIMEOUT, started  # at once: it may be running already
-        log_from = self._log_size() if log_from is None else log_from
+        log_from = self.log_size() if log_from is None else log_from
         while (now := time.monotonic()) < give_up:
             pid, ready = self._pid_file()
             if pid is not None and platform.process_state(pid) == "T":
@@ -457,7 +457,7 @@ class Cluster:
         self.write_config(rec)
         conn.execute("SELECT pg_reload_conf()")
 
-    def _log_size(self) -> int:
+    def log_size(self) -> int:
         try:
             return self.log.stat().st_size
         except OSError:

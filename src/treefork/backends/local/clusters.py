@@ -314,6 +314,13 @@ class ClusterBackend(LocalTraits):
         for cluster, _ in list(self.store.of_repo(self.ctx.repo_id)):
             self._destroy(cluster)
 
+    def watch(self, branch: DbBranch) -> Callable[[], str | None]:
+        from treefork.backends.local import refusals
+
+        cluster, rec = self._expect(branch.id)
+        since = cluster.log_size()
+        return lambda: refusals.explain(cluster.log, since, rec.binaries())
+
     def health(self) -> list[Health]:
         from treefork.backends.local import health
 
