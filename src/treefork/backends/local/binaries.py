@@ -266,7 +266,7 @@ def choose(choice: str | None, *, where: str, dev: DevDatabase | None) -> Binari
     raise FatalError(
         f"the dev database (PostgreSQL {dev.major}) uses {_names(missing)}, which no PostgreSQL on this machine "
         f"has (found: {_found()})",
-        hint=f'{_install_hint(closest.major, missing)}, name binaries that have it (postgres = "/path/to/bin" in '
+        hint=f'{install_hint(closest.major, missing)}, name binaries that have it (postgres = "/path/to/bin" in '
         "treefork.toml), branch on a server that has it (`treefork init --server-url URL`), or start with an empty "
         "root (`treefork init --no-import`)",
     )
@@ -291,7 +291,7 @@ def _expect_extensions(chosen: Binaries, dev: DevDatabase, *, where: str) -> Non
     if missing:
         raise FatalError(
             f"the dev database uses {_names(missing)}, which {chosen.label()} ({where}) does not have",
-            hint=f"{_install_hint(chosen.major, missing)}, choose other binaries (postgres = ... in treefork.toml), "
+            hint=f"{install_hint(chosen.major, missing)}, choose other binaries (postgres = ... in treefork.toml), "
             "or start with an empty root (`treefork init --no-import`)",
         )
 
@@ -302,12 +302,12 @@ def expect_extensions(chosen: Binaries, wanted: Iterable[str], *, where: str) ->
     if missing:
         raise FatalError(
             f"{where}: {chosen.label()} has no {_names(missing)}",
-            hint=f"{_install_hint(chosen.major, missing)}, or choose binaries that have it (postgres = ... in "
+            hint=f"{install_hint(chosen.major, missing)}, or choose binaries that have it (postgres = ... in "
             "treefork.toml)",
         )
 
 
-def _install_hint(major: int, missing: list[str]) -> str:
+def install_hint(major: int, missing: list[str]) -> str:
     """What to install: the Debian/Ubuntu package where it is known, else the extension for that major."""
     packages = {"postgis": "postgis-3", "timescaledb": None, "vector": "pgvector"}
     for name in missing:

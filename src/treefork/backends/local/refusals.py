@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from treefork.backends.local.binaries import Binaries
+from treefork.backends.local.binaries import Binaries, install_hint
 
 _UNTRUSTED = re.compile(r'ERROR:\s+permission denied to create extension "((?:[^"]|"")+)"')
 _MISSING = re.compile(r'ERROR:\s+extension "((?:[^"]|"")+)" is not available')
@@ -41,6 +41,6 @@ def explain(log: Path, since: int, bins: Binaries) -> str | None:
             f'(extensions = ["{name}"]) and run `treefork sync`, which makes it as treefork\'s admin'
         )
     return (
-        f'extension "{name}" is not in {bins.label()}: install it on this machine and re-initialise with '
-        'postgres = "<its major>" in treefork.toml, or branch on a server that has it (treefork init --server-url URL)'
+        f'extension "{name}" is not in {bins.label()}: {install_hint(bins.major, [name])} and re-initialise '
+        'with postgres = "<its major>" in treefork.toml, or branch on a server that has it (treefork init --server-url URL)'
     )
