@@ -53,18 +53,19 @@ def rows(
     found = _collisions(ctx, state, listed, heads, known) if with_collisions else None
     opened.result()
     located = {ws.name: reconcile.locate(ws, listed) for ws in chosen}
-    here = {n: str(reconcile.live_path(ws, located[n])) for ws in chosen if located[(n := ws.name)].state == "present"}
-    trees = Background(lambda: dict(zip(here, diskuse.allocated_bytes(list(here.values())), strict=True)), name="du")
+    paths = {ws.name: reconcile.live_path(ws, located[ws.name]) for ws in chosen}
+    here = [n for n in paths if located[n].state == "present"]
+    trees = Background(
+        lambda: dict(zip(here, diskuse.allocated_bytes([str(paths[n]) for n in here]), strict=True)), name="du"
+    )
     expiry = _expiries(ctx, state)
     sessions = tmux.statuses() if chosen else None
 
     seen_in = functools.partial(Seen, listed=listed, heads=heads, known=known, disk=disk, trees=trees)
 
     def one(ws: Workspace) -> dict[str, Any]:
-        where = located[ws.name]
-        path = reconcile.live_path(ws, where)
         agent = tmux.status_in(sessions, tmux.session_name(state.repo_id, ctx.repo.name, ws.name))
-        seen = seen_in(worktree=where.state, path=path, agent=agent)
+        seen = seen_in(worktree=located[ws.name].state, path=paths[ws.name], agent=agent)
         made = row(ctx, state, ws, seen, expires_at=expiry.get(ws.name))
         made["collisions"] = None if found is None else [c for c in found if ws.name in c["workspaces"]]
         return made

@@ -474,13 +474,12 @@ class Cluster:
         bad = [ln for ln in lines if any(w in ln for w in ("FATAL", "PANIC", "ERROR", "could not"))]
         return (bad or lines or [""])[-1].strip()
 
-    def extra_disk_bytes(self, *, may_share: bool = True) -> int:
+    def extra_disk_bytes(self) -> int:
         """The disk this cluster really adds: its files' extents that no other file shares (a reflinked fork
-        costs only what it has written since), or, where the filesystem cannot tell or nothing was ever
-        reflinked (may_share=False), every allocated block."""
+        costs only what it has written since), or, where the filesystem cannot tell, every allocated block."""
         from treefork.backends.local import extents
 
-        return extents.tree_unshared_bytes(str(self.data), may_share=may_share)
+        return extents.tree_unshared_bytes(str(self.data))
 
 
 def dev_settings(major: int = 18) -> str:

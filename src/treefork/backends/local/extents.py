@@ -8,11 +8,11 @@ import os
 from treefork import platform
 
 
-def tree_unshared_bytes(top: str, *, may_share: bool = True) -> int:
+def tree_unshared_bytes(top: str) -> int:
     """mapped_bytes_or_none summed over every file under top. Where the filesystem cannot map extents (tmpfs),
-    or the caller knows nothing there was ever reflinked (may_share=False: every fork a copy), nothing can be
-    shared either: the allocated blocks are counted from the directory listing, no file opened."""
-    total, mapped = 0, may_share
+    nothing can be shared either: the allocated blocks are counted from the directory listing, no file opened.
+    (Where no fork was ever a reflink, the local backend counts with diskuse.py instead.)"""
+    total, mapped = 0, True
     stack = [top]
     while stack:
         try:
