@@ -164,6 +164,31 @@ def test_django_env_files_keep_the_postgres_scheme(tmp_path: Path, pg_server: Pg
         assert_same_spelling(before, (a / ".env").read_text(), ("DATABASE_URL",))
 
 
+def test_django_with_require_auth_migrates_and_tests_through_its_own_url(tmp_path: Path, pg_server: PgServer) -> None:
+    """`require_auth = true` (docs/configuration.md): the workspace's DATABASE_URL gains
+    `require_auth=scram-sha-256` and keeps the rest of its spelling; Django (dj-database-url, psycopg) passes it
+    to libpq, and migrates and runs its tests through it."""
+    bin_dir = apps_support.python_stack()
+    with pg_server.dropping_what_is_made():
+        app = _django_app(tmp_path, pg_server, bin_dir)
+        toml = app.repo / "treefork.toml"
+        toml.write_text(toml.read_text() + "require_auth = true\n")
+        git(app.repo, "commit", "-q", "-am", "require SCRAM of the local databases")
+        before = (app.repo / ".env").read_text()
+        run_tf(app.repo, "init")
+        a = new(app.repo, "a")
+        url = db_url(a)
+        assert url.startswith("postgres://") and url.endswith("require_auth=scram-sha-256"), url
+        written = (a / ".env").read_text()  # quoted now: `?` would glob where a shell sources the file
+        assert 'DATABASE_URL="postgres://app:' in written and '?require_auth=scram-sha-256"\n' in written, written
+        unquoted = written.replace('="postgres://', "=postgres://").replace('?require_auth=scram-sha-256"', "")
+        assert_same_spelling(before, unquoted, ("DATABASE_URL",))
+        app.commit_overlay(a, "feature", "reviews, with an hstore")
+        app.run(a, "python", "manage.py", "migrate")
+        app.run(a, "python", "manage.py", "test", "--noinput")
+        assert _sql(url, "SELECT to_regclass('breads_review') IS NOT NULL") == [(True,)]
+
+
 def test_django_workspace_role_creates_test_databases_without_being_superuser(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
